@@ -1,1 +1,599 @@
+//! The hypercall ABI between the host kernel (EL1) and spevisor's hypervisor (EL2).
+//!
+//! This crate is the one place the ABI is written down. The host issues `hvc #0`
+//! with an SMCCC function ID in `x0` and arguments in `x1..=x7`; the hypervisor
+//! answers in `x0..=x7`. IDs live in the SMCCC *Vendor Specific Hypervisor
+//! Service* range (owner 6), as fast SMC64 calls: `0xC600_0000 | n`.
+//!
+//! `x0` of every answer is a [`Status`]: 0 on success, or a negative error
+//! code. SMCCC's `NOT_SUPPORTED` (-1) answers any unknown function ID. Every
+//! other refusal has its own code so the host can print exactly why.
+//!
+//! | ID | name | arguments | results |
+//! |---|---|---|---|
+//! | `0xC600_0000` | [`Call::Version`] | – | x1 = [`ABI_VERSION`] |
+//! | `0xC600_0001` | [`Call::Info`] | x1 = [`InfoItem`] | x1 = value |
+//! | `0xC600_0002` | [`Call::Ping`] | x1..x3 | x1..x3 = bitwise NOT of the arguments, x4 = CurrentEL seen by the hyp |
+//! | `0xC600_0003` | [`Call::Shutdown`] | x1 = exit status | does not return |
+//! | `0xC600_0010` | [`Call::VmCreate`] | – | x1 = VM handle |
+//! | `0xC600_0011` | [`Call::VmDonate`] | x1 = VM, x2 = host PA, x3 = guest IPA, x4 = pages | – |
+//! | `0xC600_0012` | [`Call::VcpuCreate`] | x1 = VM, x2 = entry IPA, x3 = guest x0 | x1 = vcpu index |
+//! | `0xC600_0013` | [`Call::VcpuRun`] | x1 = VM, x2 = vcpu, x3..x7 = [`Completion`] | x1..x7 = [`Exit`] |
+//! | `0xC600_0014` | [`Call::VmDestroy`] | x1 = VM | – |
+//! | `0xC600_0015` | [`Call::SwitchTrace`] | x1 = chunk | x1 = steps in record, x2..x5 = 8 step codes each |
+//! | `0xC600_00F0` | [`Call::TestFault`] | x1 = [`TestFault`] | test builds only |
 #![cfg_attr(not(test), no_std)]
+
+/// ABI version: major in bits [31:16], minor in [15:0].
+pub const ABI_VERSION: u64 = abi_version(0, 2);
+
+/// Packs an ABI version.
+pub const fn abi_version(major: u16, minor: u16) -> u64 {
+    ((major as u64) << 16) | minor as u64
+}
+
+/// Base of spevisor's function IDs: fast call, SMC64, owner 6 (vendor hypervisor).
+pub const FUNCTION_BASE: u64 = 0xC600_0000;
+
+/// Number of argument/result registers the ABI uses (x0..=x7).
+pub const REGS: usize = 8;
+
+/// The hypercalls, by function ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Call {
+    Version = FUNCTION_BASE,
+    Info = FUNCTION_BASE + 0x01,
+    Ping = FUNCTION_BASE + 0x02,
+    Shutdown = FUNCTION_BASE + 0x03,
+    VmCreate = FUNCTION_BASE + 0x10,
+    VmDonate = FUNCTION_BASE + 0x11,
+    VcpuCreate = FUNCTION_BASE + 0x12,
+    VcpuRun = FUNCTION_BASE + 0x13,
+    VmDestroy = FUNCTION_BASE + 0x14,
+    SwitchTrace = FUNCTION_BASE + 0x15,
+    TestFault = FUNCTION_BASE + 0xF0,
+}
+
+impl Call {
+    const ALL: [Call; 11] = [
+        Call::Version,
+        Call::Info,
+        Call::Ping,
+        Call::Shutdown,
+        Call::VmCreate,
+        Call::VmDonate,
+        Call::VcpuCreate,
+        Call::VcpuRun,
+        Call::VmDestroy,
+        Call::SwitchTrace,
+        Call::TestFault,
+    ];
+
+    /// The call for a function ID; `None` for anything spevisor does not define.
+    pub fn from_id(id: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| *c as u64 == id)
+    }
+
+    pub const fn id(self) -> u64 {
+        self as u64
+    }
+}
+
+/// Result codes in `x0`. Negative values are errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i64)]
+pub enum Status {
+    Success = 0,
+    /// SMCCC NOT_SUPPORTED: unknown function ID (or a test hook in a normal build).
+    NotSupported = -1,
+    /// SMCCC INVALID_PARAMETER: an argument is not of the call's form.
+    InvalidParameter = -3,
+    /// An address or size is not page aligned.
+    Unaligned = -16,
+    /// Host pages outside the memory the host owns.
+    OutOfBounds = -17,
+    /// The IPA range overlaps memory the VM already has, or exceeds its IPA space.
+    IpaOverlap = -18,
+    /// The pages belong to the hypervisor itself.
+    HypOwned = -19,
+    /// The pages were already given to a VM.
+    AlreadyDonated = -20,
+    /// No VM with that handle.
+    NoSuchVm = -21,
+    /// No vcpu with that index in the VM.
+    NoSuchVcpu = -22,
+    /// Every VM slot (or VMID) is in use.
+    TooManyVms = -23,
+    /// The hypervisor ran out of pages for its own bookkeeping (stage-2 tables).
+    NoMemory = -24,
+    /// The VM has its maximum number of vcpus.
+    TooManyVcpus = -25,
+    /// The VM was stopped after a fatal guest fault and cannot run again.
+    VmStopped = -26,
+    /// The completion passed to VCPU_RUN does not match the vcpu's last exit.
+    BadCompletion = -27,
+    /// The entry IPA is outside the VM's memory.
+    BadEntry = -28,
+}
+
+impl Status {
+    const ALL: [Status; 16] = [
+        Status::Success,
+        Status::NotSupported,
+        Status::InvalidParameter,
+        Status::Unaligned,
+        Status::OutOfBounds,
+        Status::IpaOverlap,
+        Status::HypOwned,
+        Status::AlreadyDonated,
+        Status::NoSuchVm,
+        Status::NoSuchVcpu,
+        Status::TooManyVms,
+        Status::NoMemory,
+        Status::TooManyVcpus,
+        Status::VmStopped,
+        Status::BadCompletion,
+        Status::BadEntry,
+    ];
+
+    /// The status a register value holds; `None` for codes this ABI never uses.
+    pub fn from_reg(x0: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as i64 == x0 as i64)
+    }
+
+    pub const fn to_reg(self) -> u64 {
+        self as i64 as u64
+    }
+
+    /// A name for logs ("HYP_OWNED").
+    pub const fn name(self) -> &'static str {
+        match self {
+            Status::Success => "SUCCESS",
+            Status::NotSupported => "NOT_SUPPORTED",
+            Status::InvalidParameter => "INVALID_PARAMETER",
+            Status::Unaligned => "UNALIGNED",
+            Status::OutOfBounds => "OUT_OF_BOUNDS",
+            Status::IpaOverlap => "IPA_OVERLAP",
+            Status::HypOwned => "HYP_OWNED",
+            Status::AlreadyDonated => "ALREADY_DONATED",
+            Status::NoSuchVm => "NO_SUCH_VM",
+            Status::NoSuchVcpu => "NO_SUCH_VCPU",
+            Status::TooManyVms => "TOO_MANY_VMS",
+            Status::NoMemory => "NO_MEMORY",
+            Status::TooManyVcpus => "TOO_MANY_VCPUS",
+            Status::VmStopped => "VM_STOPPED",
+            Status::BadCompletion => "BAD_COMPLETION",
+            Status::BadEntry => "BAD_ENTRY",
+        }
+    }
+}
+
+impl core::fmt::Display for Status {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} ({})", self.name(), *self as i64)
+    }
+}
+
+/// What [`Call::Info`] can report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum InfoItem {
+    /// The exception level the hypervisor runs at (2).
+    HypEl = 0,
+    /// Physical address bits (from ID_AA64MMFR0_EL1.PARange).
+    PaBits = 1,
+    /// GIC architecture version (2 or 3; 0 if none was found).
+    GicVersion = 2,
+    /// [`SpeState`] bits.
+    Spe = 3,
+    /// ID_AA64DFR0_EL1.PMSVer.
+    PmsVer = 4,
+    /// ID_AA64DFR0_EL1.PMUVer.
+    PmuVer = 5,
+    /// Free pages in the hypervisor's own page pool.
+    HypFreePages = 6,
+    /// IPA bits of guests' stage-2 (from PARange).
+    IpaBits = 7,
+    /// Which world-switch order this build runs ([`SwitchOrder`]).
+    SwitchOrder = 8,
+}
+
+impl InfoItem {
+    pub fn from_reg(x: u64) -> Option<Self> {
+        Some(match x {
+            0 => Self::HypEl,
+            1 => Self::PaBits,
+            2 => Self::GicVersion,
+            3 => Self::Spe,
+            4 => Self::PmsVer,
+            5 => Self::PmuVer,
+            6 => Self::HypFreePages,
+            7 => Self::IpaBits,
+            8 => Self::SwitchOrder,
+            _ => return None,
+        })
+    }
+}
+
+/// Bits of [`InfoItem::Spe`].
+pub mod spe_state {
+    /// The CPU implements SPE (PMSVer != 0).
+    pub const PRESENT: u64 = 1 << 0;
+    /// The profiling buffer is usable by the host (PMBIDR_EL1.P == 0 with
+    /// MDCR_EL2.E2PB giving it to EL1).
+    pub const HOST_OWNED: u64 = 1 << 1;
+}
+
+/// The world-switch orders a build can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum SwitchOrder {
+    /// Drain the host's SPE buffer before any guest state is loaded (correct).
+    Fixed = 0,
+    /// The pre-2021 Linux order: drain inside the debug switch, after the
+    /// guest's system registers and traps are live. Kept to prove the checks.
+    Pre2021 = 1,
+}
+
+/// Test-only fault injection ([`Call::TestFault`]), present in test builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum TestFault {
+    /// The hypervisor writes to its own text: must take a permission fault.
+    WriteHypText = 1,
+    /// The hypervisor executes an undefined instruction.
+    Undefined = 2,
+}
+
+impl TestFault {
+    pub fn from_reg(x: u64) -> Option<Self> {
+        match x {
+            1 => Some(Self::WriteHypText),
+            2 => Some(Self::Undefined),
+            _ => None,
+        }
+    }
+}
+
+/// How the host completes the vcpu's previous exit when it runs it again
+/// (VCPU_RUN x3..x7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// Nothing to complete (first run, or an exit that needs no answer).
+    None,
+    /// Answer to an [`Exit::Hvc`]: the guest's x0..x3 become these values.
+    Hvc([u64; 4]),
+    /// Answer to an [`Exit::Mmio`] read: the loaded value (zero-/sign-extended
+    /// by the hypervisor as the instruction asks).
+    MmioRead(u64),
+    /// Answer to an [`Exit::Mmio`] write: it was performed.
+    MmioWrite,
+}
+
+const COMPLETION_NONE: u64 = 0;
+const COMPLETION_HVC: u64 = 1;
+const COMPLETION_MMIO_READ: u64 = 2;
+const COMPLETION_MMIO_WRITE: u64 = 3;
+
+impl Completion {
+    /// Registers x3..x7 of VCPU_RUN.
+    pub fn to_regs(self) -> [u64; 5] {
+        match self {
+            Completion::None => [COMPLETION_NONE, 0, 0, 0, 0],
+            Completion::Hvc(r) => [COMPLETION_HVC, r[0], r[1], r[2], r[3]],
+            Completion::MmioRead(v) => [COMPLETION_MMIO_READ, v, 0, 0, 0],
+            Completion::MmioWrite => [COMPLETION_MMIO_WRITE, 0, 0, 0, 0],
+        }
+    }
+
+    pub fn from_regs(r: [u64; 5]) -> Option<Self> {
+        Some(match r[0] {
+            COMPLETION_NONE => Completion::None,
+            COMPLETION_HVC => Completion::Hvc([r[1], r[2], r[3], r[4]]),
+            COMPLETION_MMIO_READ => Completion::MmioRead(r[1]),
+            COMPLETION_MMIO_WRITE => Completion::MmioWrite,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a VM was stopped by the hypervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum StopReason {
+    /// A data abort outside guest RAM without a valid syndrome (ISV=0).
+    MmioNoSyndrome = 1,
+    /// An instruction abort (execution outside guest RAM).
+    InstructionAbort = 2,
+    /// An exception class the hypervisor does not emulate.
+    Unhandled = 3,
+    /// The host told the VM it cannot continue (for example an access outside
+    /// every device) and the VM was stopped.
+    HostRequest = 4,
+}
+
+impl StopReason {
+    pub fn from_reg(x: u64) -> Option<Self> {
+        Some(match x {
+            1 => Self::MmioNoSyndrome,
+            2 => Self::InstructionAbort,
+            3 => Self::Unhandled,
+            4 => Self::HostRequest,
+            _ => return None,
+        })
+    }
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::MmioNoSyndrome => "data abort without syndrome outside guest RAM",
+            Self::InstructionAbort => "instruction abort outside guest RAM",
+            Self::Unhandled => "unhandled exception class",
+            Self::HostRequest => "stopped at the host's request",
+        }
+    }
+}
+
+/// An MMIO access the host must emulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioAccess {
+    pub ipa: u64,
+    /// Access size in bytes: 1, 2, 4 or 8.
+    pub size: u8,
+    pub write: bool,
+    /// The value written (zero for reads).
+    pub value: u64,
+}
+
+/// Why VCPU_RUN returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The guest called `hvc` with a function the hypervisor leaves to the host.
+    /// Complete with [`Completion::Hvc`].
+    Hvc { imm: u16, regs: [u64; 4] },
+    /// A guest access to an unmapped IPA with a valid syndrome.
+    Mmio(MmioAccess),
+    /// A physical interrupt arrived for the host while the guest ran.
+    Irq,
+    /// The guest executed WFI/WFE.
+    Wfx,
+    /// The hypervisor stopped the VM; it cannot run again.
+    Stopped { reason: StopReason, esr: u64, far: u64, elr: u64 },
+}
+
+const EXIT_HVC: u64 = 1;
+const EXIT_MMIO: u64 = 2;
+const EXIT_IRQ: u64 = 3;
+const EXIT_WFX: u64 = 4;
+const EXIT_STOPPED: u64 = 5;
+const MMIO_WRITE_FLAG: u64 = 1 << 8;
+
+impl Exit {
+    /// Registers x1..x7 of the VCPU_RUN answer.
+    pub fn to_regs(self) -> [u64; 7] {
+        match self {
+            Exit::Hvc { imm, regs } => [EXIT_HVC, imm as u64, regs[0], regs[1], regs[2], regs[3], 0],
+            Exit::Mmio(m) => {
+                let flags = m.size as u64 | if m.write { MMIO_WRITE_FLAG } else { 0 };
+                [EXIT_MMIO, m.ipa, flags, m.value, 0, 0, 0]
+            }
+            Exit::Irq => [EXIT_IRQ, 0, 0, 0, 0, 0, 0],
+            Exit::Wfx => [EXIT_WFX, 0, 0, 0, 0, 0, 0],
+            Exit::Stopped { reason, esr, far, elr } => {
+                [EXIT_STOPPED, reason as u64, esr, far, elr, 0, 0]
+            }
+        }
+    }
+
+    pub fn from_regs(r: [u64; 7]) -> Option<Self> {
+        Some(match r[0] {
+            EXIT_HVC => Exit::Hvc { imm: u16::try_from(r[1]).ok()?, regs: [r[2], r[3], r[4], r[5]] },
+            EXIT_MMIO => {
+                let size = (r[2] & 0xff) as u8;
+                if !matches!(size, 1 | 2 | 4 | 8) {
+                    return None;
+                }
+                Exit::Mmio(MmioAccess { ipa: r[1], size, write: r[2] & MMIO_WRITE_FLAG != 0, value: r[3] })
+            }
+            EXIT_IRQ => Exit::Irq,
+            EXIT_WFX => Exit::Wfx,
+            EXIT_STOPPED => Exit::Stopped {
+                reason: StopReason::from_reg(r[1])?,
+                esr: r[2],
+                far: r[3],
+                elr: r[4],
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Steps of the world switch, as recorded by the hypervisor for
+/// [`Call::SwitchTrace`] (one byte each). The host checks the executed order
+/// against the same rules the unit tests apply to the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Step {
+    SaveHostSysregs = 1,
+    SaveHostBuffers = 2,
+    DsbNsh = 3,
+    RestoreGuestSysregs = 4,
+    LoadStage2 = 5,
+    ActivateGuestTraps = 6,
+    RestoreGuestGicTimer = 7,
+    EnterGuest = 8,
+    SaveGuestState = 9,
+    DeactivateTraps = 10,
+    UnloadStage2 = 11,
+    RestoreHostSysregs = 12,
+    RestoreHostBuffers = 13,
+}
+
+impl Step {
+    pub const ALL: [Step; 13] = [
+        Step::SaveHostSysregs,
+        Step::SaveHostBuffers,
+        Step::DsbNsh,
+        Step::RestoreGuestSysregs,
+        Step::LoadStage2,
+        Step::ActivateGuestTraps,
+        Step::RestoreGuestGicTimer,
+        Step::EnterGuest,
+        Step::SaveGuestState,
+        Step::DeactivateTraps,
+        Step::UnloadStage2,
+        Step::RestoreHostSysregs,
+        Step::RestoreHostBuffers,
+    ];
+
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u8 == v)
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Step::SaveHostSysregs => "save_host_sysregs",
+            Step::SaveHostBuffers => "save_host_buffers",
+            Step::DsbNsh => "dsb_nsh",
+            Step::RestoreGuestSysregs => "restore_guest_sysregs",
+            Step::LoadStage2 => "load_stage2",
+            Step::ActivateGuestTraps => "activate_guest_traps",
+            Step::RestoreGuestGicTimer => "restore_guest_gic_timer",
+            Step::EnterGuest => "enter_guest",
+            Step::SaveGuestState => "save_guest_state",
+            Step::DeactivateTraps => "deactivate_traps",
+            Step::UnloadStage2 => "unload_stage2",
+            Step::RestoreHostSysregs => "restore_host_sysregs",
+            Step::RestoreHostBuffers => "restore_host_buffers",
+        }
+    }
+}
+
+/// Steps packed per register in a [`Call::SwitchTrace`] answer.
+pub const TRACE_STEPS_PER_REG: usize = 8;
+/// Registers of steps per answer (x2..x5).
+pub const TRACE_REGS: usize = 4;
+
+/// Packs up to 8 steps into a register, first step in the low byte.
+pub fn pack_steps(steps: &[u8]) -> u64 {
+    steps.iter().take(TRACE_STEPS_PER_REG).enumerate().fold(0, |acc, (i, s)| acc | (*s as u64) << (8 * i))
+}
+
+/// Unpacks a register of steps; zero bytes end the list.
+pub fn unpack_steps(reg: u64, out: &mut [u8; TRACE_STEPS_PER_REG]) -> usize {
+    let mut n = 0;
+    for (i, slot) in out.iter_mut().enumerate() {
+        let b = (reg >> (8 * i)) as u8;
+        if b == 0 {
+            break;
+        }
+        *slot = b;
+        n += 1;
+    }
+    n
+}
+
+/// Guest-facing calls (PSCI 1.x and spevisor's small guest test ABI), made by
+/// guests with `hvc #0`.
+pub mod guest {
+    /// PSCI function IDs (SMC32/SMC64 as PSCI 1.1 defines them).
+    pub mod psci {
+        pub const VERSION: u64 = 0x8400_0000;
+        pub const CPU_OFF: u64 = 0x8400_0002;
+        pub const FEATURES: u64 = 0x8400_000A;
+        pub const SYSTEM_OFF: u64 = 0x8400_0008;
+        pub const SYSTEM_RESET: u64 = 0x8400_0009;
+        pub const CPU_ON_64: u64 = 0xC400_0003;
+        /// PSCI 1.1.
+        pub const VERSION_1_1: u64 = 0x0001_0001;
+        pub const SUCCESS: u64 = 0;
+        pub const NOT_SUPPORTED: u64 = -1i64 as u64;
+        pub const INVALID_PARAMETERS: u64 = -2i64 as u64;
+    }
+    /// SMCCC architecture calls.
+    pub mod smccc {
+        pub const VERSION: u64 = 0x8000_0000;
+        /// SMCCC 1.1.
+        pub const VERSION_1_1: u64 = 0x0001_0001;
+        pub const NOT_SUPPORTED: u64 = -1i64 as u64;
+    }
+    /// spevisor's guest test ABI (vendor hypervisor range, SMC64 fast calls).
+    pub mod test {
+        /// Answered by the host: x1 = x1 + 1.
+        pub const HOST_PING: u64 = 0xC600_1000;
+        /// Answered at EL2 without a world switch: x1 = x1 + 1.
+        pub const HYP_PING: u64 = 0xC600_1001;
+        /// The guest reports a status before powering off: x1 = status.
+        pub const SET_STATUS: u64 = 0xC600_1002;
+        /// The guest reports a value for the host to print: x1 = tag, x2 = value.
+        pub const REPORT: u64 = 0xC600_1003;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_ids_are_fast_smc64_vendor_hypervisor() {
+        for c in Call::ALL {
+            let id = c.id();
+            assert_eq!(id >> 31 & 1, 1, "{c:?} must be a fast call");
+            assert_eq!(id >> 30 & 1, 1, "{c:?} must be SMC64");
+            assert_eq!(id >> 24 & 0x3f, 6, "{c:?} must be owner 6");
+            assert_eq!(Call::from_id(id), Some(c));
+        }
+        assert_eq!(Call::from_id(0xC600_0099), None);
+        assert_eq!(Call::from_id(0x8400_0000), None);
+    }
+
+    #[test]
+    fn statuses_round_trip_and_are_distinct() {
+        for (i, s) in Status::ALL.iter().enumerate() {
+            assert_eq!(Status::from_reg(s.to_reg()), Some(*s));
+            for t in &Status::ALL[i + 1..] {
+                assert_ne!(*s as i64, *t as i64);
+                assert_ne!(s.name(), t.name());
+            }
+        }
+        assert_eq!(Status::NotSupported.to_reg(), u64::MAX, "SMCCC NOT_SUPPORTED is -1");
+        assert_eq!(Status::from_reg(12345), None);
+    }
+
+    #[test]
+    fn exits_round_trip() {
+        let exits = [
+            Exit::Hvc { imm: 0, regs: [0x8400_0000, 1, 2, 3] },
+            Exit::Mmio(MmioAccess { ipa: 0x0900_0018, size: 4, write: false, value: 0 }),
+            Exit::Mmio(MmioAccess { ipa: 0x0900_0000, size: 1, write: true, value: 0x41 }),
+            Exit::Irq,
+            Exit::Wfx,
+            Exit::Stopped { reason: StopReason::InstructionAbort, esr: 0x8200_0006, far: 0x10, elr: 0x20 },
+        ];
+        for e in exits {
+            assert_eq!(Exit::from_regs(e.to_regs()), Some(e));
+        }
+        assert_eq!(Exit::from_regs([99, 0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(Exit::from_regs([EXIT_MMIO, 0, 3, 0, 0, 0, 0]), None, "size 3 is no access size");
+    }
+
+    #[test]
+    fn completions_round_trip() {
+        for c in [Completion::None, Completion::Hvc([1, 2, 3, 4]), Completion::MmioRead(7), Completion::MmioWrite] {
+            assert_eq!(Completion::from_regs(c.to_regs()), Some(c));
+        }
+        assert_eq!(Completion::from_regs([9, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn steps_pack_and_unpack() {
+        let steps: [u8; 5] = [1, 2, 3, 4, 13];
+        let reg = pack_steps(&steps);
+        let mut out = [0; TRACE_STEPS_PER_REG];
+        assert_eq!(unpack_steps(reg, &mut out), 5);
+        assert_eq!(&out[..5], &steps);
+        for s in Step::ALL {
+            assert_eq!(Step::from_u8(s as u8), Some(s));
+        }
+        assert_eq!(Step::from_u8(0), None);
+    }
+}

@@ -1,1 +1,29 @@
+//! The host kernel, running at EL1 under spevisor's nVHE hypervisor.
+//!
+//! It owns the console, VM management, exit handling and device emulation,
+//! and profiles itself with SPE. It reaches EL2 only through the hypercall
+//! ABI ([`hyp`]); nothing here calls into the hypervisor crate.
 #![cfg_attr(not(test), no_std)]
+
+pub mod cmdline;
+#[cfg(target_arch = "aarch64")]
+mod arch;
+#[cfg(target_arch = "aarch64")]
+mod console;
+#[cfg(target_arch = "aarch64")]
+pub mod hyp;
+#[cfg(target_arch = "aarch64")]
+mod kmain;
+pub mod mm;
+
+/// What EL2 hands the host in x0..x2.
+pub struct BootArgs {
+    /// Physical address of the DTB.
+    pub dtb: u64,
+    /// The host's memory: `[mem_start, mem_end)`.
+    pub mem_start: u64,
+    pub mem_end: u64,
+}
+
+#[cfg(target_arch = "aarch64")]
+pub use kmain::{panic, start};

@@ -1,1 +1,34 @@
+//! spevisor's hypervisor core, running at EL2 (nVHE).
+//!
+//! Nothing in this crate may call host code: the host kernel's entry point is
+//! handed to [`boot::start`] as an address to `eret` to, and the host talks to
+//! the hypervisor only through the hypercall ABI in `spevisor-abi`.
+//!
+//! Layout:
+//! - [`arch`]: the only code that executes `msr`/`mrs`/`tlbi`/`at`/`eret`
+//!   (aarch64 builds only);
+//! - [`boot`]: EL2 bring-up, from the first Rust instruction to the host;
+//! - [`mm`]: the image layout, the page pool and the EL2 heap;
+//! - [`hcall`]: the hypercall dispatcher (argument checks are pure and tested
+//!   on the development machine);
+//! - [`console`]: the EL2 console and its logging macros;
+//! - [`crash`]: the report printed for any unexpected exception.
 #![cfg_attr(not(test), no_std)]
+
+#[cfg(target_arch = "aarch64")]
+pub mod arch;
+#[cfg(target_arch = "aarch64")]
+pub mod boot;
+pub mod console;
+#[cfg(target_arch = "aarch64")]
+pub mod crash;
+pub mod hcall;
+pub mod mm;
+
+/// Panic at EL2: print where, then end the run like a crash.
+#[cfg(target_arch = "aarch64")]
+pub fn panic(info: &core::panic::PanicInfo) -> ! {
+    console::print_crash(format_args!("\n[el2] PANIC: {info}\n"));
+    console::print_crash(format_args!("spevisor: status=crash el2=yes reason=panic\n"));
+    boot::shutdown(crash::CRASH_EXIT_STATUS)
+}

@@ -1,1 +1,169 @@
-fn main() {}
+//! `cargo xtask`: build, run, test and benchmark spevisor.
+//!
+//! ```text
+//! cargo xtask build [--release] [--test-hooks] [--switch-order=fixed|pre-2021]
+//! cargo xtask run   [--gdb] [--switch-order=...] [-- <extra QEMU options>]
+//! cargo xtask test  [--quick]        host tests, fmt, clippy, QEMU boots
+//! cargo xtask spe-report <args>      offline SPE dump/profile tool
+//! ```
+//!
+//! Each command installs what it needs on a fresh Debian machine (rustup
+//! targets and components; QEMU via apt-get when running as root) or says
+//! exactly what to install.
+
+mod elf;
+mod qemu;
+mod setup;
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Target of the hypervisor image and the guests.
+pub const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";
+
+/// Options of a build of the image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildOpts {
+    pub release: bool,
+    pub test_hooks: bool,
+    pub pre_2021: bool,
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Runs a command, failing with its command line if it fails.
+pub fn run_cmd(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("command failed ({status}): {cmd:?}"))
+    }
+}
+
+/// Builds the image and returns the path of the raw arm64 Image.
+pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
+    setup::rust_targets()?;
+    let target_dir = root().join("target");
+    let flavour = format!(
+        "{}{}{}",
+        if opts.release { "release" } else { "debug" },
+        if opts.test_hooks { "-test" } else { "" },
+        if opts.pre_2021 { "-pre2021" } else { "" }
+    );
+    // Each flavour gets its own target dir so switching does not rebuild all.
+    let dir = target_dir.join("image").join(&flavour);
+    let mut features = vec![];
+    if opts.test_hooks {
+        features.push("test-hooks");
+    }
+    if opts.pre_2021 {
+        features.push("switch-order-pre-2021");
+    }
+    let mut cmd = cargo();
+    cmd.current_dir(root())
+        .args(["build", "--quiet", "-p", "spevisor-image", "--target", BARE_TARGET])
+        .arg("--target-dir")
+        .arg(&dir);
+    if opts.release {
+        cmd.arg("--release");
+    }
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
+    run_cmd(&mut cmd)?;
+    let profile = if opts.release { "release" } else { "debug" };
+    let elf_path = dir.join(BARE_TARGET).join(profile).join("spevisor-image");
+    let image = target_dir.join(format!("spevisor-{flavour}.Image"));
+    elf::to_image(&elf_path, &image)?;
+    std::fs::copy(&elf_path, target_dir.join(format!("spevisor-{flavour}.elf")))
+        .map_err(|e| format!("copy ELF: {e}"))?;
+    Ok(image)
+}
+
+fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String> {
+    let mut opts = BuildOpts::default();
+    let mut rest = vec![];
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--release" => opts.release = true,
+            "--test-hooks" => opts.test_hooks = true,
+            "--switch-order=fixed" => opts.pre_2021 = false,
+            "--switch-order=pre-2021" => opts.pre_2021 = true,
+            s if s.starts_with("--switch-order=") => {
+                return Err(format!("unknown switch order in {s}: use fixed or pre-2021"))
+            }
+            "--" => {
+                rest.extend(it.cloned());
+                break;
+            }
+            other => rest.push(other.to_string()),
+        }
+    }
+    Ok((opts, rest))
+}
+
+fn usage() -> String {
+    "usage: cargo xtask <build|run|test|spe-report> [options]\n\
+     \x20 build [--release] [--test-hooks] [--switch-order=fixed|pre-2021]\n\
+     \x20 run   [--gdb] [--release] [--switch-order=...] [-- <extra QEMU args>]\n\
+     \x20 test  [--quick]   (--quick: skip fmt/clippy)\n\
+     \x20 spe-report <dump FILE | profile FILE --elf ELF | records FILE --json>"
+        .to_string()
+}
+
+fn real_main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        return Err(usage());
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "build" => {
+            let (opts, extra) = parse_build_opts(rest)?;
+            if let Some(x) = extra.first() {
+                return Err(format!("unknown build option {x}\n{}", usage()));
+            }
+            let image = build_image(&opts)?;
+            println!("{}", image.display());
+            Ok(())
+        }
+        "run" => {
+            let gdb = rest.iter().any(|a| a == "--gdb");
+            let filtered: Vec<String> = rest.iter().filter(|a| *a != "--gdb").cloned().collect();
+            let (opts, extra) = parse_build_opts(&filtered)?;
+            let image = build_image(&opts)?;
+            let qemu = setup::qemu()?;
+            qemu::run_interactive(&qemu, &image, gdb, &extra)
+        }
+        "test" => tests::run_all(rest.iter().any(|a| a == "--quick")),
+        "spe-report" => {
+            let mut c = cargo();
+            c.current_dir(root()).args(["run", "--quiet", "-p", "spe-report", "--"]).args(rest);
+            run_cmd(&mut c)
+        }
+        "help" | "--help" | "-h" => {
+            println!("{}", usage());
+            Ok(())
+        }
+        other => Err(format!("unknown command {other}\n{}", usage())),
+    }
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

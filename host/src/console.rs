@@ -1,0 +1,59 @@
+//! The host console: the DTB's PL011, behind the `log` crate with levels.
+
+use core::fmt::{self, Write};
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use spevisor_pl011::Pl011;
+use spin::Mutex;
+
+static UART: Mutex<Option<Pl011>> = Mutex::new(None);
+
+struct HostLogger;
+
+static LOGGER: HostLogger = HostLogger;
+
+impl Log for HostLogger {
+    fn enabled(&self, _: &Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &Record) {
+        let tag = match record.level() {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN ",
+            Level::Info => "INFO ",
+            Level::Debug => "DEBUG",
+            Level::Trace => "TRACE",
+        };
+        print(format_args!("[host] {} {}\n", tag, record.args()));
+    }
+    fn flush(&self) {}
+}
+
+/// Starts the console and the logger.
+///
+/// # Safety
+/// `base` must be a PL011 mapped as device memory at EL1 from now on.
+pub unsafe fn init(base: usize, level: LevelFilter) {
+    // SAFETY: forwarded from the caller.
+    *UART.lock() = Some(unsafe { Pl011::new(base) });
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}
+
+pub fn print(args: fmt::Arguments) {
+    if let Some(u) = UART.lock().as_mut() {
+        let _ = u.write_fmt(args);
+    }
+}
+
+/// For the panic and exception paths: takes the UART even if a print was
+/// interrupted while holding it.
+pub fn print_crash(args: fmt::Arguments) {
+    if UART.is_locked() {
+        // SAFETY: single CPU; the interrupted holder never resumes.
+        unsafe { UART.force_unlock() };
+    }
+    print(args);
+}
+
+#[macro_export]
+macro_rules! hprintln { ($($t:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($t)*))) } }

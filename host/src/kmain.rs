@@ -1,0 +1,213 @@
+//! Host kernel bring-up and main flow.
+
+use crate::arch;
+use crate::cmdline;
+use crate::console::{self, print_crash};
+use crate::hyp;
+use crate::mm::{BumpPages, PagePool};
+use crate::{hprintln, BootArgs};
+use log::{error, info, LevelFilter};
+use spevisor_abi::{spe_state, InfoItem, Status, TestFault};
+use spevisor_armv8::esr::Esr;
+use spevisor_pgtable::{regs as tregs, Attributes, PageTable, Regime, MAIR_VALUE, PAGE_SIZE};
+use spin::Mutex;
+
+extern "C" {
+    static __image_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __image_end: u8;
+}
+
+/// Host virtual address bits for TTBR0 (identity) and TTBR1 (kernel high half).
+const HOST_VA_BITS: u32 = 48;
+/// Pages reserved at the bottom of host memory for the first page tables.
+const BOOT_TABLE_PAGES: u64 = 64;
+/// Exit status when the host kernel itself crashes.
+pub const HOST_CRASH_STATUS: u64 = 4;
+
+/// Host-wide state after boot.
+pub struct Host {
+    pub pages: PagePool,
+}
+
+pub static HOST: Mutex<Option<Host>> = Mutex::new(None);
+
+/// `[start, end)` rounded out to pages.
+fn page_span(start: u64, end: u64) -> (u64, u64) {
+    (start & !(PAGE_SIZE - 1), (end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1))
+}
+
+/// Ends the run when bring-up cannot continue (before the console exists).
+fn fail<E, T>(_: E) -> T {
+    hyp::shutdown(HOST_CRASH_STATUS)
+}
+
+/// Host entry (EL1h, MMU off).
+pub fn start(args: BootArgs) -> ! {
+    arch::install_vectors();
+    // Addresses of linker-script symbols (PC-relative).
+    let (img, text_end, ro_end, img_end) = {
+        (
+            core::ptr::addr_of!(__image_start) as u64,
+            core::ptr::addr_of!(__text_end) as u64,
+            core::ptr::addr_of!(__rodata_end) as u64,
+            core::ptr::addr_of!(__image_end) as u64,
+        )
+    };
+    let pa_bits = tregs::pa_bits_from_parange(arch::pa_range()).unwrap_or(40).min(tregs::MAX_PA_BITS);
+
+    // Tables from the bottom of host memory, built with the MMU off.
+    let mut bump = BumpPages { next: args.mem_start, end: args.mem_start + BOOT_TABLE_PAGES * PAGE_SIZE };
+    let mut tables = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
+    let high = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
+    let maps = [
+        (img, text_end, Attributes::RX),
+        (text_end, ro_end, Attributes::RO),
+        (ro_end, img_end, Attributes::RW),
+        (args.mem_start, args.mem_end, Attributes::RW),
+    ];
+    for (s, e, a) in maps {
+        tables.map_range(&mut bump, s, s, e - s, a).unwrap_or_else(fail);
+    }
+    // The DTB (read-only), sized with aligned loads like EL2 does.
+    // SAFETY: EL2 passed the DTB it booted with; only its header start is read.
+    let dtb_size = unsafe { spevisor_dtb::early_totalsize(args.dtb as usize) }.unwrap_or(0) as u64;
+    let (dtb_s, dtb_e) = page_span(args.dtb, args.dtb + dtb_size);
+    if dtb_size != 0 && (dtb_e <= img || dtb_s >= img_end) {
+        let _ = tables.map_range(&mut bump, dtb_s, dtb_s, dtb_e - dtb_s, Attributes::RO);
+    }
+    // SAFETY: the tables identity-map the image and host memory (stack and
+    // data included) with the attributes the code needs.
+    unsafe {
+        arch::enable_mmu(tables.root_pa(), high.root_pa(), tregs::tcr_el1(HOST_VA_BITS, pa_bits), MAIR_VALUE)
+    };
+
+    // Now the DTB can be parsed (unaligned accesses are fine on Normal memory).
+    // SAFETY: mapped read-only above, never written.
+    let blob = unsafe { spevisor_dtb::from_raw(args.dtb as *const u8) }.unwrap_or_else(fail);
+    let platform = spevisor_dtb::parse(blob).unwrap_or_else(fail);
+    let mut pages = PagePool::empty();
+    // SAFETY: host memory above the boot tables is unused and identity mapped RW.
+    unsafe { pages.add(bump.next, args.mem_end, 0) };
+    if let Some(uart) = platform.console.as_ref() {
+        let base = uart.region.base & !(PAGE_SIZE - 1);
+        tables.map_range(&mut pages, base, base, PAGE_SIZE, Attributes::DEVICE).unwrap_or_else(fail);
+        arch::publish_new_mappings();
+        // SAFETY: mapped as device memory just above; the DTB names a PL011.
+        unsafe { console::init(uart.region.base as usize, LevelFilter::Info) };
+    }
+    let bootargs = spevisor_dtb::Fdt::new(blob)
+        .ok()
+        .and_then(|f| f.find_node("/chosen"))
+        .and_then(|n| n.property("bootargs"))
+        .and_then(|p| p.as_str())
+        .unwrap_or("");
+    info!(
+        "host kernel at EL{} (MMU on), memory {:#x}..{:#x}, {} free pages",
+        arch::current_el(),
+        args.mem_start,
+        args.mem_end,
+        pages.free_pages()
+    );
+    *HOST.lock() = Some(Host { pages });
+    main(bootargs)
+}
+
+fn main(bootargs: &str) -> ! {
+    let abi = hyp::version().unwrap_or(0);
+    info!("hypervisor ABI v{}.{}", abi >> 16, abi & 0xffff);
+
+    // Round trip through EL2; the test harness checks the complement itself.
+    let probe = [0x0123_4567_89ab_cdef, 0xfeed_f00d, 0x5];
+    match hyp::ping(probe[0], probe[1], probe[2]) {
+        Ok((r, el)) => hprintln!(
+            "hvc ping: sent {:#x} {:#x} {:#x} got {:#x} {:#x} {:#x} hyp_el={}",
+            probe[0], probe[1], probe[2], r[0], r[1], r[2], el
+        ),
+        Err(e) => error!("hvc ping failed: {e}"),
+    }
+    let unknown = spevisor_abi::FUNCTION_BASE + 0xffff;
+    match hyp::call_raw(unknown, [0; 7]) {
+        Ok(_) => error!("unknown hypercall {unknown:#x} was accepted"),
+        Err(e) => hprintln!("hvc unknown id {unknown:#x}: refused with {e}"),
+    }
+
+    if let Some(t) = cmdline::param(bootargs, "test") {
+        run_test_scenario(t);
+    }
+
+    let el2 = hyp::info(InfoItem::HypEl).unwrap_or(0);
+    let gic = hyp::info(InfoItem::GicVersion).unwrap_or(0);
+    let spe = hyp::info(InfoItem::Spe).unwrap_or(0);
+    let free = hyp::info(InfoItem::HypFreePages).unwrap_or(0);
+    let host_free = HOST.lock().as_ref().map_or(0, |h| h.pages.free_pages());
+    let spe_word = if spe & spe_state::PRESENT == 0 {
+        "absent"
+    } else if spe & spe_state::HOST_OWNED != 0 {
+        "hw"
+    } else {
+        "not-owned"
+    };
+    hprintln!(
+        "spevisor: status=ok el2={} host_el={} gic=v{} spe={} free_pages={} host_free_pages={}",
+        if el2 == 2 { "yes" } else { "no" },
+        arch::current_el(),
+        gic,
+        spe_word,
+        free,
+        host_free
+    );
+    hyp::shutdown(0)
+}
+
+/// Fault-injection scenarios for the QEMU tests (`spevisor.test=...`).
+fn run_test_scenario(name: &str) {
+    let fault = match name {
+        "write-hyp-text" => TestFault::WriteHypText,
+        "el2-undef" => TestFault::Undefined,
+        "host-undef" => {
+            info!("test: executing an undefined instruction at EL1");
+            // SAFETY: raises an exception at EL1 on purpose; the host crash
+            // path reports it and ends the run.
+            unsafe { core::arch::asm!("udf #0xbeef") };
+            return;
+        }
+        other => {
+            error!("unknown test scenario {other:?}");
+            return;
+        }
+    };
+    info!("test: asking the hypervisor for fault {fault:?}");
+    match hyp::test_fault(fault) {
+        Err(hyp::HypError::Refused(Status::NotSupported)) => {
+            hprintln!("test hook {name}: refused (NOT_SUPPORTED: not a test build)")
+        }
+        r => error!("test hook {name} returned {r:?} instead of crashing"),
+    }
+}
+
+const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
+
+/// Every host exception lands here (see `vectors.S`).
+#[no_mangle]
+extern "C" fn host_exception(frame: &mut arch::ExceptionFrame, code: u64) {
+    use aarch64_cpu::registers::*;
+    let esr = ESR_EL1.get();
+    print_crash(format_args!(
+        "\n[host] CRASH: unexpected {} exception (vector {})\n[host]   {}\n[host]   ELR_EL1={:#x} FAR_EL1={:#x} SPSR_EL1={:#x}\n",
+        KINDS[code as usize % 4],
+        code,
+        Esr(esr),
+        frame.elr,
+        FAR_EL1.get(),
+        frame.spsr
+    ));
+    print_crash(format_args!("spevisor: status=crash host_el=1 esr={esr:#x} elr={:#x}\n", frame.elr));
+    hyp::shutdown(HOST_CRASH_STATUS)
+}
+
+pub fn panic(info: &core::panic::PanicInfo) -> ! {
+    print_crash(format_args!("\n[host] PANIC: {info}\nspevisor: status=crash host_el=1 reason=panic\n"));
+    hyp::shutdown(HOST_CRASH_STATUS)
+}

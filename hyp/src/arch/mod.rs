@@ -1,0 +1,186 @@
+//! The thin layer that executes EL2-only instructions. Everything else in the
+//! hypervisor is plain Rust over values.
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::*;
+use core::arch::{asm, global_asm};
+
+pub mod semihosting;
+
+global_asm!(include_str!("vectors.S"));
+
+/// A host (or unexpected) exception's saved registers, as `vectors.S` lays
+/// them out on the EL2 stack.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    pub x: [u64; 31],
+    pub elr: u64,
+    pub spsr: u64,
+    _pad: u64,
+}
+
+/// Where an unexpected exception came from (`vectors.S` codes / 4).
+pub const ORIGINS: [&str; 4] =
+    ["EL2 with SP_EL0", "EL2 with SP_EL2", "a lower EL (AArch64)", "a lower EL (AArch32)"];
+/// The exception kinds (`vectors.S` codes % 4).
+pub const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
+
+/// Exit kinds returned by [`guest_enter`].
+pub mod exit_kind {
+    pub const SYNC: u64 = 0;
+    pub const IRQ: u64 = 1;
+    pub const FIQ: u64 = 2;
+    pub const SERROR: u64 = 3;
+}
+
+/// A guest's general-purpose registers plus the slot `vectors.S` uses to find
+/// its way back to the host side of `__guest_enter`.
+#[repr(C)]
+#[derive(Clone, Debug, Default)]
+pub struct GuestRegs {
+    pub x: [u64; 31],
+    /// Written by `__guest_enter` (offset 248, `GUEST_HOST_SP`).
+    host_sp: u64,
+}
+
+const _: () = assert!(core::mem::offset_of!(GuestRegs, host_sp) == 248);
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 272);
+
+extern "C" {
+    static el2_vectors: u8;
+    fn __guest_enter(regs: *mut GuestRegs) -> u64;
+}
+
+/// Enters the guest whose PC/PSTATE are in ELR_EL2/SPSR_EL2 and whose
+/// registers are `regs`; returns the [`exit_kind`] when it traps back.
+///
+/// # Safety
+/// The guest's translation regime, traps and vectors must be fully set up:
+/// whatever the guest does must come back to EL2 as an exception.
+pub unsafe fn guest_enter(regs: &mut GuestRegs) -> u64 {
+    // SAFETY: `__guest_enter` saves and restores all callee-saved registers
+    // and SP, so to Rust this is an ordinary extern "C" call; the caller
+    // guarantees the guest state.
+    unsafe { __guest_enter(regs) }
+}
+
+/// Points VBAR_EL2 at the hypervisor's vectors and marks "no guest running".
+pub fn install_vectors() {
+    let base = core::ptr::addr_of!(el2_vectors) as u64;
+    TPIDR_EL2.set(0);
+    VBAR_EL2.set(base);
+    barrier::isb(barrier::SY);
+}
+
+/// Turns on the EL2 MMU and caches with `ttbr0` as the root table.
+///
+/// # Safety
+/// The tables must identity-map the running code, its stack and its data with
+/// the attributes the code needs (the identity map keeps the PC valid).
+pub unsafe fn enable_mmu(ttbr0: u64, tcr: u64, mair: u64) {
+    MAIR_EL2.set(mair);
+    TCR_EL2.set(tcr);
+    TTBR0_EL2.set(ttbr0);
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
+    // SAFETY: invalidating every EL2 TLB entry has no effect on memory; with
+    // the MMU off, stale entries from firmware must not be used once it is on.
+    unsafe { asm!("tlbi alle2", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
+    SCTLR_EL2.modify(
+        SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::SA::Enable,
+    );
+    // Write-implies-XN: a writable page can never be executed at EL2.
+    SCTLR_EL2.set(SCTLR_EL2.get() | SCTLR_WXN);
+    barrier::isb(barrier::SY);
+}
+
+/// SCTLR_EL2.WXN (bit 19).
+const SCTLR_WXN: u64 = 1 << 19;
+
+/// Makes new (previously invalid) EL2 stage-1 entries visible to the walker.
+pub fn publish_new_mappings() {
+    barrier::dsb(barrier::ISHST);
+    barrier::isb(barrier::SY);
+}
+
+/// Physical address bits of this CPU (ID_AA64MMFR0_EL1.PARange).
+pub fn pa_range() -> u64 {
+    ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange)
+}
+
+/// CurrentEL as a number.
+pub fn current_el() -> u64 {
+    CurrentEL.read(CurrentEL::EL)
+}
+
+/// ID_AA64DFR0_EL1 fields: (PMUVer, PMSVer).
+pub fn debug_features() -> (u64, u64) {
+    let dfr0 = ID_AA64DFR0_EL1.get();
+    const PMUVER_SHIFT: u64 = 8;
+    const PMSVER_SHIFT: u64 = 32;
+    ((dfr0 >> PMUVER_SHIFT) & 0xf, (dfr0 >> PMSVER_SHIFT) & 0xf)
+}
+
+/// ID_AA64PFR0_EL1.GIC: the GIC system-register interface is implemented.
+pub fn has_gic_sysregs() -> bool {
+    const GIC_SHIFT: u64 = 24;
+    (ID_AA64PFR0_EL1.get() >> GIC_SHIFT) & 0xf != 0
+}
+
+/// Registers the host is entered with.
+pub struct HostEntry {
+    pub pc: u64,
+    pub sp: u64,
+    pub args: [u64; 4],
+}
+
+/// Drops to the host at EL1h with interrupts masked; never returns (the host
+/// comes back only through the vectors).
+///
+/// # Safety
+/// EL1 must be configured to run the host (HCR_EL2, CPTR/MDCR/CNTHCTL).
+pub unsafe fn eret_to_host(entry: &HostEntry) -> ! {
+    /// SPSR_EL2: EL1h with D, A, I, F masked.
+    const SPSR_EL1H_MASKED: u64 = 0x3c5;
+    SP_EL1.set(entry.sp);
+    ELR_EL2.set(entry.pc);
+    SPSR_EL2.set(SPSR_EL1H_MASKED);
+    // SAFETY: x0..x3 carry the boot arguments; eret switches to the state set
+    // above. Nothing after eret runs.
+    unsafe {
+        asm!(
+            "eret",
+            in("x0") entry.args[0],
+            in("x1") entry.args[1],
+            in("x2") entry.args[2],
+            in("x3") entry.args[3],
+            options(noreturn)
+        )
+    }
+}
+
+/// PSCI SYSTEM_OFF through the firmware conduit (SMC from EL2).
+pub fn psci_system_off() -> ! {
+    const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+    // SAFETY: SYSTEM_OFF does not return on a conforming firmware; the loop
+    // after it covers one that does. x0..x3 may be clobbered per SMCCC.
+    unsafe { asm!("smc #0", inout("x0") PSCI_SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _) };
+    park()
+}
+
+/// Stops this CPU for good.
+pub fn park() -> ! {
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+/// Executes an undefined instruction (test hook).
+pub fn undefined_instruction() {
+    // SAFETY: `udf` raises a synchronous exception at EL2 and is meant to:
+    // the crash path takes over and never returns here.
+    unsafe { asm!("udf #0xdead", options(nostack)) };
+}

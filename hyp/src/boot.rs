@@ -1,0 +1,426 @@
+//! EL2 bring-up: from the first Rust instruction to the host kernel at EL1.
+//!
+//! Order, and why:
+//! 1. Early identity map of the image (W^X) and the DTB from a few static
+//!    table pages, then MMU and caches on. Nothing before this may make an
+//!    unaligned access (with the MMU off all memory is Device), so the DTB is
+//!    parsed only after it, and spin locks (exclusives on cacheable memory)
+//!    are used only after it.
+//! 2. Vectors: from here any fault prints a crash report.
+//! 3. DTB: RAM, console, GIC, timer, PMU, SPE, PSCI. A bad DTB stops the boot
+//!    with a message (on the fallback console if the DTB gave none).
+//! 4. RAM is shared out ([`Layout`]): the pool feeds EL2's own page tables;
+//!    the rest of RAM, the console and the pool are mapped into the live
+//!    tables (invalid → valid changes need no break-before-make).
+//! 5. Host EL1 configuration (HCR/CNTHCTL/CPTR/MDCR/VPIDR/ICC_SRE) and eret.
+
+use crate::arch::{self, HostEntry};
+use crate::mm::{Layout, PagePool, Range};
+use crate::{error, info};
+use aarch64_cpu::registers::*;
+use spevisor_abi::{spe_state, InfoItem, SwitchOrder, TestFault};
+use spevisor_dtb::{GicVersion, PsciConduit};
+use spevisor_pgtable::{regs as tregs, Attributes, PageAllocator, PageTable, Regime, MAIR_VALUE, PAGE_SIZE};
+use spin::Mutex;
+
+/// What the image tells EL2 bring-up (the image crate wires EL2 and the host).
+pub struct BootArgs {
+    /// x0 at entry: physical address of the DTB.
+    pub dtb: usize,
+    /// Runtime address of the image's first byte.
+    pub image_start: usize,
+    /// Host kernel entry point (EL1h, MMU off).
+    pub host_entry: usize,
+    /// Initial SP_EL1 for the host.
+    pub host_stack_top: usize,
+}
+
+extern "C" {
+    static __image_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __image_end: u8;
+}
+
+/// The image's sections at their runtime addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageSections {
+    pub image: Range,
+    pub text: Range,
+    pub rodata: Range,
+    pub rw: Range,
+}
+
+fn image_sections() -> ImageSections {
+    // Addresses of linker-script symbols: PC-relative, so correct wherever
+    // the image was placed.
+    let (start, text_end, ro_end, end) = {
+        (
+            core::ptr::addr_of!(__image_start) as u64,
+            core::ptr::addr_of!(__text_end) as u64,
+            core::ptr::addr_of!(__rodata_end) as u64,
+            core::ptr::addr_of!(__image_end) as u64,
+        )
+    };
+    ImageSections {
+        image: Range::new(start, end),
+        text: Range::new(start, text_end),
+        rodata: Range::new(text_end, ro_end),
+        rw: Range::new(ro_end, end),
+    }
+}
+
+/// Static table pages for the early map (zeroed with .bss).
+const EARLY_TABLE_PAGES: usize = 8;
+
+#[repr(C, align(4096))]
+struct EarlyTables([[u64; 512]; EARLY_TABLE_PAGES]);
+
+static mut EARLY_TABLES: EarlyTables = EarlyTables([[0; 512]; EARLY_TABLE_PAGES]);
+
+/// Hands out the static early pages (identity mapped, so PA == pointer).
+struct EarlyAlloc {
+    next: usize,
+}
+
+impl PageAllocator for EarlyAlloc {
+    fn alloc_page(&mut self) -> Option<u64> {
+        if self.next == EARLY_TABLE_PAGES {
+            return None;
+        }
+        // Only the address is taken; each page is handed out once and only the
+        // page-table code writes it.
+        let base = core::ptr::addr_of_mut!(EARLY_TABLES) as u64;
+        self.next += 1;
+        Some(base + (self.next as u64 - 1) * PAGE_SIZE)
+    }
+    fn free_page(&mut self, _pa: u64) {}
+    fn table_ptr(&self, pa: u64) -> *mut u64 {
+        pa as *mut u64
+    }
+}
+
+/// EL2 virtual address bits (TCR_EL2.T0SZ = 16).
+const EL2_VA_BITS: u32 = 48;
+/// QEMU virt's PL011, used only for early errors with the fallback feature.
+#[cfg(feature = "qemu-virt-fallback-console")]
+const FALLBACK_UART: u64 = 0x0900_0000;
+
+/// The hypervisor's global state after boot.
+pub struct Hyp {
+    pub layout: Layout,
+    pub pool: PagePool,
+    pub el2_tables: PageTable,
+    pub pa_bits: u32,
+    pub gic_version: u64,
+    pub pmu_ver: u64,
+    pub pms_ver: u64,
+}
+
+/// Set once at the end of boot; host traps use it.
+pub static HYP: Mutex<Option<Hyp>> = Mutex::new(None);
+
+fn round_up(x: u64, a: u64) -> u64 {
+    (x + a - 1) & !(a - 1)
+}
+
+/// Ends the boot with a message; nothing else can be done without a DTB.
+fn fatal(args: core::fmt::Arguments) -> ! {
+    error!("{}", args);
+    crate::println!("spevisor: status=error el2=yes reason=\"{}\"", args);
+    shutdown(1)
+}
+
+/// Ends the machine with `status`.
+pub fn shutdown(status: u64) -> ! {
+    #[cfg(feature = "semihosting")]
+    arch::semihosting::exit(status);
+    #[cfg(not(feature = "semihosting"))]
+    {
+        let _ = status;
+        arch::psci_system_off()
+    }
+}
+
+/// EL2 bring-up. Runs once, on the boot CPU, with the MMU off.
+pub fn start(args: BootArgs) -> ! {
+    let sections = image_sections();
+    let pa_bits = tregs::pa_bits_from_parange(arch::pa_range())
+        .unwrap_or(tregs::MAX_PA_BITS)
+        .min(tregs::MAX_PA_BITS);
+
+    // 1. Early map and MMU on.
+    let mut early = EarlyAlloc { next: 0 };
+    let mut tables = PageTable::new(&mut early, Regime::El2, EL2_VA_BITS).unwrap_or_else(|_| arch::park());
+    let map = |t: &mut PageTable, a: &mut EarlyAlloc, r: Range, attrs| {
+        if r.size() != 0 && t.map_range(a, r.start, r.start, r.size(), attrs).is_err() {
+            arch::park();
+        }
+    };
+    map(&mut tables, &mut early, sections.text, Attributes::RX);
+    map(&mut tables, &mut early, sections.rodata, Attributes::RO);
+    map(&mut tables, &mut early, sections.rw, Attributes::RW);
+    // SAFETY: the boot protocol puts the DTB at x0; only its 8-byte header
+    // start is read, with aligned loads.
+    let dtb_size = unsafe { spevisor_dtb::early_totalsize(args.dtb) }.map(|s| s as u64);
+    let dtb_range = dtb_size.map(|size| {
+        let start = args.dtb as u64 & !(PAGE_SIZE - 1);
+        Range::new(start, round_up(args.dtb as u64 + size, PAGE_SIZE))
+    });
+    let dtb_mapped = match dtb_range {
+        Some(r) if !sections.image.overlaps(r.start, r.size()) => {
+            map(&mut tables, &mut early, r, Attributes::RO);
+            true
+        }
+        _ => false,
+    };
+    #[cfg(feature = "qemu-virt-fallback-console")]
+    map(&mut tables, &mut early, Range::new(FALLBACK_UART, FALLBACK_UART + PAGE_SIZE), Attributes::DEVICE);
+    // SAFETY: the tables identity-map the whole image (code, stack, data) with
+    // the attributes it needs, so execution continues at the same addresses.
+    unsafe {
+        arch::enable_mmu(tables.root_pa(), tregs::tcr_el2(EL2_VA_BITS, pa_bits), MAIR_VALUE)
+    };
+
+    // 2. Vectors.
+    arch::install_vectors();
+    #[cfg(feature = "qemu-virt-fallback-console")]
+    // SAFETY: mapped as device memory above; replaced once the DTB names the console.
+    unsafe {
+        crate::console::init(FALLBACK_UART as usize)
+    };
+
+    // 3. DTB.
+    if !dtb_mapped {
+        match dtb_range {
+            None => fatal(format_args!(
+                "no valid DTB at x0={:#x} (need an 8-byte aligned FDT with magic 0xd00dfeed, at most 2 MiB)",
+                args.dtb
+            )),
+            Some(_) => fatal(format_args!("the DTB at {:#x} overlaps the image", args.dtb)),
+        }
+    }
+    // SAFETY: the DTB's totalsize bytes were mapped read-only above and
+    // nothing writes them.
+    let blob = match unsafe { spevisor_dtb::from_raw(args.dtb as *const u8) } {
+        Ok(b) => b,
+        Err(e) => fatal(format_args!("bad DTB at {:#x}: {}", args.dtb, e)),
+    };
+    let platform = match spevisor_dtb::parse(blob) {
+        Ok(p) => p,
+        Err(e) => fatal(format_args!("bad DTB at {:#x}: {}", args.dtb, e)),
+    };
+
+    // 4. Share out RAM and map it.
+    let ram: [Range; spevisor_dtb::MAX_MEMORY_REGIONS] = core::array::from_fn(|i| {
+        platform.ram().get(i).map_or(Range::new(0, 0), |r| Range::new(r.base, r.end()))
+    });
+    let layout = match Layout::new(&ram[..platform.ram().len()], sections.image) {
+        Ok(l) => l,
+        Err(e) => fatal(format_args!("cannot place the hypervisor: {}", e)),
+    };
+    let console = platform.console.as_ref().map(|u| u.region.base);
+    // The buddy allocator keeps its free lists in the free pages: map the pool
+    // before handing it over.
+    map(&mut tables, &mut early, layout.pool, Attributes::RW);
+    arch::publish_new_mappings();
+    let mut pool = PagePool::empty();
+    // SAFETY: the pool lies in RAM after the image (Layout checked it), is
+    // identity mapped RW just above, and nothing else uses it.
+    unsafe { pool.add(layout.pool.start, layout.pool.end, 0) };
+    let alloc = &mut pool;
+    let rest = [
+        Range::new(layout.ram.start, sections.image.start),
+        Range::new(layout.host.start, layout.host.end),
+    ];
+    for r in rest {
+        // Skip the DTB pages mapped early (read-only).
+        let pieces = split_around(r, dtb_range.unwrap_or(Range::new(0, 0)));
+        for p in pieces.into_iter().flatten() {
+            if p.size() != 0 {
+                if let Err(e) = tables.map_range(alloc, p.start, p.start, p.size(), Attributes::RW) {
+                    fatal(format_args!("cannot map RAM {:#x}..{:#x}: {}", p.start, p.end, e));
+                }
+            }
+        }
+    }
+    if let Some(base) = console {
+        let page = base & !(PAGE_SIZE - 1);
+        #[cfg(feature = "qemu-virt-fallback-console")]
+        let already = page == FALLBACK_UART;
+        #[cfg(not(feature = "qemu-virt-fallback-console"))]
+        let already = false;
+        if !already {
+            if let Err(e) = tables.map_range(alloc, page, page, PAGE_SIZE, Attributes::DEVICE) {
+                fatal(format_args!("cannot map the console at {base:#x}: {e}"));
+            }
+        }
+        arch::publish_new_mappings();
+        // SAFETY: mapped as device memory just above; the DTB names it a PL011.
+        unsafe { crate::console::init(base as usize) };
+    }
+
+    let (pmu_ver, pms_ver) = arch::debug_features();
+    let gic_version = match platform.gic.version {
+        GicVersion::V2 => 2,
+        GicVersion::V3 => 3,
+        #[allow(unreachable_patterns)]
+        _ => 0,
+    };
+    info!(
+        "spevisor EL2: image {:#x}..{:#x}, RAM {:#x}..{:#x}, pool {} pages, PA {} bits",
+        sections.image.start,
+        sections.image.end,
+        layout.ram.start,
+        layout.ram.end,
+        pool.free_pages(),
+        pa_bits
+    );
+    info!(
+        "GICv{}, PMUVer {:#x}, PMSVer {} ({}), PSCI {}",
+        gic_version,
+        pmu_ver,
+        pms_ver,
+        if pms_ver != 0 { "SPE present" } else { "no SPE" },
+        match platform.psci.map(|p| p.conduit) {
+            Some(PsciConduit::Smc) => "smc",
+            Some(PsciConduit::Hvc) => "hvc",
+            None => "absent",
+        }
+    );
+
+    // 5. The host.
+    configure_host_el1(gic_version);
+    *HYP.lock() = Some(Hyp { layout, pool, el2_tables: tables, pa_bits, gic_version, pmu_ver, pms_ver });
+    let entry = HostEntry {
+        pc: args.host_entry as u64,
+        sp: args.host_stack_top as u64,
+        args: [args.dtb as u64, layout.host.start, layout.host.end, 0],
+    };
+    info!("entering the host at EL1 ({:#x})", entry.pc);
+    // SAFETY: EL1 was configured for the host just above.
+    unsafe { arch::eret_to_host(&entry) }
+}
+
+/// `r` minus `hole`, as up to two ranges.
+fn split_around(r: Range, hole: Range) -> [Option<Range>; 2] {
+    if hole.size() == 0 || !r.overlaps(hole.start, hole.size()) {
+        return [Some(r), None];
+    }
+    let below = (hole.start > r.start).then(|| Range::new(r.start, hole.start));
+    let above = (hole.end < r.end).then(|| Range::new(hole.end, r.end));
+    [below, above]
+}
+
+/// HCR_EL2 for the host: AArch64 EL1, no stage-2, interrupts to EL1, pointer
+/// authentication keys/instructions not trapped.
+pub const HCR_HOST: u64 = HCR_RW | HCR_API | HCR_APK;
+const HCR_RW: u64 = 1 << 31;
+const HCR_API: u64 = 1 << 41;
+const HCR_APK: u64 = 1 << 40;
+
+/// CPTR_EL2 (nVHE layout) for the host: RES1 bits, FP/SIMD allowed (TFP=0),
+/// SVE and SME trapped (the host kernel uses neither).
+pub const CPTR_HOST: u64 = CPTR_RES1 | CPTR_TZ | CPTR_TSM;
+const CPTR_RES1: u64 = (1 << 13) | (1 << 9) | 0xff;
+const CPTR_TZ: u64 = 1 << 8;
+const CPTR_TSM: u64 = 1 << 12;
+
+/// MDCR_EL2.E2PB = 0b11: the profiling buffer belongs to EL1 (the host).
+const MDCR_E2PB_EL1: u64 = 0b11 << 12;
+/// PMCR_EL0.N: number of event counters.
+const PMCR_N_SHIFT: u64 = 11;
+
+/// CNTHCTL_EL2 (nVHE): EL1PCTEN | EL1PCEN: the host reads the physical counter
+/// and uses the physical timer.
+const CNTHCTL_HOST: u64 = 0b11;
+
+/// ICC_SRE_EL2: SRE (system registers at EL2) | Enable (EL1 may use them).
+const ICC_SRE_EL2_SRE_ENABLE: u64 = (1 << 0) | (1 << 3);
+
+/// SCTLR_EL1 with only its RES1 bits: MMU and caches off until the host
+/// sets up its own tables.
+const SCTLR_EL1_RES1: u64 = (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22) | (1 << 20) | (1 << 11);
+
+/// VPIDR_EL2 (what EL1 reads as MIDR_EL1); aarch64-cpu has no definition.
+fn write_vpidr(midr: u64) {
+    // SAFETY: VPIDR_EL2 only changes the value EL1 reads for MIDR_EL1.
+    unsafe { core::arch::asm!("msr vpidr_el2, {}", in(reg) midr, options(nostack)) };
+}
+
+fn configure_host_el1(gic_version: u64) {
+    HCR_EL2.set(HCR_HOST);
+    CPTR_EL2.set(CPTR_HOST);
+    let pmcr: u64;
+    // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr) };
+    let hpmn = (pmcr >> PMCR_N_SHIFT) & 0x1f;
+    MDCR_EL2.set(hpmn | MDCR_E2PB_EL1);
+    CNTHCTL_EL2.set(CNTHCTL_HOST);
+    CNTVOFF_EL2.set(0);
+    write_vpidr(MIDR_EL1.get());
+    VMPIDR_EL2.set(MPIDR_EL1.get());
+    SCTLR_EL1.set(SCTLR_EL1_RES1);
+    if gic_version == 3 && arch::has_gic_sysregs() {
+        ICC_SRE_EL2.set(ICC_SRE_EL2_SRE_ENABLE);
+    }
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
+impl crate::hcall::Services for Hyp {
+    fn info(&self, item: InfoItem) -> u64 {
+        match item {
+            InfoItem::HypEl => arch::current_el(),
+            InfoItem::PaBits => self.pa_bits as u64,
+            InfoItem::GicVersion => self.gic_version,
+            InfoItem::Spe => {
+                // PMBIDR_EL1 may be read only when SPE exists; P (bit 4) says
+                // whether the buffer is owned by a higher EL.
+                if self.pms_ver == 0 {
+                    0
+                } else {
+                    let pmbidr: u64;
+                    // SAFETY: PMSVer != 0, so PMBIDR_EL1 exists; reading it has no side effects.
+                    unsafe { core::arch::asm!("mrs {}, S3_0_C9_C10_7", out(reg) pmbidr) };
+                    const PMBIDR_P: u64 = 1 << 4;
+                    spe_state::PRESENT | if pmbidr & PMBIDR_P == 0 { spe_state::HOST_OWNED } else { 0 }
+                }
+            }
+            InfoItem::PmsVer => self.pms_ver,
+            InfoItem::PmuVer => self.pmu_ver,
+            InfoItem::HypFreePages => self.pool.free_pages() as u64,
+            InfoItem::IpaBits => self.pa_bits as u64,
+            InfoItem::SwitchOrder => SwitchOrder::Fixed as u64,
+        }
+    }
+
+    fn current_el(&self) -> u64 {
+        arch::current_el()
+    }
+
+    fn shutdown(&mut self, status: u64) -> ! {
+        info!("host requested shutdown, status {}", status);
+        shutdown(status)
+    }
+
+    fn test_fault(&mut self, fault: TestFault) -> bool {
+        if !cfg!(feature = "test-hooks") {
+            return false;
+        }
+        match fault {
+            TestFault::WriteHypText => {
+                info!("test hook: writing to hypervisor text at {:#x}", image_sections().text.start);
+                let p = image_sections().text.start as *mut u32;
+                // SAFETY: deliberately unsound in spirit: this store must take a
+                // permission fault (text is mapped read-only + executable), which
+                // the crash path reports. It is only built with `test-hooks`.
+                unsafe { p.write_volatile(0) };
+            }
+            TestFault::Undefined => {
+                info!("test hook: executing an undefined instruction at EL2");
+                arch::undefined_instruction();
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,157 @@
+//! Memory: how RAM is split between the hypervisor and the host, the
+//! hypervisor's page pool, and the EL2 heap.
+//!
+//! RAM (the DTB region holding the image) is split at boot:
+//!
+//! ```text
+//!  ram.start      image          image_end   pool_end                  ram.end
+//!  |  (DTB, ...)  | spevisor image | EL2 pool |   host memory           |
+//! ```
+//!
+//! The host owns `[pool_end, ram.end)` and may donate pages from it to VMs.
+//! Everything from the image start to `pool_end` belongs to the hypervisor and
+//! is refused as donation. Pages below the image (where firmware put the DTB)
+//! belong to neither and are refused too.
+
+pub use spevisor_pgtable::pool::PagePool;
+
+/// 2 MiB: block size, and the alignment of the pool and host memory.
+pub const BLOCK_2M: u64 = 2 << 20;
+/// Size of the hypervisor's own page pool (page tables, VM state, heap).
+pub const HYP_POOL_SIZE: u64 = 16 << 20;
+/// Part of the pool given to the EL2 heap.
+pub const HYP_HEAP_SIZE: u64 = 1 << 20;
+
+/// A physical address range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Range {
+    pub const fn new(start: u64, end: u64) -> Self {
+        Self { start, end }
+    }
+    pub const fn size(&self) -> u64 {
+        self.end - self.start
+    }
+    pub const fn contains(&self, addr: u64) -> bool {
+        self.start <= addr && addr < self.end
+    }
+    /// Whether `[start, start+size)` lies wholly inside (no overflow).
+    pub fn contains_range(&self, start: u64, size: u64) -> bool {
+        match start.checked_add(size) {
+            Some(end) => self.start <= start && end <= self.end,
+            None => false,
+        }
+    }
+    pub fn overlaps(&self, start: u64, size: u64) -> bool {
+        let end = start.saturating_add(size);
+        start < self.end && self.start < end
+    }
+}
+
+const fn align_up(x: u64, a: u64) -> u64 {
+    (x + a - 1) & !(a - 1)
+}
+
+/// How RAM is shared out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub ram: Range,
+    pub image: Range,
+    pub pool: Range,
+    pub host: Range,
+}
+
+/// Why RAM could not be shared out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// No memory region of the DTB holds the image.
+    ImageNotInRam,
+    /// Not enough RAM after the image for the pool and some host memory.
+    TooSmall { need: u64, have: u64 },
+}
+
+impl core::fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::ImageNotInRam => write!(f, "the image is not inside any DTB memory region"),
+            Self::TooSmall { need, have } => {
+                write!(f, "RAM after the image too small: need {need:#x} bytes, have {have:#x}")
+            }
+        }
+    }
+}
+
+/// Minimum host memory: enough for the host's tables, stacks and a guest.
+pub const MIN_HOST_MEMORY: u64 = 16 << 20;
+
+impl Layout {
+    /// Shares out the RAM region that holds `image`.
+    pub fn new(ram_regions: &[Range], image: Range) -> Result<Self, LayoutError> {
+        let ram = *ram_regions
+            .iter()
+            .find(|r| r.contains_range(image.start, image.size()))
+            .ok_or(LayoutError::ImageNotInRam)?;
+        let pool_start = align_up(image.end, BLOCK_2M);
+        let pool_end = pool_start + HYP_POOL_SIZE;
+        let need = pool_end - image.end + MIN_HOST_MEMORY;
+        let have = ram.end - image.end;
+        if have < need {
+            return Err(LayoutError::TooSmall { need, have });
+        }
+        Ok(Self {
+            ram,
+            image,
+            pool: Range::new(pool_start, pool_end),
+            host: Range::new(pool_end, ram.end),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn layout_splits_ram_after_the_image() {
+        let ram = [Range::new(0x4000_0000, 0x5000_0000)];
+        let image = Range::new(0x4020_0000, 0x4023_5000);
+        let l = Layout::new(&ram, image).unwrap();
+        assert_eq!(l.pool, Range::new(0x4040_0000, 0x4040_0000 + HYP_POOL_SIZE));
+        assert_eq!(l.host, Range::new(0x4040_0000 + HYP_POOL_SIZE, 0x5000_0000));
+        assert_eq!(l.ram, ram[0]);
+    }
+
+    #[test]
+    fn layout_refuses_image_outside_ram_or_small_ram() {
+        let ram = [Range::new(0x4000_0000, 0x4100_0000)];
+        assert_eq!(
+            Layout::new(&ram, Range::new(0x8000_0000, 0x8010_0000)),
+            Err(LayoutError::ImageNotInRam)
+        );
+        let err = Layout::new(&ram, Range::new(0x4020_0000, 0x4030_0000)).unwrap_err();
+        assert!(matches!(err, LayoutError::TooSmall { .. }));
+        // Exactly enough: pool + minimum host memory.
+        let big = [Range::new(0x4000_0000, 0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY)];
+        assert!(Layout::new(&big, Range::new(0x4020_0000, 0x4030_0000)).is_ok());
+        let short = [Range::new(0x4000_0000, 0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY - MIB)];
+        assert!(Layout::new(&short, Range::new(0x4020_0000, 0x4030_0000)).is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        let r = Range::new(0x1000, 0x3000);
+        assert!(r.contains_range(0x1000, 0x2000));
+        assert!(!r.contains_range(0x1000, 0x2001));
+        assert!(!r.contains_range(u64::MAX - 10, 100));
+        assert!(r.overlaps(0x2fff, 1));
+        assert!(!r.overlaps(0x3000, 1));
+        assert!(!r.overlaps(0, 0x1000));
+    }
+
+}

@@ -1,0 +1,1 @@
+//! PL011 model (filled in with the guests issue).

@@ -1,0 +1,53 @@
+//! ELF64 → raw arm64 Image: the loadable segments laid out from link address 0.
+
+use std::path::Path;
+
+const PT_LOAD: u32 = 1;
+
+fn u16_at(b: &[u8], o: usize) -> Result<u16, String> {
+    b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).ok_or_else(|| "truncated ELF".into())
+}
+fn u32_at(b: &[u8], o: usize) -> Result<u32, String> {
+    b.get(o..o + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap())).ok_or_else(|| "truncated ELF".into())
+}
+fn u64_at(b: &[u8], o: usize) -> Result<u64, String> {
+    b.get(o..o + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap())).ok_or_else(|| "truncated ELF".into())
+}
+
+/// Flattens the PT_LOAD segments of `elf` (linked at 0) into a binary.
+pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
+    if elf.get(..4) != Some(b"\x7fELF") || elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
+        return Err("not a little-endian ELF64 file".into());
+    }
+    let phoff = u64_at(elf, 0x20)? as usize;
+    let phentsize = u16_at(elf, 0x36)? as usize;
+    let phnum = u16_at(elf, 0x38)? as usize;
+    let mut out = Vec::new();
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32_at(elf, ph)? != PT_LOAD {
+            continue;
+        }
+        let offset = u64_at(elf, ph + 8)? as usize;
+        let paddr = u64_at(elf, ph + 24)? as usize;
+        let filesz = u64_at(elf, ph + 32)? as usize;
+        if filesz == 0 {
+            continue;
+        }
+        let data = elf.get(offset..offset + filesz).ok_or("segment outside the ELF file")?;
+        if out.len() < paddr + filesz {
+            out.resize(paddr + filesz, 0);
+        }
+        out[paddr..paddr + filesz].copy_from_slice(data);
+    }
+    if out.is_empty() {
+        return Err("ELF has no loadable data".into());
+    }
+    Ok(out)
+}
+
+pub fn to_image(elf: &Path, image: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(elf).map_err(|e| format!("read {}: {e}", elf.display()))?;
+    let flat = flatten(&bytes)?;
+    std::fs::write(image, flat).map_err(|e| format!("write {}: {e}", image.display()))
+}

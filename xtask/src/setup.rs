@@ -1,0 +1,105 @@
+//! Installs what the commands need on a fresh machine, or says what to install.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn installed(list_args: &[&str]) -> String {
+    Command::new("rustup")
+        .args(list_args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// `rustup target add` / `component add` for what rust-toolchain.toml lists
+/// (RUSTUP_AUTO_INSTALL=0 machines do not install them on their own).
+pub fn rust_targets() -> Result<(), String> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let targets = installed(&["target", "list", "--installed"]);
+        if !targets.lines().any(|l| l.trim() == crate::BARE_TARGET) {
+            eprintln!("xtask: installing Rust target {}", crate::BARE_TARGET);
+            crate::run_cmd(Command::new("rustup").args(["target", "add", crate::BARE_TARGET])).map_err(
+                |e| format!("{e}\ninstall it with: rustup target add {}", crate::BARE_TARGET),
+            )?;
+        }
+        Ok(())
+    })
+    .clone()
+}
+
+pub fn rust_components() -> Result<(), String> {
+    let comps = installed(&["component", "list", "--installed"]);
+    for c in ["rustfmt", "clippy"] {
+        if !comps.lines().any(|l| l.starts_with(c)) {
+            eprintln!("xtask: installing Rust component {c}");
+            crate::run_cmd(Command::new("rustup").args(["component", "add", c]))
+                .map_err(|e| format!("{e}\ninstall it with: rustup component add {c}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// QEMU as found: its path and version.
+#[derive(Clone, Debug)]
+pub struct Qemu {
+    pub bin: String,
+    pub version: (u32, u32),
+    pub version_text: String,
+}
+
+fn probe_qemu() -> Option<Qemu> {
+    let out = Command::new("qemu-system-aarch64").arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).lines().next()?.to_string();
+    let ver = text.split("version ").nth(1)?.split_whitespace().next()?;
+    let mut parts = ver.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let version = (parts.next()?, parts.next().unwrap_or(0));
+    Some(Qemu { bin: "qemu-system-aarch64".into(), version, version_text: text })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+const INSTALL_HINT: &str = "install QEMU with: sudo apt-get install qemu-system-arm \
+     (Debian bookworm: 7.2; bookworm-backports: 10.0, add -t bookworm-backports)";
+
+/// Finds QEMU, installing it with apt-get when missing and we are root on Debian.
+pub fn qemu() -> Result<Qemu, String> {
+    if let Some(q) = probe_qemu() {
+        return check_version(q);
+    }
+    let apt = std::path::Path::new("/usr/bin/apt-get").exists();
+    if !(apt && is_root()) {
+        return Err(format!("qemu-system-aarch64 not found; {INSTALL_HINT}"));
+    }
+    eprintln!("xtask: qemu-system-aarch64 missing: installing qemu-system-arm with apt-get");
+    let env = [("DEBIAN_FRONTEND", "noninteractive")];
+    let _ = crate::run_cmd(Command::new("apt-get").args(["update", "-qq"]).envs(env));
+    let base = ["install", "-y", "-qq", "--no-install-recommends"];
+    // Prefer bookworm-backports (QEMU 10) where that suite is configured.
+    let backports = Command::new("apt-get")
+        .args(base)
+        .args(["-t", "bookworm-backports", "qemu-system-arm"])
+        .envs(env)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !backports {
+        crate::run_cmd(Command::new("apt-get").args(base).arg("qemu-system-arm").envs(env))
+            .map_err(|e| format!("{e}\n{INSTALL_HINT}"))?;
+    }
+    let q = probe_qemu().ok_or_else(|| format!("QEMU still missing after install; {INSTALL_HINT}"))?;
+    check_version(q)
+}
+
+fn check_version(q: Qemu) -> Result<Qemu, String> {
+    if q.version < (7, 2) {
+        return Err(format!("{} is too old: spevisor needs QEMU 7.2 or later; {INSTALL_HINT}", q.version_text));
+    }
+    Ok(q)
+}

@@ -1,0 +1,398 @@
+//! `cargo xtask test`: formatting, lints, host unit tests and QEMU boots.
+//!
+//! Every QEMU test boots the real image, reads the serial console and the
+//! exit status, and checks values (not just that a line exists): for example
+//! the hypercall round trip is verified here from the numbers the host sent
+//! and received.
+
+use crate::qemu::{self, Boot, Machine};
+use crate::setup::{self, Qemu};
+use crate::{build_image, cargo, root, run_cmd, BuildOpts, BARE_TARGET};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Crates built for the bare-metal target (clippy runs there for them).
+const BARE_CRATES: &[&str] = &[
+    "spevisor-image",
+    "spevisor-hyp",
+    "spevisor-host",
+    "spevisor-guest",
+    "spevisor-spe",
+    "spevisor-dtb",
+    "spevisor-armv8",
+    "spevisor-pgtable",
+    "spevisor-pl011",
+    "spevisor-abi",
+];
+
+/// Generous: a boot takes about a second; CI machines are shared.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Exit statuses the image uses.
+pub mod status {
+    pub const OK: i32 = 0;
+    pub const FATAL_BOOT: i32 = 1;
+    pub const HYP_CRASH: i32 = 3;
+    pub const HOST_CRASH: i32 = 4;
+}
+
+/// `key=value` fields of the `spevisor:` summary line.
+pub fn summary(output: &str) -> Option<HashMap<String, String>> {
+    let line = output.lines().rev().find(|l| l.starts_with("spevisor: "))?;
+    Some(
+        line["spevisor: ".len()..]
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect(),
+    )
+}
+
+fn field<'a>(s: &'a HashMap<String, String>, k: &str) -> Result<&'a str, String> {
+    s.get(k).map(|v| v.as_str()).ok_or_else(|| format!("summary has no {k}="))
+}
+
+fn expect_eq(what: &str, got: &str, want: &str) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: expected {want:?}, got {got:?}"))
+    }
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let r = match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("not a number: {s:?}"))
+}
+
+fn expect_exit(boot: &Boot, want: i32) -> Result<(), String> {
+    if boot.timed_out {
+        return Err("QEMU timed out (the image hung)".into());
+    }
+    if boot.exit != Some(want) {
+        return Err(format!("exit status {:?}, expected {want}", boot.exit));
+    }
+    Ok(())
+}
+
+/// The standard healthy boot.
+fn check_boot_ok(boot: &Boot, gic: &str) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, "ok")?;
+    expect_eq("el2", field(&s, "el2")?, "yes")?;
+    expect_eq("host_el", field(&s, "host_el")?, "1")?;
+    expect_eq("gic", field(&s, "gic")?, gic)?;
+    expect_eq("spe", field(&s, "spe")?, "absent")?;
+    let free = parse_u64(field(&s, "free_pages")?)?;
+    if free == 0 {
+        return Err("free_pages=0: the hypervisor's pool is empty".into());
+    }
+    Ok(())
+}
+
+/// The host sends three values; the hypervisor must answer their complements
+/// and say it runs at EL2.
+fn check_ping(boot: &Boot) -> Result<(), String> {
+    let line = boot.output.lines().find(|l| l.starts_with("hvc ping:")).ok_or("no hvc ping line")?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let sent: Vec<u64> = words[3..6].iter().map(|w| parse_u64(w)).collect::<Result<_, _>>()?;
+    let got: Vec<u64> = words[7..10].iter().map(|w| parse_u64(w)).collect::<Result<_, _>>()?;
+    for (s, g) in sent.iter().zip(&got) {
+        if *g != !*s {
+            return Err(format!("ping answer {g:#x} is not the complement of {s:#x}"));
+        }
+    }
+    expect_eq("hyp_el", words.get(10).copied().unwrap_or(""), "hyp_el=2")
+}
+
+fn check_unknown_refused(boot: &Boot) -> Result<(), String> {
+    let line = boot.output.lines().find(|l| l.starts_with("hvc unknown id")).ok_or("no unknown-id line")?;
+    if line.contains("refused with NOT_SUPPORTED (-1)") {
+        Ok(())
+    } else {
+        Err(format!("unknown hypercall not refused with NOT_SUPPORTED: {line}"))
+    }
+}
+
+/// An EL2 crash report for a data abort taken at EL2 on `text_start`.
+fn check_hyp_text_write(boot: &Boot) -> Result<(), String> {
+    expect_exit(boot, status::HYP_CRASH)?;
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, "crash")?;
+    let esr = parse_u64(field(&s, "esr")?)?;
+    let ec = esr >> 26;
+    if ec != 0x25 {
+        return Err(format!("ESR {esr:#x}: EC {ec:#x}, expected 0x25 (data abort at EL2)"));
+    }
+    let dfsc = esr & 0x3f;
+    if !(0x0d..=0x0f).contains(&dfsc) {
+        return Err(format!("DFSC {dfsc:#x} is not a permission fault"));
+    }
+    if esr & (1 << 6) == 0 {
+        return Err("WnR clear: the fault was not a write".into());
+    }
+    let far_line = boot.output.lines().find(|l| l.contains("FAR_EL2=")).ok_or("no FAR in report")?;
+    let far = parse_u64(far_line.split("FAR_EL2=").nth(1).unwrap().split_whitespace().next().unwrap())?;
+    let hook = boot
+        .output
+        .lines()
+        .find(|l| l.contains("writing to hypervisor text at"))
+        .ok_or("the hook did not say where it wrote")?;
+    let target = parse_u64(hook.rsplit(' ').next().unwrap())?;
+    if far != target {
+        return Err(format!("FAR {far:#x} is not the text address {target:#x}"));
+    }
+    Ok(())
+}
+
+fn check_crash_ec(boot: &Boot, exit: i32, want_ec: u64, who: &str) -> Result<(), String> {
+    expect_exit(boot, exit)?;
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, "crash")?;
+    let esr = parse_u64(field(&s, "esr")?)?;
+    if esr >> 26 != want_ec {
+        return Err(format!("ESR {esr:#x}: EC {:#x}, expected {want_ec:#x}", esr >> 26));
+    }
+    if !boot.output.contains(&format!("[{who}] CRASH")) {
+        return Err(format!("no [{who}] CRASH report"));
+    }
+    Ok(())
+}
+
+/// A copy of `image` asking to be loaded `offset` bytes above a 2 MiB boundary
+/// (the header's text_offset): the image must run wherever it is put.
+fn relocated_copy(image: &Path, offset: u64) -> Result<PathBuf, String> {
+    const TEXT_OFFSET_FIELD: usize = 8;
+    let mut bytes = std::fs::read(image).map_err(|e| e.to_string())?;
+    bytes[TEXT_OFFSET_FIELD..TEXT_OFFSET_FIELD + 8].copy_from_slice(&offset.to_le_bytes());
+    let out = image.with_extension(format!("at{offset:x}.Image"));
+    std::fs::write(&out, bytes).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn image_base(boot: &Boot) -> Result<u64, String> {
+    let line = boot.output.lines().find(|l| l.contains("spevisor EL2: image ")).ok_or("no image line")?;
+    parse_u64(line.split("image ").nth(1).unwrap().split("..").next().unwrap())
+}
+
+struct Ctx {
+    q: Qemu,
+    image: PathBuf,
+    test_image: PathBuf,
+}
+
+type Check = fn(&Ctx) -> Result<(), String>;
+
+fn boot(c: &Ctx, image: &Path, m: Machine) -> Result<Boot, String> {
+    qemu::run_captured(&c.q, image, &m, BOOT_TIMEOUT)
+}
+
+fn with_output<T>(boot: &Boot, r: Result<T, String>) -> Result<T, String> {
+    r.map_err(|e| format!("{e}\n--- console ---\n{}\n---------------", boot.output))
+}
+
+fn qemu_tests() -> Vec<(&'static str, Check)> {
+    vec![
+        ("boot_gicv3_summary", |c| {
+            let b = boot(c, &c.image, Machine::default())?;
+            with_output(&b, check_boot_ok(&b, "v3"))
+        }),
+        ("boot_gicv2_4cpus_2g", |c| {
+            let m = Machine { gic_version: 2, smp: 4, memory: "2G", ..Machine::default() };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, check_boot_ok(&b, "v2"))
+        }),
+        ("boot_256m", |c| {
+            let b = boot(c, &c.image, Machine { memory: "256M", ..Machine::default() })?;
+            with_output(&b, check_boot_ok(&b, "v3"))
+        }),
+        ("hypercall_round_trip", |c| {
+            let b = boot(c, &c.image, Machine::default())?;
+            with_output(&b, check_ping(&b))
+        }),
+        ("unknown_hypercall_refused", |c| {
+            let b = boot(c, &c.image, Machine::default())?;
+            with_output(&b, check_unknown_refused(&b))
+        }),
+        ("image_runs_at_another_2m_boundary", |c| {
+            const OFFSET: u64 = 0x0300_0000;
+            let moved = relocated_copy(&c.image, OFFSET)?;
+            let b = boot(c, &moved, Machine::default())?;
+            with_output(&b, check_boot_ok(&b, "v3"))?;
+            let base = with_output(&b, image_base(&b))?;
+            // QEMU loads at RAM base + text_offset.
+            expect_eq("image base", &format!("{base:#x}"), &format!("{:#x}", 0x4000_0000 + OFFSET))
+        }),
+        ("missing_dtb_is_reported", |c| {
+            // No -kernel: QEMU starts the CPU at the image with x0 = 0.
+            let m = Machine {
+                extra: vec![
+                    "-device".into(),
+                    format!("loader,file={},addr=0x40200000,cpu-num=0", c.image.display()),
+                ],
+                ..Machine::default()
+            };
+            let b = boot(c, Path::new(""), m)?;
+            with_output(&b, {
+                expect_exit(&b, status::FATAL_BOOT).and_then(|_| {
+                    let s = summary(&b.output).ok_or("no summary line")?;
+                    expect_eq("status", field(&s, "status")?, "error")?;
+                    if field(&s, "reason")?.contains("no valid DTB") {
+                        Ok(())
+                    } else {
+                        Err("reason does not name the DTB".into())
+                    }
+                })
+            })
+        }),
+        ("hyp_text_write_faults", |c| {
+            let m = Machine { append: "spevisor.test=write-hyp-text".into(), ..Machine::default() };
+            let b = boot(c, &c.test_image, m)?;
+            with_output(&b, check_hyp_text_write(&b))
+        }),
+        ("test_hooks_absent_from_demo_image", |c| {
+            let m = Machine { append: "spevisor.test=write-hyp-text".into(), ..Machine::default() };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, {
+                check_boot_ok(&b, "v3").and_then(|_| {
+                    if b.output.contains("refused (NOT_SUPPORTED") {
+                        Ok(())
+                    } else {
+                        Err("the demo image did not refuse the test hook".into())
+                    }
+                })
+            })
+        }),
+        ("el2_unexpected_exception_report", |c| {
+            let m = Machine { append: "spevisor.test=el2-undef".into(), ..Machine::default() };
+            let b = boot(c, &c.test_image, m)?;
+            with_output(&b, check_crash_ec(&b, status::HYP_CRASH, 0x00, "el2"))
+        }),
+        ("host_unexpected_exception_report", |c| {
+            let m = Machine { append: "spevisor.test=host-undef".into(), ..Machine::default() };
+            let b = boot(c, &c.test_image, m)?;
+            with_output(&b, check_crash_ec(&b, status::HOST_CRASH, 0x00, "host"))
+        }),
+    ]
+}
+
+fn lint() -> Result<(), String> {
+    setup::rust_components()?;
+    eprintln!("xtask: cargo fmt --check");
+    run_cmd(cargo().current_dir(root()).args(["fmt", "--all", "--", "--check"]))?;
+    eprintln!("xtask: cargo clippy (host crates, host target)");
+    run_cmd(cargo().current_dir(root()).args([
+        "clippy",
+        "--quiet",
+        "--workspace",
+        "--exclude",
+        "spevisor-image",
+        "--exclude",
+        "spevisor-guest",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    eprintln!("xtask: cargo clippy (bare-metal crates, {BARE_TARGET})");
+    let mut c = cargo();
+    c.current_dir(root()).args(["clippy", "--quiet", "--target", BARE_TARGET]);
+    for k in BARE_CRATES {
+        c.args(["-p", k]);
+    }
+    c.args(["--features", "spevisor-image/test-hooks", "--", "-D", "warnings"]);
+    run_cmd(&mut c)
+}
+
+pub fn run_all(quick: bool) -> Result<(), String> {
+    setup::rust_targets()?;
+    let q = setup::qemu()?;
+    eprintln!("xtask: using {}", q.version_text);
+    if !quick {
+        lint()?;
+    }
+    eprintln!("xtask: host unit tests");
+    run_cmd(cargo().current_dir(root()).args(["test", "--quiet", "--workspace"]))?;
+    eprintln!("xtask: building images");
+    let image = build_image(&BuildOpts::default())?;
+    let test_image = build_image(&BuildOpts { test_hooks: true, ..BuildOpts::default() })?;
+    let ctx = Ctx { q, image, test_image };
+    let tests = qemu_tests();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, check) in &tests {
+        match check(&ctx) {
+            Ok(()) => {
+                passed += 1;
+                println!("qemu test {name} ... ok");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("qemu test {name} ... FAILED\n{e}");
+            }
+        }
+    }
+    println!("qemu: {passed} passed, {failed} failed");
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed} QEMU test(s) failed"))
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn b(exit: i32, output: &str) -> Boot {
+        Boot { exit: Some(exit), output: output.into(), timed_out: false }
+    }
+
+    #[test]
+    fn summary_parsing() {
+        let s = summary("x\nspevisor: status=ok el2=yes reason=\"a b\"\n").unwrap();
+        assert_eq!(s["status"], "ok");
+        assert_eq!(s["el2"], "yes");
+    }
+
+    #[test]
+    fn ping_check_catches_a_wrong_answer() {
+        let good = "hvc ping: sent 0x1 0x2 0x3 got 0xfffffffffffffffe 0xfffffffffffffffd 0xfffffffffffffffc hyp_el=2";
+        assert!(check_ping(&b(0, good)).is_ok());
+        let bad = good.replace("0xfffffffffffffffd", "0x2");
+        assert!(check_ping(&b(0, &bad)).is_err());
+        let wrong_el = good.replace("hyp_el=2", "hyp_el=1");
+        assert!(check_ping(&b(0, &wrong_el)).is_err());
+    }
+
+    #[test]
+    fn boot_check_catches_wrong_level_and_exit() {
+        let ok = "spevisor: status=ok el2=yes host_el=1 gic=v3 spe=absent free_pages=10";
+        assert!(check_boot_ok(&b(0, ok), "v3").is_ok());
+        assert!(check_boot_ok(&b(1, ok), "v3").is_err());
+        assert!(check_boot_ok(&b(0, &ok.replace("host_el=1", "host_el=2")), "v3").is_err());
+        assert!(check_boot_ok(&b(0, &ok.replace("free_pages=10", "free_pages=0")), "v3").is_err());
+    }
+
+    #[test]
+    fn text_write_check_needs_a_write_permission_fault_at_the_text() {
+        let out = |esr: u64, far: u64| {
+            format!(
+                "[el2] INFO  test hook: writing to hypervisor text at 0x40200000\n\
+                 [el2]   ELR_EL2=0x1 SPSR_EL2=0x2 FAR_EL2={far:#x} HPFAR_EL2=0x0\n\
+                 spevisor: status=crash el2=yes esr={esr:#x} elr=0x1\n"
+            )
+        };
+        let good = 0x9600_004f; // EC 0x25, WnR, permission fault level 3
+        assert!(check_hyp_text_write(&b(3, &out(good, 0x4020_0000))).is_ok());
+        assert!(check_hyp_text_write(&b(3, &out(good, 0x4020_0008))).is_err());
+        assert!(check_hyp_text_write(&b(3, &out(0x9600_0007, 0x4020_0000))).is_err(), "translation fault");
+        assert!(check_hyp_text_write(&b(3, &out(0x9600_000f, 0x4020_0000))).is_err(), "read");
+        assert!(check_hyp_text_write(&b(0, &out(good, 0x4020_0000))).is_err(), "exit 0");
+    }
+}
