@@ -357,7 +357,12 @@ pub enum Exit {
     /// The guest executed WFI/WFE.
     Wfx,
     /// The hypervisor stopped the VM; it cannot run again.
-    Stopped { reason: StopReason, esr: u64, far: u64, elr: u64 },
+    Stopped {
+        reason: StopReason,
+        esr: u64,
+        far: u64,
+        elr: u64,
+    },
 }
 
 const EXIT_HVC: u64 = 1;
@@ -371,28 +376,41 @@ impl Exit {
     /// Registers x1..x7 of the VCPU_RUN answer.
     pub fn to_regs(self) -> [u64; 7] {
         match self {
-            Exit::Hvc { imm, regs } => [EXIT_HVC, imm as u64, regs[0], regs[1], regs[2], regs[3], 0],
+            Exit::Hvc { imm, regs } => {
+                [EXIT_HVC, imm as u64, regs[0], regs[1], regs[2], regs[3], 0]
+            }
             Exit::Mmio(m) => {
                 let flags = m.size as u64 | if m.write { MMIO_WRITE_FLAG } else { 0 };
                 [EXIT_MMIO, m.ipa, flags, m.value, 0, 0, 0]
             }
             Exit::Irq => [EXIT_IRQ, 0, 0, 0, 0, 0, 0],
             Exit::Wfx => [EXIT_WFX, 0, 0, 0, 0, 0, 0],
-            Exit::Stopped { reason, esr, far, elr } => {
-                [EXIT_STOPPED, reason as u64, esr, far, elr, 0, 0]
-            }
+            Exit::Stopped {
+                reason,
+                esr,
+                far,
+                elr,
+            } => [EXIT_STOPPED, reason as u64, esr, far, elr, 0, 0],
         }
     }
 
     pub fn from_regs(r: [u64; 7]) -> Option<Self> {
         Some(match r[0] {
-            EXIT_HVC => Exit::Hvc { imm: u16::try_from(r[1]).ok()?, regs: [r[2], r[3], r[4], r[5]] },
+            EXIT_HVC => Exit::Hvc {
+                imm: u16::try_from(r[1]).ok()?,
+                regs: [r[2], r[3], r[4], r[5]],
+            },
             EXIT_MMIO => {
                 let size = (r[2] & 0xff) as u8;
                 if !matches!(size, 1 | 2 | 4 | 8) {
                     return None;
                 }
-                Exit::Mmio(MmioAccess { ipa: r[1], size, write: r[2] & MMIO_WRITE_FLAG != 0, value: r[3] })
+                Exit::Mmio(MmioAccess {
+                    ipa: r[1],
+                    size,
+                    write: r[2] & MMIO_WRITE_FLAG != 0,
+                    value: r[3],
+                })
             }
             EXIT_IRQ => Exit::Irq,
             EXIT_WFX => Exit::Wfx,
@@ -475,7 +493,11 @@ pub const TRACE_REGS: usize = 4;
 
 /// Packs up to 8 steps into a register, first step in the low byte.
 pub fn pack_steps(steps: &[u8]) -> u64 {
-    steps.iter().take(TRACE_STEPS_PER_REG).enumerate().fold(0, |acc, (i, s)| acc | (*s as u64) << (8 * i))
+    steps
+        .iter()
+        .take(TRACE_STEPS_PER_REG)
+        .enumerate()
+        .fold(0, |acc, (i, s)| acc | (*s as u64) << (8 * i))
 }
 
 /// Unpacks a register of steps; zero bytes end the list.
@@ -555,30 +577,61 @@ mod tests {
                 assert_ne!(s.name(), t.name());
             }
         }
-        assert_eq!(Status::NotSupported.to_reg(), u64::MAX, "SMCCC NOT_SUPPORTED is -1");
+        assert_eq!(
+            Status::NotSupported.to_reg(),
+            u64::MAX,
+            "SMCCC NOT_SUPPORTED is -1"
+        );
         assert_eq!(Status::from_reg(12345), None);
     }
 
     #[test]
     fn exits_round_trip() {
         let exits = [
-            Exit::Hvc { imm: 0, regs: [0x8400_0000, 1, 2, 3] },
-            Exit::Mmio(MmioAccess { ipa: 0x0900_0018, size: 4, write: false, value: 0 }),
-            Exit::Mmio(MmioAccess { ipa: 0x0900_0000, size: 1, write: true, value: 0x41 }),
+            Exit::Hvc {
+                imm: 0,
+                regs: [0x8400_0000, 1, 2, 3],
+            },
+            Exit::Mmio(MmioAccess {
+                ipa: 0x0900_0018,
+                size: 4,
+                write: false,
+                value: 0,
+            }),
+            Exit::Mmio(MmioAccess {
+                ipa: 0x0900_0000,
+                size: 1,
+                write: true,
+                value: 0x41,
+            }),
             Exit::Irq,
             Exit::Wfx,
-            Exit::Stopped { reason: StopReason::InstructionAbort, esr: 0x8200_0006, far: 0x10, elr: 0x20 },
+            Exit::Stopped {
+                reason: StopReason::InstructionAbort,
+                esr: 0x8200_0006,
+                far: 0x10,
+                elr: 0x20,
+            },
         ];
         for e in exits {
             assert_eq!(Exit::from_regs(e.to_regs()), Some(e));
         }
         assert_eq!(Exit::from_regs([99, 0, 0, 0, 0, 0, 0]), None);
-        assert_eq!(Exit::from_regs([EXIT_MMIO, 0, 3, 0, 0, 0, 0]), None, "size 3 is no access size");
+        assert_eq!(
+            Exit::from_regs([EXIT_MMIO, 0, 3, 0, 0, 0, 0]),
+            None,
+            "size 3 is no access size"
+        );
     }
 
     #[test]
     fn completions_round_trip() {
-        for c in [Completion::None, Completion::Hvc([1, 2, 3, 4]), Completion::MmioRead(7), Completion::MmioWrite] {
+        for c in [
+            Completion::None,
+            Completion::Hvc([1, 2, 3, 4]),
+            Completion::MmioRead(7),
+            Completion::MmioWrite,
+        ] {
             assert_eq!(Completion::from_regs(c.to_regs()), Some(c));
         }
         assert_eq!(Completion::from_regs([9, 0, 0, 0, 0]), None);

@@ -9,6 +9,7 @@ use crate::{hprintln, BootArgs};
 use log::{error, info, LevelFilter};
 use spevisor_abi::{spe_state, InfoItem, Status, TestFault};
 use spevisor_armv8::esr::Esr;
+use spevisor_pgtable::range::{subtract, Range};
 use spevisor_pgtable::{regs as tregs, Attributes, PageTable, Regime, MAIR_VALUE, PAGE_SIZE};
 use spin::Mutex;
 
@@ -33,11 +34,6 @@ pub struct Host {
 
 pub static HOST: Mutex<Option<Host>> = Mutex::new(None);
 
-/// `[start, end)` rounded out to pages.
-fn page_span(start: u64, end: u64) -> (u64, u64) {
-    (start & !(PAGE_SIZE - 1), (end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1))
-}
-
 /// Ends the run when bring-up cannot continue (before the console exists).
 fn fail<E, T>(_: E) -> T {
     hyp::shutdown(HOST_CRASH_STATUS)
@@ -55,10 +51,27 @@ pub fn start(args: BootArgs) -> ! {
             core::ptr::addr_of!(__image_end) as u64,
         )
     };
-    let pa_bits = tregs::pa_bits_from_parange(arch::pa_range()).unwrap_or(40).min(tregs::MAX_PA_BITS);
+    let pa_bits = tregs::pa_bits_from_parange(arch::pa_range())
+        .unwrap_or(40)
+        .min(tregs::MAX_PA_BITS);
 
-    // Tables from the bottom of host memory, built with the MMU off.
-    let mut bump = BumpPages { next: args.mem_start, end: args.mem_start + BOOT_TABLE_PAGES * PAGE_SIZE };
+    // The DTB may lie anywhere, host memory included: find it first
+    // (aligned loads only) and keep every allocation off it.
+    // SAFETY: EL2 passed the DTB it booted with; only its header start is read.
+    let dtb_size = unsafe { spevisor_dtb::early_totalsize(args.dtb as usize) }.unwrap_or(0) as u64;
+    let dtb = Range::new(args.dtb, args.dtb + dtb_size).align_out(PAGE_SIZE);
+    let host_mem = Range::new(args.mem_start, args.mem_end);
+    // Tables from the first free window of host memory, built with the MMU off.
+    let (free, n) = subtract(host_mem, &[dtb]);
+    let boot_tables = free[..n]
+        .iter()
+        .find(|r| r.size() >= BOOT_TABLE_PAGES * PAGE_SIZE)
+        .map(|r| Range::new(r.start, r.start + BOOT_TABLE_PAGES * PAGE_SIZE))
+        .unwrap_or_else(|| fail(()));
+    let mut bump = BumpPages {
+        next: boot_tables.start,
+        end: boot_tables.end,
+    };
     let mut tables = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
     let high = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
     let maps = [
@@ -68,31 +81,53 @@ pub fn start(args: BootArgs) -> ! {
         (args.mem_start, args.mem_end, Attributes::RW),
     ];
     for (s, e, a) in maps {
-        tables.map_range(&mut bump, s, s, e - s, a).unwrap_or_else(fail);
+        tables
+            .map_range(&mut bump, s, s, e - s, a)
+            .unwrap_or_else(fail);
     }
-    // The DTB (read-only), sized with aligned loads like EL2 does.
-    // SAFETY: EL2 passed the DTB it booted with; only its header start is read.
-    let dtb_size = unsafe { spevisor_dtb::early_totalsize(args.dtb as usize) }.unwrap_or(0) as u64;
-    let (dtb_s, dtb_e) = page_span(args.dtb, args.dtb + dtb_size);
-    if dtb_size != 0 && (dtb_e <= img || dtb_s >= img_end) {
-        let _ = tables.map_range(&mut bump, dtb_s, dtb_s, dtb_e - dtb_s, Attributes::RO);
+    // The DTB read-only (outside host memory; inside it, the RW map covers it).
+    if !dtb.is_empty()
+        && !host_mem.overlaps(dtb.start, dtb.size())
+        && !Range::new(img, img_end).overlaps(dtb.start, dtb.size())
+    {
+        tables
+            .map_range(&mut bump, dtb.start, dtb.start, dtb.size(), Attributes::RO)
+            .unwrap_or_else(fail);
     }
     // SAFETY: the tables identity-map the image and host memory (stack and
     // data included) with the attributes the code needs.
     unsafe {
-        arch::enable_mmu(tables.root_pa(), high.root_pa(), tregs::tcr_el1(HOST_VA_BITS, pa_bits), MAIR_VALUE)
+        arch::enable_mmu(
+            tables.root_pa(),
+            high.root_pa(),
+            tregs::tcr_el1(HOST_VA_BITS, pa_bits),
+            MAIR_VALUE,
+        )
     };
 
     // Now the DTB can be parsed (unaligned accesses are fine on Normal memory).
     // SAFETY: mapped read-only above, never written.
     let blob = unsafe { spevisor_dtb::from_raw(args.dtb as *const u8) }.unwrap_or_else(fail);
     let platform = spevisor_dtb::parse(blob).unwrap_or_else(fail);
+    // Host memory minus the boot tables, the DTB and firmware reservations.
+    let mut holes = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 2];
+    holes[0] = boot_tables;
+    holes[1] = dtb;
+    for (h, r) in holes[2..].iter_mut().zip(platform.reserved.as_slice()) {
+        *h = Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE);
+    }
     let mut pages = PagePool::empty();
-    // SAFETY: host memory above the boot tables is unused and identity mapped RW.
-    unsafe { pages.add(bump.next, args.mem_end, 0) };
+    let (free, n) = subtract(host_mem, &holes);
+    for r in &free[..n] {
+        // SAFETY: host memory outside the boot tables, the DTB and the
+        // reservations is unused and identity mapped RW.
+        unsafe { pages.add(r.start, r.end, 0) };
+    }
     if let Some(uart) = platform.console.as_ref() {
         let base = uart.region.base & !(PAGE_SIZE - 1);
-        tables.map_range(&mut pages, base, base, PAGE_SIZE, Attributes::DEVICE).unwrap_or_else(fail);
+        tables
+            .map_range(&mut pages, base, base, PAGE_SIZE, Attributes::DEVICE)
+            .unwrap_or_else(fail);
         arch::publish_new_mappings();
         // SAFETY: mapped as device memory just above; the DTB names a PL011.
         unsafe { console::init(uart.region.base as usize, LevelFilter::Info) };
@@ -103,6 +138,9 @@ pub fn start(args: BootArgs) -> ! {
         .and_then(|n| n.property("bootargs"))
         .and_then(|p| p.as_str())
         .unwrap_or("");
+    if !bootargs.is_empty() {
+        info!("command line: {bootargs}");
+    }
     info!(
         "host kernel at EL{} (MMU on), memory {:#x}..{:#x}, {} free pages",
         arch::current_el(),
@@ -123,7 +161,13 @@ fn main(bootargs: &str) -> ! {
     match hyp::ping(probe[0], probe[1], probe[2]) {
         Ok((r, el)) => hprintln!(
             "hvc ping: sent {:#x} {:#x} {:#x} got {:#x} {:#x} {:#x} hyp_el={}",
-            probe[0], probe[1], probe[2], r[0], r[1], r[2], el
+            probe[0],
+            probe[1],
+            probe[2],
+            r[0],
+            r[1],
+            r[2],
+            el
         ),
         Err(e) => error!("hvc ping failed: {e}"),
     }
@@ -203,11 +247,16 @@ extern "C" fn host_exception(frame: &mut arch::ExceptionFrame, code: u64) {
         FAR_EL1.get(),
         frame.spsr
     ));
-    print_crash(format_args!("spevisor: status=crash host_el=1 esr={esr:#x} elr={:#x}\n", frame.elr));
+    print_crash(format_args!(
+        "spevisor: status=crash host_el=1 esr={esr:#x} elr={:#x}\n",
+        frame.elr
+    ));
     hyp::shutdown(HOST_CRASH_STATUS)
 }
 
 pub fn panic(info: &core::panic::PanicInfo) -> ! {
-    print_crash(format_args!("\n[host] PANIC: {info}\nspevisor: status=crash host_el=1 reason=panic\n"));
+    print_crash(format_args!(
+        "\n[host] PANIC: {info}\nspevisor: status=crash host_el=1 reason=panic\n"
+    ));
     hyp::shutdown(HOST_CRASH_STATUS)
 }

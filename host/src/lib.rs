@@ -5,9 +5,9 @@
 //! ABI ([`hyp`]); nothing here calls into the hypervisor crate.
 #![cfg_attr(not(test), no_std)]
 
-pub mod cmdline;
 #[cfg(target_arch = "aarch64")]
 mod arch;
+pub mod cmdline;
 #[cfg(target_arch = "aarch64")]
 mod console;
 #[cfg(target_arch = "aarch64")]

@@ -33,4 +33,3 @@ impl PageAllocator for BumpPages {
         pa as *mut u64
     }
 }
-

@@ -20,7 +20,10 @@ use crate::{error, info};
 use aarch64_cpu::registers::*;
 use spevisor_abi::{spe_state, InfoItem, SwitchOrder, TestFault};
 use spevisor_dtb::{GicVersion, PsciConduit};
-use spevisor_pgtable::{regs as tregs, Attributes, PageAllocator, PageTable, Regime, MAIR_VALUE, PAGE_SIZE};
+use spevisor_pgtable::range::subtract;
+use spevisor_pgtable::{
+    regs as tregs, Attributes, PageAllocator, PageTable, Regime, MAIR_VALUE, PAGE_SIZE,
+};
 use spin::Mutex;
 
 /// What the image tells EL2 bring-up (the image crate wires EL2 and the host).
@@ -151,7 +154,8 @@ pub fn start(args: BootArgs) -> ! {
 
     // 1. Early map and MMU on.
     let mut early = EarlyAlloc { next: 0 };
-    let mut tables = PageTable::new(&mut early, Regime::El2, EL2_VA_BITS).unwrap_or_else(|_| arch::park());
+    let mut tables =
+        PageTable::new(&mut early, Regime::El2, EL2_VA_BITS).unwrap_or_else(|_| arch::park());
     let map = |t: &mut PageTable, a: &mut EarlyAlloc, r: Range, attrs| {
         if r.size() != 0 && t.map_range(a, r.start, r.start, r.size(), attrs).is_err() {
             arch::park();
@@ -175,11 +179,20 @@ pub fn start(args: BootArgs) -> ! {
         _ => false,
     };
     #[cfg(feature = "qemu-virt-fallback-console")]
-    map(&mut tables, &mut early, Range::new(FALLBACK_UART, FALLBACK_UART + PAGE_SIZE), Attributes::DEVICE);
+    map(
+        &mut tables,
+        &mut early,
+        Range::new(FALLBACK_UART, FALLBACK_UART + PAGE_SIZE),
+        Attributes::DEVICE,
+    );
     // SAFETY: the tables identity-map the whole image (code, stack, data) with
     // the attributes it needs, so execution continues at the same addresses.
     unsafe {
-        arch::enable_mmu(tables.root_pa(), tregs::tcr_el2(EL2_VA_BITS, pa_bits), MAIR_VALUE)
+        arch::enable_mmu(
+            tables.root_pa(),
+            tregs::tcr_el2(EL2_VA_BITS, pa_bits),
+            MAIR_VALUE,
+        )
     };
 
     // 2. Vectors.
@@ -213,9 +226,18 @@ pub fn start(args: BootArgs) -> ! {
 
     // 4. Share out RAM and map it.
     let ram: [Range; spevisor_dtb::MAX_MEMORY_REGIONS] = core::array::from_fn(|i| {
-        platform.ram().get(i).map_or(Range::new(0, 0), |r| Range::new(r.base, r.end()))
+        platform
+            .ram()
+            .get(i)
+            .map_or(Range::new(0, 0), |r| Range::new(r.base, r.end()))
     });
-    let layout = match Layout::new(&ram[..platform.ram().len()], sections.image) {
+    let dtb_hole = dtb_range.unwrap_or_default();
+    let mut reserved = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 1];
+    reserved[0] = dtb_hole;
+    for (slot, r) in reserved[1..].iter_mut().zip(platform.reserved.as_slice()) {
+        *slot = Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE);
+    }
+    let layout = match Layout::new(&ram[..platform.ram().len()], sections.image, &reserved) {
         Ok(l) => l,
         Err(e) => fatal(format_args!("cannot place the hypervisor: {}", e)),
     };
@@ -231,16 +253,17 @@ pub fn start(args: BootArgs) -> ! {
     let alloc = &mut pool;
     let rest = [
         Range::new(layout.ram.start, sections.image.start),
-        Range::new(layout.host.start, layout.host.end),
+        Range::new(sections.image.end, layout.ram.end),
     ];
     for r in rest {
         // Skip the DTB pages mapped early (read-only).
-        let pieces = split_around(r, dtb_range.unwrap_or(Range::new(0, 0)));
-        for p in pieces.into_iter().flatten() {
-            if p.size() != 0 {
-                if let Err(e) = tables.map_range(alloc, p.start, p.start, p.size(), Attributes::RW) {
-                    fatal(format_args!("cannot map RAM {:#x}..{:#x}: {}", p.start, p.end, e));
-                }
+        let (pieces, n) = subtract(r, &[dtb_hole, layout.pool]);
+        for p in &pieces[..n] {
+            if let Err(e) = tables.map_range(alloc, p.start, p.start, p.size(), Attributes::RW) {
+                fatal(format_args!(
+                    "cannot map RAM {:#x}..{:#x}: {}",
+                    p.start, p.end, e
+                ));
             }
         }
     }
@@ -268,9 +291,10 @@ pub fn start(args: BootArgs) -> ! {
         _ => 0,
     };
     info!(
-        "spevisor EL2: image {:#x}..{:#x}, RAM {:#x}..{:#x}, pool {} pages, PA {} bits",
+        "spevisor EL2: image {:#x}..{:#x}, DTB {:#x}, RAM {:#x}..{:#x}, pool {} pages, PA {} bits",
         sections.image.start,
         sections.image.end,
+        args.dtb,
         layout.ram.start,
         layout.ram.end,
         pool.free_pages(),
@@ -281,7 +305,11 @@ pub fn start(args: BootArgs) -> ! {
         gic_version,
         pmu_ver,
         pms_ver,
-        if pms_ver != 0 { "SPE present" } else { "no SPE" },
+        if pms_ver != 0 {
+            "SPE present"
+        } else {
+            "no SPE"
+        },
         match platform.psci.map(|p| p.conduit) {
             Some(PsciConduit::Smc) => "smc",
             Some(PsciConduit::Hvc) => "hvc",
@@ -291,7 +319,15 @@ pub fn start(args: BootArgs) -> ! {
 
     // 5. The host.
     configure_host_el1(gic_version);
-    *HYP.lock() = Some(Hyp { layout, pool, el2_tables: tables, pa_bits, gic_version, pmu_ver, pms_ver });
+    *HYP.lock() = Some(Hyp {
+        layout,
+        pool,
+        el2_tables: tables,
+        pa_bits,
+        gic_version,
+        pmu_ver,
+        pms_ver,
+    });
     let entry = HostEntry {
         pc: args.host_entry as u64,
         sp: args.host_stack_top as u64,
@@ -300,16 +336,6 @@ pub fn start(args: BootArgs) -> ! {
     info!("entering the host at EL1 ({:#x})", entry.pc);
     // SAFETY: EL1 was configured for the host just above.
     unsafe { arch::eret_to_host(&entry) }
-}
-
-/// `r` minus `hole`, as up to two ranges.
-fn split_around(r: Range, hole: Range) -> [Option<Range>; 2] {
-    if hole.size() == 0 || !r.overlaps(hole.start, hole.size()) {
-        return [Some(r), None];
-    }
-    let below = (hole.start > r.start).then(|| Range::new(r.start, hole.start));
-    let above = (hole.end < r.end).then(|| Range::new(hole.end, r.end));
-    [below, above]
 }
 
 /// HCR_EL2 for the host: AArch64 EL1, no stage-2, interrupts to EL1, pointer
@@ -383,7 +409,12 @@ impl crate::hcall::Services for Hyp {
                     // SAFETY: PMSVer != 0, so PMBIDR_EL1 exists; reading it has no side effects.
                     unsafe { core::arch::asm!("mrs {}, S3_0_C9_C10_7", out(reg) pmbidr) };
                     const PMBIDR_P: u64 = 1 << 4;
-                    spe_state::PRESENT | if pmbidr & PMBIDR_P == 0 { spe_state::HOST_OWNED } else { 0 }
+                    spe_state::PRESENT
+                        | if pmbidr & PMBIDR_P == 0 {
+                            spe_state::HOST_OWNED
+                        } else {
+                            0
+                        }
                 }
             }
             InfoItem::PmsVer => self.pms_ver,
@@ -409,7 +440,10 @@ impl crate::hcall::Services for Hyp {
         }
         match fault {
             TestFault::WriteHypText => {
-                info!("test hook: writing to hypervisor text at {:#x}", image_sections().text.start);
+                info!(
+                    "test hook: writing to hypervisor text at {:#x}",
+                    image_sections().text.start
+                );
                 let p = image_sections().text.start as *mut u32;
                 // SAFETY: deliberately unsound in spirit: this store must take a
                 // permission fault (text is mapped read-only + executable), which

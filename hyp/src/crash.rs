@@ -40,7 +40,10 @@ pub fn report(title: &str, frame: &TrapFrame) -> ! {
         }
         print_crash(format_args!("\n"));
     }
-    print_crash(format_args!("spevisor: status=crash el2=yes esr={esr:#x} elr={:#x}\n", frame.elr));
+    print_crash(format_args!(
+        "spevisor: status=crash el2=yes esr={esr:#x} elr={:#x}\n",
+        frame.elr
+    ));
     shutdown(CRASH_EXIT_STATUS)
 }
 
@@ -81,7 +84,10 @@ struct Title {
 }
 
 fn heapless_title() -> Title {
-    Title { buf: [0; 96], len: 0 }
+    Title {
+        buf: [0; 96],
+        len: 0,
+    }
 }
 
 impl Title {

@@ -89,7 +89,13 @@ mod tests {
 
     fn call(regs: Regs, hooks: bool) -> Regs {
         let mut r = regs;
-        dispatch(&mut r, &mut Fake { hooks, faults: vec![] });
+        dispatch(
+            &mut r,
+            &mut Fake {
+                hooks,
+                faults: vec![],
+            },
+        );
         r
     }
 
@@ -103,7 +109,10 @@ mod tests {
 
     #[test]
     fn info_checks_its_item() {
-        let r = call([Call::Info.id(), InfoItem::PaBits as u64, 0, 0, 0, 0, 0, 0], false);
+        let r = call(
+            [Call::Info.id(), InfoItem::PaBits as u64, 0, 0, 0, 0, 0, 0],
+            false,
+        );
         assert_eq!((r[0], r[1]), (0, InfoItem::PaBits as u64 + 100));
         let r = call([Call::Info.id(), 999, 0, 0, 0, 0, 0, 0], false);
         assert_eq!(r[0], Status::InvalidParameter.to_reg());
@@ -113,15 +122,43 @@ mod tests {
     fn unknown_ids_are_not_supported_and_clear_results() {
         for id in [0, 0xC600_0004, 0xC600_00FF, 0x8400_0000, u64::MAX] {
             let r = call([id, 5, 6, 7, 8, 9, 10, 11], false);
-            assert_eq!(r, [Status::NotSupported.to_reg(), 0, 0, 0, 0, 0, 0, 0], "id {id:#x}");
+            assert_eq!(
+                r,
+                [Status::NotSupported.to_reg(), 0, 0, 0, 0, 0, 0, 0],
+                "id {id:#x}"
+            );
         }
     }
 
     #[test]
     fn test_hooks_only_in_test_builds() {
-        let r = call([Call::TestFault.id(), TestFault::Undefined as u64, 0, 0, 0, 0, 0, 0], false);
+        let r = call(
+            [
+                Call::TestFault.id(),
+                TestFault::Undefined as u64,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ],
+            false,
+        );
         assert_eq!(r[0], Status::NotSupported.to_reg());
-        let r = call([Call::TestFault.id(), TestFault::Undefined as u64, 0, 0, 0, 0, 0, 0], true);
+        let r = call(
+            [
+                Call::TestFault.id(),
+                TestFault::Undefined as u64,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ],
+            true,
+        );
         assert_eq!(r[0], Status::Success.to_reg());
         let r = call([Call::TestFault.id(), 77, 0, 0, 0, 0, 0, 0], true);
         assert_eq!(r[0], Status::InvalidParameter.to_reg());

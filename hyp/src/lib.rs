@@ -29,6 +29,8 @@ pub mod mm;
 #[cfg(target_arch = "aarch64")]
 pub fn panic(info: &core::panic::PanicInfo) -> ! {
     console::print_crash(format_args!("\n[el2] PANIC: {info}\n"));
-    console::print_crash(format_args!("spevisor: status=crash el2=yes reason=panic\n"));
+    console::print_crash(format_args!(
+        "spevisor: status=crash el2=yes reason=panic\n"
+    ));
     boot::shutdown(crash::CRASH_EXIT_STATUS)
 }

@@ -22,35 +22,7 @@ pub const HYP_POOL_SIZE: u64 = 16 << 20;
 /// Part of the pool given to the EL2 heap.
 pub const HYP_HEAP_SIZE: u64 = 1 << 20;
 
-/// A physical address range `[start, end)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Range {
-    pub start: u64,
-    pub end: u64,
-}
-
-impl Range {
-    pub const fn new(start: u64, end: u64) -> Self {
-        Self { start, end }
-    }
-    pub const fn size(&self) -> u64 {
-        self.end - self.start
-    }
-    pub const fn contains(&self, addr: u64) -> bool {
-        self.start <= addr && addr < self.end
-    }
-    /// Whether `[start, start+size)` lies wholly inside (no overflow).
-    pub fn contains_range(&self, start: u64, size: u64) -> bool {
-        match start.checked_add(size) {
-            Some(end) => self.start <= start && end <= self.end,
-            None => false,
-        }
-    }
-    pub fn overlaps(&self, start: u64, size: u64) -> bool {
-        let end = start.saturating_add(size);
-        start < self.end && self.start < end
-    }
-}
+pub use spevisor_pgtable::range::Range;
 
 const fn align_up(x: u64, a: u64) -> u64 {
     (x + a - 1) & !(a - 1)
@@ -79,7 +51,10 @@ impl core::fmt::Display for LayoutError {
         match self {
             Self::ImageNotInRam => write!(f, "the image is not inside any DTB memory region"),
             Self::TooSmall { need, have } => {
-                write!(f, "RAM after the image too small: need {need:#x} bytes, have {have:#x}")
+                write!(
+                    f,
+                    "RAM after the image too small: need {need:#x} bytes, have {have:#x}"
+                )
             }
         }
     }
@@ -89,16 +64,28 @@ impl core::fmt::Display for LayoutError {
 pub const MIN_HOST_MEMORY: u64 = 16 << 20;
 
 impl Layout {
-    /// Shares out the RAM region that holds `image`.
-    pub fn new(ram_regions: &[Range], image: Range) -> Result<Self, LayoutError> {
+    /// Shares out the RAM region that holds `image`. The pool is placed at the
+    /// first 2 MiB boundary after the image that overlaps none of `reserved`
+    /// (the DTB, firmware reservations).
+    pub fn new(
+        ram_regions: &[Range],
+        image: Range,
+        reserved: &[Range],
+    ) -> Result<Self, LayoutError> {
         let ram = *ram_regions
             .iter()
             .find(|r| r.contains_range(image.start, image.size()))
             .ok_or(LayoutError::ImageNotInRam)?;
-        let pool_start = align_up(image.end, BLOCK_2M);
+        let mut pool_start = align_up(image.end, BLOCK_2M);
+        while let Some(r) = reserved
+            .iter()
+            .find(|r| r.overlaps(pool_start, HYP_POOL_SIZE))
+        {
+            pool_start = align_up(r.end, BLOCK_2M);
+        }
         let pool_end = pool_start + HYP_POOL_SIZE;
         let need = pool_end - image.end + MIN_HOST_MEMORY;
-        let have = ram.end - image.end;
+        let have = ram.end.saturating_sub(image.end);
         if have < need {
             return Err(LayoutError::TooSmall { need, have });
         }
@@ -121,37 +108,44 @@ mod tests {
     fn layout_splits_ram_after_the_image() {
         let ram = [Range::new(0x4000_0000, 0x5000_0000)];
         let image = Range::new(0x4020_0000, 0x4023_5000);
-        let l = Layout::new(&ram, image).unwrap();
+        let l = Layout::new(&ram, image, &[]).unwrap();
         assert_eq!(l.pool, Range::new(0x4040_0000, 0x4040_0000 + HYP_POOL_SIZE));
         assert_eq!(l.host, Range::new(0x4040_0000 + HYP_POOL_SIZE, 0x5000_0000));
         assert_eq!(l.ram, ram[0]);
     }
 
     #[test]
-    fn layout_refuses_image_outside_ram_or_small_ram() {
-        let ram = [Range::new(0x4000_0000, 0x4100_0000)];
-        assert_eq!(
-            Layout::new(&ram, Range::new(0x8000_0000, 0x8010_0000)),
-            Err(LayoutError::ImageNotInRam)
-        );
-        let err = Layout::new(&ram, Range::new(0x4020_0000, 0x4030_0000)).unwrap_err();
-        assert!(matches!(err, LayoutError::TooSmall { .. }));
-        // Exactly enough: pool + minimum host memory.
-        let big = [Range::new(0x4000_0000, 0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY)];
-        assert!(Layout::new(&big, Range::new(0x4020_0000, 0x4030_0000)).is_ok());
-        let short = [Range::new(0x4000_0000, 0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY - MIB)];
-        assert!(Layout::new(&short, Range::new(0x4020_0000, 0x4030_0000)).is_err());
+    fn pool_skips_the_dtb_and_reservations() {
+        let ram = [Range::new(0x4000_0000, 0x8000_0000)];
+        let image = Range::new(0x4020_0000, 0x4023_5000);
+        let dtb = Range::new(0x4040_0000, 0x4050_0000);
+        let l = Layout::new(&ram, image, &[dtb]).unwrap();
+        assert_eq!(l.pool.start, 0x4060_0000);
+        assert!(!l.pool.overlaps(dtb.start, dtb.size()));
+        let fw = Range::new(0x4060_1000, 0x4060_2000);
+        let l = Layout::new(&ram, image, &[dtb, fw]).unwrap();
+        assert_eq!(l.pool.start, 0x4080_0000);
     }
 
     #[test]
-    fn ranges() {
-        let r = Range::new(0x1000, 0x3000);
-        assert!(r.contains_range(0x1000, 0x2000));
-        assert!(!r.contains_range(0x1000, 0x2001));
-        assert!(!r.contains_range(u64::MAX - 10, 100));
-        assert!(r.overlaps(0x2fff, 1));
-        assert!(!r.overlaps(0x3000, 1));
-        assert!(!r.overlaps(0, 0x1000));
+    fn layout_refuses_image_outside_ram_or_small_ram() {
+        let ram = [Range::new(0x4000_0000, 0x4100_0000)];
+        assert_eq!(
+            Layout::new(&ram, Range::new(0x8000_0000, 0x8010_0000), &[]),
+            Err(LayoutError::ImageNotInRam)
+        );
+        let err = Layout::new(&ram, Range::new(0x4020_0000, 0x4030_0000), &[]).unwrap_err();
+        assert!(matches!(err, LayoutError::TooSmall { .. }));
+        // Exactly enough: pool + minimum host memory.
+        let big = [Range::new(
+            0x4000_0000,
+            0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY,
+        )];
+        assert!(Layout::new(&big, Range::new(0x4020_0000, 0x4030_0000), &[]).is_ok());
+        let short = [Range::new(
+            0x4000_0000,
+            0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY - MIB,
+        )];
+        assert!(Layout::new(&short, Range::new(0x4020_0000, 0x4030_0000), &[]).is_err());
     }
-
 }

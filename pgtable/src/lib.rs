@@ -14,6 +14,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod pool;
+pub mod range;
 pub mod regs;
 
 /// Size of a translation granule and of a page.
@@ -100,15 +101,40 @@ pub struct Attributes {
 
 impl Attributes {
     /// Read-only data, never executable.
-    pub const RO: Self = Self { mem: MemType::Normal, write: false, exec: false, user: false };
+    pub const RO: Self = Self {
+        mem: MemType::Normal,
+        write: false,
+        exec: false,
+        user: false,
+    };
     /// Read/write data, never executable.
-    pub const RW: Self = Self { mem: MemType::Normal, write: true, exec: false, user: false };
+    pub const RW: Self = Self {
+        mem: MemType::Normal,
+        write: true,
+        exec: false,
+        user: false,
+    };
     /// Code: read + execute, not writable (W^X).
-    pub const RX: Self = Self { mem: MemType::Normal, write: false, exec: true, user: false };
+    pub const RX: Self = Self {
+        mem: MemType::Normal,
+        write: false,
+        exec: true,
+        user: false,
+    };
     /// Device registers: read/write, never executable.
-    pub const DEVICE: Self = Self { mem: MemType::Device, write: true, exec: false, user: false };
+    pub const DEVICE: Self = Self {
+        mem: MemType::Device,
+        write: true,
+        exec: false,
+        user: false,
+    };
     /// Guest RAM under stage-2: read/write/execute.
-    pub const GUEST_RAM: Self = Self { mem: MemType::Normal, write: true, exec: true, user: false };
+    pub const GUEST_RAM: Self = Self {
+        mem: MemType::Normal,
+        write: true,
+        exec: true,
+        user: false,
+    };
 }
 
 /// Errors from table operations. None of them leaves a half-made mapping
@@ -133,7 +159,10 @@ impl core::fmt::Display for MapError {
             Self::Unaligned => write!(f, "address or size not 4 KiB aligned"),
             Self::OutOfRange => write!(f, "range outside the input address space"),
             Self::Conflict { va } => write!(f, "range conflicts with existing mapping at {va:#x}"),
-            Self::Forbidden => write!(f, "writable+executable or executable device mapping refused"),
+            Self::Forbidden => write!(
+                f,
+                "writable+executable or executable device mapping refused"
+            ),
             Self::NoMemory => write!(f, "out of pages for translation tables"),
         }
     }
@@ -196,7 +225,12 @@ impl PageTable {
             return Err(MapError::OutOfRange);
         }
         let root = alloc.alloc_page().ok_or(MapError::NoMemory)?;
-        Ok(Self { root, regime, start_level: start_level_for(ia_bits), ia_bits })
+        Ok(Self {
+            root,
+            regime,
+            start_level: start_level_for(ia_bits),
+            ia_bits,
+        })
     }
 
     /// Physical address of the root table (the TTBR/VTTBR base address).
@@ -356,12 +390,14 @@ impl PageTable {
             let size = level_size(level);
             let idx = Self::index(va, level);
             // Blocks exist at levels 1 and 2 with the 4K granule.
-            let block_ok = (level == 1 || level == 2)
-                && va % size == 0
-                && pa % size == 0
-                && remaining >= size;
+            let block_ok =
+                (level == 1 || level == 2) && va % size == 0 && pa % size == 0 && remaining >= size;
             if level == LEAF_LEVEL || block_ok {
-                let ty = if level == LEAF_LEVEL { desc::TABLE_OR_PAGE } else { 0 };
+                let ty = if level == LEAF_LEVEL {
+                    desc::TABLE_OR_PAGE
+                } else {
+                    0
+                };
                 Self::write(alloc, table, idx, (pa & desc::OA_MASK) | leaf | ty);
                 return Ok(size);
             }
@@ -392,7 +428,11 @@ impl PageTable {
         let next = alloc.alloc_page().ok_or(MapError::NoMemory)?;
         let child_size = level_size(level + 1);
         let attrs = block & !desc::OA_MASK & !desc::TABLE_OR_PAGE;
-        let ty = if level + 1 == LEAF_LEVEL { desc::TABLE_OR_PAGE } else { 0 };
+        let ty = if level + 1 == LEAF_LEVEL {
+            desc::TABLE_OR_PAGE
+        } else {
+            0
+        };
         let base = block & desc::OA_MASK;
         for i in 0..ENTRIES_PER_TABLE {
             Self::write(alloc, next, i, (base + i as u64 * child_size) | attrs | ty);
@@ -468,7 +508,11 @@ impl PageTable {
             if leaf {
                 let size = level_size(level);
                 let pa = (d & desc::OA_MASK & !(size - 1)) | (va & (size - 1));
-                return Some(Translation { pa, level, descriptor: d });
+                return Some(Translation {
+                    pa,
+                    level,
+                    descriptor: d,
+                });
             }
             table = d & desc::OA_MASK;
             level += 1;

@@ -5,13 +5,19 @@ use std::path::Path;
 const PT_LOAD: u32 = 1;
 
 fn u16_at(b: &[u8], o: usize) -> Result<u16, String> {
-    b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).ok_or_else(|| "truncated ELF".into())
+    b.get(o..o + 2)
+        .map(|s| u16::from_le_bytes([s[0], s[1]]))
+        .ok_or_else(|| "truncated ELF".into())
 }
 fn u32_at(b: &[u8], o: usize) -> Result<u32, String> {
-    b.get(o..o + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap())).ok_or_else(|| "truncated ELF".into())
+    b.get(o..o + 4)
+        .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
+        .ok_or_else(|| "truncated ELF".into())
 }
 fn u64_at(b: &[u8], o: usize) -> Result<u64, String> {
-    b.get(o..o + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap())).ok_or_else(|| "truncated ELF".into())
+    b.get(o..o + 8)
+        .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
+        .ok_or_else(|| "truncated ELF".into())
 }
 
 /// Flattens the PT_LOAD segments of `elf` (linked at 0) into a binary.
@@ -34,7 +40,9 @@ pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
         if filesz == 0 {
             continue;
         }
-        let data = elf.get(offset..offset + filesz).ok_or("segment outside the ELF file")?;
+        let data = elf
+            .get(offset..offset + filesz)
+            .ok_or("segment outside the ELF file")?;
         if out.len() < paddr + filesz {
             out.resize(paddr + filesz, 0);
         }

@@ -31,7 +31,10 @@ pub struct BuildOpts {
 }
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -40,7 +43,9 @@ fn cargo() -> Command {
 
 /// Runs a command, failing with its command line if it fails.
 pub fn run_cmd(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -69,7 +74,14 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
     }
     let mut cmd = cargo();
     cmd.current_dir(root())
-        .args(["build", "--quiet", "-p", "spevisor-image", "--target", BARE_TARGET])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "spevisor-image",
+            "--target",
+            BARE_TARGET,
+        ])
         .arg("--target-dir")
         .arg(&dir);
     if opts.release {
@@ -83,8 +95,11 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
     let elf_path = dir.join(BARE_TARGET).join(profile).join("spevisor-image");
     let image = target_dir.join(format!("spevisor-{flavour}.Image"));
     elf::to_image(&elf_path, &image)?;
-    std::fs::copy(&elf_path, target_dir.join(format!("spevisor-{flavour}.elf")))
-        .map_err(|e| format!("copy ELF: {e}"))?;
+    std::fs::copy(
+        &elf_path,
+        target_dir.join(format!("spevisor-{flavour}.elf")),
+    )
+    .map_err(|e| format!("copy ELF: {e}"))?;
     Ok(image)
 }
 
@@ -99,7 +114,9 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
             "--switch-order=fixed" => opts.pre_2021 = false,
             "--switch-order=pre-2021" => opts.pre_2021 = true,
             s if s.starts_with("--switch-order=") => {
-                return Err(format!("unknown switch order in {s}: use fixed or pre-2021"))
+                return Err(format!(
+                    "unknown switch order in {s}: use fixed or pre-2021"
+                ))
             }
             "--" => {
                 rest.extend(it.cloned());
@@ -147,7 +164,9 @@ fn real_main() -> Result<(), String> {
         "test" => tests::run_all(rest.iter().any(|a| a == "--quick")),
         "spe-report" => {
             let mut c = cargo();
-            c.current_dir(root()).args(["run", "--quiet", "-p", "spe-report", "--"]).args(rest);
+            c.current_dir(root())
+                .args(["run", "--quiet", "-p", "spe-report", "--"])
+                .args(rest);
             run_cmd(&mut c)
         }
         "help" | "--help" | "-h" => {

@@ -21,8 +21,12 @@ pub struct TrapFrame {
 }
 
 /// Where an unexpected exception came from (`vectors.S` codes / 4).
-pub const ORIGINS: [&str; 4] =
-    ["EL2 with SP_EL0", "EL2 with SP_EL2", "a lower EL (AArch64)", "a lower EL (AArch32)"];
+pub const ORIGINS: [&str; 4] = [
+    "EL2 with SP_EL0",
+    "EL2 with SP_EL2",
+    "a lower EL (AArch64)",
+    "a lower EL (AArch32)",
+];
 /// The exception kinds (`vectors.S` codes % 4).
 pub const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
 
@@ -90,7 +94,10 @@ pub unsafe fn enable_mmu(ttbr0: u64, tcr: u64, mair: u64) {
     barrier::dsb(barrier::ISH);
     barrier::isb(barrier::SY);
     SCTLR_EL2.modify(
-        SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::SA::Enable,
+        SCTLR_EL2::M::Enable
+            + SCTLR_EL2::C::Cacheable
+            + SCTLR_EL2::I::Cacheable
+            + SCTLR_EL2::SA::Enable,
     );
     // Write-implies-XN: a writable page can never be executed at EL2.
     SCTLR_EL2.set(SCTLR_EL2.get() | SCTLR_WXN);
@@ -167,7 +174,9 @@ pub fn psci_system_off() -> ! {
     const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
     // SAFETY: SYSTEM_OFF does not return on a conforming firmware; the loop
     // after it covers one that does. x0..x3 may be clobbered per SMCCC.
-    unsafe { asm!("smc #0", inout("x0") PSCI_SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _) };
+    unsafe {
+        asm!("smc #0", inout("x0") PSCI_SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _)
+    };
     park()
 }
 
