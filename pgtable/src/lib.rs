@@ -313,7 +313,7 @@ impl PageTable {
     }
 
     fn check_range(&self, va: u64, size: u64) -> Result<(), MapError> {
-        if va % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 {
+        if !va.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
             return Err(MapError::Unaligned);
         }
         let end = va.checked_add(size).ok_or(MapError::OutOfRange)?;
@@ -355,7 +355,7 @@ impl PageTable {
         attrs: Attributes,
     ) -> Result<(), MapError> {
         self.check_range(va, size)?;
-        if pa % PAGE_SIZE != 0 || pa.checked_add(size).is_none() {
+        if !pa.is_multiple_of(PAGE_SIZE) || pa.checked_add(size).is_none() {
             return Err(MapError::Unaligned);
         }
         let leaf = self.leaf_attrs(attrs)?;
@@ -390,8 +390,10 @@ impl PageTable {
             let size = level_size(level);
             let idx = Self::index(va, level);
             // Blocks exist at levels 1 and 2 with the 4K granule.
-            let block_ok =
-                (level == 1 || level == 2) && va % size == 0 && pa % size == 0 && remaining >= size;
+            let block_ok = (level == 1 || level == 2)
+                && va.is_multiple_of(size)
+                && pa.is_multiple_of(size)
+                && remaining >= size;
             if level == LEAF_LEVEL || block_ok {
                 let ty = if level == LEAF_LEVEL {
                     desc::TABLE_OR_PAGE
@@ -480,7 +482,7 @@ impl PageTable {
             let d = Self::read(alloc, table, idx);
             let is_leaf = level == LEAF_LEVEL || d & desc::TABLE_OR_PAGE == 0;
             if is_leaf {
-                if va % size == 0 && remaining >= size {
+                if va.is_multiple_of(size) && remaining >= size {
                     Self::write(alloc, table, idx, 0);
                     return Ok(size);
                 }
