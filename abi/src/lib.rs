@@ -17,7 +17,7 @@
 //! | `0xC600_0003` | [`Call::Shutdown`] | x1 = exit status | does not return |
 //! | `0xC600_0010` | [`Call::VmCreate`] | – | x1 = VM handle |
 //! | `0xC600_0011` | [`Call::VmDonate`] | x1 = VM, x2 = host PA, x3 = guest IPA, x4 = pages | – |
-//! | `0xC600_0012` | [`Call::VcpuCreate`] | x1 = VM, x2 = entry IPA, x3 = guest x0 | x1 = vcpu index |
+//! | `0xC600_0012` | [`Call::VcpuCreate`] | x1 = VM, x2 = entry IPA, x3..x5 = guest x0..x2 | x1 = vcpu index |
 //! | `0xC600_0013` | [`Call::VcpuRun`] | x1 = VM, x2 = vcpu, x3..x7 = [`Completion`] | x1..x7 = [`Exit`] |
 //! | `0xC600_0014` | [`Call::VmDestroy`] | x1 = VM | – |
 //! | `0xC600_0015` | [`Call::SwitchTrace`] | x1 = chunk | x1 = steps in record, x2..x5 = 8 step codes each |
@@ -357,12 +357,7 @@ pub enum Exit {
     /// The guest executed WFI/WFE.
     Wfx,
     /// The hypervisor stopped the VM; it cannot run again.
-    Stopped {
-        reason: StopReason,
-        esr: u64,
-        far: u64,
-        elr: u64,
-    },
+    Stopped { reason: StopReason, esr: u64, far: u64, elr: u64 },
 }
 
 const EXIT_HVC: u64 = 1;
@@ -376,50 +371,30 @@ impl Exit {
     /// Registers x1..x7 of the VCPU_RUN answer.
     pub fn to_regs(self) -> [u64; 7] {
         match self {
-            Exit::Hvc { imm, regs } => {
-                [EXIT_HVC, imm as u64, regs[0], regs[1], regs[2], regs[3], 0]
-            }
+            Exit::Hvc { imm, regs } => [EXIT_HVC, imm as u64, regs[0], regs[1], regs[2], regs[3], 0],
             Exit::Mmio(m) => {
                 let flags = m.size as u64 | if m.write { MMIO_WRITE_FLAG } else { 0 };
                 [EXIT_MMIO, m.ipa, flags, m.value, 0, 0, 0]
             }
             Exit::Irq => [EXIT_IRQ, 0, 0, 0, 0, 0, 0],
             Exit::Wfx => [EXIT_WFX, 0, 0, 0, 0, 0, 0],
-            Exit::Stopped {
-                reason,
-                esr,
-                far,
-                elr,
-            } => [EXIT_STOPPED, reason as u64, esr, far, elr, 0, 0],
+            Exit::Stopped { reason, esr, far, elr } => [EXIT_STOPPED, reason as u64, esr, far, elr, 0, 0],
         }
     }
 
     pub fn from_regs(r: [u64; 7]) -> Option<Self> {
         Some(match r[0] {
-            EXIT_HVC => Exit::Hvc {
-                imm: u16::try_from(r[1]).ok()?,
-                regs: [r[2], r[3], r[4], r[5]],
-            },
+            EXIT_HVC => Exit::Hvc { imm: u16::try_from(r[1]).ok()?, regs: [r[2], r[3], r[4], r[5]] },
             EXIT_MMIO => {
                 let size = (r[2] & 0xff) as u8;
                 if !matches!(size, 1 | 2 | 4 | 8) {
                     return None;
                 }
-                Exit::Mmio(MmioAccess {
-                    ipa: r[1],
-                    size,
-                    write: r[2] & MMIO_WRITE_FLAG != 0,
-                    value: r[3],
-                })
+                Exit::Mmio(MmioAccess { ipa: r[1], size, write: r[2] & MMIO_WRITE_FLAG != 0, value: r[3] })
             }
             EXIT_IRQ => Exit::Irq,
             EXIT_WFX => Exit::Wfx,
-            EXIT_STOPPED => Exit::Stopped {
-                reason: StopReason::from_reg(r[1])?,
-                esr: r[2],
-                far: r[3],
-                elr: r[4],
-            },
+            EXIT_STOPPED => Exit::Stopped { reason: StopReason::from_reg(r[1])?, esr: r[2], far: r[3], elr: r[4] },
             _ => return None,
         })
     }
@@ -493,11 +468,7 @@ pub const TRACE_REGS: usize = 4;
 
 /// Packs up to 8 steps into a register, first step in the low byte.
 pub fn pack_steps(steps: &[u8]) -> u64 {
-    steps
-        .iter()
-        .take(TRACE_STEPS_PER_REG)
-        .enumerate()
-        .fold(0, |acc, (i, s)| acc | (*s as u64) << (8 * i))
+    steps.iter().take(TRACE_STEPS_PER_REG).enumerate().fold(0, |acc, (i, s)| acc | (*s as u64) << (8 * i))
 }
 
 /// Unpacks a register of steps; zero bytes end the list.
@@ -551,6 +522,119 @@ pub mod guest {
     }
 }
 
+/// A world-switch ordering rule that a recorded or planned step sequence broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderViolation {
+    /// A step is missing from, or repeated in, one round trip.
+    StepCount { step: Step, count: usize },
+    /// save_host_buffers ran after `step` had loaded guest state (guest
+    /// sysregs, VTTBR, HCR_EL2.VM or MDCR_EL2): the drain would go through the
+    /// guest's regime or EL2's.
+    DrainAfterGuestState { step: Step },
+    /// No `dsb nsh` between the drain and the first guest state.
+    NoDsbAfterDrain,
+    /// restore_host_buffers ran before `step` had put the host's regime back.
+    RestoreBeforeHostState { step: Step },
+    /// A host step ran while the guest's state was still loaded, or a guest
+    /// step before the host's was saved.
+    Misordered { first: Step, then: Step },
+}
+
+impl OrderViolation {
+    /// The rule's name, for reports and test assertions.
+    pub const fn rule(&self) -> &'static str {
+        match self {
+            Self::StepCount { .. } => "each-step-once",
+            Self::DrainAfterGuestState { .. } => "drain-before-guest-state",
+            Self::NoDsbAfterDrain => "dsb-after-drain",
+            Self::RestoreBeforeHostState { .. } => "restore-after-host-state",
+            Self::Misordered { .. } => "entry-exit-order",
+        }
+    }
+}
+
+impl core::fmt::Display for OrderViolation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::StepCount { step, count } => {
+                write!(f, "{}: {} ran {} times", self.rule(), step.name(), count)
+            }
+            Self::DrainAfterGuestState { step } => {
+                write!(f, "{}: save_host_buffers after {}", self.rule(), step.name())
+            }
+            Self::NoDsbAfterDrain => write!(f, "{}: no dsb nsh between the drain and guest state", self.rule()),
+            Self::RestoreBeforeHostState { step } => {
+                write!(f, "{}: restore_host_buffers before {}", self.rule(), step.name())
+            }
+            Self::Misordered { first, then } => {
+                write!(f, "{}: {} before {}", self.rule(), first.name(), then.name())
+            }
+        }
+    }
+}
+
+/// The steps that load guest state the SPE drain must not see.
+pub const GUEST_STATE_STEPS: [Step; 3] = [Step::RestoreGuestSysregs, Step::LoadStage2, Step::ActivateGuestTraps];
+/// The steps that put the host's regime back before the buffer may restart.
+pub const HOST_STATE_STEPS: [Step; 3] = [Step::DeactivateTraps, Step::UnloadStage2, Step::RestoreHostSysregs];
+
+/// Checks one round trip of the world switch (entry through exit) against
+/// DESIGN.md's contract. Used on the plan by unit tests and on the steps the
+/// hypervisor actually executed by the host.
+pub fn check_switch_order(steps: &[Step]) -> Result<(), OrderViolation> {
+    let pos = |s: Step| steps.iter().position(|x| *x == s);
+    for s in Step::ALL {
+        let count = steps.iter().filter(|x| **x == s).count();
+        // DsbNsh appears twice: after the drain and after saving the guest.
+        let want = if s == Step::DsbNsh { 2 } else { 1 };
+        if count != want {
+            return Err(OrderViolation::StepCount { step: s, count });
+        }
+    }
+    let at = |s: Step| pos(s).unwrap_or(usize::MAX);
+    let drain = at(Step::SaveHostBuffers);
+    for s in GUEST_STATE_STEPS {
+        if at(s) < drain {
+            return Err(OrderViolation::DrainAfterGuestState { step: s });
+        }
+    }
+    let first_guest = GUEST_STATE_STEPS.iter().map(|s| at(*s)).min().unwrap_or(usize::MAX);
+    if !steps[drain..first_guest.min(steps.len())].contains(&Step::DsbNsh) {
+        return Err(OrderViolation::NoDsbAfterDrain);
+    }
+    let restore = at(Step::RestoreHostBuffers);
+    for s in HOST_STATE_STEPS {
+        if at(s) > restore {
+            return Err(OrderViolation::RestoreBeforeHostState { step: s });
+        }
+    }
+    // The skeleton around the buffers: host saved before guest loaded, guest
+    // entered after it is loaded, guest saved before host restored.
+    let chain = [
+        Step::SaveHostSysregs,
+        Step::RestoreGuestSysregs,
+        Step::LoadStage2,
+        Step::EnterGuest,
+        Step::SaveGuestState,
+        Step::DeactivateTraps,
+        Step::RestoreHostSysregs,
+    ];
+    for w in chain.windows(2) {
+        if at(w[0]) > at(w[1]) {
+            return Err(OrderViolation::Misordered { first: w[1], then: w[0] });
+        }
+    }
+    for s in [Step::ActivateGuestTraps, Step::RestoreGuestGicTimer] {
+        if at(s) > at(Step::EnterGuest) {
+            return Err(OrderViolation::Misordered { first: Step::EnterGuest, then: s });
+        }
+    }
+    if at(Step::UnloadStage2) < at(Step::SaveGuestState) {
+        return Err(OrderViolation::Misordered { first: Step::UnloadStage2, then: Step::SaveGuestState });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,61 +661,30 @@ mod tests {
                 assert_ne!(s.name(), t.name());
             }
         }
-        assert_eq!(
-            Status::NotSupported.to_reg(),
-            u64::MAX,
-            "SMCCC NOT_SUPPORTED is -1"
-        );
+        assert_eq!(Status::NotSupported.to_reg(), u64::MAX, "SMCCC NOT_SUPPORTED is -1");
         assert_eq!(Status::from_reg(12345), None);
     }
 
     #[test]
     fn exits_round_trip() {
         let exits = [
-            Exit::Hvc {
-                imm: 0,
-                regs: [0x8400_0000, 1, 2, 3],
-            },
-            Exit::Mmio(MmioAccess {
-                ipa: 0x0900_0018,
-                size: 4,
-                write: false,
-                value: 0,
-            }),
-            Exit::Mmio(MmioAccess {
-                ipa: 0x0900_0000,
-                size: 1,
-                write: true,
-                value: 0x41,
-            }),
+            Exit::Hvc { imm: 0, regs: [0x8400_0000, 1, 2, 3] },
+            Exit::Mmio(MmioAccess { ipa: 0x0900_0018, size: 4, write: false, value: 0 }),
+            Exit::Mmio(MmioAccess { ipa: 0x0900_0000, size: 1, write: true, value: 0x41 }),
             Exit::Irq,
             Exit::Wfx,
-            Exit::Stopped {
-                reason: StopReason::InstructionAbort,
-                esr: 0x8200_0006,
-                far: 0x10,
-                elr: 0x20,
-            },
+            Exit::Stopped { reason: StopReason::InstructionAbort, esr: 0x8200_0006, far: 0x10, elr: 0x20 },
         ];
         for e in exits {
             assert_eq!(Exit::from_regs(e.to_regs()), Some(e));
         }
         assert_eq!(Exit::from_regs([99, 0, 0, 0, 0, 0, 0]), None);
-        assert_eq!(
-            Exit::from_regs([EXIT_MMIO, 0, 3, 0, 0, 0, 0]),
-            None,
-            "size 3 is no access size"
-        );
+        assert_eq!(Exit::from_regs([EXIT_MMIO, 0, 3, 0, 0, 0, 0]), None, "size 3 is no access size");
     }
 
     #[test]
     fn completions_round_trip() {
-        for c in [
-            Completion::None,
-            Completion::Hvc([1, 2, 3, 4]),
-            Completion::MmioRead(7),
-            Completion::MmioWrite,
-        ] {
+        for c in [Completion::None, Completion::Hvc([1, 2, 3, 4]), Completion::MmioRead(7), Completion::MmioWrite] {
             assert_eq!(Completion::from_regs(c.to_regs()), Some(c));
         }
         assert_eq!(Completion::from_regs([9, 0, 0, 0, 0]), None);

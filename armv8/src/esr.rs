@@ -203,9 +203,7 @@ impl Esr {
     /// The data abort ISS, for EC 0x24/0x25.
     pub const fn data_abort(self) -> Option<DataAbortIss> {
         match self.ec() {
-            ExceptionClass::DataAbortLower | ExceptionClass::DataAbortSame => {
-                Some(DataAbortIss(self.iss()))
-            }
+            ExceptionClass::DataAbortLower | ExceptionClass::DataAbortSame => Some(DataAbortIss(self.iss())),
             _ => None,
         }
     }
@@ -213,9 +211,7 @@ impl Esr {
     /// The instruction abort ISS, for EC 0x20/0x21.
     pub const fn instr_abort(self) -> Option<InstrAbortIss> {
         match self.ec() {
-            ExceptionClass::InstrAbortLower | ExceptionClass::InstrAbortSame => {
-                Some(InstrAbortIss(self.iss()))
-            }
+            ExceptionClass::InstrAbortLower | ExceptionClass::InstrAbortSame => Some(InstrAbortIss(self.iss())),
             _ => None,
         }
     }
@@ -389,9 +385,7 @@ impl fmt::Display for FaultStatus {
             FaultStatus::GranuleProtection => "granule protection fault",
             FaultStatus::TlbConflict => "TLB conflict abort",
             FaultStatus::UnsupportedAtomicUpdate => "unsupported atomic hardware update",
-            FaultStatus::ImplementationDefined(c) => {
-                return write!(f, "implementation defined fault {c:#04x}")
-            }
+            FaultStatus::ImplementationDefined(c) => return write!(f, "implementation defined fault {c:#04x}"),
             FaultStatus::Reserved(c) => return write!(f, "reserved fault status {c:#04x}"),
         };
         f.write_str(name)?;

@@ -94,10 +94,9 @@ pub enum InjectError {
 impl core::fmt::Display for InjectError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            InjectError::UnsupportedMode { spsr } => write!(
-                f,
-                "cannot inject into the guest: SPSR_EL2 {spsr:#x} is not an EL0/EL1 mode"
-            ),
+            InjectError::UnsupportedMode { spsr } => {
+                write!(f, "cannot inject into the guest: SPSR_EL2 {spsr:#x} is not an EL0/EL1 mode")
+            }
         }
     }
 }
@@ -199,11 +198,7 @@ pub fn undef(ctx: &GuestContext, len: InstrLen) -> Result<Injection, InjectError
 /// so IL is RES1), reported as a write if `write`.
 pub fn data_abort(ctx: &GuestContext, address: u64, write: bool) -> Result<Injection, InjectError> {
     let source = Source::from_spsr(ctx.spsr_el2)?;
-    let ec = if source.is_lower() {
-        ExceptionClass::DataAbortLower
-    } else {
-        ExceptionClass::DataAbortSame
-    };
+    let ec = if source.is_lower() { ExceptionClass::DataAbortLower } else { ExceptionClass::DataAbortSame };
     let wnr = if write { 1 << 6 } else { 0 };
     let esr = Esr::new(ec, true, u32::from(FSC_SYNC_EXTERNAL) | wnr);
     deliver(ctx, esr, Some(address))
@@ -212,11 +207,7 @@ pub fn data_abort(ctx: &GuestContext, address: u64, write: bool) -> Result<Injec
 /// A synchronous external instruction abort on `address` (IFSC 0x10).
 pub fn instr_abort(ctx: &GuestContext, address: u64) -> Result<Injection, InjectError> {
     let source = Source::from_spsr(ctx.spsr_el2)?;
-    let ec = if source.is_lower() {
-        ExceptionClass::InstrAbortLower
-    } else {
-        ExceptionClass::InstrAbortSame
-    };
+    let ec = if source.is_lower() { ExceptionClass::InstrAbortLower } else { ExceptionClass::InstrAbortSame };
     let esr = Esr::new(ec, true, u32::from(FSC_SYNC_EXTERNAL));
     deliver(ctx, esr, Some(address))
 }

@@ -22,13 +22,7 @@ pub struct SysRegEnc {
 impl SysRegEnc {
     /// Builds an encoding; fields are masked to their widths.
     pub const fn new(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Self {
-        Self {
-            op0: op0 & 0b11,
-            op1: op1 & 0b111,
-            crn: crn & 0xf,
-            crm: crm & 0xf,
-            op2: op2 & 0b111,
-        }
+        Self { op0: op0 & 0b11, op1: op1 & 0b111, crn: crn & 0xf, crm: crm & 0xf, op2: op2 & 0b111 }
     }
 
     /// The class the hypervisor handles this register by.
@@ -102,11 +96,7 @@ impl fmt::Display for SysRegEnc {
             };
             return write!(f, "DBG{k}{n}_EL1");
         }
-        write!(
-            f,
-            "S{}_{}_C{}_C{}_{}",
-            self.op0, self.op1, self.crn, self.crm, self.op2
-        )
+        write!(f, "S{}_{}_C{}_C{}_{}", self.op0, self.op1, self.crn, self.crm, self.op2)
     }
 }
 
@@ -373,9 +363,7 @@ const NAMED: &[(SysRegEnc, &str)] = &[
 /// - LOR: op0=3 op1=0 CRn=10 CRm=4.
 pub const fn classify(e: SysRegEnc) -> SysRegClass {
     match (e.op0, e.op1, e.crn, e.crm, e.op2) {
-        (3, 3, 9, 12..=14, _) | (3, 0, 9, 14, 1 | 2 | 6) | (3, 3, 14, 8..=15, _) => {
-            SysRegClass::Pmu
-        }
+        (3, 3, 9, 12..=14, _) | (3, 0, 9, 14, 1 | 2 | 6) | (3, 3, 14, 8..=15, _) => SysRegClass::Pmu,
         (3, 0 | 4 | 5, 9, 9 | 10, _) => SysRegClass::Spe,
         (2, _, _, _, _) | (3, 0, 9, 11, _) => SysRegClass::Debug,
         (3, 0, 10, 4, _) => SysRegClass::Lor,

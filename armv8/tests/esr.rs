@@ -44,13 +44,8 @@ fn data_abort_lower_el_with_valid_syndrome() {
     );
     // strh w3, [x1] with sign-extension bits irrelevant: SAS=1 (2 bytes), SRT=3, SF=0, WnR=1.
     let iss = 1 << 24 | 1 << 22 | 3 << 16 | 1 << 6 | 0x0f;
-    let da = Esr::new(ExceptionClass::DataAbortLower, true, iss)
-        .data_abort()
-        .unwrap();
-    assert_eq!(
-        (da.access_size(), da.srt(), da.sf(), da.wnr()),
-        (2, 3, false, true)
-    );
+    let da = Esr::new(ExceptionClass::DataAbortLower, true, iss).data_abort().unwrap();
+    assert_eq!((da.access_size(), da.srt(), da.sf(), da.wnr()), (2, 3, false, true));
     assert_eq!(da.dfsc(), FaultStatus::Permission { level: 3 });
     assert!(da.to_string().contains("SRT=w3"));
 }
@@ -60,10 +55,7 @@ fn hvc_smc_wfx() {
     let esr = Esr(0x5a00_0000);
     assert_eq!(esr.ec(), ExceptionClass::Hvc64);
     assert_eq!(esr.hvc().unwrap().imm16(), 0);
-    assert_eq!(
-        esr.to_string(),
-        "ESR 0x5a000000 EC=0x16 (HVC (AArch64)) IL=32-bit ISS=0x0 imm=0x0"
-    );
+    assert_eq!(esr.to_string(), "ESR 0x5a000000 EC=0x16 (HVC (AArch64)) IL=32-bit ISS=0x0 imm=0x0");
     let smc = Esr::new(ExceptionClass::Smc64, true, 0x1234);
     assert_eq!(smc.0, 0x5e00_1234);
     assert_eq!(smc.smc().unwrap().imm16(), 0x1234);
@@ -87,16 +79,7 @@ fn sysreg_trap_from_fields() {
     assert_eq!(esr.0, 0x6230_2433);
     let decoded = Esr(0x6230_2433).sysreg().unwrap();
     assert_eq!(decoded, iss);
-    assert_eq!(
-        (
-            decoded.op0(),
-            decoded.op1(),
-            decoded.crn(),
-            decoded.crm(),
-            decoded.op2()
-        ),
-        (3, 0, 9, 9, 0)
-    );
+    assert_eq!((decoded.op0(), decoded.op1(), decoded.crn(), decoded.crm(), decoded.op2()), (3, 0, 9, 9, 0));
     assert_eq!(decoded.rt(), 1);
     assert_eq!(decoded.direction(), Direction::Read);
     assert_eq!(decoded.encoding(), sysreg::PMSCR_EL1);
@@ -120,19 +103,10 @@ fn sysreg_iss_round_trips_every_encoding() {
                     for op2 in 0..8u8 {
                         let enc = SysRegEnc::new(op0, op1, crn, crm, op2);
                         let rt = (op2 * 7 + crm) % 32;
-                        let dir = if crn % 2 == 0 {
-                            Direction::Read
-                        } else {
-                            Direction::Write
-                        };
+                        let dir = if crn % 2 == 0 { Direction::Read } else { Direction::Write };
                         let iss = SysRegIss::new(enc, rt, dir);
-                        let back = Esr::new(ExceptionClass::SysReg, true, iss.0)
-                            .sysreg()
-                            .unwrap();
-                        assert_eq!(
-                            (back.encoding(), back.rt(), back.direction()),
-                            (enc, rt, dir)
-                        );
+                        let back = Esr::new(ExceptionClass::SysReg, true, iss.0).sysreg().unwrap();
+                        assert_eq!((back.encoding(), back.rt(), back.direction()), (enc, rt, dir));
                     }
                 }
             }
@@ -153,16 +127,10 @@ fn exception_classes_round_trip_and_have_names() {
         }
     }
     assert_eq!(named, 46);
-    assert_eq!(
-        ExceptionClass::from_raw(0x02),
-        ExceptionClass::Unknown(0x02)
-    );
+    assert_eq!(ExceptionClass::from_raw(0x02), ExceptionClass::Unknown(0x02));
     assert_eq!(ExceptionClass::from_raw(0x3c), ExceptionClass::Brk64);
     assert_eq!(ExceptionClass::from_raw(0x2f).to_string(), "SError");
-    assert_eq!(
-        Esr(0x0800_0000).to_string(),
-        "ESR 0x8000000 EC=0x02 (unallocated exception class) IL=16-bit ISS=0x0"
-    );
+    assert_eq!(Esr(0x0800_0000).to_string(), "ESR 0x8000000 EC=0x02 (unallocated exception class) IL=16-bit ISS=0x0");
 }
 
 #[test]
@@ -170,50 +138,22 @@ fn fault_status_codes() {
     use FaultStatus::*;
     let cases = [
         (0x00, AddressSize { level: 0 }, "address size fault level 0"),
-        (
-            0x29,
-            AddressSize { level: -1 },
-            "address size fault level -1",
-        ),
+        (0x29, AddressSize { level: -1 }, "address size fault level -1"),
         (0x07, Translation { level: 3 }, "translation fault level 3"),
-        (
-            0x2b,
-            Translation { level: -1 },
-            "translation fault level -1",
-        ),
+        (0x2b, Translation { level: -1 }, "translation fault level -1"),
         (0x0b, AccessFlag { level: 3 }, "access flag fault level 3"),
         (0x0d, Permission { level: 1 }, "permission fault level 1"),
         (0x10, SyncExternal, "synchronous external abort"),
         (0x11, TagCheck, "tag check fault"),
-        (
-            0x15,
-            SyncExternalOnWalk { level: 1 },
-            "synchronous external abort on table walk level 1",
-        ),
-        (
-            0x13,
-            SyncExternalOnWalk { level: -1 },
-            "synchronous external abort on table walk level -1",
-        ),
+        (0x15, SyncExternalOnWalk { level: 1 }, "synchronous external abort on table walk level 1"),
+        (0x13, SyncExternalOnWalk { level: -1 }, "synchronous external abort on table walk level -1"),
         (0x18, SyncParity, "synchronous parity/ECC error"),
-        (
-            0x1f,
-            SyncParityOnWalk { level: 3 },
-            "synchronous parity/ECC error on table walk level 3",
-        ),
+        (0x1f, SyncParityOnWalk { level: 3 }, "synchronous parity/ECC error on table walk level 3"),
         (0x21, Alignment, "alignment fault"),
         (0x28, GranuleProtection, "granule protection fault"),
         (0x30, TlbConflict, "TLB conflict abort"),
-        (
-            0x31,
-            UnsupportedAtomicUpdate,
-            "unsupported atomic hardware update",
-        ),
-        (
-            0x34,
-            ImplementationDefined(0x34),
-            "implementation defined fault 0x34",
-        ),
+        (0x31, UnsupportedAtomicUpdate, "unsupported atomic hardware update"),
+        (0x34, ImplementationDefined(0x34), "implementation defined fault 0x34"),
         (0x3f, Reserved(0x3f), "reserved fault status 0x3f"),
     ];
     for (raw, fs, text) in cases {
@@ -230,8 +170,6 @@ fn instruction_abort() {
     let ia = esr.instr_abort().unwrap();
     assert!(ia.s1ptw());
     assert_eq!(ia.ifsc(), FaultStatus::Permission { level: 3 });
-    assert!(esr
-        .to_string()
-        .ends_with("IFSC=permission fault level 3, S1PTW=1, EA=0, FnV=0"));
+    assert!(esr.to_string().ends_with("IFSC=permission fault level 3, S1PTW=1, EA=0, FnV=0"));
     assert!(esr.data_abort().is_none());
 }

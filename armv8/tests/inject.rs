@@ -6,13 +6,7 @@ const VBAR: u64 = 0xffff_8000_1001_0800;
 const PC: u64 = 0x4008_1234;
 
 fn ctx(spsr: u64) -> GuestContext {
-    GuestContext {
-        spsr_el2: spsr,
-        elr_el2: PC,
-        vbar_el1: VBAR,
-        sctlr_el1: 0,
-        features: GuestFeatures::default(),
-    }
+    GuestContext { spsr_el2: spsr, elr_el2: PC, vbar_el1: VBAR, sctlr_el1: 0, features: GuestFeatures::default() }
 }
 
 #[test]
@@ -49,10 +43,7 @@ fn undef_from_el1h() {
     assert_eq!(inj.spsr_el1, spsr);
     assert_eq!(inj.far_el1, None);
     // EL1h, DAIF masked, IL/SS cleared, flags and DIT kept.
-    assert_eq!(
-        inj.pstate,
-        pstate::M_EL1H | pstate::DAIF | pstate::N | pstate::C | pstate::DIT
-    );
+    assert_eq!(inj.pstate, pstate::M_EL1H | pstate::DAIF | pstate::N | pstate::C | pstate::DIT);
     assert_eq!(inj.pstate & pstate::IL, 0);
     assert_eq!(inj.pstate & pstate::SS, 0);
 
@@ -87,39 +78,24 @@ fn data_abort_from_el0_and_el1() {
 #[test]
 fn optional_pstate_features() {
     let mut c = ctx(pstate::M_EL0T);
-    c.features = GuestFeatures {
-        pan: true,
-        ssbs: true,
-        mte: true,
-    };
+    c.features = GuestFeatures { pan: true, ssbs: true, mte: true };
     // SPAN = 0 sets PAN; DSSBS = 1 sets SSBS; MTE sets TCO.
     c.sctlr_el1 = SCTLR_DSSBS;
     let p = undef(&c, InstrLen::Bits32).unwrap().pstate;
-    assert_eq!(
-        p & (pstate::PAN | pstate::SSBS | pstate::TCO),
-        pstate::PAN | pstate::SSBS | pstate::TCO
-    );
+    assert_eq!(p & (pstate::PAN | pstate::SSBS | pstate::TCO), pstate::PAN | pstate::SSBS | pstate::TCO);
     // SPAN = 1 keeps the old PAN (0 here); DSSBS = 0 clears SSBS.
     c.sctlr_el1 = SCTLR_SPAN;
     c.spsr_el2 |= pstate::SSBS;
     let p = undef(&c, InstrLen::Bits32).unwrap().pstate;
     assert_eq!(p & (pstate::PAN | pstate::SSBS), 0);
     // Without the features none of them is set.
-    let p = undef(&ctx(pstate::M_EL0T | pstate::PAN), InstrLen::Bits32)
-        .unwrap()
-        .pstate;
+    let p = undef(&ctx(pstate::M_EL0T | pstate::PAN), InstrLen::Bits32).unwrap().pstate;
     assert_eq!(p, pstate::M_EL1H | pstate::DAIF);
 }
 
 #[test]
 fn el2_and_reserved_modes_are_refused() {
-    for spsr in [
-        pstate::M_EL2H,
-        pstate::M_EL2T,
-        0b1101,
-        0b0010,
-        pstate::NRW | 0b0011,
-    ] {
+    for spsr in [pstate::M_EL2H, pstate::M_EL2T, 0b1101, 0b0010, pstate::NRW | 0b0011] {
         let err = undef(&ctx(spsr), InstrLen::Bits32).unwrap_err();
         assert_eq!(err, InjectError::UnsupportedMode { spsr });
         assert!(err.to_string().contains("not an EL0/EL1 mode"));
@@ -131,9 +107,6 @@ fn mode_decode() {
     assert_eq!(pstate::Mode::from_spsr(0x3c5), pstate::Mode::El1h);
     assert_eq!(pstate::Mode::from_spsr(0x3c9), pstate::Mode::El2h);
     assert_eq!(pstate::Mode::from_spsr(0x10), pstate::Mode::Aarch32(0));
-    assert_eq!(
-        pstate::Mode::from_spsr(0x3c5),
-        pstate::Mode::from_spsr(pstate::M_EL1H | pstate::DAIF)
-    );
+    assert_eq!(pstate::Mode::from_spsr(0x3c5), pstate::Mode::from_spsr(pstate::M_EL1H | pstate::DAIF));
     assert_eq!(pstate::DAIF, 0x3c0);
 }

@@ -127,17 +127,10 @@ fn names_and_indices_round_trip() {
     }
     assert_eq!(PMCCFILTR_EL0.pmevtyper_index(), None);
     assert_eq!(PMCCFILTR_EL0.to_string(), "PMCCFILTR_EL0");
-    assert_eq!(
-        dbgwvr_el1(3).debug_breakpoint(),
-        Some((DebugPointReg::Wvr, 3))
-    );
+    assert_eq!(dbgwvr_el1(3).debug_breakpoint(), Some((DebugPointReg::Wvr, 3)));
     assert_eq!(dbgbvr_el1(15).to_string(), "DBGBVR15_EL1");
     assert_eq!(PMSCR_EL1.to_string(), "PMSCR_EL1");
     assert_eq!(PMSCR_EL1.name(), Some("PMSCR_EL1"));
     assert_eq!(SysRegEnc::new(3, 0, 1, 0, 0).to_string(), "S3_0_C1_C0_0");
-    assert_eq!(
-        SysRegEnc::new(3, 9, 16, 17, 9),
-        SysRegEnc::new(3, 1, 0, 1, 1),
-        "fields masked"
-    );
+    assert_eq!(SysRegEnc::new(3, 9, 16, 17, 9), SysRegEnc::new(3, 1, 0, 1, 1), "fields masked");
 }

@@ -20,11 +20,7 @@ impl NodeName {
         let len = name.len().min(NODE_NAME_CAPACITY);
         let mut bytes = [0; NODE_NAME_CAPACITY];
         bytes[..len].copy_from_slice(&name[..len]);
-        Self {
-            bytes,
-            len: len as u8,
-            truncated: name.len() > NODE_NAME_CAPACITY,
-        }
+        Self { bytes, len: len as u8, truncated: name.len() > NODE_NAME_CAPACITY }
     }
 
     /// The (possibly cut) name as bytes.
@@ -140,21 +136,13 @@ pub enum DtbError {
     /// The first word is not `0xd00dfeed`.
     BadMagic { found: u32 },
     /// The blob is older than version 17 or incompatible with it.
-    UnsupportedVersion {
-        version: u32,
-        last_comp_version: u32,
-    },
+    UnsupportedVersion { version: u32, last_comp_version: u32 },
     /// The header's `totalsize` is smaller than the header or implausibly big.
     BadTotalSize { totalsize: u32 },
     /// The header's `totalsize` is larger than the buffer we were given.
     TotalSizeExceedsBuffer { totalsize: u32, len: usize },
     /// A block lies (partly) outside `totalsize`.
-    BlockOutOfRange {
-        block: Block,
-        offset: u32,
-        size: u32,
-        totalsize: u32,
-    },
+    BlockOutOfRange { block: Block, offset: u32, size: u32, totalsize: u32 },
     /// A block does not start on the alignment the specification requires.
     MisalignedBlock { block: Block, offset: u32 },
     /// The memory reservation map has no terminating all-zero entry.
@@ -168,16 +156,9 @@ pub enum DtbError {
     /// No enabled `arm,armv8-timer` node.
     NoTimer,
     /// A required property is missing.
-    MissingProperty {
-        node: NodeName,
-        property: &'static str,
-    },
+    MissingProperty { node: NodeName, property: &'static str },
     /// A property has a value that cannot be used.
-    BadProperty {
-        node: NodeName,
-        property: &'static str,
-        reason: &'static str,
-    },
+    BadProperty { node: NodeName, property: &'static str, reason: &'static str },
     /// A node's address is not visible to the CPU (no matching `ranges`).
     Untranslatable { node: NodeName, address: u64 },
     /// A node's interrupts go to a controller other than the GIC.
@@ -194,60 +175,39 @@ impl fmt::Display for DtbError {
                 write!(f, "DTB of {len} bytes is shorter than the 40-byte header")
             }
             DtbError::BadMagic { found } => {
-                write!(
-                    f,
-                    "bad DTB magic {found:#010x} at offset 0 (expected 0xd00dfeed)"
-                )
+                write!(f, "bad DTB magic {found:#010x} at offset 0 (expected 0xd00dfeed)")
             }
-            DtbError::UnsupportedVersion {
-                version,
-                last_comp_version,
-            } => write!(
-                f,
-                "unsupported DTB version {version} (last compatible {last_comp_version}); need 17"
-            ),
+            DtbError::UnsupportedVersion { version, last_comp_version } => {
+                write!(f, "unsupported DTB version {version} (last compatible {last_comp_version}); need 17")
+            }
             DtbError::BadTotalSize { totalsize } => {
                 write!(f, "implausible DTB totalsize {totalsize:#x} in header")
             }
-            DtbError::TotalSizeExceedsBuffer { totalsize, len } => write!(
-                f,
-                "DTB header says totalsize {totalsize:#x} but only {len:#x} bytes are available"
-            ),
-            DtbError::BlockOutOfRange {
-                block,
-                offset,
-                size,
-                totalsize,
-            } => write!(
-                f,
-                "DTB {block} at {offset:#x}+{size:#x} lies outside totalsize {totalsize:#x}"
-            ),
+            DtbError::TotalSizeExceedsBuffer { totalsize, len } => {
+                write!(f, "DTB header says totalsize {totalsize:#x} but only {len:#x} bytes are available")
+            }
+            DtbError::BlockOutOfRange { block, offset, size, totalsize } => {
+                write!(f, "DTB {block} at {offset:#x}+{size:#x} lies outside totalsize {totalsize:#x}")
+            }
             DtbError::MisalignedBlock { block, offset } => {
                 write!(f, "DTB {block} at {offset:#x} is misaligned")
             }
-            DtbError::UnterminatedReservationMap => {
-                f.write_str("DTB memory reservation map has no terminating entry")
-            }
+            DtbError::UnterminatedReservationMap => f.write_str("DTB memory reservation map has no terminating entry"),
             DtbError::Malformed { offset, what } => {
                 write!(f, "malformed DTB structure at offset {offset:#x}: {what}")
             }
             DtbError::NoMemory => f.write_str("DTB has no /memory node with a non-empty reg"),
-            DtbError::NoGic => {
-                f.write_str("DTB has no enabled GIC (arm,gic-v3, arm,gic-400, arm,cortex-a15-gic)")
-            }
+            DtbError::NoGic => f.write_str("DTB has no enabled GIC (arm,gic-v3, arm,gic-400, arm,cortex-a15-gic)"),
             DtbError::NoTimer => f.write_str("DTB has no enabled arm,armv8-timer node"),
             DtbError::MissingProperty { node, property } => {
                 write!(f, "DTB node {node} lacks property `{property}`")
             }
-            DtbError::BadProperty {
-                node,
-                property,
-                reason,
-            } => write!(f, "DTB node {node}: bad `{property}`: {reason}"),
-            DtbError::Untranslatable { node, address } => write!(
-                f,
-                "DTB node {node}: address {address:#x} is not translated by any parent `ranges`"
-            ),
+            DtbError::BadProperty { node, property, reason } => {
+                write!(f, "DTB node {node}: bad `{property}`: {reason}")
+            }
+            DtbError::Untranslatable { node, address } => {
+                write!(f, "DTB node {node}: address {address:#x} is not translated by any parent `ranges`")
+            }
             DtbError::InterruptParentNotGic { node } => {
                 write!(f, "DTB node {node}: interrupt parent is not the GIC")
             }

@@ -85,8 +85,7 @@ impl Header {
     /// Parses and checks the header at the start of `dtb`: magic, version,
     /// `totalsize` against `dtb.len()`, and every block against `totalsize`.
     pub fn parse(dtb: &[u8]) -> Result<Self, DtbError> {
-        let word =
-            |i: usize| be32(dtb, i * 4).ok_or(DtbError::TooShortForHeader { len: dtb.len() });
+        let word = |i: usize| be32(dtb, i * 4).ok_or(DtbError::TooShortForHeader { len: dtb.len() });
         let magic = word(0)?;
         if magic != FDT_MAGIC {
             return Err(DtbError::BadMagic { found: magic });
@@ -106,21 +105,13 @@ impl Header {
             size_dt_struct: word(9)?,
         };
         if h.version < FDT_VERSION || h.last_comp_version > FDT_VERSION {
-            return Err(DtbError::UnsupportedVersion {
-                version: h.version,
-                last_comp_version: h.last_comp_version,
-            });
+            return Err(DtbError::UnsupportedVersion { version: h.version, last_comp_version: h.last_comp_version });
         }
         if (h.totalsize as usize) < HEADER_SIZE {
-            return Err(DtbError::BadTotalSize {
-                totalsize: h.totalsize,
-            });
+            return Err(DtbError::BadTotalSize { totalsize: h.totalsize });
         }
         if h.totalsize as usize > dtb.len() {
-            return Err(DtbError::TotalSizeExceedsBuffer {
-                totalsize: h.totalsize,
-                len: dtb.len(),
-            });
+            return Err(DtbError::TotalSizeExceedsBuffer { totalsize: h.totalsize, len: dtb.len() });
         }
         h.check_block(Block::Struct, h.off_dt_struct, h.size_dt_struct, 4)?;
         h.check_block(Block::Strings, h.off_dt_strings, h.size_dt_strings, 1)?;
@@ -129,24 +120,11 @@ impl Header {
         Ok(h)
     }
 
-    fn check_block(
-        &self,
-        block: Block,
-        offset: u32,
-        size: u32,
-        align: u32,
-    ) -> Result<(), DtbError> {
-        let in_range = offset as usize >= HEADER_SIZE
-            && offset
-                .checked_add(size)
-                .is_some_and(|end| end <= self.totalsize);
+    fn check_block(&self, block: Block, offset: u32, size: u32, align: u32) -> Result<(), DtbError> {
+        let in_range =
+            offset as usize >= HEADER_SIZE && offset.checked_add(size).is_some_and(|end| end <= self.totalsize);
         if !in_range {
-            return Err(DtbError::BlockOutOfRange {
-                block,
-                offset,
-                size,
-                totalsize: self.totalsize,
-            });
+            return Err(DtbError::BlockOutOfRange { block, offset, size, totalsize: self.totalsize });
         }
         if !offset.is_multiple_of(align) {
             return Err(DtbError::MisalignedBlock { block, offset });
@@ -179,10 +157,7 @@ impl<'a> Fdt<'a> {
     pub fn new(dtb: &'a [u8]) -> Result<Self, DtbError> {
         let header = Header::parse(dtb)?;
         let data = dtb.get(..header.totalsize as usize).unwrap_or_default();
-        let slice = |off: u32, size: u32| {
-            data.get(off as usize..off as usize + size as usize)
-                .unwrap_or_default()
-        };
+        let slice = |off: u32, size: u32| data.get(off as usize..off as usize + size as usize).unwrap_or_default();
         let fdt = Fdt {
             header,
             data,
@@ -205,10 +180,7 @@ impl<'a> Fdt<'a> {
     }
 
     fn malformed(&self, struct_off: usize, what: Malformation) -> DtbError {
-        DtbError::Malformed {
-            offset: self.header.off_dt_struct as usize + struct_off,
-            what,
-        }
+        DtbError::Malformed { offset: self.header.off_dt_struct as usize + struct_off, what }
     }
 
     /// Decodes the token at `off`, returning it and the offset of the next.
@@ -219,18 +191,15 @@ impl<'a> Fdt<'a> {
         match tag {
             FDT_BEGIN_NODE => {
                 let rest = s.get(body..).unwrap_or_default();
-                let nul = rest
-                    .iter()
-                    .position(|&b| b == 0)
-                    .ok_or(self.malformed(off, Malformation::UnterminatedNodeName))?;
+                let nul =
+                    rest.iter().position(|&b| b == 0).ok_or(self.malformed(off, Malformation::UnterminatedNodeName))?;
                 let next = align4(body + nul + 1).unwrap_or(usize::MAX);
                 Ok((Token::Begin { name: &rest[..nul] }, next))
             }
             FDT_END_NODE => Ok((Token::End, body)),
             FDT_PROP => {
                 let len = be32(s, body).ok_or(self.malformed(off, Malformation::UnexpectedEnd))?;
-                let name_off =
-                    be32(s, body + 4).ok_or(self.malformed(off, Malformation::UnexpectedEnd))?;
+                let name_off = be32(s, body + 4).ok_or(self.malformed(off, Malformation::UnexpectedEnd))?;
                 let start = body + 8;
                 let value = start
                     .checked_add(len as usize)
@@ -354,12 +323,7 @@ impl<'a> Fdt<'a> {
 
     fn node_at(&self, off: usize) -> Option<Node<'a>> {
         match self.tok(off)? {
-            (Token::Begin { name }, body) => Some(Node {
-                fdt: *self,
-                offset: off,
-                body,
-                name,
-            }),
+            (Token::Begin { name }, body) => Some(Node { fdt: *self, offset: off, body, name }),
             _ => None,
         }
     }
@@ -371,12 +335,7 @@ impl<'a> Fdt<'a> {
             off = next;
         }
         // Validation guarantees a root node; fall back to an empty stand-in.
-        self.node_at(off).unwrap_or(Node {
-            fdt: *self,
-            offset: usize::MAX,
-            body: usize::MAX,
-            name: &[],
-        })
+        self.node_at(off).unwrap_or(Node { fdt: *self, offset: usize::MAX, body: usize::MAX, name: &[] })
     }
 
     /// Every node, in document order (the root first).
@@ -397,8 +356,7 @@ impl<'a> Fdt<'a> {
 
     /// The first enabled node whose `compatible` has any of `compatibles`.
     pub fn find_compatible(&self, compatibles: &[&str]) -> Option<Node<'a>> {
-        self.nodes()
-            .find(|n| n.is_enabled() && compatibles.iter().any(|c| n.is_compatible(c)))
+        self.nodes().find(|n| n.is_enabled() && compatibles.iter().any(|c| n.is_compatible(c)))
     }
 
     /// The node with `phandle` (or the legacy `linux,phandle`) equal to `handle`.
@@ -443,11 +401,7 @@ impl<'a> Fdt<'a> {
             }
             off = next;
         }
-        Ancestry {
-            fdt: *self,
-            offsets: stack,
-            len: depth.min(MAX_DEPTH),
-        }
+        Ancestry { fdt: *self, offsets: stack, len: depth.min(MAX_DEPTH) }
     }
 
     /// The parent of `node` (`None` for the root).
@@ -465,12 +419,7 @@ impl<'a> Fdt<'a> {
         if prop.value.is_empty() || entry == 0 || prop.value.len() % entry != 0 {
             return Err(node.bad("reg", "length is not a multiple of the entry size"));
         }
-        Ok(Reg {
-            value: prop.value,
-            address_cells,
-            size_cells,
-            off: 0,
-        })
+        Ok(Reg { value: prop.value, address_cells, size_cells, off: 0 })
     }
 
     /// Translates `address` in the address space of `node`'s parent bus to
@@ -481,17 +430,11 @@ impl<'a> Fdt<'a> {
         // Bus `i` (depth from root) maps its children's space to bus `i-1`'s.
         let mut i = chain.len().saturating_sub(1);
         while i >= 2 {
-            let bus = chain.get(i - 1).ok_or(DtbError::Untranslatable {
-                node: node.error_name(),
-                address,
-            })?;
+            let bus = chain.get(i - 1).ok_or(DtbError::Untranslatable { node: node.error_name(), address })?;
             let up = chain.get(i - 2).unwrap_or(bus);
             addr = bus
                 .translate_through_ranges(&up, addr)
-                .ok_or(DtbError::Untranslatable {
-                    node: node.error_name(),
-                    address,
-                })??;
+                .ok_or(DtbError::Untranslatable { node: node.error_name(), address })??;
             i -= 1;
         }
         Ok(addr)
@@ -617,28 +560,18 @@ impl<'a> Node<'a> {
 
     /// The property called `name`, or [`DtbError::MissingProperty`].
     pub fn require(&self, name: &'static str) -> Result<Property<'a>, DtbError> {
-        self.property(name).ok_or(DtbError::MissingProperty {
-            node: self.error_name(),
-            property: name,
-        })
+        self.property(name).ok_or(DtbError::MissingProperty { node: self.error_name(), property: name })
     }
 
     pub(crate) fn bad(&self, property: &'static str, reason: &'static str) -> DtbError {
-        DtbError::BadProperty {
-            node: self.error_name(),
-            property,
-            reason,
-        }
+        DtbError::BadProperty { node: self.error_name(), property, reason }
     }
 
     /// Reads a one-cell property; absent gives `Ok(None)`, malformed an error.
     pub fn u32_property(&self, name: &'static str) -> Result<Option<u32>, DtbError> {
         match self.property(name) {
             None => Ok(None),
-            Some(p) => p
-                .as_u32()
-                .map(Some)
-                .ok_or(self.bad(name, "not a single cell")),
+            Some(p) => p.as_u32().map(Some).ok_or(self.bad(name, "not a single cell")),
         }
     }
 
@@ -680,27 +613,20 @@ impl<'a> Node<'a> {
 
     /// Whether `compatible` lists `compatible`.
     pub fn is_compatible(&self, compatible: &str) -> bool {
-        self.property("compatible")
-            .is_some_and(|p| p.strings().any(|s| s == compatible.as_bytes()))
+        self.property("compatible").is_some_and(|p| p.strings().any(|s| s == compatible.as_bytes()))
     }
 
     /// The node's `phandle` (or `linux,phandle`).
     pub fn phandle(&self) -> Option<u32> {
-        self.property("phandle")
-            .or_else(|| self.property("linux,phandle"))
-            .and_then(|p| p.as_u32())
+        self.property("phandle").or_else(|| self.property("linux,phandle")).and_then(|p| p.as_u32())
     }
 
     /// `#address-cells` and `#size-cells` of this node (the layout of its
     /// children's `reg`), checked to be at most two cells each. `child` is
     /// only used to name the culprit in errors.
     pub fn cells(&self, child: &Node<'a>) -> Result<(u32, u32), DtbError> {
-        let a = self
-            .u32_property("#address-cells")?
-            .unwrap_or(DEFAULT_ADDRESS_CELLS);
-        let s = self
-            .u32_property("#size-cells")?
-            .unwrap_or(DEFAULT_SIZE_CELLS);
+        let a = self.u32_property("#address-cells")?.unwrap_or(DEFAULT_ADDRESS_CELLS);
+        let s = self.u32_property("#size-cells")?.unwrap_or(DEFAULT_SIZE_CELLS);
         if a > MAX_CELLS || s > MAX_CELLS {
             return Err(child.bad("reg", "parent #address-cells or #size-cells above 2"));
         }
@@ -709,11 +635,7 @@ impl<'a> Node<'a> {
 
     /// Maps `addr` from this bus's child space into `parent`'s space through
     /// `ranges`. `None`: no entry covers it; `Some(Err)`: malformed `ranges`.
-    fn translate_through_ranges(
-        &self,
-        parent: &Node<'a>,
-        addr: u64,
-    ) -> Option<Result<u64, DtbError>> {
+    fn translate_through_ranges(&self, parent: &Node<'a>, addr: u64) -> Option<Result<u64, DtbError>> {
         let ranges = self.property("ranges")?;
         if ranges.value.is_empty() {
             return Some(Ok(addr));
@@ -728,19 +650,14 @@ impl<'a> Node<'a> {
         };
         let entry = 4 * (child_cells + parent_cells + size_cells) as usize;
         if entry == 0 || ranges.value.len() % entry != 0 {
-            return Some(Err(
-                self.bad("ranges", "length is not a multiple of the entry size")
-            ));
+            return Some(Err(self.bad("ranges", "length is not a multiple of the entry size")));
         }
         ranges.value.chunks_exact(entry).find_map(|e| {
             let child = read_cells(e, 0, child_cells)?;
             let parent_base = read_cells(e, 4 * child_cells as usize, parent_cells)?;
             let size = read_cells(e, 4 * (child_cells + parent_cells) as usize, size_cells)?;
             let delta = addr.checked_sub(child)?;
-            (delta < size)
-                .then(|| parent_base.checked_add(delta))
-                .flatten()
-                .map(Ok)
+            (delta < size).then(|| parent_base.checked_add(delta)).flatten().map(Ok)
         })
     }
 }
@@ -757,9 +674,7 @@ pub struct Property<'a> {
 impl<'a> Property<'a> {
     /// The value as one cell.
     pub fn as_u32(&self) -> Option<u32> {
-        (self.value.len() == 4)
-            .then(|| be32(self.value, 0))
-            .flatten()
+        (self.value.len() == 4).then(|| be32(self.value, 0)).flatten()
     }
 
     /// The value as one or two cells.
@@ -773,9 +688,7 @@ impl<'a> Property<'a> {
 
     /// The value's cells.
     pub fn cells(&self) -> impl Iterator<Item = u32> + 'a {
-        self.value
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        self.value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
     }
 
     /// The first string of a NUL-terminated string (list), if UTF-8.

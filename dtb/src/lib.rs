@@ -44,9 +44,8 @@ pub mod platform;
 pub use error::{Block, DtbError, Malformation, NodeName};
 pub use fdt::{Fdt, Header, Node, Property, FDT_MAGIC, HEADER_SIZE, MAX_DEPTH};
 pub use platform::{
-    CpuList, Gic, GicVersion, IntId, Interrupt, Platform, Psci, PsciConduit, PsciVersion, Region,
-    RegionList, Timer, Trigger, Uart, UartKind, MAX_CPUS, MAX_MEMORY_REGIONS, MAX_REDIST_REGIONS,
-    MAX_RESERVED_REGIONS,
+    CpuList, Gic, GicVersion, IntId, Interrupt, Platform, Psci, PsciConduit, PsciVersion, Region, RegionList, Timer,
+    Trigger, Uart, UartKind, MAX_CPUS, MAX_MEMORY_REGIONS, MAX_REDIST_REGIONS, MAX_RESERVED_REGIONS,
 };
 
 /// Largest `totalsize` [`from_raw`] accepts: the arm64 boot protocol caps
@@ -91,8 +90,7 @@ pub unsafe fn from_raw(ptr: *const u8) -> Result<&'static [u8], DtbError> {
         return Err(DtbError::BadMagic { found: magic });
     }
     let size = totalsize as usize;
-    if !(HEADER_SIZE..=MAX_TOTALSIZE).contains(&size) || (ptr as usize).checked_add(size).is_none()
-    {
+    if !(HEADER_SIZE..=MAX_TOTALSIZE).contains(&size) || (ptr as usize).checked_add(size).is_none() {
         return Err(DtbError::BadTotalSize { totalsize });
     }
     // SAFETY: the caller guarantees `totalsize` bytes are mapped and
@@ -116,12 +114,7 @@ pub unsafe fn early_totalsize(addr: usize) -> Option<usize> {
     let p = addr as *const u32;
     // SAFETY: the caller guarantees the first 8 bytes are readable; both
     // loads are 4-byte aligned.
-    let (magic, size) = unsafe {
-        (
-            u32::from_be(p.read_volatile()),
-            u32::from_be(p.add(1).read_volatile()),
-        )
-    };
+    let (magic, size) = unsafe { (u32::from_be(p.read_volatile()), u32::from_be(p.add(1).read_volatile())) };
     let size = size as usize;
     (magic == FDT_MAGIC && (HEADER_SIZE..=MAX_TOTALSIZE).contains(&size)).then_some(size)
 }

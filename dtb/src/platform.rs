@@ -33,13 +33,8 @@ const GIC_TYPE_EPPI: u32 = 3;
 const IRQ_TYPE_MASK: u32 = 0xf;
 
 const GICV3_COMPATIBLES: &[&str] = &["arm,gic-v3"];
-const GICV2_COMPATIBLES: &[&str] = &[
-    "arm,gic-400",
-    "arm,cortex-a15-gic",
-    "arm,cortex-a9-gic",
-    "arm,cortex-a7-gic",
-    "arm,pl390",
-];
+const GICV2_COMPATIBLES: &[&str] =
+    &["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic", "arm,cortex-a7-gic", "arm,pl390"];
 const TIMER_COMPATIBLES: &[&str] = &["arm,armv8-timer", "arm,armv7-timer"];
 const PMU_GENERIC_COMPATIBLE: &str = "arm,armv8-pmuv3";
 const SPE_COMPATIBLES: &[&str] = &["arm,statistical-profiling-extension-v1"];
@@ -76,10 +71,7 @@ pub struct RegionList<const N: usize> {
 
 impl<const N: usize> Default for RegionList<N> {
     fn default() -> Self {
-        Self {
-            items: [Region::default(); N],
-            len: 0,
-        }
+        Self { items: [Region::default(); N], len: 0 }
     }
 }
 
@@ -90,10 +82,7 @@ impl<const N: usize> RegionList<N> {
     }
 
     fn push(&mut self, r: Region, what: &'static str) -> Result<(), DtbError> {
-        let slot = self
-            .items
-            .get_mut(self.len)
-            .ok_or(DtbError::TooMany { what, capacity: N })?;
+        let slot = self.items.get_mut(self.len).ok_or(DtbError::TooMany { what, capacity: N })?;
         *slot = r;
         self.len += 1;
         Ok(())
@@ -153,8 +142,7 @@ impl IntId {
 
     /// Whether this is a private (per-CPU) interrupt.
     pub const fn is_ppi(self) -> bool {
-        (self.0 >= PPI_BASE && self.0 < SPI_BASE)
-            || (self.0 >= EPPI_BASE && self.0 < EPPI_BASE + 64)
+        (self.0 >= PPI_BASE && self.0 < SPI_BASE) || (self.0 >= EPPI_BASE && self.0 < EPPI_BASE + 64)
     }
 }
 
@@ -349,11 +337,7 @@ impl<'a> Platform<'a> {
 
     /// The largest RAM region (first of equals).
     pub fn largest_ram(&self) -> Region {
-        self.ram()
-            .iter()
-            .copied()
-            .reduce(|a, b| if b.size > a.size { b } else { a })
-            .unwrap_or_default()
+        self.ram().iter().copied().reduce(|a, b| if b.size > a.size { b } else { a }).unwrap_or_default()
     }
 
     /// Whether `[addr, addr + len)` lies inside one RAM region.
@@ -417,10 +401,7 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// `reg` of `node` as CPU physical regions.
-    fn regions(
-        &self,
-        node: &Node<'a>,
-    ) -> Result<impl Iterator<Item = Result<Region, DtbError>> + '_, DtbError> {
+    fn regions(&self, node: &Node<'a>) -> Result<impl Iterator<Item = Result<Region, DtbError>> + '_, DtbError> {
         let node = *node;
         Ok(self.fdt.raw_reg(&node)?.map(move |(addr, size)| {
             let base = self.fdt.translate(&node, addr)?;
@@ -459,10 +440,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Decodes `node`'s `interrupts`, checking they go to the GIC.
-    fn interrupts(
-        &self,
-        node: &Node<'a>,
-    ) -> Result<impl Iterator<Item = Interrupt> + 'a, DtbError> {
+    fn interrupts(&self, node: &Node<'a>) -> Result<impl Iterator<Item = Interrupt> + 'a, DtbError> {
         let chain = self.fdt.ancestry(node);
         let parent_handle = (0..chain.len())
             .rev()
@@ -473,57 +451,36 @@ impl<'a> Ctx<'a> {
         // A node whose interrupts have no parent at all cannot be routed.
         match parent {
             Some(p) if p.offset() == self.gic.offset() => {}
-            _ => {
-                return Err(DtbError::InterruptParentNotGic {
-                    node: node.error_name(),
-                })
-            }
+            _ => return Err(DtbError::InterruptParentNotGic { node: node.error_name() }),
         }
-        let cells =
-            self.gic
-                .u32_property("#interrupt-cells")?
-                .ok_or(DtbError::MissingProperty {
-                    node: self.gic.error_name(),
-                    property: "#interrupt-cells",
-                })?;
+        let cells = self
+            .gic
+            .u32_property("#interrupt-cells")?
+            .ok_or(DtbError::MissingProperty { node: self.gic.error_name(), property: "#interrupt-cells" })?;
         if !(3..=4).contains(&cells) {
-            return Err(self
-                .gic
-                .bad("#interrupt-cells", "GIC specifiers need 3 or 4 cells"));
+            return Err(self.gic.bad("#interrupt-cells", "GIC specifiers need 3 or 4 cells"));
         }
         let prop = node.require("interrupts")?;
         let entry = 4 * cells as usize;
         if prop.value.is_empty() || prop.value.len() % entry != 0 {
-            return Err(node.bad(
-                "interrupts",
-                "length is not a multiple of the specifier size",
-            ));
+            return Err(node.bad("interrupts", "length is not a multiple of the specifier size"));
         }
         for spec in prop.value.chunks_exact(entry) {
-            decode_specifier(spec).ok_or(node.bad(
-                "interrupts",
-                "unknown GIC interrupt type or number out of range",
-            ))?;
+            decode_specifier(spec)
+                .ok_or(node.bad("interrupts", "unknown GIC interrupt type or number out of range"))?;
         }
         Ok(prop.value.chunks_exact(entry).filter_map(decode_specifier))
     }
 
     fn first_interrupt(&self, node: &Node<'a>) -> Result<Interrupt, DtbError> {
-        self.interrupts(node)?
-            .next()
-            .ok_or(node.bad("interrupts", "empty"))
+        self.interrupts(node)?.next().ok_or(node.bad("interrupts", "empty"))
     }
 
     fn gic(&self) -> Result<Gic, DtbError> {
         let node = &self.gic;
-        let version = if GICV3_COMPATIBLES.iter().any(|c| node.is_compatible(c)) {
-            GicVersion::V3
-        } else {
-            GicVersion::V2
-        };
-        let distributor = self
-            .region(node, 0)?
-            .ok_or(node.bad("reg", "no distributor frame"))?;
+        let version =
+            if GICV3_COMPATIBLES.iter().any(|c| node.is_compatible(c)) { GicVersion::V3 } else { GicVersion::V2 };
+        let distributor = self.region(node, 0)?.ok_or(node.bad("reg", "no distributor frame"))?;
         let mut redistributors = RegionList::default();
         // Index of the first reg entry after GICD (and GICv3's GICRs).
         let mut next = 1;
@@ -534,18 +491,13 @@ impl<'a> Ctx<'a> {
                 return Err(node.bad("#redistributor-regions", "zero"));
             }
             for i in 0..count {
-                let r = self
-                    .region(node, 1 + i)?
-                    .ok_or(node.bad("reg", "missing redistributor region"))?;
+                let r = self.region(node, 1 + i)?.ok_or(node.bad("reg", "missing redistributor region"))?;
                 redistributors.push(r, "redistributor regions")?;
             }
             next = 1 + count;
             redistributor_stride = match node.property("redistributor-stride") {
                 None => None,
-                Some(p) => Some(
-                    p.as_u64()
-                        .ok_or(node.bad("redistributor-stride", "not 1 or 2 cells"))?,
-                ),
+                Some(p) => Some(p.as_u64().ok_or(node.bad("redistributor-stride", "not 1 or 2 cells"))?),
             };
         }
         let cpu_interface = self.region(node, next)?;
@@ -569,15 +521,9 @@ impl<'a> Ctx<'a> {
     }
 
     fn timer(&self) -> Result<Timer, DtbError> {
-        let node = self
-            .fdt
-            .find_compatible(TIMER_COMPATIBLES)
-            .ok_or(DtbError::NoTimer)?;
+        let node = self.fdt.find_compatible(TIMER_COMPATIBLES).ok_or(DtbError::NoTimer)?;
         let mut irqs = self.interrupts(&node)?;
-        let mut next = || {
-            irqs.next()
-                .ok_or(node.bad("interrupts", "fewer than four timer interrupts"))
-        };
+        let mut next = || irqs.next().ok_or(node.bad("interrupts", "fewer than four timer interrupts"));
         Ok(Timer {
             secure_phys: next()?,
             nonsecure_phys: next()?,
@@ -590,17 +536,13 @@ impl<'a> Ctx<'a> {
 
     /// The generic PMUv3 node, else a CPU-specific `arm,<core>-pmu` one.
     fn pmu_node(&self) -> Option<Node<'a>> {
-        self.fdt
-            .find_compatible(&[PMU_GENERIC_COMPATIBLE])
-            .or_else(|| {
-                self.fdt.nodes().find(|n| {
-                    n.is_enabled()
-                        && n.property("compatible").is_some_and(|p| {
-                            p.strings()
-                                .any(|s| s.starts_with(b"arm,") && s.ends_with(b"-pmu"))
-                        })
-                })
+        self.fdt.find_compatible(&[PMU_GENERIC_COMPATIBLE]).or_else(|| {
+            self.fdt.nodes().find(|n| {
+                n.is_enabled()
+                    && n.property("compatible")
+                        .is_some_and(|p| p.strings().any(|s| s.starts_with(b"arm,") && s.ends_with(b"-pmu")))
             })
+        })
     }
 
     fn psci(&self) -> Result<Option<Psci>, DtbError> {
@@ -623,10 +565,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn cpus(&self) -> Result<CpuList, DtbError> {
-        let mut list = CpuList {
-            mpidrs: [0; MAX_CPUS],
-            len: 0,
-        };
+        let mut list = CpuList { mpidrs: [0; MAX_CPUS], len: 0 };
         let Some(cpus) = self.fdt.find_node("/cpus") else {
             return Ok(list);
         };
@@ -634,15 +573,8 @@ impl<'a> Ctx<'a> {
             if cpu.property("device_type").and_then(|p| p.as_str()) != Some("cpu") {
                 continue;
             }
-            let (mpidr, _) = self
-                .fdt
-                .raw_reg(&cpu)?
-                .next()
-                .ok_or(cpu.bad("reg", "empty"))?;
-            let slot = list.mpidrs.get_mut(list.len).ok_or(DtbError::TooMany {
-                what: "CPUs",
-                capacity: MAX_CPUS,
-            })?;
+            let (mpidr, _) = self.fdt.raw_reg(&cpu)?.next().ok_or(cpu.bad("reg", "empty"))?;
+            let slot = list.mpidrs.get_mut(list.len).ok_or(DtbError::TooMany { what: "CPUs", capacity: MAX_CPUS })?;
             *slot = mpidr;
             list.len += 1;
         }
@@ -654,9 +586,7 @@ impl<'a> Ctx<'a> {
     fn console(&self) -> Result<Option<Uart<'a>>, DtbError> {
         let chosen = self.fdt.find_node("/chosen");
         let stdout = chosen.and_then(|c| {
-            c.property("stdout-path")
-                .or_else(|| c.property("linux,stdout-path"))
-                .and_then(|p| p.as_str())
+            c.property("stdout-path").or_else(|| c.property("linux,stdout-path")).and_then(|p| p.as_str())
         });
         if let Some(spec) = stdout {
             let (path, options) = match spec.split_once(':') {
@@ -686,25 +616,15 @@ impl<'a> Ctx<'a> {
         let node = self.fdt.find_node(target)?;
         rest.split('/')
             .filter(|c| !c.is_empty())
-            .try_fold(node, |n, c| {
-                n.children()
-                    .find(|ch| ch.name() == c.as_bytes() || ch.base_name() == c.as_bytes())
-            })
+            .try_fold(node, |n, c| n.children().find(|ch| ch.name() == c.as_bytes() || ch.base_name() == c.as_bytes()))
     }
 
-    fn uart(
-        &self,
-        node: &Node<'a>,
-        options: Option<&'a str>,
-    ) -> Result<Option<Uart<'a>>, DtbError> {
+    fn uart(&self, node: &Node<'a>, options: Option<&'a str>) -> Result<Option<Uart<'a>>, DtbError> {
         let kind = if node.is_compatible(PL011_COMPATIBLE) {
             UartKind::Pl011
         } else if node.is_compatible("brcm,bcm2835-aux-uart") {
             UartKind::Bcm2835Aux
-        } else if ["ns16550a", "ns16550", "snps,dw-apb-uart"]
-            .iter()
-            .any(|c| node.is_compatible(c))
-        {
+        } else if ["ns16550a", "ns16550", "snps,dw-apb-uart"].iter().any(|c| node.is_compatible(c)) {
             UartKind::Ns16550
         } else {
             return Ok(None);
@@ -734,8 +654,5 @@ fn decode_specifier(spec: &[u8]) -> Option<Interrupt> {
         GIC_TYPE_EPPI => (EPPI_BASE, 64),
         _ => return None,
     };
-    (number < limit).then_some(Interrupt {
-        intid: IntId(base + number),
-        trigger: Trigger::from_flags(flags),
-    })
+    (number < limit).then_some(Interrupt { intid: IntId(base + number), trigger: Trigger::from_flags(flags) })
 }

@@ -22,12 +22,7 @@ fn exercise(d: &[u8]) {
             let _ = fdt.raw_reg(&n).map(|r| r.count());
             let _ = fdt.translate(&n, 0);
             for p in n.properties() {
-                let _ = (
-                    p.as_str(),
-                    p.as_u64(),
-                    p.strings().count(),
-                    p.cells().count(),
-                );
+                let _ = (p.as_str(), p.as_u64(), p.strings().count(), p.cells().count());
             }
             let _ = n.children().count();
         }
@@ -73,10 +68,7 @@ fn every_truncation_with_matching_totalsize_is_safe() {
             let r = parse(&t);
             // Cutting only the alignment padding after the strings is harmless.
             let content_end = off_strings + get32(&d, 32) as usize;
-            assert!(
-                len >= content_end || r.is_err(),
-                "{name} cut at {len} parsed: {r:?}"
-            );
+            assert!(len >= content_end || r.is_err(), "{name} cut at {len} parsed: {r:?}");
             exercise(&t);
         }
     }
@@ -90,87 +82,23 @@ fn header_corruptions_name_the_problem() {
         put32(&mut c, off, v);
         parse(&c).unwrap_err()
     };
-    assert_eq!(
-        with(0, 0xfeed_d00d),
-        DtbError::BadMagic { found: 0xfeed_d00d }
-    );
-    assert_eq!(
-        with(20, 16),
-        DtbError::UnsupportedVersion {
-            version: 16,
-            last_comp_version: 16
-        }
-    );
-    assert_eq!(
-        with(24, 18),
-        DtbError::UnsupportedVersion {
-            version: 17,
-            last_comp_version: 18
-        }
-    );
+    assert_eq!(with(0, 0xfeed_d00d), DtbError::BadMagic { found: 0xfeed_d00d });
+    assert_eq!(with(20, 16), DtbError::UnsupportedVersion { version: 16, last_comp_version: 16 });
+    assert_eq!(with(24, 18), DtbError::UnsupportedVersion { version: 17, last_comp_version: 18 });
     let total = d.len() as u32;
-    assert_eq!(
-        with(4, total + 1),
-        DtbError::TotalSizeExceedsBuffer {
-            totalsize: total + 1,
-            len: d.len()
-        }
-    );
+    assert_eq!(with(4, total + 1), DtbError::TotalSizeExceedsBuffer { totalsize: total + 1, len: d.len() });
     assert_eq!(with(4, 8), DtbError::BadTotalSize { totalsize: 8 });
-    assert!(matches!(
-        with(8, total),
-        DtbError::BlockOutOfRange {
-            block: Block::Struct,
-            ..
-        }
-    ));
-    assert!(matches!(
-        with(8, u32::MAX - 3),
-        DtbError::BlockOutOfRange {
-            block: Block::Struct,
-            ..
-        }
-    ));
-    assert!(matches!(
-        with(36, u32::MAX),
-        DtbError::BlockOutOfRange {
-            block: Block::Struct,
-            ..
-        }
-    ));
-    assert!(matches!(
-        with(12, total),
-        DtbError::BlockOutOfRange {
-            block: Block::Strings,
-            ..
-        }
-    ));
-    assert!(matches!(
-        with(16, total),
-        DtbError::BlockOutOfRange {
-            block: Block::MemReserve,
-            ..
-        }
-    ));
-    assert!(matches!(
-        with(8, get32(d, 8) + 2),
-        DtbError::MisalignedBlock {
-            block: Block::Struct,
-            ..
-        }
-    ));
+    assert!(matches!(with(8, total), DtbError::BlockOutOfRange { block: Block::Struct, .. }));
+    assert!(matches!(with(8, u32::MAX - 3), DtbError::BlockOutOfRange { block: Block::Struct, .. }));
+    assert!(matches!(with(36, u32::MAX), DtbError::BlockOutOfRange { block: Block::Struct, .. }));
+    assert!(matches!(with(12, total), DtbError::BlockOutOfRange { block: Block::Strings, .. }));
+    assert!(matches!(with(16, total), DtbError::BlockOutOfRange { block: Block::MemReserve, .. }));
+    assert!(matches!(with(8, get32(d, 8) + 2), DtbError::MisalignedBlock { block: Block::Struct, .. }));
     let err = with(0, 0);
-    assert_eq!(
-        err.to_string(),
-        "bad DTB magic 0x00000000 at offset 0 (expected 0xd00dfeed)"
-    );
+    assert_eq!(err.to_string(), "bad DTB magic 0x00000000 at offset 0 (expected 0xd00dfeed)");
     assert_eq!(
         with(4, total + 1).to_string(),
-        format!(
-            "DTB header says totalsize {:#x} but only {:#x} bytes are available",
-            total + 1,
-            total
-        )
+        format!("DTB header says totalsize {:#x} but only {:#x} bytes are available", total + 1, total)
     );
 }
 
@@ -182,26 +110,11 @@ fn structure_corruptions_name_offset_and_problem() {
     let mut c = d.clone();
     put32(&mut c, off_struct, 0x7);
     let err = parse(&c).unwrap_err();
-    assert_eq!(
-        err,
-        DtbError::Malformed {
-            offset: off_struct,
-            what: Malformation::UnknownToken(7)
-        }
-    );
-    assert_eq!(
-        err.to_string(),
-        format!("malformed DTB structure at offset {off_struct:#x}: unknown token 0x7")
-    );
+    assert_eq!(err, DtbError::Malformed { offset: off_struct, what: Malformation::UnknownToken(7) });
+    assert_eq!(err.to_string(), format!("malformed DTB structure at offset {off_struct:#x}: unknown token 0x7"));
     // Root replaced by FDT_END_NODE.
     put32(&mut c, off_struct, 2);
-    assert!(matches!(
-        parse(&c),
-        Err(DtbError::Malformed {
-            what: Malformation::UnbalancedEndNode,
-            ..
-        })
-    ));
+    assert!(matches!(parse(&c), Err(DtbError::Malformed { what: Malformation::UnbalancedEndNode, .. })));
     // First property of the root: huge length, then bad name offset.
     let prop = off_struct + 8; // BEGIN_NODE + empty name padded to 4
     assert_eq!(get32(d, prop), 3, "expected FDT_PROP after the root name");
@@ -209,20 +122,11 @@ fn structure_corruptions_name_offset_and_problem() {
     put32(&mut c, prop + 4, 0xffff_fff0);
     assert!(matches!(
         parse(&c),
-        Err(DtbError::Malformed {
-            what: Malformation::PropertyOverrun { len: 0xffff_fff0 },
-            ..
-        })
+        Err(DtbError::Malformed { what: Malformation::PropertyOverrun { len: 0xffff_fff0 }, .. })
     ));
     let mut c = d.clone();
     put32(&mut c, prop + 8, 0x00ff_ffff);
-    assert!(matches!(
-        parse(&c),
-        Err(DtbError::Malformed {
-            what: Malformation::BadNameOffset(0x00ff_ffff),
-            ..
-        })
-    ));
+    assert!(matches!(parse(&c), Err(DtbError::Malformed { what: Malformation::BadNameOffset(0x00ff_ffff), .. })));
 }
 
 #[test]
@@ -250,16 +154,7 @@ fn deep_nesting_is_bounded() {
         b.end();
     }
     let err = parse(&b.finish()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DtbError::Malformed {
-                what: Malformation::TooDeep,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DtbError::Malformed { what: Malformation::TooDeep, .. }), "{err}");
 }
 
 #[test]
@@ -299,9 +194,7 @@ fn random_header_words_never_panic() {
         let word = rng.below(10);
         let v = match rng.below(3) {
             0 => rng.next() as u32,
-            1 => get32(d, word * 4)
-                .wrapping_add(rng.below(64) as u32)
-                .wrapping_sub(32),
+            1 => get32(d, word * 4).wrapping_add(rng.below(64) as u32).wrapping_sub(32),
             _ => [0, 1, u32::MAX, d.len() as u32, FDT_MAGIC][rng.below(5)],
         };
         put32(&mut c, word * 4, v);

@@ -14,69 +14,29 @@ fn spe_board_with_hvc_conduit() {
     assert_eq!(p.compatible, Some("spevisor,test-board"));
     assert_eq!(
         p.ram(),
-        &[
-            Region {
-                base: 0x8000_0000,
-                size: 0x4000_0000
-            },
-            Region {
-                base: 0x8_8000_0000,
-                size: 0x8000_0000
-            },
-        ]
+        &[Region { base: 0x8000_0000, size: 0x4000_0000 }, Region { base: 0x8_8000_0000, size: 0x8000_0000 },]
     );
     assert_eq!(p.ram_base(), 0x8000_0000);
     assert_eq!(p.ram_size(), 0xC000_0000);
-    assert_eq!(
-        p.largest_ram(),
-        Region {
-            base: 0x8_8000_0000,
-            size: 0x8000_0000
-        }
-    );
-    assert_eq!(
-        p.reserved.as_slice(),
-        &[Region {
-            base: 0x4800_0000,
-            size: 0x1000
-        }]
-    );
+    assert_eq!(p.largest_ram(), Region { base: 0x8_8000_0000, size: 0x8000_0000 });
+    assert_eq!(p.reserved.as_slice(), &[Region { base: 0x4800_0000, size: 0x1000 }]);
 
     assert_eq!(p.spe.map(|i| i.intid), Some(IntId::ppi(5)));
     assert_eq!(p.spe.map(|i| i.intid), Some(IntId(21)));
-    assert_eq!(
-        p.pmu.map(|i| i.intid),
-        Some(IntId(23)),
-        "core-specific arm,*-pmu"
-    );
+    assert_eq!(p.pmu.map(|i| i.intid), Some(IntId(23)), "core-specific arm,*-pmu");
     let psci = p.psci.unwrap();
     assert_eq!(psci.conduit, PsciConduit::Hvc);
     assert_eq!(psci.version, PsciVersion::V0_2);
 
     // stdout-path "serial0:115200n8" -> alias -> /soc/serial@1000, translated by /soc ranges.
     let uart = p.console.unwrap();
-    assert_eq!(
-        uart.region,
-        Region {
-            base: 0x1c00_1000,
-            size: 0x1000
-        }
-    );
+    assert_eq!(uart.region, Region { base: 0x1c00_1000, size: 0x1000 });
     assert_eq!(uart.options, Some("115200n8"));
 
     assert_eq!(p.gic.version, GicVersion::V3);
     assert_eq!(
         p.gic.redistributors.as_slice(),
-        &[
-            Region {
-                base: 0x2f10_0000,
-                size: 0x8_0000
-            },
-            Region {
-                base: 0x3f10_0000,
-                size: 0x8_0000
-            },
-        ]
+        &[Region { base: 0x2f10_0000, size: 0x8_0000 }, Region { base: 0x3f10_0000, size: 0x8_0000 },]
     );
     assert_eq!(p.gic.cpu_interface.map(|r| r.base), Some(0x2c00_0000));
     assert_eq!(p.gic.hyp_interface.map(|r| r.base), Some(0x2c01_0000));
@@ -92,24 +52,14 @@ fn spe_board_with_hvc_conduit() {
 fn missing_memory_is_a_specific_error() {
     let dtb = board(false, |_| {});
     assert_eq!(parse(&dtb), Err(DtbError::NoMemory));
-    assert_eq!(
-        DtbError::NoMemory.to_string(),
-        "DTB has no /memory node with a non-empty reg"
-    );
+    assert_eq!(DtbError::NoMemory.to_string(), "DTB has no /memory node with a non-empty reg");
 }
 
 #[test]
 fn disabled_and_empty_memory_do_not_count() {
     let dtb = board(false, |b| {
-        b.begin("memory@0")
-            .prop_str("device_type", "memory")
-            .prop_str("status", "disabled")
-            .reg2(&[(0, 0x1000)])
-            .end();
-        b.begin("memory@1000")
-            .prop_str("device_type", "memory")
-            .reg2(&[(0x1000, 0)])
-            .end();
+        b.begin("memory@0").prop_str("device_type", "memory").prop_str("status", "disabled").reg2(&[(0, 0x1000)]).end();
+        b.begin("memory@1000").prop_str("device_type", "memory").reg2(&[(0x1000, 0)]).end();
     });
     assert_eq!(parse(&dtb), Err(DtbError::NoMemory));
 }
@@ -148,27 +98,15 @@ fn console_falls_back_to_first_pl011_and_handles_full_paths() {
     let p = parse(&dtb).unwrap();
     let uart = p.console.unwrap();
     assert_eq!(uart.kind, spevisor_dtb::UartKind::Ns16550);
-    assert_eq!(
-        uart.region,
-        Region {
-            base: 0x300_0000,
-            size: 0x100
-        }
-    );
+    assert_eq!(uart.region, Region { base: 0x300_0000, size: 0x100 });
     assert_eq!((uart.reg_shift, uart.reg_io_width), (2, 4));
 }
 
 #[test]
 fn gicv2_spi_and_interrupt_parent_checks() {
     let mut b = FdtBuilder::new();
-    b.begin("")
-        .prop_u32("#address-cells", 1)
-        .prop_u32("#size-cells", 1)
-        .prop_u32("interrupt-parent", 7);
-    b.begin("memory")
-        .prop_str("device_type", "memory")
-        .prop_cells("reg", &[0, 0x1000_0000])
-        .end();
+    b.begin("").prop_u32("#address-cells", 1).prop_u32("#size-cells", 1).prop_u32("interrupt-parent", 7);
+    b.begin("memory").prop_str("device_type", "memory").prop_cells("reg", &[0, 0x1000_0000]).end();
     b.begin("gic@1000")
         .prop_strs("compatible", &["arm,gic-400"])
         .prop_u32("#interrupt-cells", 3)
@@ -180,14 +118,8 @@ fn gicv2_spi_and_interrupt_parent_checks() {
     for n in [13, 14, 11, 10] {
         timer.extend(ppi(n, 0xf08));
     }
-    b.begin("timer")
-        .prop_str("compatible", "arm,armv7-timer")
-        .prop_cells("interrupts", &timer)
-        .end();
-    b.begin("pmu")
-        .prop_str("compatible", "arm,armv8-pmuv3")
-        .prop_cells("interrupts", &[0, 120, 4, 0, 121, 4])
-        .end();
+    b.begin("timer").prop_str("compatible", "arm,armv7-timer").prop_cells("interrupts", &timer).end();
+    b.begin("pmu").prop_str("compatible", "arm,armv8-pmuv3").prop_cells("interrupts", &[0, 120, 4, 0, 121, 4]).end();
     b.begin("spe")
         .prop_str("compatible", "arm,statistical-profiling-extension-v1")
         .prop_u32("interrupt-parent", 8)
@@ -196,39 +128,22 @@ fn gicv2_spi_and_interrupt_parent_checks() {
     b.end();
     let dtb = b.finish();
     let err = parse(&dtb).unwrap_err();
-    assert!(
-        matches!(err, DtbError::InterruptParentNotGic { .. }),
-        "{err}"
-    );
-    assert_eq!(
-        err.to_string(),
-        "DTB node spe: interrupt parent is not the GIC"
-    );
+    assert!(matches!(err, DtbError::InterruptParentNotGic { .. }), "{err}");
+    assert_eq!(err.to_string(), "DTB node spe: interrupt parent is not the GIC");
 
     // Same tree without the foreign interrupt parent: SPIs and a v2 GIC.
     let dtb = {
         let mut d = dtb.clone();
         // Point the SPE node's interrupt-parent at the GIC (phandle 8 -> 7).
         let fdt = spevisor_dtb::Fdt::new(&dtb).unwrap();
-        let value = fdt
-            .find_node("/spe")
-            .unwrap()
-            .property("interrupt-parent")
-            .unwrap()
-            .value;
+        let value = fdt.find_node("/spe").unwrap().property("interrupt-parent").unwrap().value;
         let pos = value.as_ptr() as usize - dtb.as_ptr() as usize;
         d[pos + 3] = 7;
         d
     };
     let p = parse(&dtb).unwrap();
     assert_eq!(p.gic.version, GicVersion::V2);
-    assert_eq!(
-        p.gic.cpu_interface,
-        Some(Region {
-            base: 0x2000,
-            size: 0x2000
-        })
-    );
+    assert_eq!(p.gic.cpu_interface, Some(Region { base: 0x2000, size: 0x2000 }));
     assert_eq!(p.gic.hyp_interface, None);
     assert_eq!(p.gic.maintenance, None);
     assert_eq!(p.pmu.map(|i| i.intid), Some(IntId::spi(120)));
@@ -245,10 +160,7 @@ fn gicv2_spi_and_interrupt_parent_checks() {
 fn missing_gic_and_timer_are_reported() {
     let mut b = FdtBuilder::new();
     b.begin("");
-    b.begin("memory")
-        .prop_str("device_type", "memory")
-        .reg2(&[(0, 0x1000)])
-        .end();
+    b.begin("memory").prop_str("device_type", "memory").reg2(&[(0, 0x1000)]).end();
     b.end();
     assert_eq!(parse(&b.finish()), Err(DtbError::NoGic));
 
@@ -265,10 +177,7 @@ fn missing_gic_and_timer_are_reported() {
 #[test]
 fn bad_properties_name_node_and_property() {
     let dtb = board(true, |b| {
-        b.begin("psci2")
-            .prop_str("compatible", "arm,psci-1.0")
-            .prop_str("method", "svc")
-            .end();
+        b.begin("psci2").prop_str("compatible", "arm,psci-1.0").prop_str("method", "svc").end();
     });
     // The board's own psci node comes first; drop its compatible match.
     let mut d = dtb;
@@ -277,38 +186,20 @@ fn bad_properties_name_node_and_property() {
     d[pos..pos + 4].copy_from_slice(b"xxxx");
     d[pos + 13..pos + 17].copy_from_slice(b"xxxx");
     let err = parse(&d).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "DTB node psci2: bad `method`: neither \"smc\" nor \"hvc\""
-    );
+    assert_eq!(err.to_string(), "DTB node psci2: bad `method`: neither \"smc\" nor \"hvc\"");
 
     // A memory reg whose length is not a whole number of entries.
     let dtb = board(false, |b| {
-        b.begin("memory@0")
-            .prop_str("device_type", "memory")
-            .prop_cells("reg", &[0, 0, 1])
-            .end();
+        b.begin("memory@0").prop_str("device_type", "memory").prop_cells("reg", &[0, 0, 1]).end();
     });
     let err = parse(&dtb).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "DTB node memory@0: bad `reg`: length is not a multiple of the entry size"
-    );
+    assert_eq!(err.to_string(), "DTB node memory@0: bad `reg`: length is not a multiple of the entry size");
 
     // A region that wraps the address space.
     let dtb = board(false, |b| {
-        b.begin("memory@0")
-            .prop_str("device_type", "memory")
-            .reg2(&[(u64::MAX - 1, 4)])
-            .end();
+        b.begin("memory@0").prop_str("device_type", "memory").reg2(&[(u64::MAX - 1, 4)]).end();
     });
-    assert!(matches!(
-        parse(&dtb),
-        Err(DtbError::BadProperty {
-            property: "reg",
-            ..
-        })
-    ));
+    assert!(matches!(parse(&dtb), Err(DtbError::BadProperty { property: "reg", .. })));
 }
 
 #[test]
@@ -318,10 +209,7 @@ fn untranslatable_bus_address() {
             .prop_u32("#address-cells", 1)
             .prop_u32("#size-cells", 1)
             .prop_cells("ranges", &[0, 0, 0x5000_0000, 0x1000]);
-        b.begin("serial@2000")
-            .prop_str("compatible", "arm,pl011")
-            .prop_cells("reg", &[0x2000, 0x100])
-            .end();
+        b.begin("serial@2000").prop_str("compatible", "arm,pl011").prop_cells("reg", &[0x2000, 0x100]).end();
         b.end();
     });
     // Make the board's own UART something we cannot drive and drop the
@@ -331,13 +219,7 @@ fn untranslatable_bus_address() {
     let pos = d.windows(needle.len()).position(|w| w == needle).unwrap();
     d[pos..pos + 9].copy_from_slice(b"arm,xxxxx");
     let err = parse(&d).unwrap_err();
-    assert_eq!(
-        err,
-        DtbError::Untranslatable {
-            node: spevisor_dtb::NodeName::new(b"serial@2000"),
-            address: 0x2000
-        }
-    );
+    assert_eq!(err, DtbError::Untranslatable { node: spevisor_dtb::NodeName::new(b"serial@2000"), address: 0x2000 });
     assert!(err.to_string().contains("0x2000"));
 }
 
@@ -345,16 +227,10 @@ fn untranslatable_bus_address() {
 fn too_many_memory_regions() {
     let entries: Vec<(u64, u64)> = (0..17u64).map(|i| (i << 32, 0x1000)).collect();
     let dtb = board(false, |b| {
-        b.begin("memory@0")
-            .prop_str("device_type", "memory")
-            .reg2(&entries)
-            .end();
+        b.begin("memory@0").prop_str("device_type", "memory").reg2(&entries).end();
     });
     assert_eq!(
         parse(&dtb),
-        Err(DtbError::TooMany {
-            what: "memory regions",
-            capacity: spevisor_dtb::MAX_MEMORY_REGIONS
-        })
+        Err(DtbError::TooMany { what: "memory regions", capacity: spevisor_dtb::MAX_MEMORY_REGIONS })
     );
 }

@@ -1,6 +1,440 @@
+//! A tiny bare-metal guest for spevisor's "virt-like" guest machine.
+//!
+//! Linked at 0x4000_0000 (guest RAM base), entry `_start` at the first byte.
+//! The hypervisor starts it at EL1 with the MMU off and
+//! x0 = mode, x1 = RAM size in bytes (at least 2 MiB), x2 = argument.
+//! start.S sets up a stack, zeroes .bss, installs the vectors and turns on the
+//! guest's own stage-1 MMU (mmu.rs), then calls [`guest_main`].
+//!
+//! Modes (x0):
+//!
+//! | mode | name | x2 | result (SET_STATUS) |
+//! |---|---|---|---|
+//! | 0 | selftest | – | 0, or a bitmask of failed checks ([`check`]) |
+//! | 1 | fill | pattern | 0 after writing `pattern ^ address` to every 64-bit word of RAM from 1 MiB to the end |
+//! | 2 | check | pattern | fill as mode 1, HOST_PING once, then the number of words that changed (0 = isolated) |
+//! | 3 | read-outside | – | loads from IPA 0x2_0000_0000: the VM must be stopped; 0xbad if the load returns |
+//! | 4 | ping-loop | N | N HOST_PINGs; the number of wrong answers |
+//! | 5 | sysreg-loop | N | N reads of PMBIDR_EL1, each must UNDEF; N - UNDEFs seen |
+//! | other | – | – | 0xbadbad |
+//!
+//! Any unexpected exception (or a panic) prints ESR/ELR/FAR on the PL011 and
+//! ends with SET_STATUS(0xdead). Every mode ends with PSCI SYSTEM_OFF. Only
+//! selftest, read-outside and the error paths print; the loops stay silent so
+//! they can be measured.
 #![no_std]
 #![no_main]
+
+use core::arch::{asm, global_asm};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use spevisor_abi::guest::{psci, smccc};
+use spevisor_pl011::{fr, reg};
+
+/// Prints a line on the PL011.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        // Console::write_str never fails.
+        let _ = writeln!(crate::uart::Console, $($arg)*);
+    }};
+}
+
+/// Reads a system register by name.
+macro_rules! read_sysreg {
+    ($name:literal) => {{
+        let value: u64;
+        // SAFETY: reading an EL1-accessible system register has no side
+        // effects (only registers that cannot trap are read this way; the
+        // UNDEF probes use `probe_undef`).
+        unsafe {
+            asm!(concat!("mrs {}, ", $name), out(reg) value, options(nomem, nostack, preserves_flags));
+        }
+        value
+    }};
+}
+
+mod hvc;
+mod mmu;
+mod uart;
+
+/// Boot stack size (in .bss).
+const STACK_SIZE: usize = 16 * 1024;
+/// Bytes start.S saves per exception: x0..x18, x29, x30 (21 registers),
+/// rounded up to keep SP 16-byte aligned.
+const EXCEPTION_FRAME_SIZE: usize = 176;
+
+global_asm!(
+    include_str!("start.S"),
+    MAIR = const mmu::MAIR_EL1,
+    TCR = const mmu::TCR_EL1,
+    SCTLR = const mmu::SCTLR_EL1,
+    FRAME_SIZE = const EXCEPTION_FRAME_SIZE,
+    STACK_SIZE = const STACK_SIZE,
+    L1_TABLE = sym mmu::L1_TABLE,
+    guest_main = sym guest_main,
+    exception = sym exception,
+);
+
+extern "C" {
+    /// The exception vector table (start.S).
+    static guest_vectors: u8;
+}
+
+/// Modes (x0 at entry).
+mod mode {
+    pub const SELFTEST: u64 = 0;
+    pub const FILL: u64 = 1;
+    pub const CHECK: u64 = 2;
+    pub const READ_OUTSIDE: u64 = 3;
+    pub const PING_LOOP: u64 = 4;
+    pub const SYSREG_LOOP: u64 = 5;
+}
+
+/// SET_STATUS values other than counts and the selftest bitmask.
+mod status {
+    pub const OK: u64 = 0;
+    /// An exception the guest did not expect, or a panic.
+    pub const UNEXPECTED_EXCEPTION: u64 = 0xdead;
+    /// read-outside: the load outside RAM and every device returned.
+    pub const READ_OUTSIDE_RETURNED: u64 = 0xbad;
+    pub const UNKNOWN_MODE: u64 = 0xbad_bad;
+}
+
+/// Selftest status bits: one per failed check.
+mod check {
+    /// CurrentEL is not 1.
+    pub const CURRENT_EL: u64 = 1 << 0;
+    /// PSCI_VERSION is not 1.1.
+    pub const PSCI_VERSION: u64 = 1 << 1;
+    /// PSCI_FEATURES(PSCI_VERSION) is not SUCCESS.
+    pub const PSCI_FEATURES: u64 = 1 << 2;
+    /// HOST_PING(41) did not answer x0 = 0, x1 = 42.
+    pub const HOST_PING: u64 = 1 << 3;
+    /// HYP_PING(41) answered neither (0, 42) nor NOT_SUPPORTED.
+    pub const HYP_PING: u64 = 1 << 4;
+    /// PL011 PERIPH_ID0 is not 0x11.
+    pub const PL011_ID: u64 = 1 << 5;
+    /// PL011 FR does not have TXFE set.
+    pub const PL011_FR: u64 = 1 << 6;
+    /// Reading PMBIDR_EL1 (SPE) did not UNDEF.
+    pub const SPE_UNDEF: u64 = 1 << 7;
+    /// Reading PMCR_EL0 (PMU) did not UNDEF.
+    pub const PMU_UNDEF: u64 = 1 << 8;
+    /// The compute loop's checksum differs from the compile-time value.
+    pub const COMPUTE: u64 = 1 << 9;
+    /// After all the world switches, the guest's EL1 MMU/vector registers
+    /// (SCTLR_EL1.M/C/I, TCR_EL1, MAIR_EL1, TTBR0_EL1, VBAR_EL1) are not what
+    /// it set.
+    pub const EL1_SYSREGS: u64 = 1 << 10;
+}
+
+/// REPORT tags (x1) the selftest uses.
+mod tag {
+    /// x2 = compute loop checksum.
+    pub const COMPUTE_CHECKSUM: u64 = 1;
+    /// x2 = SMCCC_VERSION's answer.
+    pub const SMCCC_VERSION: u64 = 2;
+    /// x2 = 1 if HYP_PING was answered at EL2, 0 if NOT_SUPPORTED.
+    pub const HYP_PING_ANSWERED: u64 = 3;
+}
+
+/// Where fill/check start, from the RAM base (the guest lives below).
+const FILL_OFFSET: u64 = 1 << 20;
+const WORD_BYTES: u64 = 8;
+
+/// The compute loop: iterations and the xorshift seed.
+const COMPUTE_ITERATIONS: u32 = 200_000;
+const COMPUTE_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+/// What the compute loop must produce (evaluated by the compiler).
+const COMPUTE_EXPECTED: u64 = xorshift_checksum(COMPUTE_SEED, COMPUTE_ITERATIONS);
+
+/// Exception vector entry of a synchronous exception from EL1 on SP_EL1.
+const VECTOR_CURRENT_EL_SPX_SYNC: u64 = 4;
+/// ESR_EL1.EC.
+const ESR_EC_SHIFT: u64 = 26;
+const ESR_EC_MASK: u64 = 0x3f;
+/// EC 0: unknown reason (what an injected UNDEF looks like).
+const EC_UNKNOWN: u64 = 0;
+/// Every A64 instruction is 4 bytes.
+const INSTRUCTION_BYTES: u64 = 4;
+/// CurrentEL.EL.
+const CURRENT_EL_SHIFT: u64 = 2;
+const CURRENT_EL_MASK: u64 = 0b11;
+
+/// Set while the guest executes instructions that must UNDEF.
+static UNDEF_EXPECTED: AtomicBool = AtomicBool::new(false);
+/// UNDEFs taken while [`UNDEF_EXPECTED`] was set.
+static UNDEFS_SEEN: AtomicU64 = AtomicU64::new(0);
+/// Set once the guest is giving up (unexpected exception or panic).
+static DYING: AtomicBool = AtomicBool::new(false);
+
+/// First Rust code, with the MMU on (start.S).
+extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64) -> ! {
+    let status = match mode {
+        mode::SELFTEST => selftest(ram_size),
+        mode::FILL => {
+            fill(ram_size, arg);
+            status::OK
+        }
+        mode::CHECK => {
+            fill(ram_size, arg);
+            hvc::host_ping(0);
+            mismatches(ram_size, arg)
+        }
+        mode::READ_OUTSIDE => read_outside(),
+        mode::PING_LOOP => ping_loop(arg),
+        mode::SYSREG_LOOP => sysreg_loop(arg),
+        _ => {
+            println!("guest: unknown mode {mode}");
+            status::UNKNOWN_MODE
+        }
+    };
+    hvc::set_status(status);
+    hvc::system_off()
+}
+
+/// Records the selftest's checks.
+struct Checks {
+    failed: u64,
+}
+
+impl Checks {
+    fn check(&mut self, ok: bool, bit: u64, what: core::fmt::Arguments) {
+        let verdict = if ok { "ok  " } else { "FAIL" };
+        println!("guest: {verdict} {what}");
+        if !ok {
+            self.failed |= bit;
+        }
+    }
+}
+
+/// The demo: every check prints one line; returns the bitmask of failed
+/// checks ([`check`]).
+fn selftest(ram_size: u64) -> u64 {
+    let mut c = Checks { failed: 0 };
+    println!("guest: hello from EL1");
+    println!("guest: selftest, RAM {ram_size:#x} bytes at {:#x}", mmu::RAM_BASE);
+
+    let el = read_sysreg!("currentel") >> CURRENT_EL_SHIFT & CURRENT_EL_MASK;
+    c.check(el == 1, check::CURRENT_EL, format_args!("CurrentEL = {el}"));
+
+    let v = hvc::psci_version();
+    let ok = v == psci::VERSION_1_1;
+    c.check(ok, check::PSCI_VERSION, format_args!("PSCI_VERSION = {v:#x}"));
+
+    let v = hvc::smccc_version();
+    if v == smccc::NOT_SUPPORTED {
+        println!("guest: info SMCCC_VERSION = NOT_SUPPORTED");
+    } else {
+        println!("guest: info SMCCC_VERSION = {v:#x}");
+    }
+    hvc::report(tag::SMCCC_VERSION, v);
+
+    let v = hvc::psci_features(psci::VERSION);
+    let ok = v == psci::SUCCESS;
+    let what = format_args!("PSCI_FEATURES(PSCI_VERSION) = {v:#x}");
+    c.check(ok, check::PSCI_FEATURES, what);
+
+    let (x0, x1) = hvc::host_ping(41);
+    let what = format_args!("HOST_PING(41) = {x1} (x0 = {x0:#x})");
+    c.check(x0 == 0 && x1 == 42, check::HOST_PING, what);
+
+    let (x0, x1) = hvc::hyp_ping(41);
+    let answered = x0 == 0 && x1 == 42;
+    if x0 == smccc::NOT_SUPPORTED {
+        c.check(true, check::HYP_PING, format_args!("HYP_PING: NOT_SUPPORTED"));
+    } else {
+        let what = format_args!("HYP_PING(41) = {x1} at EL2 (x0 = {x0:#x})");
+        c.check(answered, check::HYP_PING, what);
+    }
+    hvc::report(tag::HYP_PING_ANSWERED, answered.into());
+
+    let id = uart::read(reg::PERIPH_ID0);
+    let what = format_args!("PL011 PERIPH_ID0 = {id:#x}");
+    c.check(id == 0x11, check::PL011_ID, what);
+    let flags = uart::read(reg::FR);
+    let what = format_args!("PL011 FR = {flags:#x} (TXFE)");
+    c.check(flags & fr::TXFE != 0, check::PL011_FR, what);
+
+    let undef = probe_undef(read_pmbidr);
+    c.check(undef, check::SPE_UNDEF, format_args!("PMBIDR_EL1 read UNDEFs"));
+    let undef = probe_undef(read_pmcr);
+    c.check(undef, check::PMU_UNDEF, format_args!("PMCR_EL0 read UNDEFs"));
+
+    let sum = xorshift_checksum(core::hint::black_box(COMPUTE_SEED), core::hint::black_box(COMPUTE_ITERATIONS));
+    hvc::report(tag::COMPUTE_CHECKSUM, sum);
+    let what = format_args!("compute {COMPUTE_ITERATIONS} iterations: checksum {sum:#x}");
+    c.check(sum == COMPUTE_EXPECTED, check::COMPUTE, what);
+
+    let ok = el1_sysregs_intact();
+    let what = format_args!("EL1 MMU and vector registers kept across world switches");
+    c.check(ok, check::EL1_SYSREGS, what);
+
+    // guest_main reports it with SET_STATUS and powers off.
+    let status = c.failed;
+    println!("guest: selftest status={status}");
+    status
+}
+
+/// Runs `probe` with UNDEFs expected; true if it took exactly one.
+fn probe_undef(probe: fn()) -> bool {
+    let before = UNDEFS_SEEN.load(Relaxed);
+    UNDEF_EXPECTED.store(true, Relaxed);
+    probe();
+    UNDEF_EXPECTED.store(false, Relaxed);
+    UNDEFS_SEEN.load(Relaxed) == before + 1
+}
+
+/// Reads PMBIDR_EL1 (SPE); under spevisor this must UNDEF.
+fn read_pmbidr() {
+    let _value: u64;
+    // SAFETY: a system register read; if it traps, the injected UNDEF is
+    // handled by `exception` (skips the instruction). No `nomem`: the
+    // compiler must not move the UNDEF bookkeeping across it.
+    unsafe { asm!("mrs {}, S3_0_C9_C10_7", out(reg) _value, options(nostack)) };
+}
+
+/// Reads PMCR_EL0 (PMU); under spevisor this must UNDEF.
+fn read_pmcr() {
+    let _value: u64;
+    // SAFETY: as in `read_pmbidr`.
+    unsafe { asm!("mrs {}, pmcr_el0", out(reg) _value, options(nostack)) };
+}
+
+/// Whether the EL1 registers start.S programmed still hold its values.
+fn el1_sysregs_intact() -> bool {
+    let mmu_on = mmu::SCTLR_M | mmu::SCTLR_C | mmu::SCTLR_I;
+    let table = core::ptr::addr_of!(mmu::L1_TABLE) as u64;
+    let vectors = core::ptr::addr_of!(guest_vectors) as u64;
+    read_sysreg!("sctlr_el1") & mmu_on == mmu_on
+        && read_sysreg!("tcr_el1") == mmu::TCR_EL1
+        && read_sysreg!("mair_el1") == mmu::MAIR_EL1
+        && read_sysreg!("ttbr0_el1") == table
+        && read_sysreg!("vbar_el1") == vectors
+}
+
+/// xorshift64 with a rotating sum of every state.
+const fn xorshift_checksum(seed: u64, iterations: u32) -> u64 {
+    let mut x = seed;
+    let mut sum: u64 = 0;
+    let mut i = 0;
+    while i < iterations {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        sum = sum.rotate_left(1).wrapping_add(x);
+        i += 1;
+    }
+    sum
+}
+
+/// The words fill/check use: RAM from [`FILL_OFFSET`] to the end (at most
+/// what the stage-1 map covers), as `[start, end)` addresses.
+fn fill_range(ram_size: u64) -> (u64, u64) {
+    let start = mmu::RAM_BASE + FILL_OFFSET;
+    let size = ram_size.min(mmu::RAM_MAPPED) & !(WORD_BYTES - 1);
+    (start, (mmu::RAM_BASE + size).max(start))
+}
+
+fn fill(ram_size: u64, pattern: u64) {
+    let (mut addr, end) = fill_range(ram_size);
+    while addr < end {
+        // SAFETY: `addr` is an 8-byte aligned address of guest RAM above the
+        // guest's image, stack and .bss (which the linker script keeps below
+        // RAM + 1 MiB), identity-mapped as Normal memory.
+        unsafe { (addr as *mut u64).write_volatile(pattern ^ addr) };
+        addr += WORD_BYTES;
+    }
+}
+
+/// Words of the fill range that do not hold what `fill` wrote.
+fn mismatches(ram_size: u64, pattern: u64) -> u64 {
+    let (mut addr, end) = fill_range(ram_size);
+    let mut bad = 0;
+    while addr < end {
+        // SAFETY: as in `fill`.
+        let value = unsafe { (addr as *const u64).read_volatile() };
+        if value != pattern ^ addr {
+            bad += 1;
+        }
+        addr += WORD_BYTES;
+    }
+    bad
+}
+
+fn read_outside() -> u64 {
+    let addr = mmu::OUTSIDE_IPA;
+    println!("guest: read-outside: loading from {addr:#x}; the VM must stop");
+    let value: u64;
+    // SAFETY: the address is mapped Device-nGnRE by the guest's stage 1
+    // (mmu.rs, entry 8); nothing backs it in the guest machine, so the
+    // hypervisor/host is expected to stop the VM. A plain `ldr` with a base
+    // register gives the abort a valid syndrome.
+    unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) value, options(nostack)) };
+    println!("guest: read-outside: load returned {value:#x}");
+    status::READ_OUTSIDE_RETURNED
+}
+
+fn ping_loop(n: u64) -> u64 {
+    let mut errors = 0;
+    for i in 0..n {
+        if hvc::host_ping(i) != (0, i.wrapping_add(1)) {
+            errors += 1;
+        }
+    }
+    errors
+}
+
+fn sysreg_loop(n: u64) -> u64 {
+    let before = UNDEFS_SEEN.load(Relaxed);
+    UNDEF_EXPECTED.store(true, Relaxed);
+    for _ in 0..n {
+        read_pmbidr();
+    }
+    UNDEF_EXPECTED.store(false, Relaxed);
+    n.wrapping_sub(UNDEFS_SEEN.load(Relaxed) - before)
+}
+
+/// Called by start.S for every exception, with the vector entry's index
+/// (0..15). Returns only for an expected UNDEF, after skipping the
+/// instruction.
+extern "C" fn exception(vector: u64) {
+    let esr = read_sysreg!("esr_el1");
+    let elr = read_sysreg!("elr_el1");
+    let ec = esr >> ESR_EC_SHIFT & ESR_EC_MASK;
+    if vector == VECTOR_CURRENT_EL_SPX_SYNC && ec == EC_UNKNOWN && UNDEF_EXPECTED.load(Relaxed) {
+        UNDEFS_SEEN.store(UNDEFS_SEEN.load(Relaxed) + 1, Relaxed);
+        let next = elr + INSTRUCTION_BYTES;
+        // SAFETY: ELR_EL1 is the return address of this exception (eret in
+        // start.S); the UNDEF'd instruction is skipped.
+        unsafe { asm!("msr elr_el1, {}", in(reg) next, options(nomem, nostack, preserves_flags)) };
+        return;
+    }
+    let far = read_sysreg!("far_el1");
+    die(format_args!("unexpected exception: vector {vector} ESR_EL1={esr:#x} ELR_EL1={elr:#x} FAR_EL1={far:#x}"))
+}
+
 #[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    die(format_args!("panic: {info}"))
+}
+
+/// Prints why, reports [`status::UNEXPECTED_EXCEPTION`] and powers off. A
+/// second failure on the way (say `hvc` itself UNDEFs because there is no
+/// EL2) parks the vcpu instead of recursing.
+fn die(why: core::fmt::Arguments) -> ! {
+    if !DYING.swap(true, Relaxed) {
+        println!("guest: {why}");
+        hvc::set_status(status::UNEXPECTED_EXCEPTION);
+        hvc::system_off()
+    }
+    park()
+}
+
+/// Waits forever with interrupts masked.
+pub fn park() -> ! {
+    loop {
+        // SAFETY: wfi only waits; interrupts are masked, so this parks the vcpu.
+        unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
+    }
 }

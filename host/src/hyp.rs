@@ -23,9 +23,7 @@ impl core::fmt::Display for HypError {
 
 /// Issues a raw call; `Ok(x1..x7)` on SUCCESS.
 pub fn call_raw(id: u64, args: [u64; 7]) -> Result<[u64; 7], HypError> {
-    let r = hvc([
-        id, args[0], args[1], args[2], args[3], args[4], args[5], args[6],
-    ]);
+    let r = hvc([id, args[0], args[1], args[2], args[3], args[4], args[5], args[6]]);
     match Status::from_reg(r[0]) {
         Some(Status::Success) => Ok([r[1], r[2], r[3], r[4], r[5], r[6], r[7]]),
         Some(s) => Err(HypError::Refused(s)),

@@ -5,6 +5,7 @@ use crate::cmdline;
 use crate::console::{self, print_crash};
 use crate::hyp;
 use crate::mm::{BumpPages, PagePool};
+use crate::scenarios;
 use crate::{hprintln, BootArgs};
 use log::{error, info, LevelFilter};
 use spevisor_abi::{spe_state, InfoItem, Status, TestFault};
@@ -51,9 +52,7 @@ pub fn start(args: BootArgs) -> ! {
             core::ptr::addr_of!(__image_end) as u64,
         )
     };
-    let pa_bits = tregs::pa_bits_from_parange(arch::pa_range())
-        .unwrap_or(40)
-        .min(tregs::MAX_PA_BITS);
+    let pa_bits = tregs::pa_bits_from_parange(arch::pa_range()).unwrap_or(40).min(tregs::MAX_PA_BITS);
 
     // The DTB may lie anywhere, host memory included: find it first
     // (aligned loads only) and keep every allocation off it.
@@ -68,10 +67,7 @@ pub fn start(args: BootArgs) -> ! {
         .find(|r| r.size() >= BOOT_TABLE_PAGES * PAGE_SIZE)
         .map(|r| Range::new(r.start, r.start + BOOT_TABLE_PAGES * PAGE_SIZE))
         .unwrap_or_else(|| fail(()));
-    let mut bump = BumpPages {
-        next: boot_tables.start,
-        end: boot_tables.end,
-    };
+    let mut bump = BumpPages { next: boot_tables.start, end: boot_tables.end };
     let mut tables = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
     let high = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
     let maps = [
@@ -81,29 +77,18 @@ pub fn start(args: BootArgs) -> ! {
         (args.mem_start, args.mem_end, Attributes::RW),
     ];
     for (s, e, a) in maps {
-        tables
-            .map_range(&mut bump, s, s, e - s, a)
-            .unwrap_or_else(fail);
+        tables.map_range(&mut bump, s, s, e - s, a).unwrap_or_else(fail);
     }
     // The DTB read-only (outside host memory; inside it, the RW map covers it).
     if !dtb.is_empty()
         && !host_mem.overlaps(dtb.start, dtb.size())
         && !Range::new(img, img_end).overlaps(dtb.start, dtb.size())
     {
-        tables
-            .map_range(&mut bump, dtb.start, dtb.start, dtb.size(), Attributes::RO)
-            .unwrap_or_else(fail);
+        tables.map_range(&mut bump, dtb.start, dtb.start, dtb.size(), Attributes::RO).unwrap_or_else(fail);
     }
     // SAFETY: the tables identity-map the image and host memory (stack and
     // data included) with the attributes the code needs.
-    unsafe {
-        arch::enable_mmu(
-            tables.root_pa(),
-            high.root_pa(),
-            tregs::tcr_el1(HOST_VA_BITS, pa_bits),
-            MAIR_VALUE,
-        )
-    };
+    unsafe { arch::enable_mmu(tables.root_pa(), high.root_pa(), tregs::tcr_el1(HOST_VA_BITS, pa_bits), MAIR_VALUE) };
 
     // Now the DTB can be parsed (unaligned accesses are fine on Normal memory).
     // SAFETY: mapped read-only above, never written.
@@ -125,9 +110,7 @@ pub fn start(args: BootArgs) -> ! {
     }
     if let Some(uart) = platform.console.as_ref() {
         let base = uart.region.base & !(PAGE_SIZE - 1);
-        tables
-            .map_range(&mut pages, base, base, PAGE_SIZE, Attributes::DEVICE)
-            .unwrap_or_else(fail);
+        tables.map_range(&mut pages, base, base, PAGE_SIZE, Attributes::DEVICE).unwrap_or_else(fail);
         arch::publish_new_mappings();
         // SAFETY: mapped as device memory just above; the DTB names a PL011.
         unsafe { console::init(uart.region.base as usize, LevelFilter::Info) };
@@ -181,6 +164,25 @@ fn main(bootargs: &str) -> ! {
         run_test_scenario(t);
     }
 
+    let mut totals = scenarios::Totals::default();
+    let iterations = cmdline::param(bootargs, "iterations").and_then(|v| v.parse().ok());
+    match cmdline::param(bootargs, "scenario").unwrap_or("demo") {
+        "demo" => scenarios::demo(&mut totals),
+        "two-vms" => scenarios::two_vms(&mut totals),
+        "read-outside" => scenarios::read_outside(&mut totals),
+        "vm-loop" => scenarios::vm_loop(&mut totals, iterations.unwrap_or(20)),
+        "ping-loop" => {
+            scenarios::loop_guest(&mut totals, "ping", scenarios::mode::PING_LOOP, iterations.unwrap_or(1000))
+        }
+        "sysreg-loop" => {
+            scenarios::loop_guest(&mut totals, "sysreg", scenarios::mode::SYSREG_LOOP, iterations.unwrap_or(1000))
+        }
+        "refusals" => scenarios::refusals(),
+        "none" => {}
+        other => error!("unknown scenario {other:?}"),
+    }
+    scenarios::switch_order();
+
     let el2 = hyp::info(InfoItem::HypEl).unwrap_or(0);
     let gic = hyp::info(InfoItem::GicVersion).unwrap_or(0);
     let spe = hyp::info(InfoItem::Spe).unwrap_or(0);
@@ -194,13 +196,16 @@ fn main(bootargs: &str) -> ! {
         "not-owned"
     };
     hprintln!(
-        "spevisor: status=ok el2={} host_el={} gic=v{} spe={} free_pages={} host_free_pages={}",
+        "spevisor: status=ok el2={} host_el={} gic=v{} spe={} free_pages={} host_free_pages={} vms={} exits={} guest_status={}",
         if el2 == 2 { "yes" } else { "no" },
         arch::current_el(),
         gic,
         spe_word,
         free,
-        host_free
+        host_free,
+        totals.vms,
+        totals.exits,
+        totals.guest_status.map_or(-1, |s| s as i64)
     );
     hyp::shutdown(0)
 }
@@ -247,16 +252,11 @@ extern "C" fn host_exception(frame: &mut arch::ExceptionFrame, code: u64) {
         FAR_EL1.get(),
         frame.spsr
     ));
-    print_crash(format_args!(
-        "spevisor: status=crash host_el=1 esr={esr:#x} elr={:#x}\n",
-        frame.elr
-    ));
+    print_crash(format_args!("spevisor: status=crash host_el=1 esr={esr:#x} elr={:#x}\n", frame.elr));
     hyp::shutdown(HOST_CRASH_STATUS)
 }
 
 pub fn panic(info: &core::panic::PanicInfo) -> ! {
-    print_crash(format_args!(
-        "\n[host] PANIC: {info}\nspevisor: status=crash host_el=1 reason=panic\n"
-    ));
+    print_crash(format_args!("\n[host] PANIC: {info}\nspevisor: status=crash host_el=1 reason=panic\n"));
     hyp::shutdown(HOST_CRASH_STATUS)
 }

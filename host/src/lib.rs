@@ -15,6 +15,10 @@ pub mod hyp;
 #[cfg(target_arch = "aarch64")]
 mod kmain;
 pub mod mm;
+#[cfg(target_arch = "aarch64")]
+mod scenarios;
+#[cfg(target_arch = "aarch64")]
+mod vmm;
 
 /// What EL2 hands the host in x0..x2.
 pub struct BootArgs {

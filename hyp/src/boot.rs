@@ -16,15 +16,15 @@
 
 use crate::arch::{self, HostEntry};
 use crate::mm::{Layout, PagePool, Range};
+use crate::service::{Hyp, HYP, VMS};
+use crate::spe::HostSpe;
+use crate::switch::{HostContext, Trace};
+use crate::traps::{mdcr, CNTHCTL_HOST, CPTR_HOST, HCR_HOST};
 use crate::{error, info};
 use aarch64_cpu::registers::*;
-use spevisor_abi::{spe_state, InfoItem, SwitchOrder, TestFault};
 use spevisor_dtb::{GicVersion, PsciConduit};
 use spevisor_pgtable::range::subtract;
-use spevisor_pgtable::{
-    regs as tregs, Attributes, PageAllocator, PageTable, Regime, MAIR_VALUE, PAGE_SIZE,
-};
-use spin::Mutex;
+use spevisor_pgtable::{regs as tregs, Attributes, PageAllocator, PageTable, Regime, MAIR_VALUE, PAGE_SIZE};
 
 /// What the image tells EL2 bring-up (the image crate wires EL2 and the host).
 pub struct BootArgs {
@@ -109,20 +109,6 @@ const EL2_VA_BITS: u32 = 48;
 #[cfg(feature = "qemu-virt-fallback-console")]
 const FALLBACK_UART: u64 = 0x0900_0000;
 
-/// The hypervisor's global state after boot.
-pub struct Hyp {
-    pub layout: Layout,
-    pub pool: PagePool,
-    pub el2_tables: PageTable,
-    pub pa_bits: u32,
-    pub gic_version: u64,
-    pub pmu_ver: u64,
-    pub pms_ver: u64,
-}
-
-/// Set once at the end of boot; host traps use it.
-pub static HYP: Mutex<Option<Hyp>> = Mutex::new(None);
-
 fn round_up(x: u64, a: u64) -> u64 {
     (x + a - 1) & !(a - 1)
 }
@@ -148,14 +134,11 @@ pub fn shutdown(status: u64) -> ! {
 /// EL2 bring-up. Runs once, on the boot CPU, with the MMU off.
 pub fn start(args: BootArgs) -> ! {
     let sections = image_sections();
-    let pa_bits = tregs::pa_bits_from_parange(arch::pa_range())
-        .unwrap_or(tregs::MAX_PA_BITS)
-        .min(tregs::MAX_PA_BITS);
+    let pa_bits = tregs::pa_bits_from_parange(arch::pa_range()).unwrap_or(tregs::MAX_PA_BITS).min(tregs::MAX_PA_BITS);
 
     // 1. Early map and MMU on.
     let mut early = EarlyAlloc { next: 0 };
-    let mut tables =
-        PageTable::new(&mut early, Regime::El2, EL2_VA_BITS).unwrap_or_else(|_| arch::park());
+    let mut tables = PageTable::new(&mut early, Regime::El2, EL2_VA_BITS).unwrap_or_else(|_| arch::park());
     let map = |t: &mut PageTable, a: &mut EarlyAlloc, r: Range, attrs| {
         if r.size() != 0 && t.map_range(a, r.start, r.start, r.size(), attrs).is_err() {
             arch::park();
@@ -179,21 +162,10 @@ pub fn start(args: BootArgs) -> ! {
         _ => false,
     };
     #[cfg(feature = "qemu-virt-fallback-console")]
-    map(
-        &mut tables,
-        &mut early,
-        Range::new(FALLBACK_UART, FALLBACK_UART + PAGE_SIZE),
-        Attributes::DEVICE,
-    );
+    map(&mut tables, &mut early, Range::new(FALLBACK_UART, FALLBACK_UART + PAGE_SIZE), Attributes::DEVICE);
     // SAFETY: the tables identity-map the whole image (code, stack, data) with
     // the attributes it needs, so execution continues at the same addresses.
-    unsafe {
-        arch::enable_mmu(
-            tables.root_pa(),
-            tregs::tcr_el2(EL2_VA_BITS, pa_bits),
-            MAIR_VALUE,
-        )
-    };
+    unsafe { arch::enable_mmu(tables.root_pa(), tregs::tcr_el2(EL2_VA_BITS, pa_bits), MAIR_VALUE) };
 
     // 2. Vectors.
     arch::install_vectors();
@@ -225,12 +197,8 @@ pub fn start(args: BootArgs) -> ! {
     };
 
     // 4. Share out RAM and map it.
-    let ram: [Range; spevisor_dtb::MAX_MEMORY_REGIONS] = core::array::from_fn(|i| {
-        platform
-            .ram()
-            .get(i)
-            .map_or(Range::new(0, 0), |r| Range::new(r.base, r.end()))
-    });
+    let ram: [Range; spevisor_dtb::MAX_MEMORY_REGIONS] =
+        core::array::from_fn(|i| platform.ram().get(i).map_or(Range::new(0, 0), |r| Range::new(r.base, r.end())));
     let dtb_hole = dtb_range.unwrap_or_default();
     let mut reserved = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 1];
     reserved[0] = dtb_hole;
@@ -251,19 +219,13 @@ pub fn start(args: BootArgs) -> ! {
     // identity mapped RW just above, and nothing else uses it.
     unsafe { pool.add(layout.pool.start, layout.pool.end, 0) };
     let alloc = &mut pool;
-    let rest = [
-        Range::new(layout.ram.start, sections.image.start),
-        Range::new(sections.image.end, layout.ram.end),
-    ];
+    let rest = [Range::new(layout.ram.start, sections.image.start), Range::new(sections.image.end, layout.ram.end)];
     for r in rest {
         // Skip the DTB pages mapped early (read-only).
         let (pieces, n) = subtract(r, &[dtb_hole, layout.pool]);
         for p in &pieces[..n] {
             if let Err(e) = tables.map_range(alloc, p.start, p.start, p.size(), Attributes::RW) {
-                fatal(format_args!(
-                    "cannot map RAM {:#x}..{:#x}: {}",
-                    p.start, p.end, e
-                ));
+                fatal(format_args!("cannot map RAM {:#x}..{:#x}: {}", p.start, p.end, e));
             }
         }
     }
@@ -305,11 +267,7 @@ pub fn start(args: BootArgs) -> ! {
         gic_version,
         pmu_ver,
         pms_ver,
-        if pms_ver != 0 {
-            "SPE present"
-        } else {
-            "no SPE"
-        },
+        if pms_ver != 0 { "SPE present" } else { "no SPE" },
         match platform.psci.map(|p| p.conduit) {
             Some(PsciConduit::Smc) => "smc",
             Some(PsciConduit::Hvc) => "hvc",
@@ -319,6 +277,15 @@ pub fn start(args: BootArgs) -> ! {
 
     // 5. The host.
     configure_host_el1(gic_version);
+    let host_mdcr = MDCR_EL2.get();
+    let gic_v3 = gic_version == 3 && arch::has_gic_sysregs();
+    let spe_id = spevisor_spe::regs::hw::probe();
+    let spe_backend = if spe_id.pmbidr.is_some_and(|b| !b.programming_prohibited) {
+        crate::spe::Backend::Hardware
+    } else {
+        crate::spe::Backend::None
+    };
+    VMS.lock().set_ipa_bits(pa_bits);
     *HYP.lock() = Some(Hyp {
         layout,
         pool,
@@ -327,6 +294,15 @@ pub fn start(args: BootArgs) -> ! {
         gic_version,
         pmu_ver,
         pms_ver,
+        host: HostContext {
+            el1: Default::default(),
+            fp: Default::default(),
+            spe: HostSpe { backend: spe_backend, id: spe_id },
+            mdcr: host_mdcr,
+            gic_v3,
+        },
+        trace: Trace::new(),
+        text_start: sections.text.start,
     });
     let entry = HostEntry {
         pc: args.host_entry as u64,
@@ -338,28 +314,8 @@ pub fn start(args: BootArgs) -> ! {
     unsafe { arch::eret_to_host(&entry) }
 }
 
-/// HCR_EL2 for the host: AArch64 EL1, no stage-2, interrupts to EL1, pointer
-/// authentication keys/instructions not trapped.
-pub const HCR_HOST: u64 = HCR_RW | HCR_API | HCR_APK;
-const HCR_RW: u64 = 1 << 31;
-const HCR_API: u64 = 1 << 41;
-const HCR_APK: u64 = 1 << 40;
-
-/// CPTR_EL2 (nVHE layout) for the host: RES1 bits, FP/SIMD allowed (TFP=0),
-/// SVE and SME trapped (the host kernel uses neither).
-pub const CPTR_HOST: u64 = CPTR_RES1 | CPTR_TZ | CPTR_TSM;
-const CPTR_RES1: u64 = (1 << 13) | (1 << 9) | 0xff;
-const CPTR_TZ: u64 = 1 << 8;
-const CPTR_TSM: u64 = 1 << 12;
-
-/// MDCR_EL2.E2PB = 0b11: the profiling buffer belongs to EL1 (the host).
-const MDCR_E2PB_EL1: u64 = 0b11 << 12;
 /// PMCR_EL0.N: number of event counters.
 const PMCR_N_SHIFT: u64 = 11;
-
-/// CNTHCTL_EL2 (nVHE): EL1PCTEN | EL1PCEN: the host reads the physical counter
-/// and uses the physical timer.
-const CNTHCTL_HOST: u64 = 0b11;
 
 /// ICC_SRE_EL2: SRE (system registers at EL2) | Enable (EL1 may use them).
 const ICC_SRE_EL2_SRE_ENABLE: u64 = (1 << 0) | (1 << 3);
@@ -381,7 +337,7 @@ fn configure_host_el1(gic_version: u64) {
     // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
     unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr) };
     let hpmn = (pmcr >> PMCR_N_SHIFT) & 0x1f;
-    MDCR_EL2.set(hpmn | MDCR_E2PB_EL1);
+    MDCR_EL2.set(hpmn | mdcr::E2PB_EL1);
     CNTHCTL_EL2.set(CNTHCTL_HOST);
     CNTVOFF_EL2.set(0);
     write_vpidr(MIDR_EL1.get());
@@ -391,70 +347,4 @@ fn configure_host_el1(gic_version: u64) {
         ICC_SRE_EL2.set(ICC_SRE_EL2_SRE_ENABLE);
     }
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
-}
-
-impl crate::hcall::Services for Hyp {
-    fn info(&self, item: InfoItem) -> u64 {
-        match item {
-            InfoItem::HypEl => arch::current_el(),
-            InfoItem::PaBits => self.pa_bits as u64,
-            InfoItem::GicVersion => self.gic_version,
-            InfoItem::Spe => {
-                // PMBIDR_EL1 may be read only when SPE exists; P (bit 4) says
-                // whether the buffer is owned by a higher EL.
-                if self.pms_ver == 0 {
-                    0
-                } else {
-                    let pmbidr: u64;
-                    // SAFETY: PMSVer != 0, so PMBIDR_EL1 exists; reading it has no side effects.
-                    unsafe { core::arch::asm!("mrs {}, S3_0_C9_C10_7", out(reg) pmbidr) };
-                    const PMBIDR_P: u64 = 1 << 4;
-                    spe_state::PRESENT
-                        | if pmbidr & PMBIDR_P == 0 {
-                            spe_state::HOST_OWNED
-                        } else {
-                            0
-                        }
-                }
-            }
-            InfoItem::PmsVer => self.pms_ver,
-            InfoItem::PmuVer => self.pmu_ver,
-            InfoItem::HypFreePages => self.pool.free_pages() as u64,
-            InfoItem::IpaBits => self.pa_bits as u64,
-            InfoItem::SwitchOrder => SwitchOrder::Fixed as u64,
-        }
-    }
-
-    fn current_el(&self) -> u64 {
-        arch::current_el()
-    }
-
-    fn shutdown(&mut self, status: u64) -> ! {
-        info!("host requested shutdown, status {}", status);
-        shutdown(status)
-    }
-
-    fn test_fault(&mut self, fault: TestFault) -> bool {
-        if !cfg!(feature = "test-hooks") {
-            return false;
-        }
-        match fault {
-            TestFault::WriteHypText => {
-                info!(
-                    "test hook: writing to hypervisor text at {:#x}",
-                    image_sections().text.start
-                );
-                let p = image_sections().text.start as *mut u32;
-                // SAFETY: deliberately unsound in spirit: this store must take a
-                // permission fault (text is mapped read-only + executable), which
-                // the crash path reports. It is only built with `test-hooks`.
-                unsafe { p.write_volatile(0) };
-            }
-            TestFault::Undefined => {
-                info!("test hook: executing an undefined instruction at EL2");
-                arch::undefined_instruction();
-            }
-        }
-        true
-    }
 }

@@ -1,8 +1,9 @@
 //! Crash reports for exceptions nobody expected, and the host trap entry.
 
 use crate::arch::{self, TrapFrame, KINDS, ORIGINS};
-use crate::boot::{shutdown, HYP};
+use crate::boot::shutdown;
 use crate::console::print_crash;
+use crate::service::HYP;
 use aarch64_cpu::registers::*;
 use core::sync::atomic::{AtomicBool, Ordering};
 use spevisor_armv8::esr::{Esr, ExceptionClass};
@@ -40,10 +41,7 @@ pub fn report(title: &str, frame: &TrapFrame) -> ! {
         }
         print_crash(format_args!("\n"));
     }
-    print_crash(format_args!(
-        "spevisor: status=crash el2=yes esr={esr:#x} elr={:#x}\n",
-        frame.elr
-    ));
+    print_crash(format_args!("spevisor: status=crash el2=yes esr={esr:#x} elr={:#x}\n", frame.elr));
     shutdown(CRASH_EXIT_STATUS)
 }
 
@@ -84,10 +82,7 @@ struct Title {
 }
 
 fn heapless_title() -> Title {
-    Title {
-        buf: [0; 96],
-        len: 0,
-    }
+    Title { buf: [0; 96], len: 0 }
 }
 
 impl Title {

@@ -24,13 +24,18 @@ pub mod console;
 pub mod crash;
 pub mod hcall;
 pub mod mm;
+#[cfg(target_arch = "aarch64")]
+pub mod service;
+pub mod spe;
+pub mod switch;
+pub mod traps;
+pub mod vcpu;
+pub mod vm;
 
 /// Panic at EL2: print where, then end the run like a crash.
 #[cfg(target_arch = "aarch64")]
 pub fn panic(info: &core::panic::PanicInfo) -> ! {
     console::print_crash(format_args!("\n[el2] PANIC: {info}\n"));
-    console::print_crash(format_args!(
-        "spevisor: status=crash el2=yes reason=panic\n"
-    ));
+    console::print_crash(format_args!("spevisor: status=crash el2=yes reason=panic\n"));
     boot::shutdown(crash::CRASH_EXIT_STATUS)
 }

@@ -19,8 +19,6 @@ pub use spevisor_pgtable::pool::PagePool;
 pub const BLOCK_2M: u64 = 2 << 20;
 /// Size of the hypervisor's own page pool (page tables, VM state, heap).
 pub const HYP_POOL_SIZE: u64 = 16 << 20;
-/// Part of the pool given to the EL2 heap.
-pub const HYP_HEAP_SIZE: u64 = 1 << 20;
 
 pub use spevisor_pgtable::range::Range;
 
@@ -51,10 +49,7 @@ impl core::fmt::Display for LayoutError {
         match self {
             Self::ImageNotInRam => write!(f, "the image is not inside any DTB memory region"),
             Self::TooSmall { need, have } => {
-                write!(
-                    f,
-                    "RAM after the image too small: need {need:#x} bytes, have {have:#x}"
-                )
+                write!(f, "RAM after the image too small: need {need:#x} bytes, have {have:#x}")
             }
         }
     }
@@ -67,20 +62,13 @@ impl Layout {
     /// Shares out the RAM region that holds `image`. The pool is placed at the
     /// first 2 MiB boundary after the image that overlaps none of `reserved`
     /// (the DTB, firmware reservations).
-    pub fn new(
-        ram_regions: &[Range],
-        image: Range,
-        reserved: &[Range],
-    ) -> Result<Self, LayoutError> {
+    pub fn new(ram_regions: &[Range], image: Range, reserved: &[Range]) -> Result<Self, LayoutError> {
         let ram = *ram_regions
             .iter()
             .find(|r| r.contains_range(image.start, image.size()))
             .ok_or(LayoutError::ImageNotInRam)?;
         let mut pool_start = align_up(image.end, BLOCK_2M);
-        while let Some(r) = reserved
-            .iter()
-            .find(|r| r.overlaps(pool_start, HYP_POOL_SIZE))
-        {
+        while let Some(r) = reserved.iter().find(|r| r.overlaps(pool_start, HYP_POOL_SIZE)) {
             pool_start = align_up(r.end, BLOCK_2M);
         }
         let pool_end = pool_start + HYP_POOL_SIZE;
@@ -89,12 +77,7 @@ impl Layout {
         if have < need {
             return Err(LayoutError::TooSmall { need, have });
         }
-        Ok(Self {
-            ram,
-            image,
-            pool: Range::new(pool_start, pool_end),
-            host: Range::new(pool_end, ram.end),
-        })
+        Ok(Self { ram, image, pool: Range::new(pool_start, pool_end), host: Range::new(pool_end, ram.end) })
     }
 }
 
@@ -130,22 +113,13 @@ mod tests {
     #[test]
     fn layout_refuses_image_outside_ram_or_small_ram() {
         let ram = [Range::new(0x4000_0000, 0x4100_0000)];
-        assert_eq!(
-            Layout::new(&ram, Range::new(0x8000_0000, 0x8010_0000), &[]),
-            Err(LayoutError::ImageNotInRam)
-        );
+        assert_eq!(Layout::new(&ram, Range::new(0x8000_0000, 0x8010_0000), &[]), Err(LayoutError::ImageNotInRam));
         let err = Layout::new(&ram, Range::new(0x4020_0000, 0x4030_0000), &[]).unwrap_err();
         assert!(matches!(err, LayoutError::TooSmall { .. }));
         // Exactly enough: pool + minimum host memory.
-        let big = [Range::new(
-            0x4000_0000,
-            0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY,
-        )];
+        let big = [Range::new(0x4000_0000, 0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY)];
         assert!(Layout::new(&big, Range::new(0x4020_0000, 0x4030_0000), &[]).is_ok());
-        let short = [Range::new(
-            0x4000_0000,
-            0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY - MIB,
-        )];
+        let short = [Range::new(0x4000_0000, 0x4040_0000 + HYP_POOL_SIZE + MIN_HOST_MEMORY - MIB)];
         assert!(Layout::new(&short, Range::new(0x4020_0000, 0x4030_0000), &[]).is_err());
     }
 }

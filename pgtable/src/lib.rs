@@ -101,40 +101,15 @@ pub struct Attributes {
 
 impl Attributes {
     /// Read-only data, never executable.
-    pub const RO: Self = Self {
-        mem: MemType::Normal,
-        write: false,
-        exec: false,
-        user: false,
-    };
+    pub const RO: Self = Self { mem: MemType::Normal, write: false, exec: false, user: false };
     /// Read/write data, never executable.
-    pub const RW: Self = Self {
-        mem: MemType::Normal,
-        write: true,
-        exec: false,
-        user: false,
-    };
+    pub const RW: Self = Self { mem: MemType::Normal, write: true, exec: false, user: false };
     /// Code: read + execute, not writable (W^X).
-    pub const RX: Self = Self {
-        mem: MemType::Normal,
-        write: false,
-        exec: true,
-        user: false,
-    };
+    pub const RX: Self = Self { mem: MemType::Normal, write: false, exec: true, user: false };
     /// Device registers: read/write, never executable.
-    pub const DEVICE: Self = Self {
-        mem: MemType::Device,
-        write: true,
-        exec: false,
-        user: false,
-    };
+    pub const DEVICE: Self = Self { mem: MemType::Device, write: true, exec: false, user: false };
     /// Guest RAM under stage-2: read/write/execute.
-    pub const GUEST_RAM: Self = Self {
-        mem: MemType::Normal,
-        write: true,
-        exec: true,
-        user: false,
-    };
+    pub const GUEST_RAM: Self = Self { mem: MemType::Normal, write: true, exec: true, user: false };
 }
 
 /// Errors from table operations. None of them leaves a half-made mapping
@@ -159,10 +134,7 @@ impl core::fmt::Display for MapError {
             Self::Unaligned => write!(f, "address or size not 4 KiB aligned"),
             Self::OutOfRange => write!(f, "range outside the input address space"),
             Self::Conflict { va } => write!(f, "range conflicts with existing mapping at {va:#x}"),
-            Self::Forbidden => write!(
-                f,
-                "writable+executable or executable device mapping refused"
-            ),
+            Self::Forbidden => write!(f, "writable+executable or executable device mapping refused"),
             Self::NoMemory => write!(f, "out of pages for translation tables"),
         }
     }
@@ -216,21 +188,12 @@ const fn level_size(level: usize) -> u64 {
 
 impl PageTable {
     /// An empty tree for `regime` covering `ia_bits` of input address (25..=48).
-    pub fn new(
-        alloc: &mut impl PageAllocator,
-        regime: Regime,
-        ia_bits: u32,
-    ) -> Result<Self, MapError> {
+    pub fn new(alloc: &mut impl PageAllocator, regime: Regime, ia_bits: u32) -> Result<Self, MapError> {
         if !(25..=48).contains(&ia_bits) {
             return Err(MapError::OutOfRange);
         }
         let root = alloc.alloc_page().ok_or(MapError::NoMemory)?;
-        Ok(Self {
-            root,
-            regime,
-            start_level: start_level_for(ia_bits),
-            ia_bits,
-        })
+        Ok(Self { root, regime, start_level: start_level_for(ia_bits), ia_bits })
     }
 
     /// Physical address of the root table (the TTBR/VTTBR base address).
@@ -390,16 +353,10 @@ impl PageTable {
             let size = level_size(level);
             let idx = Self::index(va, level);
             // Blocks exist at levels 1 and 2 with the 4K granule.
-            let block_ok = (level == 1 || level == 2)
-                && va.is_multiple_of(size)
-                && pa.is_multiple_of(size)
-                && remaining >= size;
+            let block_ok =
+                (level == 1 || level == 2) && va.is_multiple_of(size) && pa.is_multiple_of(size) && remaining >= size;
             if level == LEAF_LEVEL || block_ok {
-                let ty = if level == LEAF_LEVEL {
-                    desc::TABLE_OR_PAGE
-                } else {
-                    0
-                };
+                let ty = if level == LEAF_LEVEL { desc::TABLE_OR_PAGE } else { 0 };
                 Self::write(alloc, table, idx, (pa & desc::OA_MASK) | leaf | ty);
                 return Ok(size);
             }
@@ -430,11 +387,7 @@ impl PageTable {
         let next = alloc.alloc_page().ok_or(MapError::NoMemory)?;
         let child_size = level_size(level + 1);
         let attrs = block & !desc::OA_MASK & !desc::TABLE_OR_PAGE;
-        let ty = if level + 1 == LEAF_LEVEL {
-            desc::TABLE_OR_PAGE
-        } else {
-            0
-        };
+        let ty = if level + 1 == LEAF_LEVEL { desc::TABLE_OR_PAGE } else { 0 };
         let base = block & desc::OA_MASK;
         for i in 0..ENTRIES_PER_TABLE {
             Self::write(alloc, next, i, (base + i as u64 * child_size) | attrs | ty);
@@ -446,12 +399,7 @@ impl PageTable {
     /// Removes the mapping of `[va, va+size)`; blocks partly covered are split.
     /// Fails without changing anything if part of the range is not mapped.
     /// The caller performs the TLB maintenance its regime needs.
-    pub fn unmap_range(
-        &mut self,
-        alloc: &mut impl PageAllocator,
-        va: u64,
-        size: u64,
-    ) -> Result<(), MapError> {
+    pub fn unmap_range(&mut self, alloc: &mut impl PageAllocator, va: u64, size: u64) -> Result<(), MapError> {
         self.check_range(va, size)?;
         let mut off = 0;
         while off < size {
@@ -468,12 +416,7 @@ impl PageTable {
         Ok(())
     }
 
-    fn unmap_one(
-        &mut self,
-        alloc: &mut impl PageAllocator,
-        va: u64,
-        remaining: u64,
-    ) -> Result<u64, MapError> {
+    fn unmap_one(&mut self, alloc: &mut impl PageAllocator, va: u64, remaining: u64) -> Result<u64, MapError> {
         let mut table = self.root;
         let mut level = self.start_level;
         loop {
@@ -510,11 +453,7 @@ impl PageTable {
             if leaf {
                 let size = level_size(level);
                 let pa = (d & desc::OA_MASK & !(size - 1)) | (va & (size - 1));
-                return Some(Translation {
-                    pa,
-                    level,
-                    descriptor: d,
-                });
+                return Some(Translation { pa, level, descriptor: d });
             }
             table = d & desc::OA_MASK;
             level += 1;

@@ -19,12 +19,7 @@ pub struct PagePool {
 
 impl PagePool {
     pub const fn empty() -> Self {
-        Self {
-            buddy: Heap::new(),
-            total: 0,
-            free: 0,
-            phys_to_ptr: 0,
-        }
+        Self { buddy: Heap::new(), total: 0, free: 0, phys_to_ptr: 0 }
     }
 
     /// Adds `[start, end)` (page aligned) to the pool; `phys_to_ptr` is the offset from
@@ -38,10 +33,7 @@ impl PagePool {
         self.phys_to_ptr = phys_to_ptr;
         let first = start as usize + phys_to_ptr;
         // SAFETY: forwarded from the caller: the memory is unused and ours.
-        unsafe {
-            self.buddy
-                .add_to_heap(first, first + (end - start) as usize)
-        };
+        unsafe { self.buddy.add_to_heap(first, first + (end - start) as usize) };
         self.total += pages;
         self.free += pages;
     }
@@ -108,8 +100,7 @@ mod tests {
     #[test]
     fn pool_counts_pages_and_zeroes_them() {
         let mut backing = vec![0xaau8; 64 * PAGE_SIZE as usize + PAGE_SIZE as usize];
-        let base =
-            (backing.as_mut_ptr() as usize + PAGE_SIZE as usize - 1) & !(PAGE_SIZE as usize - 1);
+        let base = (backing.as_mut_ptr() as usize + PAGE_SIZE as usize - 1) & !(PAGE_SIZE as usize - 1);
         // Pretend the buffer is at physical 0x10_0000.
         let pa0 = 0x10_0000u64;
         let mut pool = PagePool::empty();

@@ -34,10 +34,7 @@ impl Range {
     }
     /// The range grown to whole `align`-sized units.
     pub const fn align_out(&self, align: u64) -> Self {
-        Self::new(
-            self.start & !(align - 1),
-            (self.end + align - 1) & !(align - 1),
-        )
+        Self::new(self.start & !(align - 1), (self.end + align - 1) & !(align - 1))
     }
 }
 
@@ -52,10 +49,8 @@ pub fn subtract(from: Range, holes: &[Range]) -> ([Range; MAX_PIECES], usize) {
     let mut cursor = from.start;
     while cursor < from.end && n < MAX_PIECES {
         // The first hole that covers or follows `cursor`.
-        let next = holes
-            .iter()
-            .filter(|h| !h.is_empty() && h.end > cursor && h.start < from.end)
-            .min_by_key(|h| h.start);
+        let next =
+            holes.iter().filter(|h| !h.is_empty() && h.end > cursor && h.start < from.end).min_by_key(|h| h.start);
         match next {
             Some(h) if h.start <= cursor => cursor = h.end,
             Some(h) => {
@@ -87,18 +82,12 @@ mod tests {
         let r = Range::new(0, 100);
         assert_eq!(pieces(r, &[]), vec![r]);
         assert_eq!(
-            pieces(
-                r,
-                &[Range::new(50, 60), Range::new(10, 20), Range::new(15, 30)]
-            ),
+            pieces(r, &[Range::new(50, 60), Range::new(10, 20), Range::new(15, 30)]),
             vec![Range::new(0, 10), Range::new(30, 50), Range::new(60, 100)]
         );
         assert_eq!(pieces(r, &[Range::new(0, 100)]), vec![]);
         assert_eq!(pieces(r, &[Range::new(90, 200)]), vec![Range::new(0, 90)]);
-        assert_eq!(
-            pieces(r, &[Range::new(200, 300), Range::new(5, 5)]),
-            vec![r]
-        );
+        assert_eq!(pieces(r, &[Range::new(200, 300), Range::new(5, 5)]), vec![r]);
     }
 
     #[test]
@@ -110,9 +99,6 @@ mod tests {
         assert!(r.overlaps(0x2fff, 1));
         assert!(!r.overlaps(0x3000, 1));
         assert!(!r.overlaps(0, 0x1000));
-        assert_eq!(
-            Range::new(0x1001, 0x1002).align_out(0x1000),
-            Range::new(0x1000, 0x2000)
-        );
+        assert_eq!(Range::new(0x1001, 0x1002).align_out(0x1000), Range::new(0x1000, 0x2000));
     }
 }

@@ -10,11 +10,7 @@ struct TestAlloc {
 
 impl TestAlloc {
     fn new() -> Self {
-        Self {
-            pages: BTreeMap::new(),
-            next: 0x1000_0000,
-            freed: 0,
-        }
+        Self { pages: BTreeMap::new(), next: 0x1000_0000, freed: 0 }
     }
     fn live(&self) -> usize {
         self.pages.len()
@@ -45,14 +41,7 @@ fn maps_blocks_when_aligned_and_pages_otherwise() {
     let mut a = TestAlloc::new();
     let mut t = PageTable::new(&mut a, Regime::El2, 48).unwrap();
     t.map_range(&mut a, 0, 0, GIB, Attributes::DEVICE).unwrap();
-    t.map_range(
-        &mut a,
-        0x4000_0000,
-        0x4000_0000,
-        MIB2 + PAGE_SIZE,
-        Attributes::RW,
-    )
-    .unwrap();
+    t.map_range(&mut a, 0x4000_0000, 0x4000_0000, MIB2 + PAGE_SIZE, Attributes::RW).unwrap();
     assert_eq!(t.translate(&a, 0x0900_0000).unwrap().level, 1);
     assert_eq!(t.translate(&a, 0x4000_1234).unwrap().level, 2);
     let p = t.translate(&a, 0x4020_0010).unwrap();
@@ -64,20 +53,10 @@ fn maps_blocks_when_aligned_and_pages_otherwise() {
 fn el2_attributes_follow_wx() {
     let mut a = TestAlloc::new();
     let mut t = PageTable::new(&mut a, Regime::El2, 48).unwrap();
-    t.map_range(&mut a, 0x4000_0000, 0x4000_0000, PAGE_SIZE, Attributes::RX)
-        .unwrap();
-    t.map_range(&mut a, 0x4000_1000, 0x4000_1000, PAGE_SIZE, Attributes::RO)
-        .unwrap();
-    t.map_range(&mut a, 0x4000_2000, 0x4000_2000, PAGE_SIZE, Attributes::RW)
-        .unwrap();
-    t.map_range(
-        &mut a,
-        0x0900_0000,
-        0x0900_0000,
-        PAGE_SIZE,
-        Attributes::DEVICE,
-    )
-    .unwrap();
+    t.map_range(&mut a, 0x4000_0000, 0x4000_0000, PAGE_SIZE, Attributes::RX).unwrap();
+    t.map_range(&mut a, 0x4000_1000, 0x4000_1000, PAGE_SIZE, Attributes::RO).unwrap();
+    t.map_range(&mut a, 0x4000_2000, 0x4000_2000, PAGE_SIZE, Attributes::RW).unwrap();
+    t.map_range(&mut a, 0x0900_0000, 0x0900_0000, PAGE_SIZE, Attributes::DEVICE).unwrap();
     let d = |va| t.translate(&a, va).unwrap().descriptor;
     let text = d(0x4000_0000);
     assert!(inspect::is_exec_el2(text) && !inspect::is_writable_s1(text));
@@ -89,32 +68,18 @@ fn el2_attributes_follow_wx() {
     let dev = d(0x0900_0000);
     assert!(!inspect::is_exec_el2(dev));
     assert_eq!(inspect::s1_attr_index(dev), mair::DEVICE_NGNRE);
-    let wx = Attributes {
-        exec: true,
-        ..Attributes::RW
-    };
-    assert_eq!(
-        t.map_range(&mut a, 0x5000_0000, 0x5000_0000, PAGE_SIZE, wx),
-        Err(MapError::Forbidden)
-    );
-    let xdev = Attributes {
-        exec: true,
-        ..Attributes::DEVICE
-    };
-    assert_eq!(
-        t.map_range(&mut a, 0x5000_0000, 0x5000_0000, PAGE_SIZE, xdev),
-        Err(MapError::Forbidden)
-    );
+    let wx = Attributes { exec: true, ..Attributes::RW };
+    assert_eq!(t.map_range(&mut a, 0x5000_0000, 0x5000_0000, PAGE_SIZE, wx), Err(MapError::Forbidden));
+    let xdev = Attributes { exec: true, ..Attributes::DEVICE };
+    assert_eq!(t.map_range(&mut a, 0x5000_0000, 0x5000_0000, PAGE_SIZE, xdev), Err(MapError::Forbidden));
 }
 
 #[test]
 fn el1_kernel_code_is_not_user_executable() {
     let mut a = TestAlloc::new();
     let mut t = PageTable::new(&mut a, Regime::El1, 48).unwrap();
-    t.map_range(&mut a, 0x4000_0000, 0x4000_0000, PAGE_SIZE, Attributes::RX)
-        .unwrap();
-    t.map_range(&mut a, 0x4000_1000, 0x4000_1000, PAGE_SIZE, Attributes::RW)
-        .unwrap();
+    t.map_range(&mut a, 0x4000_0000, 0x4000_0000, PAGE_SIZE, Attributes::RX).unwrap();
+    t.map_range(&mut a, 0x4000_1000, 0x4000_1000, PAGE_SIZE, Attributes::RW).unwrap();
     let text = t.translate(&a, 0x4000_0000).unwrap().descriptor;
     assert!(inspect::is_exec_el1(text));
     assert_ne!(text & desc::S1_UXN_XN, 0);
@@ -127,26 +92,12 @@ fn stage2_attributes() {
     let mut a = TestAlloc::new();
     let mut t = PageTable::new(&mut a, Regime::Stage2, 40).unwrap();
     assert_eq!(t.start_level(), 0);
-    t.map_range(
-        &mut a,
-        0x4000_0000,
-        0x8000_0000,
-        PAGE_SIZE,
-        Attributes::GUEST_RAM,
-    )
-    .unwrap();
+    t.map_range(&mut a, 0x4000_0000, 0x8000_0000, PAGE_SIZE, Attributes::GUEST_RAM).unwrap();
     let tr = t.translate(&a, 0x4000_0abc).unwrap();
     assert_eq!(tr.pa, 0x8000_0abc);
     assert_eq!(inspect::s2_memattr(tr.descriptor), 0b1111);
     assert!(inspect::s2_writable(tr.descriptor) && inspect::s2_exec(tr.descriptor));
-    t.map_range(
-        &mut a,
-        0x0900_0000,
-        0x0900_0000,
-        PAGE_SIZE,
-        Attributes::DEVICE,
-    )
-    .unwrap();
+    t.map_range(&mut a, 0x0900_0000, 0x0900_0000, PAGE_SIZE, Attributes::DEVICE).unwrap();
     let dev = t.translate(&a, 0x0900_0000).unwrap().descriptor;
     assert_eq!(inspect::s2_memattr(dev), 0b0001);
     assert!(!inspect::s2_exec(dev));
@@ -156,26 +107,10 @@ fn stage2_attributes() {
 fn refuses_overlap_and_changes_nothing() {
     let mut a = TestAlloc::new();
     let mut t = PageTable::new(&mut a, Regime::Stage2, 39).unwrap();
-    t.map_range(
-        &mut a,
-        0x4000_3000,
-        0x9000_0000,
-        PAGE_SIZE,
-        Attributes::GUEST_RAM,
-    )
-    .unwrap();
-    let err = t.map_range(
-        &mut a,
-        0x4000_0000,
-        0x8000_0000,
-        0x10000,
-        Attributes::GUEST_RAM,
-    );
+    t.map_range(&mut a, 0x4000_3000, 0x9000_0000, PAGE_SIZE, Attributes::GUEST_RAM).unwrap();
+    let err = t.map_range(&mut a, 0x4000_0000, 0x8000_0000, 0x10000, Attributes::GUEST_RAM);
     assert_eq!(err, Err(MapError::Conflict { va: 0x4000_3000 }));
-    assert!(
-        t.translate(&a, 0x4000_0000).is_none(),
-        "failed map left a page behind"
-    );
+    assert!(t.translate(&a, 0x4000_0000).is_none(), "failed map left a page behind");
     assert_eq!(t.translate(&a, 0x4000_3000).unwrap().pa, 0x9000_0000);
 }
 
@@ -184,34 +119,18 @@ fn rejects_bad_ranges() {
     let mut a = TestAlloc::new();
     let mut t = PageTable::new(&mut a, Regime::Stage2, 39).unwrap();
     let r = Attributes::GUEST_RAM;
-    assert_eq!(
-        t.map_range(&mut a, 0x123, 0, PAGE_SIZE, r),
-        Err(MapError::Unaligned)
-    );
-    assert_eq!(
-        t.map_range(&mut a, 0, 0x10, PAGE_SIZE, r),
-        Err(MapError::Unaligned)
-    );
-    assert_eq!(
-        t.map_range(&mut a, 1 << 39, 0, PAGE_SIZE, r),
-        Err(MapError::OutOfRange)
-    );
-    assert_eq!(
-        t.map_range(&mut a, !0xfff, 0, 2 * PAGE_SIZE, r),
-        Err(MapError::OutOfRange)
-    );
-    assert_eq!(
-        t.unmap_range(&mut a, 0, PAGE_SIZE),
-        Err(MapError::Conflict { va: 0 })
-    );
+    assert_eq!(t.map_range(&mut a, 0x123, 0, PAGE_SIZE, r), Err(MapError::Unaligned));
+    assert_eq!(t.map_range(&mut a, 0, 0x10, PAGE_SIZE, r), Err(MapError::Unaligned));
+    assert_eq!(t.map_range(&mut a, 1 << 39, 0, PAGE_SIZE, r), Err(MapError::OutOfRange));
+    assert_eq!(t.map_range(&mut a, !0xfff, 0, 2 * PAGE_SIZE, r), Err(MapError::OutOfRange));
+    assert_eq!(t.unmap_range(&mut a, 0, PAGE_SIZE), Err(MapError::Conflict { va: 0 }));
 }
 
 #[test]
 fn unmap_splits_blocks_and_destroy_frees_everything() {
     let mut a = TestAlloc::new();
     let mut t = PageTable::new(&mut a, Regime::El2, 48).unwrap();
-    t.map_range(&mut a, 0x4000_0000, 0x4000_0000, GIB, Attributes::RW)
-        .unwrap();
+    t.map_range(&mut a, 0x4000_0000, 0x4000_0000, GIB, Attributes::RW).unwrap();
     t.unmap_range(&mut a, 0x4020_1000, PAGE_SIZE).unwrap();
     assert!(t.translate(&a, 0x4020_1000).is_none());
     let left = t.translate(&a, 0x4020_0000).unwrap();

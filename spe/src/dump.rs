@@ -13,9 +13,7 @@
 //! a `== <name> (<n> bytes)` header line. Everything goes through
 //! [`core::fmt::Write`], so it works without `std`.
 
-use crate::packet::{
-    decode, hdr, Address, AddressIndex, Counter, CounterIndex, OpClass, OpType, Packet,
-};
+use crate::packet::{decode, hdr, Address, AddressIndex, Counter, CounterIndex, OpClass, OpType, Packet};
 use core::fmt::{self, Write};
 
 /// Raw byte columns per line.
@@ -99,8 +97,7 @@ fn sve_evl(payload: u8) -> u32 {
 }
 
 fn sme_ets(payload: u8) -> u32 {
-    let exp = (u32::from((payload >> SVE_EVL_SHIFT) & SVE_EVL_MASK) << 1)
-        | u32::from(payload & SME_ETS_LOW_BIT != 0);
+    let exp = (u32::from((payload >> SVE_EVL_SHIFT) & SVE_EVL_MASK) << 1) | u32::from(payload & SME_ETS_LOW_BIT != 0);
     SME_ETS_UNIT << exp
 }
 
@@ -156,11 +153,7 @@ fn write_op_type<W: Write>(w: &mut W, op: &OpType) -> Result<bool, fmt::Error> {
                 if p & OTHER_FP != 0 {
                     w.write_str(" FP")?;
                 }
-                let kind = if p & OTHER_COND != 0 {
-                    " COND-SELECT"
-                } else {
-                    " INSN-OTHER"
-                };
+                let kind = if p & OTHER_COND != 0 { " COND-SELECT" } else { " INSN-OTHER" };
                 w.write_str(kind)?;
             }
         }
@@ -234,14 +227,7 @@ fn write_address<W: Write>(w: &mut W, a: &Address) -> fmt::Result {
         AddressIndex::DATA_VIRTUAL => write!(w, "VA {:#x}", a.payload),
         AddressIndex::DATA_PHYSICAL => {
             let p = a.phys();
-            write!(
-                w,
-                "PA {:#x} ns={} ch={} pat={:x}",
-                p.addr,
-                u8::from(p.ns),
-                u8::from(p.ch),
-                p.pat
-            )
+            write!(w, "PA {:#x} ns={} ch={} pat={:x}", p.addr, u8::from(p.ns), u8::from(p.ch), p.pat)
         }
         AddressIndex(other) => write!(w, "ADDR {:#x} ({})", a.payload, other),
     }
@@ -302,12 +288,7 @@ pub fn write_header<W: Write>(w: &mut W, name: &str, len: usize) -> fmt::Result 
 
 /// Writes one dump line: offset, raw bytes (at most [`BYTES_PER_LINE`] are
 /// shown) and the description (`None`: a bad packet).
-pub fn write_line<W: Write>(
-    w: &mut W,
-    offset: usize,
-    bytes: &[u8],
-    packet: Option<&Packet>,
-) -> fmt::Result {
+pub fn write_line<W: Write>(w: &mut W, offset: usize, bytes: &[u8], packet: Option<&Packet>) -> fmt::Result {
     write!(w, ".  {offset:08x}: ")?;
     let shown = &bytes[..bytes.len().min(BYTES_PER_LINE)];
     for b in shown {
@@ -369,10 +350,7 @@ const LINE_BUF_LEN: usize = 128;
 
 impl LineBuf {
     const fn new() -> Self {
-        Self {
-            buf: [0; LINE_BUF_LEN],
-            len: 0,
-        }
+        Self { buf: [0; LINE_BUF_LEN], len: 0 }
     }
 
     fn as_str(&self) -> &str {
@@ -405,10 +383,7 @@ mod tests {
 
     #[test]
     fn descriptions() {
-        assert_eq!(
-            desc(Packet::Events(Events(0x16))),
-            "EV RETIRED L1D-ACCESS TLB-ACCESS"
-        );
+        assert_eq!(desc(Packet::Events(Events(0x16))), "EV RETIRED L1D-ACCESS TLB-ACCESS");
         assert_eq!(desc(Packet::Events(Events(0x3000))), "EV IMPDEF:12,13");
         assert_eq!(desc(Packet::Events(Events(0x42))), "EV RETIRED NOT-TAKEN");
         let op = |class, subclass| Packet::OpType(OpType { class, subclass });
@@ -421,20 +396,10 @@ mod tests {
         assert_eq!(desc(op(OpClass::Other, 1)), "OTHER COND-SELECT");
         assert_eq!(desc(op(OpClass::Other, 0x0a)), "SVE-OTHER EVLEN 32 FP");
         assert_eq!(desc(op(OpClass::Reserved, 5)), "OP-TYPE 0x5 (3)");
-        let c = |index, value| {
-            Packet::Counter(Counter {
-                index: CounterIndex(index),
-                value,
-            })
-        };
+        let c = |index, value| Packet::Counter(Counter { index: CounterIndex(index), value });
         assert_eq!(desc(c(0, 12)), "LAT 12 TOT");
         assert_eq!(desc(c(9, 3)), "LAT 3 ");
-        let a = |index, payload| {
-            Packet::Address(Address {
-                index: AddressIndex(index),
-                payload,
-            })
-        };
+        let a = |index, payload| Packet::Address(Address { index: AddressIndex(index), payload });
         assert_eq!(desc(a(4, 0x8000_0000_0000_1000)), "PBT 0x1000 el0 ns=1");
         assert_eq!(desc(a(9, 0x10)), "ADDR 0x10 (9)");
         assert_eq!(desc(Packet::Timestamp(u64::MAX)), "TS -1");
@@ -445,13 +410,7 @@ mod tests {
     fn bad_bytes_and_pad_runs() {
         let mut s = String::new();
         let sum = dump_buffer(&mut s, &[0x02, 0, 0, 0x01]).unwrap();
-        assert_eq!(
-            sum,
-            DumpSummary {
-                lines: 3,
-                bad_bytes: 1
-            }
-        );
+        assert_eq!(sum, DumpSummary { lines: 3, bad_bytes: 1 });
         let lines: std::vec::Vec<&str> = s.lines().collect();
         assert!(lines[0].starts_with(".  00000000:  02 "));
         assert!(lines[0].ends_with("  Bad packet!"));

@@ -8,8 +8,8 @@
 //! record (see [`validate`]).
 
 use crate::packet::{
-    hdr, Address, AddressIndex, CodeAddress, Counter, CounterIndex, Events, Packet, PhysAddress,
-    ADDR_MASK, CONTEXT_EL1, CONTEXT_EL2,
+    hdr, Address, AddressIndex, CodeAddress, Counter, CounterIndex, Events, Packet, PhysAddress, ADDR_MASK,
+    CONTEXT_EL1, CONTEXT_EL2,
 };
 use crate::record::Record;
 use core::fmt;
@@ -45,10 +45,7 @@ impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EncodeError::BufferTooSmall { needed, available } => {
-                write!(
-                    f,
-                    "output buffer too small: need {needed} bytes, have {available}"
-                )
+                write!(f, "output buffer too small: need {needed} bytes, have {available}")
             }
             EncodeError::InvalidField(name) => write!(f, "field `{name}` out of range"),
         }
@@ -67,10 +64,7 @@ pub struct PacketBytes {
 
 impl PacketBytes {
     fn new() -> Self {
-        Self {
-            bytes: [0; hdr::MAX_PACKET_LEN],
-            len: 0,
-        }
+        Self { bytes: [0; hdr::MAX_PACKET_LEN], len: 0 }
     }
 
     fn push(&mut self, b: u8) {
@@ -166,9 +160,7 @@ fn check_code(c: &Option<CodeAddress>, name: &'static str) -> Result<(), EncodeE
 
 fn check_phys(p: &Option<PhysAddress>) -> Result<(), EncodeError> {
     match p {
-        Some(p) if p.addr > ADDR_MASK || p.pat > MAX_PAT => {
-            Err(EncodeError::InvalidField("data_pa"))
-        }
+        Some(p) if p.addr > ADDR_MASK || p.pat > MAX_PAT => Err(EncodeError::InvalidField("data_pa")),
         _ => Ok(()),
     }
 }
@@ -182,31 +174,17 @@ pub fn validate(r: &Record) -> Result<(), EncodeError> {
 }
 
 /// Calls `f` with each packet of `r` except the terminator, in order.
-fn for_each_body_packet(
-    r: &Record,
-    mut f: impl FnMut(Packet) -> Result<(), EncodeError>,
-) -> Result<(), EncodeError> {
+fn for_each_body_packet(r: &Record, mut f: impl FnMut(Packet) -> Result<(), EncodeError>) -> Result<(), EncodeError> {
     let addr = |index, payload| Packet::Address(Address { index, payload });
-    let lat = |index, v: u16| {
-        Packet::Counter(Counter {
-            index,
-            value: u64::from(v),
-        })
-    };
+    let lat = |index, v: u16| Packet::Counter(Counter { index, value: u64::from(v) });
     if let Some(pc) = r.pc {
         f(addr(AddressIndex::PC, pc.to_payload()))?;
     }
     if let Some(id) = r.context_el1 {
-        f(Packet::Context {
-            index: CONTEXT_EL1,
-            id,
-        })?;
+        f(Packet::Context { index: CONTEXT_EL1, id })?;
     }
     if let Some(id) = r.context_el2 {
-        f(Packet::Context {
-            index: CONTEXT_EL2,
-            id,
-        })?;
+        f(Packet::Context { index: CONTEXT_EL2, id })?;
     }
     if let Some(op) = r.op {
         f(Packet::OpType(op))?;
@@ -268,13 +246,7 @@ impl Out<'_> {
     fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         let available = self.buf.len();
         let end = self.pos + bytes.len();
-        let dst = self
-            .buf
-            .get_mut(self.pos..end)
-            .ok_or(EncodeError::BufferTooSmall {
-                needed: end,
-                available,
-            })?;
+        let dst = self.buf.get_mut(self.pos..end).ok_or(EncodeError::BufferTooSmall { needed: end, available })?;
         dst.copy_from_slice(bytes);
         self.pos = end;
         Ok(())
@@ -296,10 +268,7 @@ pub fn encode_padded(record: &Record, out: &mut [u8], size: usize) -> Result<usi
     let needed = encoded_len(record)?;
     let available = out.len();
     if needed > size || size > available {
-        return Err(EncodeError::BufferTooSmall {
-            needed: needed.max(size),
-            available: available.min(size),
-        });
+        return Err(EncodeError::BufferTooSmall { needed: needed.max(size), available: available.min(size) });
     }
     let term = encode_packet(&terminator(record))?;
     let body = encode(record, out)? - term.len;
@@ -319,14 +288,8 @@ mod tests {
         let samples = [
             Packet::Events(Events(0x1_0000_0000)),
             Packet::DataSource(0x1234),
-            Packet::Counter(Counter {
-                index: CounterIndex(17),
-                value: 9,
-            }),
-            Packet::Address(Address {
-                index: AddressIndex(12),
-                payload: 42,
-            }),
+            Packet::Counter(Counter { index: CounterIndex(17), value: 9 }),
+            Packet::Address(Address { index: AddressIndex(12), payload: 42 }),
         ];
         for p in samples {
             let b = encode_packet(&p).unwrap();
@@ -336,26 +299,13 @@ mod tests {
 
     #[test]
     fn padded_layout() {
-        let r = Record {
-            pc: Some(CodeAddress::new(0x7ffdbf2143e0, 0, true)),
-            ..Record::default()
-        };
+        let r = Record { pc: Some(CodeAddress::new(0x7ffdbf2143e0, 0, true)), ..Record::default() };
         let mut out = [0xaa; 64];
         assert_eq!(encode_padded(&r, &mut out, 64), Ok(64));
         assert_eq!(out[63], hdr::END);
         assert!(out[9..63].iter().all(|&b| b == 0));
-        assert!(matches!(
-            encode_padded(&r, &mut out, 8),
-            Err(EncodeError::BufferTooSmall { .. })
-        ));
-        let bad = Record {
-            pc: Some(CodeAddress {
-                addr: 1 << 60,
-                el: 0,
-                ns: false,
-            }),
-            ..Record::default()
-        };
+        assert!(matches!(encode_padded(&r, &mut out, 8), Err(EncodeError::BufferTooSmall { .. })));
+        let bad = Record { pc: Some(CodeAddress { addr: 1 << 60, el: 0, ns: false }), ..Record::default() };
         assert_eq!(encode(&bad, &mut out), Err(EncodeError::InvalidField("pc")));
     }
 }

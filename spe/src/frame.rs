@@ -48,11 +48,7 @@ const fn crc32_table() -> [u32; 256] {
         let mut c = i as u32;
         let mut bit = 0;
         while bit < u8::BITS {
-            c = if c & 1 != 0 {
-                CRC32_POLY ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { CRC32_POLY ^ (c >> 1) } else { c >> 1 };
             bit += 1;
         }
         table[i] = c;
@@ -108,11 +104,7 @@ pub fn write_frame_parts<W: Write>(w: &mut W, parts: &[&[u8]]) -> fmt::Result {
         crc.update(p);
         len += p.len();
     }
-    writeln!(
-        w,
-        "{BEGIN_MARKER} {LEN_KEY}{len} {CRC_KEY}{:08x}",
-        crc.finish()
-    )?;
+    writeln!(w, "{BEGIN_MARKER} {LEN_KEY}{len} {CRC_KEY}{:08x}", crc.finish())?;
     let mut in_line = 0;
     for b in parts.iter().flat_map(|p| p.iter()) {
         w.write_char(char::from(HEX_DIGITS[usize::from(b >> NIBBLE_BITS)]))?;
@@ -182,14 +174,12 @@ impl fmt::Display for FrameError {
             FrameErrorKind::LineTooLong => {
                 write!(f, "data line longer than {BYTES_PER_LINE} bytes")
             }
-            FrameErrorKind::LengthMismatch { expected, actual } => write!(
-                f,
-                "corrupted frame: length {actual} bytes, header says {expected}"
-            ),
-            FrameErrorKind::CrcMismatch { expected, actual } => write!(
-                f,
-                "corrupted frame: crc32 {actual:08x}, header says {expected:08x}"
-            ),
+            FrameErrorKind::LengthMismatch { expected, actual } => {
+                write!(f, "corrupted frame: length {actual} bytes, header says {expected}")
+            }
+            FrameErrorKind::CrcMismatch { expected, actual } => {
+                write!(f, "corrupted frame: crc32 {actual:08x}, header says {expected:08x}")
+            }
             FrameErrorKind::OutputTooSmall => f.write_str("output buffer too small for frame"),
         }
     }
@@ -251,21 +241,12 @@ impl Frame<'_> {
                 n += 1;
             }
         }
-        let err = |kind| FrameError {
-            line: self.begin_line,
-            kind,
-        };
+        let err = |kind| FrameError { line: self.begin_line, kind };
         if n != self.len {
-            return Err(err(FrameErrorKind::LengthMismatch {
-                expected: self.len,
-                actual: n,
-            }));
+            return Err(err(FrameErrorKind::LengthMismatch { expected: self.len, actual: n }));
         }
         if crc.finish() != self.crc32 {
-            return Err(err(FrameErrorKind::CrcMismatch {
-                expected: self.crc32,
-                actual: crc.finish(),
-            }));
+            return Err(err(FrameErrorKind::CrcMismatch { expected: self.crc32, actual: crc.finish() }));
         }
         Ok(n)
     }
@@ -297,11 +278,7 @@ pub struct Frames<'a> {
 impl<'a> Frames<'a> {
     /// Scans `text`.
     pub const fn new(text: &'a str) -> Self {
-        Self {
-            text,
-            pos: 0,
-            line: 0,
-        }
+        Self { text, pos: 0, line: 0 }
     }
 
     /// Next line and its byte range, or `None` at the end.
@@ -333,35 +310,21 @@ impl<'a> Iterator for Frames<'a> {
             }
         };
         let Some((len, crc32)) = parse_header(header) else {
-            return Some(Err(FrameError {
-                line: begin_line,
-                kind: FrameErrorKind::BadHeader,
-            }));
+            return Some(Err(FrameError { line: begin_line, kind: FrameErrorKind::BadHeader }));
         };
         let body_start = self.pos;
         loop {
             let before = (self.pos, self.line);
             let Some((line, start, _)) = self.next_line() else {
-                return Some(Err(FrameError {
-                    line: begin_line,
-                    kind: FrameErrorKind::MissingEnd,
-                }));
+                return Some(Err(FrameError { line: begin_line, kind: FrameErrorKind::MissingEnd }));
             };
             if line.contains(END_MARKER) {
-                return Some(Ok(Frame {
-                    begin_line,
-                    len,
-                    crc32,
-                    body: &self.text[body_start..start],
-                }));
+                return Some(Ok(Frame { begin_line, len, crc32, body: &self.text[body_start..start] }));
             }
             if line.contains(BEGIN_MARKER) {
                 // Let the next call see this BEGIN line again.
                 (self.pos, self.line) = before;
-                return Some(Err(FrameError {
-                    line: begin_line,
-                    kind: FrameErrorKind::MissingEnd,
-                }));
+                return Some(Err(FrameError { line: begin_line, kind: FrameErrorKind::MissingEnd }));
             }
         }
     }
@@ -377,10 +340,7 @@ mod tests {
     fn crc_known_values() {
         assert_eq!(crc32(b""), 0);
         assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
-        assert_eq!(
-            crc32(b"The quick brown fox jumps over the lazy dog"),
-            0x414f_a339
-        );
+        assert_eq!(crc32(b"The quick brown fox jumps over the lazy dog"), 0x414f_a339);
     }
 
     fn decode_all(log: &str) -> std::vec::Vec<Result<std::vec::Vec<u8>, FrameError>> {
@@ -409,12 +369,7 @@ mod tests {
         assert_eq!(frames[1].as_ref().unwrap(), &data[..20]);
         assert!(frames[2].as_ref().unwrap().is_empty());
         // 200 bytes: 3 full lines + 1 partial.
-        assert_eq!(
-            log.lines()
-                .filter(|l| l.len() == 2 * BYTES_PER_LINE)
-                .count(),
-            3
-        );
+        assert_eq!(log.lines().filter(|l| l.len() == 2 * BYTES_PER_LINE).count(), 3);
     }
 
     #[test]
@@ -423,45 +378,18 @@ mod tests {
         write_frame(&mut log, b"abcdef").unwrap();
         let flipped = log.replacen("616263", "616264", 1);
         let r = decode_all(&flipped);
-        assert!(matches!(
-            r[0],
-            Err(FrameError {
-                line: 1,
-                kind: FrameErrorKind::CrcMismatch { .. }
-            })
-        ));
+        assert!(matches!(r[0], Err(FrameError { line: 1, kind: FrameErrorKind::CrcMismatch { .. } })));
         let short = log.replacen("616263646566", "6162636465", 1);
         assert!(matches!(
             decode_all(&short)[0],
-            Err(FrameError {
-                kind: FrameErrorKind::LengthMismatch {
-                    expected: 6,
-                    actual: 5
-                },
-                ..
-            })
+            Err(FrameError { kind: FrameErrorKind::LengthMismatch { expected: 6, actual: 5 }, .. })
         ));
         let bad_hex = log.replacen("616263", "61zz63", 1);
-        assert_eq!(
-            decode_all(&bad_hex)[0],
-            Err(FrameError {
-                line: 2,
-                kind: FrameErrorKind::BadHex
-            })
-        );
+        assert_eq!(decode_all(&bad_hex)[0], Err(FrameError { line: 2, kind: FrameErrorKind::BadHex }));
         let no_end = log.replace(END_MARKER, "");
-        assert_eq!(
-            decode_all(&no_end)[0],
-            Err(FrameError {
-                line: 1,
-                kind: FrameErrorKind::MissingEnd
-            })
-        );
+        assert_eq!(decode_all(&no_end)[0], Err(FrameError { line: 1, kind: FrameErrorKind::MissingEnd }));
         let bad_header = log.replace("crc32=", "crc=");
-        assert_eq!(
-            decode_all(&bad_header)[0].as_ref().unwrap_err().kind,
-            FrameErrorKind::BadHeader
-        );
+        assert_eq!(decode_all(&bad_header)[0].as_ref().unwrap_err().kind, FrameErrorKind::BadHeader);
         // A truncated frame followed by a good one: the good one survives.
         let mut two = String::from("SPEDUMP BEGIN len=4 crc32=0\n0102\n");
         two.push_str(&log);
@@ -472,9 +400,6 @@ mod tests {
         // Output too small is reported, not a panic.
         let f = Frames::new(&log).next().unwrap().unwrap();
         let mut tiny = [0u8; 2];
-        assert_eq!(
-            f.decode_into(&mut tiny).unwrap_err().kind,
-            FrameErrorKind::OutputTooSmall
-        );
+        assert_eq!(f.decode_into(&mut tiny).unwrap_err().kind, FrameErrorKind::OutputTooSmall);
     }
 }

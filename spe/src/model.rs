@@ -40,8 +40,8 @@ use crate::encode::encode_padded;
 use crate::packet::{op, CodeAddress, Events, OpClass, OpType, PhysAddress};
 use crate::record::Record;
 use crate::regs::{
-    field_mask, SpeReg, PMBIDR_EL1, PMBLIMITR_EL1, PMBSR_EL1, PMSCR_EL1, PMSCR_EL2, PMSEVFR_EL1,
-    PMSFCR_EL1, PMSICR_EL1, PMSIDR_EL1, PMSIRR_EL1, PMSLATFR_EL1,
+    field_mask, SpeReg, PMBIDR_EL1, PMBLIMITR_EL1, PMBSR_EL1, PMSCR_EL1, PMSCR_EL2, PMSEVFR_EL1, PMSFCR_EL1,
+    PMSICR_EL1, PMSIDR_EL1, PMSIRR_EL1, PMSLATFR_EL1,
 };
 
 /// Size of every record the model produces (a power of two, like the
@@ -270,18 +270,12 @@ pub struct TranslationFault {
 impl TranslationFault {
     /// A translation fault at `level` (0..=3).
     pub const fn translation(stage: FaultStage, level: u8) -> Self {
-        Self {
-            stage,
-            fsc: FSC_TRANSLATION_LEVEL0 | (level & FSC_LEVEL_MASK),
-        }
+        Self { stage, fsc: FSC_TRANSLATION_LEVEL0 | (level & FSC_LEVEL_MASK) }
     }
 
     /// A permission fault at `level` (0..=3).
     pub const fn permission(stage: FaultStage, level: u8) -> Self {
-        Self {
-            stage,
-            fsc: FSC_PERMISSION_LEVEL0 | (level & FSC_LEVEL_MASK),
-        }
+        Self { stage, fsc: FSC_PERMISSION_LEVEL0 | (level & FSC_LEVEL_MASK) }
     }
 }
 
@@ -466,11 +460,7 @@ impl SpeModel {
     /// Records where the host meant the buffer to be (VA in the owner's
     /// regime and the PA it maps to, physically contiguous).
     pub fn set_intended_buffer(&mut self, va_base: u64, pa_base: u64, size: u64) {
-        self.intended = Some(IntendedBuffer {
-            va_base,
-            pa_base,
-            size,
-        });
+        self.intended = Some(IntendedBuffer { va_base, pa_base, size });
     }
 
     /// The intended buffer, if set.
@@ -524,8 +514,7 @@ impl SpeModel {
     }
 
     fn filtered_out(&self, s: &Sample) -> bool {
-        if PMSFCR_EL1::FE.is_set(self.pmsfcr) && u64::from(s.events) & self.pmsevfr != self.pmsevfr
-        {
+        if PMSFCR_EL1::FE.is_set(self.pmsfcr) && u64::from(s.events) & self.pmsevfr != self.pmsevfr {
             return true;
         }
         if PMSFCR_EL1::FT.is_set(self.pmsfcr) {
@@ -539,8 +528,7 @@ impl SpeModel {
                 return true;
             }
         }
-        PMSFCR_EL1::FL.is_set(self.pmsfcr)
-            && u64::from(s.total_latency) < PMSLATFR_EL1::MINLAT.read(self.pmslatfr)
+        PMSFCR_EL1::FL.is_set(self.pmsfcr) && u64::from(s.total_latency) < PMSLATFR_EL1::MINLAT.read(self.pmslatfr)
     }
 
     /// The record the unit produces for `s` under the current controls.
@@ -578,39 +566,17 @@ impl SpeModel {
             subclass: op::LDST_GP_REG | if store { op::LDST_ST } else { 0 },
         };
         match s.op {
-            OpKind::Other => {
-                r.op = Some(OpType {
-                    class: OpClass::Other,
-                    subclass: 0,
-                })
-            }
-            OpKind::Load {
-                va,
-                pa: data_pa,
-                xlat_latency,
-            }
-            | OpKind::Store {
-                va,
-                pa: data_pa,
-                xlat_latency,
-            } => {
+            OpKind::Other => r.op = Some(OpType { class: OpClass::Other, subclass: 0 }),
+            OpKind::Load { va, pa: data_pa, xlat_latency } | OpKind::Store { va, pa: data_pa, xlat_latency } => {
                 r.op = Some(ldst(matches!(s.op, OpKind::Store { .. })));
                 r.data_va = Some(va);
                 r.translation_latency = Some(xlat_latency);
                 if pa {
-                    r.data_pa = Some(PhysAddress {
-                        addr: data_pa & crate::packet::ADDR_MASK,
-                        ns: s.ns,
-                        ch: false,
-                        pat: 0,
-                    });
+                    r.data_pa =
+                        Some(PhysAddress { addr: data_pa & crate::packet::ADDR_MASK, ns: s.ns, ch: false, pat: 0 });
                 }
             }
-            OpKind::Branch {
-                target,
-                conditional,
-                indirect,
-            } => {
+            OpKind::Branch { target, conditional, indirect } => {
                 let mut sub = 0;
                 if conditional {
                     sub |= op::BR_COND;
@@ -618,10 +584,7 @@ impl SpeModel {
                 if indirect {
                     sub |= op::BR_INDIRECT;
                 }
-                r.op = Some(OpType {
-                    class: OpClass::Branch,
-                    subclass: sub,
-                });
+                r.op = Some(OpType { class: OpClass::Branch, subclass: sub });
                 r.branch_target = Some(CodeAddress::new(target, s.el, s.ns));
             }
         }
@@ -645,11 +608,7 @@ impl SpeModel {
             return SampleOutcome::Lost;
         }
         let record = self.record_for(s);
-        match encode_padded(
-            &record,
-            &mut self.pending[self.pending_len..end],
-            RECORD_SIZE,
-        ) {
+        match encode_padded(&record, &mut self.pending[self.pending_len..end], RECORD_SIZE) {
             Ok(_) => {
                 self.pending_len = end;
                 self.stats.records_produced += 1;
@@ -665,9 +624,7 @@ impl SpeModel {
     }
 
     fn raise(&mut self, ec: u64, mss: u64) {
-        self.pmbsr = PMBSR_EL1::S.val(1).value
-            | PMBSR_EL1::EC.val(ec).value
-            | (mss & field_mask(PMBSR_EL1::MSS));
+        self.pmbsr = PMBSR_EL1::S.val(1).value | PMBSR_EL1::EC.val(ec).value | (mss & field_mask(PMBSR_EL1::MSS));
     }
 
     /// Writes the pending records out, as `psb csync` does on hardware.
@@ -686,9 +643,7 @@ impl SpeModel {
                 continue;
             }
             let ptr = self.pmbptr;
-            let fits = ptr
-                .checked_add(RECORD_SIZE as u64)
-                .is_some_and(|end| end <= self.limit());
+            let fits = ptr.checked_add(RECORD_SIZE as u64).is_some_and(|end| end <= self.limit());
             if !fits {
                 self.raise(EC_BUFFER_MANAGEMENT, BSC_BUFFER_FILLED);
                 self.stats.buffer_full_events += 1;

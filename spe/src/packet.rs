@@ -189,27 +189,17 @@ pub struct CodeAddress {
 impl CodeAddress {
     /// Builds one from a full 64-bit virtual address (bits 63:56 dropped).
     pub const fn new(va: u64, el: u8, ns: bool) -> Self {
-        Self {
-            addr: va & ADDR_MASK,
-            el: el & EL_MASK as u8,
-            ns,
-        }
+        Self { addr: va & ADDR_MASK, el: el & EL_MASK as u8, ns }
     }
 
     /// Decodes an address packet payload.
     pub const fn from_payload(p: u64) -> Self {
-        Self {
-            addr: p & ADDR_MASK,
-            el: ((p >> EL_SHIFT) & EL_MASK) as u8,
-            ns: (p >> NS_SHIFT) & 1 == 1,
-        }
+        Self { addr: p & ADDR_MASK, el: ((p >> EL_SHIFT) & EL_MASK) as u8, ns: (p >> NS_SHIFT) & 1 == 1 }
     }
 
     /// Encodes the address packet payload.
     pub const fn to_payload(&self) -> u64 {
-        (self.addr & ADDR_MASK)
-            | ((self.el as u64 & EL_MASK) << EL_SHIFT)
-            | ((self.ns as u64) << NS_SHIFT)
+        (self.addr & ADDR_MASK) | ((self.el as u64 & EL_MASK) << EL_SHIFT) | ((self.ns as u64) << NS_SHIFT)
     }
 
     /// The 64-bit virtual address (bit 55 sign-extended over the top byte).
@@ -357,23 +347,15 @@ pub struct DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            DecodeErrorKind::Truncated { needed, available } => write!(
-                f,
-                "truncated packet at offset {:#x}: needs {} bytes, {} left",
-                self.offset, needed, available
-            ),
-            DecodeErrorKind::UnknownHeader(h) => {
-                write!(
-                    f,
-                    "unknown packet header {:#04x} at offset {:#x}",
-                    h, self.offset
-                )
+            DecodeErrorKind::Truncated { needed, available } => {
+                write!(f, "truncated packet at offset {:#x}: needs {} bytes, {} left", self.offset, needed, available)
             }
-            DecodeErrorKind::UnknownExtendedHeader(h0, h1) => write!(
-                f,
-                "unknown extended header {:#04x} {:#04x} at offset {:#x}",
-                h0, h1, self.offset
-            ),
+            DecodeErrorKind::UnknownHeader(h) => {
+                write!(f, "unknown packet header {:#04x} at offset {:#x}", h, self.offset)
+            }
+            DecodeErrorKind::UnknownExtendedHeader(h0, h1) => {
+                write!(f, "unknown extended header {:#04x} {:#04x} at offset {:#x}", h0, h1, self.offset)
+            }
         }
     }
 }
@@ -388,28 +370,14 @@ pub const fn payload_len(header: u8) -> usize {
 
 /// Reads `len` (1, 2, 4 or 8) bytes little-endian from `buf[start..]`,
 /// or reports truncation relative to the packet at `offset`.
-fn read_payload(
-    buf: &[u8],
-    offset: usize,
-    header_len: usize,
-    len: usize,
-) -> Result<(u64, usize), DecodeError> {
+fn read_payload(buf: &[u8], offset: usize, header_len: usize, len: usize) -> Result<(u64, usize), DecodeError> {
     let total = header_len + len;
     let available = buf.len().saturating_sub(offset);
     let bytes = offset
         .checked_add(header_len)
         .and_then(|start| buf.get(start..start.checked_add(len)?))
-        .ok_or(DecodeError {
-            offset,
-            kind: DecodeErrorKind::Truncated {
-                needed: total,
-                available,
-            },
-        })?;
-    let value = bytes
-        .iter()
-        .rev()
-        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        .ok_or(DecodeError { offset, kind: DecodeErrorKind::Truncated { needed: total, available } })?;
+    let value = bytes.iter().rev().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
     Ok((value, total))
 }
 
@@ -417,10 +385,7 @@ fn read_payload(
 pub fn decode(buf: &[u8], offset: usize) -> Result<(Packet, usize), DecodeError> {
     let truncated = |needed| DecodeError {
         offset,
-        kind: DecodeErrorKind::Truncated {
-            needed,
-            available: buf.len().saturating_sub(offset),
-        },
+        kind: DecodeErrorKind::Truncated { needed, available: buf.len().saturating_sub(offset) },
     };
     let &h0 = buf.get(offset).ok_or(truncated(1))?;
     match h0 {
@@ -452,10 +417,7 @@ pub fn decode(buf: &[u8], offset: usize) -> Result<(Packet, usize), DecodeError>
         }
         hdr::OP_TYPE => {
             let (v, n) = read_payload(buf, offset, 1, payload_len(h0))?;
-            let op = OpType {
-                class: OpClass::from_bits(sub),
-                subclass: v as u8,
-            };
+            let op = OpType { class: OpClass::from_bits(sub), subclass: v as u8 };
             return Ok((Packet::OpType(op), n));
         }
         hdr::EXTENDED => {
@@ -529,11 +491,7 @@ impl Iterator for Packets<'_> {
         Some(match decode(self.buf, offset) {
             Ok((packet, len)) => {
                 self.pos += len;
-                Ok(Located {
-                    offset,
-                    len,
-                    packet,
-                })
+                Ok(Located { offset, len, packet })
             }
             Err(e) => {
                 self.pos += 1;
@@ -553,31 +511,10 @@ mod tests {
         assert_eq!(decode(&[1], 0), Ok((Packet::End, 1)));
         let ts = [0x71, 0x6b, 0x72, 0x5a, 0x1d, 0x8f, 0x03, 0, 0];
         assert_eq!(decode(&ts, 0), Ok((Packet::Timestamp(3913207673451), 9)));
-        assert_eq!(
-            decode(&[0x52, 0x16, 0x00], 0),
-            Ok((Packet::Events(Events(0x16)), 3))
-        );
+        assert_eq!(decode(&[0x52, 0x16, 0x00], 0), Ok((Packet::Events(Events(0x16)), 3)));
         assert_eq!(decode(&[0x43, 0x07], 0), Ok((Packet::DataSource(7), 2)));
-        assert_eq!(
-            decode(&[0x65, 0x80, 0x5f, 0, 0], 0),
-            Ok((
-                Packet::Context {
-                    index: CONTEXT_EL2,
-                    id: 0x5f80
-                },
-                5
-            ))
-        );
-        assert_eq!(
-            decode(&[0x4a, 0x01], 0),
-            Ok((
-                Packet::OpType(OpType {
-                    class: OpClass::Branch,
-                    subclass: 1
-                }),
-                2
-            ))
-        );
+        assert_eq!(decode(&[0x65, 0x80, 0x5f, 0, 0], 0), Ok((Packet::Context { index: CONTEXT_EL2, id: 0x5f80 }, 5)));
+        assert_eq!(decode(&[0x4a, 0x01], 0), Ok((Packet::OpType(OpType { class: OpClass::Branch, subclass: 1 }), 2)));
     }
 
     #[test]
@@ -587,69 +524,26 @@ mod tests {
         assert_eq!(n, 9);
         let Packet::Address(a) = p else { panic!() };
         assert_eq!(a.index, AddressIndex::PC);
-        assert_eq!(
-            a.code(),
-            CodeAddress {
-                addr: 0xffba66eda1c2d0,
-                el: 2,
-                ns: true
-            }
-        );
+        assert_eq!(a.code(), CodeAddress { addr: 0xffba66eda1c2d0, el: 2, ns: true });
         assert_eq!(a.code().virtual_address(), 0xffffba66eda1c2d0);
         // Extended header: index (0b01 << 3) | 2 = 10.
         let ext = [0x21, 0x9a, 0x05, 0x00];
-        assert_eq!(
-            decode(&ext, 0),
-            Ok((
-                Packet::Counter(Counter {
-                    index: CounterIndex(10),
-                    value: 5
-                }),
-                4
-            ))
-        );
+        assert_eq!(decode(&ext, 0), Ok((Packet::Counter(Counter { index: CounterIndex(10), value: 5 }), 4)));
         let ext_addr = [0x23, 0xb4, 1, 2, 3, 4, 5, 6, 7, 8];
         let (p, n) = decode(&ext_addr, 0).unwrap();
         assert_eq!(n, 10);
-        assert_eq!(
-            p,
-            Packet::Address(Address {
-                index: AddressIndex(28),
-                payload: 0x0807060504030201
-            })
-        );
+        assert_eq!(p, Packet::Address(Address { index: AddressIndex(28), payload: 0x0807060504030201 }));
     }
 
     #[test]
     fn errors() {
         assert_eq!(
             decode(&[0x71, 1, 2], 0),
-            Err(DecodeError {
-                offset: 0,
-                kind: DecodeErrorKind::Truncated {
-                    needed: 9,
-                    available: 3
-                }
-            })
+            Err(DecodeError { offset: 0, kind: DecodeErrorKind::Truncated { needed: 9, available: 3 } })
         );
-        assert_eq!(
-            decode(&[0, 0x02], 1),
-            Err(DecodeError {
-                offset: 1,
-                kind: DecodeErrorKind::UnknownHeader(2)
-            })
-        );
-        assert_eq!(
-            decode(&[0x20], 0).unwrap_err().kind,
-            DecodeErrorKind::Truncated {
-                needed: 2,
-                available: 1
-            }
-        );
-        assert_eq!(
-            decode(&[0x20, 0x00], 0).unwrap_err().kind,
-            DecodeErrorKind::UnknownExtendedHeader(0x20, 0)
-        );
+        assert_eq!(decode(&[0, 0x02], 1), Err(DecodeError { offset: 1, kind: DecodeErrorKind::UnknownHeader(2) }));
+        assert_eq!(decode(&[0x20], 0).unwrap_err().kind, DecodeErrorKind::Truncated { needed: 2, available: 1 });
+        assert_eq!(decode(&[0x20, 0x00], 0).unwrap_err().kind, DecodeErrorKind::UnknownExtendedHeader(0x20, 0));
         assert!(decode(&[], 0).is_err());
         assert!(decode(&[0], usize::MAX).is_err());
         let all: usize = Packets::new(&[0x02, 0x01, 0xb0]).count();

@@ -5,8 +5,8 @@
 //! inside records is skipped.
 
 use crate::packet::{
-    AddressIndex, CodeAddress, CounterIndex, DecodeError, Events, OpType, Packet, Packets,
-    PhysAddress, CONTEXT_EL1, CONTEXT_EL2,
+    AddressIndex, CodeAddress, CounterIndex, DecodeError, Events, OpType, Packet, Packets, PhysAddress, CONTEXT_EL1,
+    CONTEXT_EL2,
 };
 
 /// One decoded SPE record. Fields absent from the record are `None`.
@@ -134,10 +134,7 @@ pub struct RecordAssembler<'a> {
 impl<'a> RecordAssembler<'a> {
     /// Assembles records from `buf`.
     pub const fn new(buf: &'a [u8]) -> Self {
-        Self {
-            packets: Packets::new(buf),
-            len: buf.len(),
-        }
+        Self { packets: Packets::new(buf), len: buf.len() }
     }
 }
 
@@ -164,11 +161,7 @@ impl Iterator for RecordAssembler<'_> {
             rec.len = located.offset + located.len - rec.offset;
             match rec.record.apply(&located.packet) {
                 Applied::Terminator => {
-                    rec.end = if located.packet == Packet::End {
-                        RecordEnd::End
-                    } else {
-                        RecordEnd::Timestamp
-                    };
+                    rec.end = if located.packet == Packet::End { RecordEnd::End } else { RecordEnd::Timestamp };
                     return current.map(Ok);
                 }
                 Applied::Ignored => rec.ignored_packets += 1,
@@ -191,8 +184,8 @@ mod tests {
     fn groups_records() {
         // PAD, PC, B COND, TS | PAD PAD | EV, END | trailing LAT
         let buf = [
-            0x00, 0xb0, 0x10, 0, 0, 0, 0, 0, 0, 0x20, 0x4a, 0x01, 0x71, 5, 0, 0, 0, 0, 0, 0, 0,
-            0x00, 0x00, 0x42, 0x02, 0x01, 0x98, 0x07, 0x00,
+            0x00, 0xb0, 0x10, 0, 0, 0, 0, 0, 0, 0x20, 0x4a, 0x01, 0x71, 5, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x42, 0x02,
+            0x01, 0x98, 0x07, 0x00,
         ];
         let recs: std::vec::Vec<_> = RecordAssembler::new(&buf).collect();
         assert_eq!(recs.len(), 3);

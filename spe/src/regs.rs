@@ -340,19 +340,13 @@ impl SpeReg {
 
     /// Looks a trapped access's encoding up.
     pub fn from_encoding(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Option<SpeReg> {
-        SPE_REGISTERS
-            .iter()
-            .find(|(_, e)| e.matches(op0, op1, crn, crm, op2))
-            .map(|(r, _)| *r)
+        SPE_REGISTERS.iter().find(|(_, e)| e.matches(op0, op1, crn, crm, op2)).map(|(r, _)| *r)
     }
 
     /// True for the profiling-buffer registers (PMB*), which MDCR_EL2.E2PB
     /// traps; the sampling registers (PMS*) are trapped by MDCR_EL2.TPMS.
     pub const fn is_buffer_register(self) -> bool {
-        matches!(
-            self,
-            SpeReg::PmblimitrEl1 | SpeReg::PmbptrEl1 | SpeReg::PmbsrEl1 | SpeReg::PmbidrEl1
-        )
+        matches!(self, SpeReg::PmblimitrEl1 | SpeReg::PmbptrEl1 | SpeReg::PmbsrEl1 | SpeReg::PmbidrEl1)
     }
 }
 
@@ -450,10 +444,7 @@ impl PmsIdr {
 
     /// Recommended minimum interval in operations, if the encoding is known.
     pub fn min_interval(&self) -> Option<u32> {
-        PMSIDR_INTERVALS
-            .get(usize::from(self.interval))
-            .copied()
-            .filter(|&v| v != 0)
+        PMSIDR_INTERVALS.get(usize::from(self.interval)).copied().filter(|&v| v != 0)
     }
 }
 
@@ -470,11 +461,7 @@ pub struct SpeId {
 
 impl SpeId {
     /// The identification of a CPU without SPE.
-    pub const NONE: SpeId = SpeId {
-        pmsver: 0,
-        pmbidr: None,
-        pmsidr: None,
-    };
+    pub const NONE: SpeId = SpeId { pmsver: 0, pmbidr: None, pmsidr: None };
 
     /// Extracts PMSVer from an ID_AA64DFR0_EL1 value.
     pub fn pmsver_from_dfr0(dfr0: u64) -> u8 {
@@ -491,9 +478,7 @@ impl SpeId {
     /// PMBIDR_EL1.P == 0, PMBLIMITR_EL1.E == 1).
     pub fn host_owns_enabled_buffer(&self, pmblimitr: u64) -> bool {
         match self.pmbidr {
-            Some(id) if self.implemented() => {
-                !id.programming_prohibited && PMBLIMITR_EL1::E.is_set(pmblimitr)
-            }
+            Some(id) if self.implemented() => !id.programming_prohibited && PMBLIMITR_EL1::E.is_set(pmblimitr),
             _ => false,
         }
     }
@@ -528,10 +513,7 @@ mod tests {
     fn table_round_trip() {
         for (reg, enc) in SPE_REGISTERS {
             assert_eq!(reg.encoding(), enc);
-            assert_eq!(
-                SpeReg::from_encoding(enc.op0, enc.op1, enc.crn, enc.crm, enc.op2),
-                Some(reg)
-            );
+            assert_eq!(SpeReg::from_encoding(enc.op0, enc.op1, enc.crn, enc.crm, enc.op2), Some(reg));
             assert!(is_spe_register(enc.op0, enc.op1, enc.crn, enc.crm, enc.op2));
         }
         // PMCR_EL0 (S3_3_C9_C12_0) and ID_AA64DFR0_EL1 are not SPE registers.
@@ -567,18 +549,11 @@ mod tests {
         assert_eq!(s.max_record_bytes(), 64);
         assert_eq!(s.count_size, 2);
         assert_eq!(s.min_interval(), Some(256));
-        let id = SpeId {
-            pmsver: 1,
-            pmbidr: Some(PmbIdr::from_bits(6)),
-            pmsidr: Some(s),
-        };
+        let id = SpeId { pmsver: 1, pmbidr: Some(PmbIdr::from_bits(6)), pmsidr: Some(s) };
         assert!(id.host_owns_enabled_buffer(0x1_0000_1001));
         assert!(!id.host_owns_enabled_buffer(0x1_0000_1000));
         assert!(!SpeId::NONE.host_owns_enabled_buffer(1));
-        let owned_by_el2 = SpeId {
-            pmbidr: Some(PmbIdr::from_bits(0x16)),
-            ..id
-        };
+        let owned_by_el2 = SpeId { pmbidr: Some(PmbIdr::from_bits(0x16)), ..id };
         assert!(!owned_by_el2.host_owns_enabled_buffer(1));
     }
 }

@@ -43,11 +43,7 @@ impl Rng {
 }
 
 fn code(r: &mut Rng) -> CodeAddress {
-    CodeAddress {
-        addr: r.next() & ADDR_MASK,
-        el: r.below(4) as u8,
-        ns: r.coin(),
-    }
+    CodeAddress { addr: r.next() & ADDR_MASK, el: r.below(4) as u8, ns: r.coin() }
 }
 
 fn random_record(r: &mut Rng) -> Record {
@@ -63,10 +59,7 @@ fn random_record(r: &mut Rng) -> Record {
             pat: r.below(16) as u8,
         }),
         events: r.maybe(|r| Events(r.sized())),
-        op: r.maybe(|r| OpType {
-            class: OpClass::from_bits(r.below(4) as u8),
-            subclass: r.next() as u8,
-        }),
+        op: r.maybe(|r| OpType { class: OpClass::from_bits(r.below(4) as u8), subclass: r.next() as u8 }),
         data_source: r.maybe(Rng::sized),
         context_el1: r.maybe(|r| r.next() as u32),
         context_el2: r.maybe(|r| r.next() as u32),
@@ -89,11 +82,7 @@ fn encode_decode_round_trip() {
         let a = got[0].expect("decodes");
         assert_eq!(a.record, rec);
         assert_eq!((a.offset, a.len), (0, n));
-        let end = if rec.timestamp.is_some() {
-            RecordEnd::Timestamp
-        } else {
-            RecordEnd::End
-        };
+        let end = if rec.timestamp.is_some() { RecordEnd::Timestamp } else { RecordEnd::End };
         assert_eq!(a.end, end);
     }
 }
@@ -102,9 +91,7 @@ fn encode_decode_round_trip() {
 fn streams_of_padded_records_round_trip() {
     let mut rng = Rng(0xfeed_beef);
     for _ in 0..500 {
-        let recs: Vec<Record> = (0..rng.below(8) + 1)
-            .map(|_| random_record(&mut rng))
-            .collect();
+        let recs: Vec<Record> = (0..rng.below(8) + 1).map(|_| random_record(&mut rng)).collect();
         let mut buf = Vec::new();
         for r in &recs {
             // Random padding between records and a fixed-size slot.
@@ -113,9 +100,7 @@ fn streams_of_padded_records_round_trip() {
             let n = encode_padded(r, &mut slot, MAX_RECORD_LEN).unwrap();
             buf.extend_from_slice(&slot[..n]);
         }
-        let got: Vec<Record> = RecordAssembler::new(&buf)
-            .map(|r| r.unwrap().record)
-            .collect();
+        let got: Vec<Record> = RecordAssembler::new(&buf).map(|r| r.unwrap().record).collect();
         assert_eq!(got, recs);
     }
 }
@@ -133,11 +118,7 @@ fn check_no_panic_and_offsets(buf: &[u8]) {
                 covered += l.len;
             }
             Err(e) => {
-                assert!(
-                    e.offset < buf.len(),
-                    "error offset {} out of bounds",
-                    e.offset
-                );
+                assert!(e.offset < buf.len(), "error offset {} out of bounds", e.offset);
                 assert_eq!(e.offset, covered);
                 covered += 1;
             }
@@ -175,14 +156,9 @@ fn random_buffers_never_panic() {
 fn mutated_vectors_never_panic() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spe-vectors/");
     let mut rng = Rng(42);
-    for name in [
-        "spe-b1-ts0.data",
-        "spe-b1-ts1.data",
-        "spe-parser-frame-ld.bin",
-        "quipper-2rec.bin",
-    ] {
-        let orig = std::fs::read(format!("{dir}{name}"))
-            .unwrap_or_else(|e| panic!("missing test vector {dir}{name}: {e}"));
+    for name in ["spe-b1-ts0.data", "spe-b1-ts1.data", "spe-parser-frame-ld.bin", "quipper-2rec.bin"] {
+        let orig =
+            std::fs::read(format!("{dir}{name}")).unwrap_or_else(|e| panic!("missing test vector {dir}{name}: {e}"));
         for _ in 0..5_000 {
             let mut buf = orig.clone();
             for _ in 0..rng.below(4) + 1 {

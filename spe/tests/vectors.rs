@@ -7,27 +7,16 @@ use spevisor_spe::packet::{event, op, OpClass};
 use spevisor_spe::record::{RecordAssembler, RecordEnd};
 use std::path::PathBuf;
 
-const VECTORS: [&str; 4] = [
-    "spe-b1-ts0.data",
-    "spe-b1-ts1.data",
-    "spe-parser-frame-ld.bin",
-    "quipper-2rec.bin",
-];
+const VECTORS: [&str; 4] = ["spe-b1-ts0.data", "spe-b1-ts1.data", "spe-parser-frame-ld.bin", "quipper-2rec.bin"];
 
 fn vector_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/spe-vectors"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spe-vectors"))
 }
 
 fn read(name: &str) -> Vec<u8> {
     let path = vector_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read test vector {}: {e} (the repository expects shared/ beside it)",
-            path.display()
-        )
+        panic!("cannot read test vector {}: {e} (the repository expects shared/ beside it)", path.display())
     })
 }
 
@@ -62,10 +51,7 @@ fn dumps_match_expected_line_for_line() {
 /// total_lat,br_tgt,br_tgt_lvl,pbt,pbt_lvl,context,ts
 #[test]
 fn csv_record_level_decode() {
-    for (data_name, csv_name) in [
-        ("spe-b1-ts0.data", "spe-b1-ts0.csv"),
-        ("spe-b1-ts1.data", "spe-b1-ts1.csv"),
-    ] {
+    for (data_name, csv_name) in [("spe-b1-ts0.data", "spe-b1-ts0.csv"), ("spe-b1-ts1.data", "spe-b1-ts1.csv")] {
         let data = read(data_name);
         let csv = read_text(csv_name);
         let row: Vec<&str> = csv.lines().nth(1).expect("csv row").split(',').collect();
@@ -93,11 +79,7 @@ fn csv_record_level_decode() {
         assert!(row[11].is_empty() && r.prev_branch_target.is_none());
         assert!(row[13].is_empty() && r.context_el1.is_none());
         assert_eq!(r.timestamp.unwrap_or(0).to_string(), row[14]);
-        let end = if r.timestamp.is_some() {
-            RecordEnd::Timestamp
-        } else {
-            RecordEnd::End
-        };
+        let end = if r.timestamp.is_some() { RecordEnd::Timestamp } else { RecordEnd::End };
         assert_eq!(rec.end, end);
     }
 }
@@ -137,9 +119,7 @@ fn vectors_reencode_to_equal_records() {
         for rec in RecordAssembler::new(&data).map(Result::unwrap) {
             let mut out = [0u8; spevisor_spe::encode::MAX_RECORD_LEN];
             let n = spevisor_spe::encode(&rec.record, &mut out).unwrap();
-            let back: Vec<_> = RecordAssembler::new(&out[..n])
-                .map(Result::unwrap)
-                .collect();
+            let back: Vec<_> = RecordAssembler::new(&out[..n]).map(Result::unwrap).collect();
             assert_eq!(back.len(), 1);
             assert_eq!(back[0].record, rec.record, "{name} @ {:#x}", rec.offset);
         }

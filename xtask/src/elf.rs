@@ -5,22 +5,17 @@ use std::path::Path;
 const PT_LOAD: u32 = 1;
 
 fn u16_at(b: &[u8], o: usize) -> Result<u16, String> {
-    b.get(o..o + 2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-        .ok_or_else(|| "truncated ELF".into())
+    b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).ok_or_else(|| "truncated ELF".into())
 }
 fn u32_at(b: &[u8], o: usize) -> Result<u32, String> {
-    b.get(o..o + 4)
-        .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
-        .ok_or_else(|| "truncated ELF".into())
+    b.get(o..o + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap())).ok_or_else(|| "truncated ELF".into())
 }
 fn u64_at(b: &[u8], o: usize) -> Result<u64, String> {
-    b.get(o..o + 8)
-        .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
-        .ok_or_else(|| "truncated ELF".into())
+    b.get(o..o + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap())).ok_or_else(|| "truncated ELF".into())
 }
 
-/// Flattens the PT_LOAD segments of `elf` (linked at 0) into a binary.
+/// Flattens the PT_LOAD segments of `elf` into a binary that starts at the
+/// lowest segment's physical address (0 for the image, 0x4000_0000 for guests).
 pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
     if elf.get(..4) != Some(b"\x7fELF") || elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
         return Err("not a little-endian ELF64 file".into());
@@ -28,7 +23,7 @@ pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
     let phoff = u64_at(elf, 0x20)? as usize;
     let phentsize = u16_at(elf, 0x36)? as usize;
     let phnum = u16_at(elf, 0x38)? as usize;
-    let mut out = Vec::new();
+    let mut segments = vec![];
     for i in 0..phnum {
         let ph = phoff + i * phentsize;
         if u32_at(elf, ph)? != PT_LOAD {
@@ -37,12 +32,18 @@ pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
         let offset = u64_at(elf, ph + 8)? as usize;
         let paddr = u64_at(elf, ph + 24)? as usize;
         let filesz = u64_at(elf, ph + 32)? as usize;
-        if filesz == 0 {
-            continue;
+        if filesz != 0 {
+            segments.push((offset, paddr, filesz));
         }
-        let data = elf
-            .get(offset..offset + filesz)
-            .ok_or("segment outside the ELF file")?;
+    }
+    let base = segments.iter().map(|s| s.1).min().ok_or("ELF has no loadable data")?;
+    let mut out = Vec::new();
+    for (offset, paddr, filesz) in segments {
+        let paddr = paddr - base;
+        if paddr > 64 << 20 {
+            return Err(format!("segments spread over {paddr:#x} bytes: not a flat image"));
+        }
+        let data = elf.get(offset..offset + filesz).ok_or("segment outside the ELF file")?;
         if out.len() < paddr + filesz {
             out.resize(paddr + filesz, 0);
         }

@@ -22,6 +22,9 @@ use std::process::{Command, ExitCode};
 /// Target of the hypervisor image and the guests.
 pub const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";
 
+/// The variable naming the guest binary the host kernel embeds.
+pub const GUEST_ENV: &str = "SPEVISOR_GUEST_BIN";
+
 /// Options of a build of the image.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuildOpts {
@@ -31,10 +34,7 @@ pub struct BuildOpts {
 }
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -43,9 +43,7 @@ fn cargo() -> Command {
 
 /// Runs a command, failing with its command line if it fails.
 pub fn run_cmd(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -53,9 +51,30 @@ pub fn run_cmd(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Builds the tiny guest and returns its flat binary (loaded at IPA 0x4000_0000).
+pub fn build_guest(release: bool) -> Result<PathBuf, String> {
+    setup::rust_targets()?;
+    let dir = root().join("target").join("guest");
+    let mut cmd = cargo();
+    cmd.current_dir(root())
+        .args(["build", "--quiet", "-p", "spevisor-guest", "--target", BARE_TARGET])
+        .arg("--target-dir")
+        .arg(&dir);
+    if release {
+        cmd.arg("--release");
+    }
+    run_cmd(&mut cmd)?;
+    let profile = if release { "release" } else { "debug" };
+    let elf_path = dir.join(BARE_TARGET).join(profile).join("spevisor-guest");
+    let bin = root().join("target").join(format!("guest-{profile}.bin"));
+    elf::to_image(&elf_path, &bin)?;
+    Ok(bin)
+}
+
 /// Builds the image and returns the path of the raw arm64 Image.
 pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
     setup::rust_targets()?;
+    let guest = build_guest(opts.release)?;
     let target_dir = root().join("target");
     let flavour = format!(
         "{}{}{}",
@@ -74,14 +93,8 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
     }
     let mut cmd = cargo();
     cmd.current_dir(root())
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "spevisor-image",
-            "--target",
-            BARE_TARGET,
-        ])
+        .env(GUEST_ENV, &guest)
+        .args(["build", "--quiet", "-p", "spevisor-image", "--target", BARE_TARGET])
         .arg("--target-dir")
         .arg(&dir);
     if opts.release {
@@ -95,11 +108,8 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
     let elf_path = dir.join(BARE_TARGET).join(profile).join("spevisor-image");
     let image = target_dir.join(format!("spevisor-{flavour}.Image"));
     elf::to_image(&elf_path, &image)?;
-    std::fs::copy(
-        &elf_path,
-        target_dir.join(format!("spevisor-{flavour}.elf")),
-    )
-    .map_err(|e| format!("copy ELF: {e}"))?;
+    std::fs::copy(&elf_path, target_dir.join(format!("spevisor-{flavour}.elf")))
+        .map_err(|e| format!("copy ELF: {e}"))?;
     Ok(image)
 }
 
@@ -114,9 +124,7 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
             "--switch-order=fixed" => opts.pre_2021 = false,
             "--switch-order=pre-2021" => opts.pre_2021 = true,
             s if s.starts_with("--switch-order=") => {
-                return Err(format!(
-                    "unknown switch order in {s}: use fixed or pre-2021"
-                ))
+                return Err(format!("unknown switch order in {s}: use fixed or pre-2021"))
             }
             "--" => {
                 rest.extend(it.cloned());
@@ -164,9 +172,7 @@ fn real_main() -> Result<(), String> {
         "test" => tests::run_all(rest.iter().any(|a| a == "--quick")),
         "spe-report" => {
             let mut c = cargo();
-            c.current_dir(root())
-                .args(["run", "--quiet", "-p", "spe-report", "--"])
-                .args(rest);
+            c.current_dir(root()).args(["run", "--quiet", "-p", "spe-report", "--"]).args(rest);
             run_cmd(&mut c)
         }
         "help" | "--help" | "-h" => {

@@ -19,13 +19,7 @@ pub struct Machine {
 
 impl Default for Machine {
     fn default() -> Self {
-        Self {
-            gic_version: 3,
-            memory: "1G",
-            smp: 1,
-            append: String::new(),
-            extra: vec![],
-        }
+        Self { gic_version: 3, memory: "1G", smp: 1, append: String::new(), extra: vec![] }
     }
 }
 
@@ -61,26 +55,18 @@ pub fn args(image: &Path, m: &Machine) -> Vec<String> {
 
 /// Boots with the console on this terminal.
 pub fn run_interactive(q: &Qemu, image: &Path, gdb: bool, extra: &[String]) -> Result<(), String> {
-    let mut m = Machine {
-        extra: extra.to_vec(),
-        ..Machine::default()
-    };
+    let mut m = Machine { extra: extra.to_vec(), ..Machine::default() };
     if gdb {
         m.extra.extend(["-s".to_string(), "-S".to_string()]);
         let elf = image.with_extension("elf");
         eprintln!("xtask: QEMU waits for a debugger on localhost:1234. In another terminal:");
-        eprintln!(
-            "  gdb-multiarch -q {} -ex 'target remote localhost:1234'",
-            elf.display()
-        );
+        eprintln!("  gdb-multiarch -q {} -ex 'target remote localhost:1234'", elf.display());
         eprintln!("  (symbols are at link address 0: after QEMU loads the image at 0x40200000,");
         eprintln!("   use: add-symbol-file {} -o 0x40200000)", elf.display());
     }
     eprintln!("xtask: {} {}", q.bin, args(image, &m).join(" "));
-    let status = Command::new(&q.bin)
-        .args(args(image, &m))
-        .status()
-        .map_err(|e| format!("cannot start {}: {e}", q.bin))?;
+    let status =
+        Command::new(&q.bin).args(args(image, &m)).status().map_err(|e| format!("cannot start {}: {e}", q.bin))?;
     if status.success() {
         Ok(())
     } else {
@@ -97,12 +83,7 @@ pub struct Boot {
 }
 
 /// Boots, capturing the console, killing QEMU after `timeout`.
-pub fn run_captured(
-    q: &Qemu,
-    image: &Path,
-    m: &Machine,
-    timeout: Duration,
-) -> Result<Boot, String> {
+pub fn run_captured(q: &Qemu, image: &Path, m: &Machine, timeout: Duration) -> Result<Boot, String> {
     let mut child = Command::new(&q.bin)
         .args(args(image, m))
         .stdin(Stdio::null())
@@ -142,9 +123,5 @@ pub fn run_captured(
         output.push_str("\n[qemu stderr] ");
         output.push_str(&err);
     }
-    Ok(Boot {
-        exit: status.and_then(|s| s.code()),
-        output,
-        timed_out,
-    })
+    Ok(Boot { exit: status.and_then(|s| s.code()), output, timed_out })
 }

@@ -20,12 +20,7 @@ pub fn rust_targets() -> Result<(), String> {
         if !targets.lines().any(|l| l.trim() == crate::BARE_TARGET) {
             eprintln!("xtask: installing Rust target {}", crate::BARE_TARGET);
             crate::run_cmd(Command::new("rustup").args(["target", "add", crate::BARE_TARGET]))
-                .map_err(|e| {
-                    format!(
-                        "{e}\ninstall it with: rustup target add {}",
-                        crate::BARE_TARGET
-                    )
-                })?;
+                .map_err(|e| format!("{e}\ninstall it with: rustup target add {}", crate::BARE_TARGET))?;
         }
         Ok(())
     })
@@ -53,30 +48,16 @@ pub struct Qemu {
 }
 
 fn probe_qemu() -> Option<Qemu> {
-    let out = Command::new("qemu-system-aarch64")
-        .arg("--version")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()?
-        .to_string();
+    let out = Command::new("qemu-system-aarch64").arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).lines().next()?.to_string();
     let ver = text.split("version ").nth(1)?.split_whitespace().next()?;
     let mut parts = ver.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let version = (parts.next()?, parts.next().unwrap_or(0));
-    Some(Qemu {
-        bin: "qemu-system-aarch64".into(),
-        version,
-        version_text: text,
-    })
+    Some(Qemu { bin: "qemu-system-aarch64".into(), version, version_text: text })
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 const INSTALL_HINT: &str = "install QEMU with: sudo apt-get install qemu-system-arm \
@@ -104,25 +85,16 @@ pub fn qemu() -> Result<Qemu, String> {
         .map(|s| s.success())
         .unwrap_or(false);
     if !backports {
-        crate::run_cmd(
-            Command::new("apt-get")
-                .args(base)
-                .arg("qemu-system-arm")
-                .envs(env),
-        )
-        .map_err(|e| format!("{e}\n{INSTALL_HINT}"))?;
+        crate::run_cmd(Command::new("apt-get").args(base).arg("qemu-system-arm").envs(env))
+            .map_err(|e| format!("{e}\n{INSTALL_HINT}"))?;
     }
-    let q =
-        probe_qemu().ok_or_else(|| format!("QEMU still missing after install; {INSTALL_HINT}"))?;
+    let q = probe_qemu().ok_or_else(|| format!("QEMU still missing after install; {INSTALL_HINT}"))?;
     check_version(q)
 }
 
 fn check_version(q: Qemu) -> Result<Qemu, String> {
     if q.version < (7, 2) {
-        return Err(format!(
-            "{} is too old: spevisor needs QEMU 7.2 or later; {INSTALL_HINT}",
-            q.version_text
-        ));
+        return Err(format!("{} is too old: spevisor needs QEMU 7.2 or later; {INSTALL_HINT}", q.version_text));
     }
     Ok(q)
 }

@@ -54,9 +54,7 @@ pub fn summary(output: &str) -> Option<HashMap<String, String>> {
 }
 
 fn field<'a>(s: &'a HashMap<String, String>, k: &str) -> Result<&'a str, String> {
-    s.get(k)
-        .map(|v| v.as_str())
-        .ok_or_else(|| format!("summary has no {k}="))
+    s.get(k).map(|v| v.as_str()).ok_or_else(|| format!("summary has no {k}="))
 }
 
 fn expect_eq(what: &str, got: &str, want: &str) -> Result<(), String> {
@@ -105,42 +103,24 @@ fn check_boot_ok(boot: &Boot, gic: &str) -> Result<(), String> {
 /// The host sends three values; the hypervisor must answer their complements
 /// and say it runs at EL2.
 fn check_ping(boot: &Boot) -> Result<(), String> {
-    let line = boot
-        .output
-        .lines()
-        .find(|l| l.starts_with("hvc ping:"))
-        .ok_or("no hvc ping line")?;
+    let line = boot.output.lines().find(|l| l.starts_with("hvc ping:")).ok_or("no hvc ping line")?;
     let words: Vec<&str> = line.split_whitespace().collect();
-    let sent: Vec<u64> = words[3..6]
-        .iter()
-        .map(|w| parse_u64(w))
-        .collect::<Result<_, _>>()?;
-    let got: Vec<u64> = words[7..10]
-        .iter()
-        .map(|w| parse_u64(w))
-        .collect::<Result<_, _>>()?;
+    let sent: Vec<u64> = words[3..6].iter().map(|w| parse_u64(w)).collect::<Result<_, _>>()?;
+    let got: Vec<u64> = words[7..10].iter().map(|w| parse_u64(w)).collect::<Result<_, _>>()?;
     for (s, g) in sent.iter().zip(&got) {
         if *g != !*s {
-            return Err(format!(
-                "ping answer {g:#x} is not the complement of {s:#x}"
-            ));
+            return Err(format!("ping answer {g:#x} is not the complement of {s:#x}"));
         }
     }
     expect_eq("hyp_el", words.get(10).copied().unwrap_or(""), "hyp_el=2")
 }
 
 fn check_unknown_refused(boot: &Boot) -> Result<(), String> {
-    let line = boot
-        .output
-        .lines()
-        .find(|l| l.starts_with("hvc unknown id"))
-        .ok_or("no unknown-id line")?;
+    let line = boot.output.lines().find(|l| l.starts_with("hvc unknown id")).ok_or("no unknown-id line")?;
     if line.contains("refused with NOT_SUPPORTED (-1)") {
         Ok(())
     } else {
-        Err(format!(
-            "unknown hypercall not refused with NOT_SUPPORTED: {line}"
-        ))
+        Err(format!("unknown hypercall not refused with NOT_SUPPORTED: {line}"))
     }
 }
 
@@ -152,9 +132,7 @@ fn check_hyp_text_write(boot: &Boot) -> Result<(), String> {
     let esr = parse_u64(field(&s, "esr")?)?;
     let ec = esr >> 26;
     if ec != 0x25 {
-        return Err(format!(
-            "ESR {esr:#x}: EC {ec:#x}, expected 0x25 (data abort at EL2)"
-        ));
+        return Err(format!("ESR {esr:#x}: EC {ec:#x}, expected 0x25 (data abort at EL2)"));
     }
     let dfsc = esr & 0x3f;
     if !(0x0d..=0x0f).contains(&dfsc) {
@@ -163,20 +141,8 @@ fn check_hyp_text_write(boot: &Boot) -> Result<(), String> {
     if esr & (1 << 6) == 0 {
         return Err("WnR clear: the fault was not a write".into());
     }
-    let far_line = boot
-        .output
-        .lines()
-        .find(|l| l.contains("FAR_EL2="))
-        .ok_or("no FAR in report")?;
-    let far = parse_u64(
-        far_line
-            .split("FAR_EL2=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap(),
-    )?;
+    let far_line = boot.output.lines().find(|l| l.contains("FAR_EL2=")).ok_or("no FAR in report")?;
+    let far = parse_u64(far_line.split("FAR_EL2=").nth(1).unwrap().split_whitespace().next().unwrap())?;
     let hook = boot
         .output
         .lines()
@@ -195,10 +161,7 @@ fn check_crash_ec(boot: &Boot, exit: i32, want_ec: u64, who: &str) -> Result<(),
     expect_eq("status", field(&s, "status")?, "crash")?;
     let esr = parse_u64(field(&s, "esr")?)?;
     if esr >> 26 != want_ec {
-        return Err(format!(
-            "ESR {esr:#x}: EC {:#x}, expected {want_ec:#x}",
-            esr >> 26
-        ));
+        return Err(format!("ESR {esr:#x}: EC {:#x}, expected {want_ec:#x}", esr >> 26));
     }
     if !boot.output.contains(&format!("[{who}] CRASH")) {
         return Err(format!("no [{who}] CRASH report"));
@@ -218,19 +181,8 @@ fn relocated_copy(image: &Path, offset: u64) -> Result<PathBuf, String> {
 }
 
 fn image_base(boot: &Boot) -> Result<u64, String> {
-    let line = boot
-        .output
-        .lines()
-        .find(|l| l.contains("spevisor EL2: image "))
-        .ok_or("no image line")?;
-    parse_u64(
-        line.split("image ")
-            .nth(1)
-            .unwrap()
-            .split("..")
-            .next()
-            .unwrap(),
-    )
+    let line = boot.output.lines().find(|l| l.contains("spevisor EL2: image ")).ok_or("no image line")?;
+    parse_u64(line.split("image ").nth(1).unwrap().split("..").next().unwrap())
 }
 
 struct Ctx {
@@ -256,24 +208,12 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             with_output(&b, check_boot_ok(&b, "v3"))
         }),
         ("boot_gicv2_4cpus_2g", |c| {
-            let m = Machine {
-                gic_version: 2,
-                smp: 4,
-                memory: "2G",
-                ..Machine::default()
-            };
+            let m = Machine { gic_version: 2, smp: 4, memory: "2G", ..Machine::default() };
             let b = boot(c, &c.image, m)?;
             with_output(&b, check_boot_ok(&b, "v2"))
         }),
         ("boot_256m", |c| {
-            let b = boot(
-                c,
-                &c.image,
-                Machine {
-                    memory: "256M",
-                    ..Machine::default()
-                },
-            )?;
+            let b = boot(c, &c.image, Machine { memory: "256M", ..Machine::default() })?;
             with_output(&b, check_boot_ok(&b, "v3"))
         }),
         ("hypercall_round_trip", |c| {
@@ -291,22 +231,12 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             with_output(&b, check_boot_ok(&b, "v3"))?;
             let base = with_output(&b, image_base(&b))?;
             // QEMU loads at RAM base + text_offset.
-            expect_eq(
-                "image base",
-                &format!("{base:#x}"),
-                &format!("{:#x}", 0x4000_0000 + OFFSET),
-            )
+            expect_eq("image base", &format!("{base:#x}"), &format!("{:#x}", 0x4000_0000 + OFFSET))
         }),
         ("missing_dtb_is_reported", |c| {
             // No -kernel: QEMU starts the CPU at the image with x0 = 0.
             let m = Machine {
-                extra: vec![
-                    "-device".into(),
-                    format!(
-                        "loader,file={},addr=0x40200000,cpu-num=0",
-                        c.image.display()
-                    ),
-                ],
+                extra: vec!["-device".into(), format!("loader,file={},addr=0x40200000,cpu-num=0", c.image.display())],
                 ..Machine::default()
             };
             let b = boot(c, Path::new(""), m)?;
@@ -323,18 +253,12 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             })
         }),
         ("hyp_text_write_faults", |c| {
-            let m = Machine {
-                append: "spevisor.test=write-hyp-text".into(),
-                ..Machine::default()
-            };
+            let m = Machine { append: "spevisor.test=write-hyp-text".into(), ..Machine::default() };
             let b = boot(c, &c.test_image, m)?;
             with_output(&b, check_hyp_text_write(&b))
         }),
         ("test_hooks_absent_from_demo_image", |c| {
-            let m = Machine {
-                append: "spevisor.test=write-hyp-text".into(),
-                ..Machine::default()
-            };
+            let m = Machine { append: "spevisor.test=write-hyp-text".into(), ..Machine::default() };
             let b = boot(c, &c.image, m)?;
             with_output(&b, {
                 check_boot_ok(&b, "v3").and_then(|_| {
@@ -347,18 +271,12 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             })
         }),
         ("el2_unexpected_exception_report", |c| {
-            let m = Machine {
-                append: "spevisor.test=el2-undef".into(),
-                ..Machine::default()
-            };
+            let m = Machine { append: "spevisor.test=el2-undef".into(), ..Machine::default() };
             let b = boot(c, &c.test_image, m)?;
             with_output(&b, check_crash_ec(&b, status::HYP_CRASH, 0x00, "el2"))
         }),
         ("host_unexpected_exception_report", |c| {
-            let m = Machine {
-                append: "spevisor.test=host-undef".into(),
-                ..Machine::default()
-            };
+            let m = Machine { append: "spevisor.test=host-undef".into(), ..Machine::default() };
             let b = boot(c, &c.test_image, m)?;
             with_output(&b, check_crash_ec(&b, status::HOST_CRASH, 0x00, "host"))
         }),
@@ -368,11 +286,7 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
 fn lint() -> Result<(), String> {
     setup::rust_components()?;
     eprintln!("xtask: cargo fmt --check");
-    run_cmd(
-        cargo()
-            .current_dir(root())
-            .args(["fmt", "--all", "--", "--check"]),
-    )?;
+    run_cmd(cargo().current_dir(root()).args(["fmt", "--all", "--", "--check"]))?;
     eprintln!("xtask: cargo clippy (host crates, host target)");
     run_cmd(cargo().current_dir(root()).args([
         "clippy",
@@ -389,18 +303,11 @@ fn lint() -> Result<(), String> {
     ]))?;
     eprintln!("xtask: cargo clippy (bare-metal crates, {BARE_TARGET})");
     let mut c = cargo();
-    c.current_dir(root())
-        .args(["clippy", "--quiet", "--target", BARE_TARGET]);
+    c.current_dir(root()).args(["clippy", "--quiet", "--target", BARE_TARGET]);
     for k in BARE_CRATES {
         c.args(["-p", k]);
     }
-    c.args([
-        "--features",
-        "spevisor-image/test-hooks",
-        "--",
-        "-D",
-        "warnings",
-    ]);
+    c.args(["--features", "spevisor-image/test-hooks", "--", "-D", "warnings"]);
     run_cmd(&mut c)
 }
 
@@ -415,15 +322,8 @@ pub fn run_all(quick: bool) -> Result<(), String> {
     run_cmd(cargo().current_dir(root()).args(["test", "--quiet"]))?;
     eprintln!("xtask: building images");
     let image = build_image(&BuildOpts::default())?;
-    let test_image = build_image(&BuildOpts {
-        test_hooks: true,
-        ..BuildOpts::default()
-    })?;
-    let ctx = Ctx {
-        q,
-        image,
-        test_image,
-    };
+    let test_image = build_image(&BuildOpts { test_hooks: true, ..BuildOpts::default() })?;
+    let ctx = Ctx { q, image, test_image };
     let tests = qemu_tests();
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in &tests {
@@ -451,11 +351,7 @@ mod unit {
     use super::*;
 
     fn b(exit: i32, output: &str) -> Boot {
-        Boot {
-            exit: Some(exit),
-            output: output.into(),
-            timed_out: false,
-        }
+        Boot { exit: Some(exit), output: output.into(), timed_out: false }
     }
 
     #[test]
@@ -498,17 +394,8 @@ mod unit {
         let good = 0x9600_004f; // EC 0x25, WnR, permission fault level 3
         assert!(check_hyp_text_write(&b(3, &out(good, 0x4020_0000))).is_ok());
         assert!(check_hyp_text_write(&b(3, &out(good, 0x4020_0008))).is_err());
-        assert!(
-            check_hyp_text_write(&b(3, &out(0x9600_0007, 0x4020_0000))).is_err(),
-            "translation fault"
-        );
-        assert!(
-            check_hyp_text_write(&b(3, &out(0x9600_000f, 0x4020_0000))).is_err(),
-            "read"
-        );
-        assert!(
-            check_hyp_text_write(&b(0, &out(good, 0x4020_0000))).is_err(),
-            "exit 0"
-        );
+        assert!(check_hyp_text_write(&b(3, &out(0x9600_0007, 0x4020_0000))).is_err(), "translation fault");
+        assert!(check_hyp_text_write(&b(3, &out(0x9600_000f, 0x4020_0000))).is_err(), "read");
+        assert!(check_hyp_text_write(&b(0, &out(good, 0x4020_0000))).is_err(), "exit 0");
     }
 }

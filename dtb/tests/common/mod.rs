@@ -49,11 +49,7 @@ impl FdtBuilder {
 
     fn name_offset(&mut self, name: &str) -> u32 {
         let needle: Vec<u8> = name.bytes().chain([0]).collect();
-        if let Some(pos) = self
-            .strings
-            .windows(needle.len())
-            .position(|w| w == needle.as_slice())
-        {
+        if let Some(pos) = self.strings.windows(needle.len()).position(|w| w == needle.as_slice()) {
             return pos as u32;
         }
         let off = self.strings.len() as u32;
@@ -91,10 +87,8 @@ impl FdtBuilder {
 
     /// A `reg` of (address, size) pairs with two cells each.
     pub fn reg2(&mut self, entries: &[(u64, u64)]) -> &mut Self {
-        let cells: Vec<u32> = entries
-            .iter()
-            .flat_map(|&(a, s)| [(a >> 32) as u32, a as u32, (s >> 32) as u32, s as u32])
-            .collect();
+        let cells: Vec<u32> =
+            entries.iter().flat_map(|&(a, s)| [(a >> 32) as u32, a as u32, (s >> 32) as u32, s as u32]).collect();
         self.prop_cells("reg", &cells)
     }
 
@@ -149,21 +143,15 @@ pub fn board(memory: bool, extra: impl FnOnce(&mut FdtBuilder)) -> Vec<u8> {
         .prop_u32("interrupt-parent", 1)
         .prop_str("model", "Hand-made SPE board")
         .prop_strs("compatible", &["spevisor,test-board", "arm,test"]);
-    b.begin("aliases")
-        .prop_str("serial0", "/soc/serial@1000")
-        .end();
-    b.begin("chosen")
-        .prop_str("stdout-path", "serial0:115200n8")
-        .end();
+    b.begin("aliases").prop_str("serial0", "/soc/serial@1000").end();
+    b.begin("chosen").prop_str("stdout-path", "serial0:115200n8").end();
     if memory {
         b.begin("memory@80000000")
             .prop_str("device_type", "memory")
             .reg2(&[(0x8000_0000, 0x4000_0000), (0x8_8000_0000, 0x8000_0000)])
             .end();
     }
-    b.begin("cpus")
-        .prop_u32("#address-cells", 1)
-        .prop_u32("#size-cells", 0);
+    b.begin("cpus").prop_u32("#address-cells", 1).prop_u32("#size-cells", 0);
     for mpidr in [0u32, 1, 0x100, 0x101] {
         b.begin(&format!("cpu@{mpidr:x}"))
             .prop_str("device_type", "cpu")
@@ -172,10 +160,7 @@ pub fn board(memory: bool, extra: impl FnOnce(&mut FdtBuilder)) -> Vec<u8> {
             .end();
     }
     b.end();
-    b.begin("psci")
-        .prop_strs("compatible", &["arm,psci-0.2", "arm,psci"])
-        .prop_str("method", "hvc")
-        .end();
+    b.begin("psci").prop_strs("compatible", &["arm,psci-0.2", "arm,psci"]).prop_str("method", "hvc").end();
     b.begin("interrupt-controller@2f000000")
         .prop_str("compatible", "arm,gic-v3")
         .prop_u32("#interrupt-cells", 3)
@@ -201,10 +186,7 @@ pub fn board(memory: bool, extra: impl FnOnce(&mut FdtBuilder)) -> Vec<u8> {
         .prop_cells("interrupts", &timer)
         .prop_u32("clock-frequency", 25_000_000)
         .end();
-    b.begin("pmu")
-        .prop_str("compatible", "arm,neoverse-n1-pmu")
-        .prop_cells("interrupts", &ppi(7, 4))
-        .end();
+    b.begin("pmu").prop_str("compatible", "arm,neoverse-n1-pmu").prop_cells("interrupts", &ppi(7, 4)).end();
     b.begin("spe-pmu")
         .prop_str("compatible", "arm,statistical-profiling-extension-v1")
         .prop_cells("interrupts", &ppi(5, 4))
@@ -250,12 +232,7 @@ pub fn fixtures() -> Vec<(String, Vec<u8>)> {
         .expect("fixtures dir (run scripts/dump-dtbs.sh)")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "dtb"))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
         .collect();
     v.sort();
     assert_eq!(v.len(), 8, "expected 8 QEMU fixtures, found {}", v.len());

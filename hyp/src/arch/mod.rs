@@ -6,8 +6,12 @@ use aarch64_cpu::registers::*;
 use core::arch::{asm, global_asm};
 
 pub mod semihosting;
+pub mod sysregs;
+
+use crate::vcpu::{FpRegs, GuestRegs, Syndrome};
 
 global_asm!(include_str!("vectors.S"));
+global_asm!(include_str!("fp.S"));
 
 /// A host (or unexpected) exception's saved registers, as `vectors.S` lays
 /// them out on the EL2 stack.
@@ -21,12 +25,7 @@ pub struct TrapFrame {
 }
 
 /// Where an unexpected exception came from (`vectors.S` codes / 4).
-pub const ORIGINS: [&str; 4] = [
-    "EL2 with SP_EL0",
-    "EL2 with SP_EL2",
-    "a lower EL (AArch64)",
-    "a lower EL (AArch32)",
-];
+pub const ORIGINS: [&str; 4] = ["EL2 with SP_EL0", "EL2 with SP_EL2", "a lower EL (AArch64)", "a lower EL (AArch32)"];
 /// The exception kinds (`vectors.S` codes % 4).
 pub const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
 
@@ -38,22 +37,52 @@ pub mod exit_kind {
     pub const SERROR: u64 = 3;
 }
 
-/// A guest's general-purpose registers plus the slot `vectors.S` uses to find
-/// its way back to the host side of `__guest_enter`.
-#[repr(C)]
-#[derive(Clone, Debug, Default)]
-pub struct GuestRegs {
-    pub x: [u64; 31],
-    /// Written by `__guest_enter` (offset 248, `GUEST_HOST_SP`).
-    host_sp: u64,
-}
-
-const _: () = assert!(core::mem::offset_of!(GuestRegs, host_sp) == 248);
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 272);
 
 extern "C" {
     static el2_vectors: u8;
     fn __guest_enter(regs: *mut GuestRegs) -> u64;
+    fn __fp_save(regs: *mut FpRegs);
+    fn __fp_restore(regs: *const FpRegs);
+}
+
+/// `dsb nsh`: this CPU's outstanding memory accesses and table walks complete.
+#[inline(always)]
+pub fn dsb_nsh() {
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::NSH);
+}
+
+/// Where `eret` will resume the guest.
+#[inline(always)]
+pub fn set_guest_pc(pc: u64, pstate: u64) {
+    ELR_EL2.set(pc);
+    SPSR_EL2.set(pstate);
+}
+
+/// The guest's PC and PSTATE at its last exit.
+#[inline(always)]
+pub fn guest_pc() -> (u64, u64) {
+    (ELR_EL2.get(), SPSR_EL2.get())
+}
+
+/// The syndrome registers of the last guest exception.
+#[inline(always)]
+pub fn syndrome() -> Syndrome {
+    Syndrome { esr: ESR_EL2.get(), far: FAR_EL2.get(), hpfar: HPFAR_EL2.get() }
+}
+
+/// Saves q0..q31, FPSR, FPCR.
+pub fn fp_save(regs: &mut FpRegs) {
+    // SAFETY: `__fp_save` writes exactly one FpRegs (16-byte aligned) and
+    // touches no other memory. The caller has cleared CPTR_EL2.TFP, which in
+    // nVHE traps EL2's own FP accesses as well.
+    unsafe { __fp_save(regs) }
+}
+
+/// Loads q0..q31, FPSR, FPCR.
+pub fn fp_restore(regs: &FpRegs) {
+    // SAFETY: as for `fp_save`; reads one FpRegs.
+    unsafe { __fp_restore(regs) }
 }
 
 /// Enters the guest whose PC/PSTATE are in ELR_EL2/SPSR_EL2 and whose
@@ -93,12 +122,7 @@ pub unsafe fn enable_mmu(ttbr0: u64, tcr: u64, mair: u64) {
     unsafe { asm!("tlbi alle2", options(nostack, preserves_flags)) };
     barrier::dsb(barrier::ISH);
     barrier::isb(barrier::SY);
-    SCTLR_EL2.modify(
-        SCTLR_EL2::M::Enable
-            + SCTLR_EL2::C::Cacheable
-            + SCTLR_EL2::I::Cacheable
-            + SCTLR_EL2::SA::Enable,
-    );
+    SCTLR_EL2.modify(SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::SA::Enable);
     // Write-implies-XN: a writable page can never be executed at EL2.
     SCTLR_EL2.set(SCTLR_EL2.get() | SCTLR_WXN);
     barrier::isb(barrier::SY);
@@ -174,9 +198,7 @@ pub fn psci_system_off() -> ! {
     const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
     // SAFETY: SYSTEM_OFF does not return on a conforming firmware; the loop
     // after it covers one that does. x0..x3 may be clobbered per SMCCC.
-    unsafe {
-        asm!("smc #0", inout("x0") PSCI_SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _)
-    };
+    unsafe { asm!("smc #0", inout("x0") PSCI_SYSTEM_OFF => _, out("x1") _, out("x2") _, out("x3") _) };
     park()
 }
 
@@ -192,4 +214,20 @@ pub fn undefined_instruction() {
     // SAFETY: `udf` raises a synchronous exception at EL2 and is meant to:
     // the crash path takes over and never returns here.
     unsafe { asm!("udf #0xdead", options(nostack)) };
+}
+
+/// Invalidates every stage-1 and stage-2 TLB entry tagged with `vmid`, on all
+/// CPUs of the inner shareable domain, after the VM's tables were emptied.
+pub fn flush_vmid(vmid: u8) {
+    const VMID_SHIFT: u64 = 48;
+    // TLBI VMALLS12E1IS acts on the VMID in VTTBR_EL2: point it there.
+    VTTBR_EL2.set((vmid as u64) << VMID_SHIFT);
+    barrier::isb(barrier::SY);
+    // Table updates visible to walkers before the invalidation.
+    barrier::dsb(barrier::ISHST);
+    // SAFETY: TLB maintenance only; no memory is accessed.
+    unsafe { asm!("tlbi vmalls12e1is", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::ISH);
+    barrier::isb(barrier::SY);
+    VTTBR_EL2.set(0);
 }

@@ -16,8 +16,6 @@ pub fn exit(status: u64) -> ! {
     // SAFETY: the AArch64 semihosting call: w0 = operation, x1 = pointer to
     // the parameter block, which lives on our stack for the duration of the
     // call; the emulator reads it and exits. x0 may be overwritten.
-    unsafe {
-        asm!("hlt #0xf000", inout("x0") SYS_EXIT => _, in("x1") block.as_ptr(), options(nostack))
-    };
+    unsafe { asm!("hlt #0xf000", inout("x0") SYS_EXIT => _, in("x1") block.as_ptr(), options(nostack)) };
     super::park()
 }

@@ -20,12 +20,7 @@ struct Mem {
 
 impl Mem {
     fn new() -> Self {
-        Self {
-            mem: vec![0; BUF_SIZE as usize],
-            redirect: 0,
-            fault: None,
-            writes: Vec::new(),
-        }
+        Self { mem: vec![0; BUF_SIZE as usize], redirect: 0, fault: None, writes: Vec::new() }
     }
 }
 
@@ -50,11 +45,7 @@ fn el1_sample(i: u64) -> Sample {
         el: 1,
         ns: true,
         timestamp: 1000 + i,
-        op: OpKind::Load {
-            va: 0xffff_0000_2000_0000 + 8 * i,
-            pa: 0x4100_0000 + 8 * i,
-            xlat_latency: 3,
-        },
+        op: OpKind::Load { va: 0xffff_0000_2000_0000 + 8 * i, pa: 0x4100_0000 + 8 * i, xlat_latency: 3 },
         events: (event::RETIRED | event::L1D_ACCESS) as u32,
         total_latency: 20 + i as u16,
         issue_latency: 4,
@@ -68,21 +59,14 @@ fn armed() -> SpeModel {
     m.set_intended_buffer(VA_BASE, PA_BASE, BUF_SIZE);
     m.write(ModelReg::PmbptrEl1, VA_BASE);
     m.write(ModelReg::PmblimitrEl1, (VA_BASE + BUF_SIZE) | 1);
-    m.write(
-        ModelReg::PmscrEl1,
-        PMSCR_EL1::E1SPE.val(1).value | PMSCR_EL1::TS.val(1).value,
-    );
+    m.write(ModelReg::PmscrEl1, PMSCR_EL1::E1SPE.val(1).value | PMSCR_EL1::TS.val(1).value);
     m
 }
 
 #[test]
 fn register_semantics() {
     let mut m = SpeModel::new();
-    for reg in [
-        ModelReg::PmscrEl1,
-        ModelReg::PmblimitrEl1,
-        ModelReg::PmbsrEl1,
-    ] {
+    for reg in [ModelReg::PmscrEl1, ModelReg::PmblimitrEl1, ModelReg::PmbsrEl1] {
         assert_eq!(m.read(reg), 0);
     }
     m.write(ModelReg::PmscrEl1, u64::MAX);
@@ -101,18 +85,9 @@ fn register_semantics() {
     assert_eq!(m.read(ModelReg::PmbidrEl1), MODEL_PMBIDR);
     let idr = crate::regs::PmsIdr::from_bits(MODEL_PMSIDR);
     assert_eq!(idr.max_record_bytes() as usize, RECORD_SIZE);
-    assert_eq!(
-        crate::regs::PmbIdr::from_bits(MODEL_PMBIDR).align_bytes(),
-        64
-    );
-    assert_eq!(
-        ModelReg::from_encoding(3, 0, 9, 10, 3),
-        Some(ModelReg::PmbsrEl1)
-    );
-    assert_eq!(
-        ModelReg::from_encoding(3, 5, 9, 9, 0),
-        Some(ModelReg::PmscrEl1)
-    );
+    assert_eq!(crate::regs::PmbIdr::from_bits(MODEL_PMBIDR).align_bytes(), 64);
+    assert_eq!(ModelReg::from_encoding(3, 0, 9, 10, 3), Some(ModelReg::PmbsrEl1));
+    assert_eq!(ModelReg::from_encoding(3, 5, 9, 9, 0), Some(ModelReg::PmscrEl1));
     assert_eq!(ModelReg::from_encoding(3, 0, 9, 9, 1), None);
     // A static model is possible.
     static _MODEL: SpeModel = SpeModel::new();
@@ -158,19 +133,13 @@ fn drain_writes_exact_bytes_at_pmbptr() {
     assert_eq!(rep.records_written, 3);
     assert_eq!(rep.bytes_written, 3 * RECORD_SIZE as u64);
     assert_eq!((rep.lost, rep.misdirected, rep.stop), (0, 0, None));
-    assert_eq!(
-        m.read(ModelReg::PmbptrEl1),
-        VA_BASE + 3 * RECORD_SIZE as u64
-    );
+    assert_eq!(m.read(ModelReg::PmbptrEl1), VA_BASE + 3 * RECORD_SIZE as u64);
     assert_eq!(m.pending_records(), 0);
     for (i, s) in samples.iter().enumerate() {
         let mut expect = [0u8; RECORD_SIZE];
         encode_padded(&m.record_for(s), &mut expect, RECORD_SIZE).unwrap();
         assert_eq!(&mem.mem[i * RECORD_SIZE..(i + 1) * RECORD_SIZE], &expect);
-        assert_eq!(
-            mem.writes[i],
-            (PA_BASE + (i * RECORD_SIZE) as u64, RECORD_SIZE)
-        );
+        assert_eq!(mem.writes[i], (PA_BASE + (i * RECORD_SIZE) as u64, RECORD_SIZE));
     }
     assert!(mem.mem[3 * RECORD_SIZE..].iter().all(|&b| b == 0));
     // A second drain with nothing pending writes nothing.
@@ -190,26 +159,17 @@ fn written_records_decode_back_to_samples() {
     samples.push(Sample {
         el: 0,
         pc: 0x0000_aaaa_e4a9_b600,
-        op: OpKind::Branch {
-            target: 0x0000_aaaa_e4a9_b000,
-            conditional: true,
-            indirect: false,
-        },
+        op: OpKind::Branch { target: 0x0000_aaaa_e4a9_b000, conditional: true, indirect: false },
         events: (event::RETIRED | event::NOT_TAKEN) as u32,
         ..el1_sample(9)
     });
-    samples.push(Sample {
-        op: OpKind::Other,
-        ..el1_sample(10)
-    });
+    samples.push(Sample { op: OpKind::Other, ..el1_sample(10) });
     for s in &samples {
         assert_eq!(m.sample(s), SampleOutcome::Recorded);
     }
     m.drain(&mut mem);
     let used = samples.len() * RECORD_SIZE;
-    let recs: Vec<_> = RecordAssembler::new(&mem.mem[..used])
-        .map(|r| r.expect("model output decodes"))
-        .collect();
+    let recs: Vec<_> = RecordAssembler::new(&mem.mem[..used]).map(|r| r.expect("model output decodes")).collect();
     assert_eq!(recs.len(), samples.len());
     for (rec, s) in recs.iter().zip(&samples) {
         assert_eq!(rec.end, RecordEnd::Timestamp);
@@ -240,10 +200,7 @@ fn written_records_decode_back_to_samples() {
 #[test]
 fn end_packet_without_timestamps_and_pa_gated_by_el2() {
     let mut m = armed();
-    m.write(
-        ModelReg::PmscrEl1,
-        PMSCR_EL1::E1SPE.val(1).value | PMSCR_EL1::PA.val(1).value,
-    );
+    m.write(ModelReg::PmscrEl1, PMSCR_EL1::E1SPE.val(1).value | PMSCR_EL1::PA.val(1).value);
     let r = m.record_for(&el1_sample(0));
     assert_eq!(r.timestamp, None);
     assert_eq!(r.data_pa, None, "PMSCR_EL2.PA clear hides PAs from EL1");
@@ -299,10 +256,7 @@ fn misdirected_writes_are_counted_not_performed() {
     assert_eq!(rep.records_written, 0);
     assert!(mem.writes.is_empty());
     assert!(mem.mem.iter().all(|&b| b == 0));
-    assert_eq!(
-        m.read(ModelReg::PmbptrEl1),
-        VA_BASE + 2 * RECORD_SIZE as u64
-    );
+    assert_eq!(m.read(ModelReg::PmbptrEl1), VA_BASE + 2 * RECORD_SIZE as u64);
     assert!(!m.irq_pending());
     assert_eq!(m.stats().misdirected, 2);
 
@@ -329,33 +283,20 @@ fn translation_fault_sets_pmbsr() {
         m.sample(&el1_sample(i));
     }
     let rep = m.drain(&mut mem);
-    assert_eq!(
-        rep.stop,
-        Some(StopReason::Fault(TranslationFault {
-            stage: FaultStage::Stage2,
-            fsc: 0b00_0111
-        }))
-    );
+    assert_eq!(rep.stop, Some(StopReason::Fault(TranslationFault { stage: FaultStage::Stage2, fsc: 0b00_0111 })));
     assert_eq!((rep.misdirected, rep.lost, rep.records_written), (1, 3, 0));
     let pmbsr = m.read(ModelReg::PmbsrEl1);
     assert!(PMBSR_EL1::S.is_set(pmbsr));
     assert_eq!(PMBSR_EL1::EC.read(pmbsr), EC_STAGE2_DATA_ABORT);
     assert_eq!(PMBSR_EL1::FSC.read(pmbsr), 0b00_0111);
-    assert_eq!(
-        m.read(ModelReg::PmbptrEl1),
-        VA_BASE,
-        "faulting write does not advance"
-    );
+    assert_eq!(m.read(ModelReg::PmbptrEl1), VA_BASE, "faulting write does not advance");
     assert!(m.irq_pending());
     assert_eq!(m.stats().faults, 1);
     let mut m = armed();
     mem.fault = Some(TranslationFault::permission(FaultStage::Stage1, 2));
     m.sample(&el1_sample(0));
     m.drain(&mut mem);
-    assert_eq!(
-        PMBSR_EL1::EC.read(m.read(ModelReg::PmbsrEl1)),
-        EC_STAGE1_DATA_ABORT
-    );
+    assert_eq!(PMBSR_EL1::EC.read(m.read(ModelReg::PmbsrEl1)), EC_STAGE1_DATA_ABORT);
 }
 
 #[test]
@@ -363,11 +304,7 @@ fn pending_overflow_is_lost() {
     let mut m = armed();
     let extra = 6;
     for i in 0..(PENDING_RECORDS + extra) as u64 {
-        let expect = if (i as usize) < PENDING_RECORDS {
-            SampleOutcome::Recorded
-        } else {
-            SampleOutcome::Lost
-        };
+        let expect = if (i as usize) < PENDING_RECORDS { SampleOutcome::Recorded } else { SampleOutcome::Lost };
         assert_eq!(m.sample(&el1_sample(i)), expect);
     }
     assert_eq!(m.stats().lost, extra as u64);
@@ -389,10 +326,7 @@ fn disabled_buffer_at_drain_loses_records() {
 #[test]
 fn discard_mode() {
     let mut m = armed();
-    m.write(
-        ModelReg::PmblimitrEl1,
-        (VA_BASE + BUF_SIZE) | (FM_DISCARD << 1) | 1,
-    );
+    m.write(ModelReg::PmblimitrEl1, (VA_BASE + BUF_SIZE) | (FM_DISCARD << 1) | 1);
     m.sample(&el1_sample(0));
     let mut mem = Mem::new();
     let rep = m.drain(&mut mem);
@@ -412,28 +346,15 @@ fn filters() {
     m.write(ModelReg::PmsevfrEl1, event::RETIRED);
     assert_eq!(m.sample(&s), SampleOutcome::Recorded);
     // Type: branches only.
-    m.write(
-        ModelReg::PmsfcrEl1,
-        PMSFCR_EL1::FT.val(1).value | PMSFCR_EL1::B.val(1).value,
-    );
+    m.write(ModelReg::PmsfcrEl1, PMSFCR_EL1::FT.val(1).value | PMSFCR_EL1::B.val(1).value);
     assert_eq!(m.sample(&s), SampleOutcome::Filtered);
-    let br = Sample {
-        op: OpKind::Branch {
-            target: 0,
-            conditional: false,
-            indirect: true,
-        },
-        ..s
-    };
+    let br = Sample { op: OpKind::Branch { target: 0, conditional: false, indirect: true }, ..s };
     assert_eq!(m.sample(&br), SampleOutcome::Recorded);
     // Latency: at least 100 cycles.
     m.write(ModelReg::PmsfcrEl1, PMSFCR_EL1::FL.val(1).value);
     m.write(ModelReg::PmslatfrEl1, 100);
     assert_eq!(m.sample(&s), SampleOutcome::Filtered);
-    let slow = Sample {
-        total_latency: 100,
-        ..s
-    };
+    let slow = Sample { total_latency: 100, ..s };
     assert_eq!(m.sample(&slow), SampleOutcome::Recorded);
     assert_eq!(m.stats().filtered, 3);
 }
@@ -446,10 +367,7 @@ fn misaligned_pointer_splits_at_page_boundary() {
     m.write(ModelReg::PmbptrEl1, ptr);
     m.sample(&el1_sample(0));
     assert_eq!(m.drain(&mut mem).records_written, 1);
-    assert_eq!(
-        mem.writes,
-        vec![(PA_BASE + PAGE_SIZE - 16, 16), (PA_BASE + PAGE_SIZE, 48)]
-    );
+    assert_eq!(mem.writes, vec![(PA_BASE + PAGE_SIZE - 16, 16), (PA_BASE + PAGE_SIZE, 48)]);
 }
 
 #[test]
@@ -457,11 +375,7 @@ fn largest_record_fits() {
     let mut m = armed();
     m.write(ModelReg::PmscrEl1, 0xff);
     m.write(ModelReg::PmscrEl2, 0xff);
-    let s = Sample {
-        events: u32::MAX,
-        total_latency: u16::MAX,
-        ..el1_sample(0)
-    };
+    let s = Sample { events: u32::MAX, total_latency: u16::MAX, ..el1_sample(0) };
     assert_eq!(m.sample(&s), SampleOutcome::Recorded);
     let el2 = Sample { el: 2, ..s };
     assert_eq!(m.sample(&el2), SampleOutcome::Recorded);

@@ -159,11 +159,7 @@ pub fn probe() -> SpeId {
     // SAFETY: PMSVer != 0, so FEAT_SPE is implemented and the ID registers
     // exist; they are read-only and side-effect free.
     let (pmbidr, pmsidr) = unsafe { (read_pmbidr_el1(), read_pmsidr_el1()) };
-    SpeId {
-        pmsver,
-        pmbidr: Some(PmbIdr::from_bits(pmbidr)),
-        pmsidr: Some(PmsIdr::from_bits(pmsidr)),
-    }
+    SpeId { pmsver, pmbidr: Some(PmbIdr::from_bits(pmbidr)), pmsidr: Some(PmsIdr::from_bits(pmsidr)) }
 }
 
 /// Stops sampling, drains buffered records to memory and disables the
@@ -189,10 +185,7 @@ pub unsafe fn disable_and_drain() -> SavedSpe {
         let pmblimitr_el1 = read_pmblimitr_el1();
         write_pmblimitr_el1(0);
         isb();
-        SavedSpe {
-            pmscr_el1,
-            pmblimitr_el1,
-        }
+        SavedSpe { pmscr_el1, pmblimitr_el1 }
     }
 }
 

@@ -131,17 +131,11 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 fn out_err(source: io::Error) -> Error {
-    Error::Io {
-        what: "writing output".into(),
-        source,
-    }
+    Error::Io { what: "writing output".into(), source }
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
-    let digits = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
     u64::from_str_radix(digits, HEX_RADIX).ok()
 }
 
@@ -164,29 +158,20 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
     let mut json = false;
     let mut it = rest.iter();
     while let Some(a) = it.next() {
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| Error::Usage(format!("{flag} needs a value")))
-        };
+        let mut value = |flag: &str| it.next().cloned().ok_or_else(|| Error::Usage(format!("{flag} needs a value")));
         match a.as_str() {
             "--elf" => elf = Some(PathBuf::from(value("--elf")?)),
             "--load-offset" => {
                 let v = value("--load-offset")?;
-                load_offset = parse_hex(&v)
-                    .ok_or_else(|| Error::Usage(format!("bad --load-offset `{v}` (hex)")))?;
+                load_offset = parse_hex(&v).ok_or_else(|| Error::Usage(format!("bad --load-offset `{v}` (hex)")))?;
             }
             "--top" => {
                 let v = value("--top")?;
-                top = v
-                    .parse()
-                    .map_err(|_| Error::Usage(format!("bad --top `{v}`")))?;
+                top = v.parse().map_err(|_| Error::Usage(format!("bad --top `{v}`")))?;
             }
             "--json" => json = true,
             "-h" | "--help" => return Ok(Command::Help),
-            f if f.starts_with('-') && f.len() > 1 => {
-                return usage(&format!("unknown option `{f}`"))
-            }
+            f if f.starts_with('-') && f.len() > 1 => return usage(&format!("unknown option `{f}`")),
             f if file.is_none() => file = Some(PathBuf::from(f)),
             f => return usage(&format!("unexpected argument `{f}`")),
         }
@@ -211,12 +196,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
             let Some(elf) = elf else {
                 return usage("profile needs --elf ELF");
             };
-            Ok(Command::Profile {
-                file,
-                elf,
-                load_offset,
-                top,
-            })
+            Ok(Command::Profile { file, elf, load_offset, top })
         }
         "records" => {
             only(elf.is_none(), "--elf")?;
@@ -238,49 +218,34 @@ pub struct Buffer {
 }
 
 fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
 /// Extracts and checks every frame of a console log.
 pub fn parse_console_log(name: &str, text: &str) -> Result<Vec<Buffer>, Error> {
     let mut out = Vec::new();
     for (i, frame) in Frames::new(text).enumerate() {
-        let err = |error| Error::Frame {
-            file: name.to_string(),
-            error,
-        };
+        let err = |error| Error::Frame { file: name.to_string(), error };
         let frame = frame.map_err(err)?;
         let mut data = vec![0; frame.len.min(frame.max_payload_len())];
         let n = frame.decode_into(&mut data).map_err(err)?;
         data.truncate(n);
-        out.push(Buffer {
-            name: format!("{name} frame {i}"),
-            frame: Some(i),
-            data,
-        });
+        out.push(Buffer { name: format!("{name} frame {i}"), frame: Some(i), data });
     }
     Ok(out)
 }
 
 /// Reads `path`: a console log with frames, or a raw buffer.
 pub fn load_input(path: &Path) -> Result<Vec<Buffer>, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        what: format!("reading {}", path.display()),
-        source,
-    })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| Error::Io { what: format!("reading {}", path.display()), source })?;
     let name = display_name(path);
     let marker = BEGIN_MARKER.as_bytes();
     if bytes.windows(marker.len()).any(|w| w == marker) {
         let text = String::from_utf8_lossy(&bytes);
         return parse_console_log(&name, &text);
     }
-    Ok(vec![Buffer {
-        name,
-        frame: None,
-        data: bytes,
-    }])
+    Ok(vec![Buffer { name, frame: None, data: bytes }])
 }
 
 /// Adapts an `io::Write` to `fmt::Write`, keeping the I/O error.
@@ -298,17 +263,11 @@ impl fmt::Write for FmtIo<'_> {
     }
 }
 
-fn with_fmt(
-    out: &mut dyn Write,
-    f: impl FnOnce(&mut FmtIo<'_>) -> fmt::Result,
-) -> Result<(), Error> {
+fn with_fmt(out: &mut dyn Write, f: impl FnOnce(&mut FmtIo<'_>) -> fmt::Result) -> Result<(), Error> {
     let mut w = FmtIo { out, error: None };
     match f(&mut w) {
         Ok(()) => Ok(()),
-        Err(_) => Err(out_err(
-            w.error
-                .unwrap_or_else(|| io::Error::other("formatting failed")),
-        )),
+        Err(_) => Err(out_err(w.error.unwrap_or_else(|| io::Error::other("formatting failed")))),
     }
 }
 
@@ -325,10 +284,7 @@ pub fn dump(buffers: &[Buffer], out: &mut dyn Write) -> Result<(), Error> {
 
 /// Records of all buffers, in order. Decode errors (the assembler skips
 /// the bad byte and resumes) are reported on `warn` with their offsets.
-pub fn collect_records<'a>(
-    buffers: &'a [Buffer],
-    warn: &mut dyn Write,
-) -> Vec<(&'a Buffer, AssembledRecord)> {
+pub fn collect_records<'a>(buffers: &'a [Buffer], warn: &mut dyn Write) -> Vec<(&'a Buffer, AssembledRecord)> {
     let mut out = Vec::new();
     for b in buffers {
         for r in RecordAssembler::new(&b.data) {
@@ -404,12 +360,7 @@ pub fn record_json(b: &Buffer, a: &AssembledRecord) -> serde_json::Value {
 }
 
 /// `records`: one line (JSON or text) per record.
-pub fn list_records(
-    buffers: &[Buffer],
-    json: bool,
-    out: &mut dyn Write,
-    warn: &mut dyn Write,
-) -> Result<(), Error> {
+pub fn list_records(buffers: &[Buffer], json: bool, out: &mut dyn Write, warn: &mut dyn Write) -> Result<(), Error> {
     for (b, a) in collect_records(buffers, warn) {
         if json {
             writeln!(out, "{}", record_json(b, &a)).map_err(out_err)?;
@@ -417,16 +368,10 @@ pub fn list_records(
             let r = &a.record;
             let pc = r.pc.map_or("-".to_string(), |p| hex(p.virtual_address()));
             let el = r.pc.map_or("-".to_string(), |p| format!("el{}", p.el));
-            let op =
-                r.op.map_or("-".to_string(), |o| describe_string(&Packet::OpType(o)));
+            let op = r.op.map_or("-".to_string(), |o| describe_string(&Packet::OpType(o)));
             let lat = r.total_latency.map_or("-".to_string(), |l| l.to_string());
             let ts = r.timestamp.map_or("-".to_string(), |t| t.to_string());
-            writeln!(
-                out,
-                "{}+{:#x}: pc={pc} {el} op={op} lat={lat} ts={ts}",
-                b.name, a.offset
-            )
-            .map_err(out_err)?;
+            writeln!(out, "{}+{:#x}: pc={pc} {el} op={op} lat={lat} ts={ts}", b.name, a.offset).map_err(out_err)?;
         }
     }
     Ok(())
@@ -449,12 +394,7 @@ pub struct Profile {
 pub const UNKNOWN_SYMBOL: &str = "[unknown]";
 
 /// Builds the flat profile.
-pub fn build_profile(
-    buffers: &[Buffer],
-    syms: &SymbolTable,
-    load_offset: u64,
-    warn: &mut dyn Write,
-) -> Profile {
+pub fn build_profile(buffers: &[Buffer], syms: &SymbolTable, load_offset: u64, warn: &mut dyn Write) -> Profile {
     let mut p = Profile::default();
     let mut counts: std::collections::HashMap<String, u64> = Default::default();
     for (_, a) in collect_records(buffers, warn) {
@@ -469,8 +409,7 @@ pub fn build_profile(
         *counts.entry(name.to_string()).or_default() += 1;
     }
     p.by_symbol = counts.into_iter().collect();
-    p.by_symbol
-        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    p.by_symbol.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     p
 }
 
@@ -508,12 +447,7 @@ pub fn run(cmd: &Command, out: &mut dyn Write, warn: &mut dyn Write) -> Result<(
         Command::Help => writeln!(out, "{USAGE}").map_err(out_err),
         Command::Dump { file } => dump(&load_input(file)?, out),
         Command::Records { file, json } => list_records(&load_input(file)?, *json, out, warn),
-        Command::Profile {
-            file,
-            elf,
-            load_offset,
-            top,
-        } => {
+        Command::Profile { file, elf, load_offset, top } => {
             let buffers = load_input(file)?;
             let syms = SymbolTable::from_file(elf)?;
             let p = build_profile(&buffers, &syms, *load_offset, warn);

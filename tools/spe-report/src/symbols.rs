@@ -31,12 +31,9 @@ impl SymbolTable {
 
     /// Reads the symbol tables (static and dynamic) of an ELF file.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let data = std::fs::read(path).map_err(|source| Error::Io {
-            what: format!("reading {}", path.display()),
-            source,
-        })?;
-        Self::from_elf_bytes(&data)
-            .map_err(|e| Error::Elf(format!("{}: not a usable ELF file: {e}", path.display())))
+        let data =
+            std::fs::read(path).map_err(|source| Error::Io { what: format!("reading {}", path.display()), source })?;
+        Self::from_elf_bytes(&data).map_err(|e| Error::Elf(format!("{}: not a usable ELF file: {e}", path.display())))
     }
 
     /// Parses an ELF image from memory.
@@ -64,10 +61,7 @@ impl SymbolTable {
 
     /// Name of the symbol containing `addr`.
     pub fn lookup(&self, addr: u64) -> Option<&str> {
-        let i = self
-            .entries
-            .partition_point(|e| e.0 <= addr)
-            .checked_sub(1)?;
+        let i = self.entries.partition_point(|e| e.0 <= addr).checked_sub(1)?;
         let (start, end, name) = &self.entries[i];
         (addr >= *start && addr < *end).then_some(name.as_str())
     }

@@ -11,22 +11,13 @@ use std::process::Command as Process;
 const VECTORS: [(&str, &str); 4] = [
     ("spe-b1-ts0.data", "spe-b1-ts0.expected.txt"),
     ("spe-b1-ts1.data", "spe-b1-ts1.expected.txt"),
-    (
-        "spe-parser-frame-ld.bin",
-        "spe-parser-frame-ld.expected.txt",
-    ),
+    ("spe-parser-frame-ld.bin", "spe-parser-frame-ld.expected.txt"),
     ("quipper-2rec.bin", "quipper-2rec.expected.txt"),
 ];
 
 fn vector(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/spe-vectors")
-        .join(name);
-    assert!(
-        p.exists(),
-        "missing test vector {} (shared/ must be beside the repository)",
-        p.display()
-    );
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spe-vectors").join(name);
+    assert!(p.exists(), "missing test vector {} (shared/ must be beside the repository)", p.display());
     p
 }
 
@@ -39,10 +30,7 @@ fn scratch(name: &str) -> PathBuf {
 fn run_ok(cmd: &Command) -> (String, String) {
     let (mut out, mut warn) = (Vec::new(), Vec::new());
     run(cmd, &mut out, &mut warn).unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    (
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(warn).unwrap(),
-    )
+    (String::from_utf8(out).unwrap(), String::from_utf8(warn).unwrap())
 }
 
 fn args(a: &[&str]) -> Vec<String> {
@@ -92,40 +80,23 @@ fn corrupted_frame_is_an_error() {
     corrupted[pos] = if corrupted[pos] == b'0' { b'1' } else { b'0' };
     let path = scratch("corrupted.log");
     std::fs::write(&path, &corrupted).unwrap();
-    let err = run(
-        &Command::Dump { file: path.clone() },
-        &mut Vec::new(),
-        &mut Vec::new(),
-    )
-    .unwrap_err();
+    let err = run(&Command::Dump { file: path.clone() }, &mut Vec::new(), &mut Vec::new()).unwrap_err();
     assert!(matches!(err, Error::Frame { .. }));
     assert_eq!(err.exit_code(), 3);
     assert!(err.to_string().contains("corrupted frame: crc32"), "{err}");
 
     // Same through the binary: non-zero exit and a clear message.
-    let o = Process::new(env!("CARGO_BIN_EXE_spe-report"))
-        .args(["dump", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = Process::new(env!("CARGO_BIN_EXE_spe-report")).args(["dump", path.to_str().unwrap()]).output().unwrap();
     assert_eq!(o.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("corrupted.log: line 1: corrupted frame"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("corrupted.log: line 1: corrupted frame"), "{stderr}");
 }
 
 #[test]
 fn records_json() {
-    let (out, warn) = run_ok(&Command::Records {
-        file: vector("quipper-2rec.bin"),
-        json: true,
-    });
+    let (out, warn) = run_ok(&Command::Records { file: vector("quipper-2rec.bin"), json: true });
     assert!(warn.is_empty());
-    let recs: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let recs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0]["pc"], "0xffffba66eda1c2d0");
     assert_eq!(recs[0]["el"], 2);
@@ -138,29 +109,17 @@ fn records_json() {
     assert_eq!(recs[1]["offset"], 64);
     assert_eq!(recs[1]["branch_target"]["addr"], "0xffffba66edefb0e4");
     assert_eq!(recs[1]["events_text"], "EV RETIRED NOT-TAKEN");
-    let (text, _) = run_ok(&Command::Records {
-        file: vector("spe-b1-ts1.data"),
-        json: false,
-    });
-    assert_eq!(
-        text,
-        "spe-b1-ts1.data+0x0: pc=0x7ffdbf2143e0 el0 op=B COND lat=42 ts=3913207673451\n"
-    );
+    let (text, _) = run_ok(&Command::Records { file: vector("spe-b1-ts1.data"), json: false });
+    assert_eq!(text, "spe-b1-ts1.data+0x0: pc=0x7ffdbf2143e0 el0 op=B COND lat=42 ts=3913207673451\n");
 }
 
 #[test]
 fn records_report_decode_errors_as_warnings() {
     let path = scratch("bad.bin");
     std::fs::write(&path, [0x02, 0x42, 0x02, 0x01]).unwrap();
-    let (out, warn) = run_ok(&Command::Records {
-        file: path,
-        json: true,
-    });
+    let (out, warn) = run_ok(&Command::Records { file: path, json: true });
     assert_eq!(out.lines().count(), 1);
-    assert!(
-        warn.contains("unknown packet header 0x02 at offset 0x0"),
-        "{warn}"
-    );
+    assert!(warn.contains("unknown packet header 0x02 at offset 0x0"), "{warn}");
 }
 
 /// The marker whose address the profile must attribute samples to.
@@ -179,10 +138,7 @@ fn profile_by_el_and_symbol() {
     let marker = {
         use object::{Object, ObjectSymbol};
         let f = object::File::parse(&*data).unwrap();
-        f.symbols()
-            .find(|s| s.name() == Ok("spe_report_profile_marker"))
-            .expect("marker symbol")
-            .address()
+        f.symbols().find(|s| s.name() == Ok("spe_report_profile_marker")).expect("marker symbol").address()
     };
     assert_eq!(syms.lookup(marker), Some("spe_report_profile_marker"));
     assert!(spe_report_profile_marker(1) != 0);
@@ -190,11 +146,7 @@ fn profile_by_el_and_symbol() {
     let load = 0x1_0000u64;
     let mut buf = Vec::new();
     let mut push = |pc: u64, el: u8| {
-        let r = Record {
-            pc: Some(CodeAddress::new(pc, el, true)),
-            events: Some(Events(2)),
-            ..Record::default()
-        };
+        let r = Record { pc: Some(CodeAddress::new(pc, el, true)), events: Some(Events(2)), ..Record::default() };
         let mut slot = [0u8; 64];
         encode_padded(&r, &mut slot, 64).unwrap();
         buf.extend_from_slice(&slot);
@@ -218,10 +170,7 @@ fn profile_by_el_and_symbol() {
     assert!(out.contains("samples: 4"), "{out}");
     assert!(out.contains("EL1          3  75.00%"), "{out}");
     assert!(out.contains("EL0          1  25.00%"), "{out}");
-    let top: Vec<&str> = out
-        .lines()
-        .skip_while(|l| !l.ends_with("%  symbol"))
-        .collect();
+    let top: Vec<&str> = out.lines().skip_while(|l| !l.ends_with("%  symbol")).collect();
     assert!(top[1].ends_with("spe_report_profile_marker"), "{out}");
     assert!(top[2].ends_with("[unknown]"), "{out}");
 }
@@ -244,51 +193,33 @@ fn argument_errors() {
     }
     assert_eq!(
         parse_args(&args(&["records", "f", "--json"])).unwrap(),
-        Command::Records {
-            file: "f".into(),
-            json: true
-        }
+        Command::Records { file: "f".into(), json: true }
     );
     assert_eq!(parse_args(&args(&["--help"])).unwrap(), Command::Help);
     let exe = env!("CARGO_BIN_EXE_spe-report");
     let o = Process::new(exe).arg("dump").output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing FILE"));
-    let o = Process::new(exe)
-        .args(["dump", "/nonexistent/spe.bin"])
-        .output()
-        .unwrap();
+    let o = Process::new(exe).args(["dump", "/nonexistent/spe.bin"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("reading /nonexistent/spe.bin"));
     let o = Process::new(exe)
-        .args([
-            "profile",
-            vector("quipper-2rec.bin").to_str().unwrap(),
-            "--elf",
-        ])
+        .args(["profile", vector("quipper-2rec.bin").to_str().unwrap(), "--elf"])
         .arg(vector("quipper-2rec.bin"))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a usable ELF file"));
-    let o = Process::new(exe)
-        .args(["dump", vector("spe-b1-ts0.data").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = Process::new(exe).args(["dump", vector("spe-b1-ts0.data").to_str().unwrap()]).output().unwrap();
     assert!(o.status.success());
-    assert_eq!(
-        o.stdout,
-        std::fs::read(vector("spe-b1-ts0.expected.txt")).unwrap()
-    );
+    assert_eq!(o.stdout, std::fs::read(vector("spe-b1-ts0.expected.txt")).unwrap());
 }
 
 /// The software model's buffer, framed like the host kernel prints it,
 /// decodes back to the samples through the tool.
 #[test]
 fn model_buffer_through_console_frame() {
-    use spevisor_spe::model::{
-        BufferWriter, ModelReg, OpKind, Sample, SpeModel, TranslationFault, RECORD_SIZE,
-    };
+    use spevisor_spe::model::{BufferWriter, ModelReg, OpKind, Sample, SpeModel, TranslationFault, RECORD_SIZE};
     struct Flat(Vec<u8>);
     impl BufferWriter for Flat {
         fn translate(&mut self, va: u64) -> Result<u64, TranslationFault> {
@@ -325,22 +256,13 @@ fn model_buffer_through_console_frame() {
     write_frame(&mut log, &mem.0[..3 * RECORD_SIZE]).unwrap();
     let path = scratch("model.log");
     std::fs::write(&path, log).unwrap();
-    let (out, warn) = run_ok(&Command::Records {
-        file: path,
-        json: true,
-    });
+    let (out, warn) = run_ok(&Command::Records { file: path, json: true });
     assert!(warn.is_empty());
-    let recs: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let recs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(recs.len(), 3);
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r["frame"], 0);
-        assert_eq!(
-            r["pc"],
-            format!("{:#x}", 0xffff_8000_0008_0000u64 + 4 * i as u64)
-        );
+        assert_eq!(r["pc"], format!("{:#x}", 0xffff_8000_0008_0000u64 + 4 * i as u64));
         assert_eq!(r["el"], 1);
         assert_eq!(r["timestamp"], 100 + i as u64);
         assert_eq!(r["op"], "OTHER INSN-OTHER");

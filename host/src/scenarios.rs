@@ -1,0 +1,269 @@
+//! What the host does with guests: the demo, and the scenarios the QEMU tests
+//! select with `spevisor.scenario=<name>` on the command line. Each prints
+//! facts (statuses, counts, the recorded world-switch steps) that the test
+//! harness checks itself.
+
+use crate::hprintln;
+use crate::hyp;
+use crate::vmm::{host_free_pages, Ending, Vm};
+use log::{error, info};
+use spevisor_abi::{check_switch_order, Call, InfoItem, Step, SwitchOrder, TRACE_REGS, TRACE_STEPS_PER_REG};
+
+/// The tiny guest, built by `cargo xtask` and embedded here.
+pub static GUEST_IMAGE: &[u8] = include_bytes!(env!("SPEVISOR_GUEST_BIN"));
+
+/// Guest RAM for the tiny guest.
+pub const GUEST_RAM: u64 = 2 << 20;
+
+/// Tiny-guest modes (x0 at entry; see guest/src/main.rs).
+pub mod mode {
+    pub const SELFTEST: u64 = 0;
+    pub const CHECK: u64 = 2;
+    pub const READ_OUTSIDE: u64 = 3;
+    pub const PING_LOOP: u64 = 4;
+    pub const SYSREG_LOOP: u64 = 5;
+}
+
+/// Where the check mode writes: from 1 MiB into its RAM.
+const CHECK_OFFSET: u64 = 1 << 20;
+
+/// Totals for the summary line.
+#[derive(Default)]
+pub struct Totals {
+    pub vms: u64,
+    pub exits: u64,
+    pub guest_status: Option<u64>,
+}
+
+impl Totals {
+    fn add(&mut self, vm: &Vm) {
+        self.vms += 1;
+        self.exits += vm.exits;
+    }
+}
+
+fn make(name: &'static str, args: [u64; 3]) -> Option<Vm> {
+    match Vm::create(name, GUEST_IMAGE, GUEST_RAM, [args[0], GUEST_RAM, args[2]]) {
+        Ok(vm) => Some(vm),
+        Err(e) => {
+            error!("{name}: cannot create the VM: {e}");
+            None
+        }
+    }
+}
+
+fn finish(vm: Vm, t: &mut Totals) {
+    t.add(&vm);
+    let name = vm.name;
+    if let Err(e) = vm.destroy() {
+        error!("{name}: destroy failed: {e}");
+    }
+}
+
+fn ending_name(e: Option<Ending>) -> &'static str {
+    match e {
+        Some(Ending::Off) => "off",
+        Some(Ending::Reset) => "reset",
+        Some(Ending::Stopped(_)) => "stopped",
+        Some(Ending::Killed) => "killed",
+        None => "running",
+    }
+}
+
+/// The demo: the tiny guest's self-test.
+pub fn demo(t: &mut Totals) {
+    let Some(mut vm) = make("guest0", [mode::SELFTEST, 0, 0]) else { return };
+    let ending = vm.run();
+    info!("guest0: ended ({}) with status {:?} after {} exits", ending_name(Some(ending)), vm.status, vm.exits);
+    t.guest_status = vm.status.or(Some(u64::MAX));
+    finish(vm, t);
+}
+
+/// Counts words in `[CHECK_OFFSET, end)` of a VM's RAM that differ from what
+/// the check mode writes with `pattern` (value = pattern ^ IPA).
+fn pattern_mismatches(vm: &Vm, pattern: u64) -> usize {
+    let first = (CHECK_OFFSET / 8) as usize;
+    vm.ram()[first..]
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| {
+            let ipa = crate::vmm::GUEST_RAM_IPA + CHECK_OFFSET + 8 * *i as u64;
+            **w != pattern ^ ipa
+        })
+        .count()
+}
+
+/// Two VMs run alternately (every exit switches), each writes its own
+/// pattern and checks it; then the host checks each VM's memory from outside.
+pub fn two_vms(t: &mut Totals) {
+    const PATTERN_A: u64 = 0xaaaa_5555_0000_0001;
+    const PATTERN_B: u64 = 0x5555_aaaa_0000_0002;
+    let (Some(mut a), Some(mut b)) =
+        (make("vm-a", [mode::CHECK, 0, PATTERN_A]), make("vm-b", [mode::CHECK, 0, PATTERN_B]))
+    else {
+        return;
+    };
+    let mut switches = 0u64;
+    loop {
+        let ra = a.step();
+        let rb = b.step();
+        switches += 1;
+        if !ra && !rb {
+            break;
+        }
+    }
+    hprintln!(
+        "two-vms: a_status={} b_status={} a_ending={} b_ending={} a_mismatch={} b_mismatch={} a_has_b={} b_has_a={} alternations={}",
+        a.status.map_or(-1, |s| s as i64),
+        b.status.map_or(-1, |s| s as i64),
+        ending_name(a.ending),
+        ending_name(b.ending),
+        pattern_mismatches(&a, PATTERN_A),
+        pattern_mismatches(&b, PATTERN_B),
+        (pattern_mismatches(&a, PATTERN_B) == 0) as u8,
+        (pattern_mismatches(&b, PATTERN_A) == 0) as u8,
+        switches
+    );
+    finish(a, t);
+    finish(b, t);
+}
+
+/// A guest reading outside its memory is stopped; another VM still completes.
+pub fn read_outside(t: &mut Totals) {
+    let (Some(mut bad), Some(mut good)) =
+        (make("bad", [mode::READ_OUTSIDE, 0, 0]), make("good", [mode::SELFTEST, 0, 0]))
+    else {
+        return;
+    };
+    loop {
+        let r1 = bad.step();
+        let r2 = good.step();
+        if !r1 && !r2 {
+            break;
+        }
+    }
+    hprintln!(
+        "read-outside: bad_ending={} bad_status={} good_ending={} good_status={}",
+        ending_name(bad.ending),
+        bad.status.map_or(-1, |s| s as i64),
+        ending_name(good.ending),
+        good.status.map_or(-1, |s| s as i64)
+    );
+    t.guest_status = good.status;
+    finish(bad, t);
+    finish(good, t);
+}
+
+/// Creates, runs and destroys VMs in a loop; page counters must come back.
+pub fn vm_loop(t: &mut Totals, iterations: u64) {
+    let hyp_before = hyp::info(InfoItem::HypFreePages).unwrap_or(0);
+    let host_before = host_free_pages();
+    let mut ok = 0;
+    for _ in 0..iterations {
+        let Some(mut vm) = make("loop", [mode::PING_LOOP, 0, 1]) else { break };
+        if vm.run() == Ending::Off && vm.status == Some(0) {
+            ok += 1;
+        }
+        finish(vm, t);
+    }
+    hprintln!(
+        "vm-loop: iterations={} ok={} hyp_free_before={} hyp_free_after={} host_free_before={} host_free_after={}",
+        iterations,
+        ok,
+        hyp_before,
+        hyp::info(InfoItem::HypFreePages).unwrap_or(0),
+        host_before,
+        host_free_pages()
+    );
+}
+
+/// Runs a guest for `n` round trips of `mode` (ping or sysreg loop).
+pub fn loop_guest(t: &mut Totals, name: &'static str, mode: u64, n: u64) {
+    let Some(mut vm) = make(name, [mode, 0, n]) else { return };
+    let ending = vm.run();
+    hprintln!(
+        "{name}: n={n} ending={} status={} exits={}",
+        ending_name(Some(ending)),
+        vm.status.map_or(-1, |s| s as i64),
+        vm.exits
+    );
+    t.guest_status = vm.status;
+    finish(vm, t);
+}
+
+/// Some bad requests the hypervisor must refuse by name (and survive).
+pub fn refusals() {
+    let try_call = |what: &str, call: Call, args: [u64; 7]| match hyp::call(call, args) {
+        Ok(_) => hprintln!("refusal {what}: ACCEPTED"),
+        Err(e) => hprintln!("refusal {what}: {e}"),
+    };
+    try_call("run-no-vm", Call::VcpuRun, [42, 0, 0, 0, 0, 0, 0]);
+    try_call("destroy-no-vm", Call::VmDestroy, [0, 0, 0, 0, 0, 0, 0]);
+    let Ok(r) = hyp::call(Call::VmCreate, [0; 7]) else { return };
+    let vm = r[0];
+    // The hypervisor's own image, unaligned and outside-RAM donations.
+    let image = GUEST_IMAGE.as_ptr() as u64 & !0xfff;
+    try_call("donate-hyp-image", Call::VmDonate, [vm, image, 0x4000_0000, 1, 0, 0, 0]);
+    try_call("donate-unaligned", Call::VmDonate, [vm, 0x5000_0008, 0x4000_0000, 1, 0, 0, 0]);
+    try_call("donate-outside-ram", Call::VmDonate, [vm, 0x10_0000_0000, 0x4000_0000, 1, 0, 0, 0]);
+    try_call("vcpu-entry-outside-ram", Call::VcpuCreate, [vm, 0x4000_0000, 0, 0, 0, 0, 0]);
+    try_call("run-no-vcpu", Call::VcpuRun, [vm, 3, 0, 0, 0, 0, 0]);
+    try_call("bad-completion", Call::VcpuRun, [vm, 0, 77, 0, 0, 0, 0]);
+    let _ = hyp::call(Call::VmDestroy, [vm, 0, 0, 0, 0, 0, 0]);
+}
+
+/// Reads the world-switch steps the hypervisor executed and checks each round
+/// trip against the ordering rules; prints both so the harness can re-check.
+pub fn switch_order() {
+    let order = hyp::info(InfoItem::SwitchOrder).unwrap_or(u64::MAX);
+    let build = if order == SwitchOrder::Pre2021 as u64 { "pre-2021" } else { "fixed" };
+    let mut steps = [Step::EnterGuest; 64];
+    let mut n = 0;
+    let mut chunk = 0;
+    loop {
+        let Ok(r) = hyp::call(Call::SwitchTrace, [chunk, 0, 0, 0, 0, 0, 0]) else { break };
+        let total = r[0] as usize;
+        for reg in &r[1..=TRACE_REGS] {
+            let mut bytes = [0u8; TRACE_STEPS_PER_REG];
+            let k = spevisor_abi::unpack_steps(*reg, &mut bytes);
+            for b in &bytes[..k] {
+                if n < steps.len() {
+                    steps[n] = Step::from_u8(*b).unwrap_or(Step::EnterGuest);
+                    n += 1;
+                }
+            }
+        }
+        chunk += 1;
+        if n >= total.min(steps.len()) || chunk > 8 {
+            break;
+        }
+    }
+    const PER_RUN: usize = 14;
+    let mut result = Ok(());
+    for (i, run) in steps[..n].chunks(PER_RUN).enumerate() {
+        let mut line = [0u8; 400];
+        let mut len = 0;
+        for s in run {
+            let name = s.name().as_bytes();
+            if len + name.len() + 1 < line.len() {
+                if len > 0 {
+                    line[len] = b',';
+                    len += 1;
+                }
+                line[len..len + name.len()].copy_from_slice(name);
+                len += name.len();
+            }
+        }
+        hprintln!("switch-trace: run={} steps={}", i, core::str::from_utf8(&line[..len]).unwrap_or("?"));
+        if result.is_ok() {
+            result = check_switch_order(run);
+        }
+    }
+    match result {
+        Ok(()) if n > 0 => hprintln!("switch-order: build={build} runs={} result=ok", n / PER_RUN),
+        Ok(()) => hprintln!("switch-order: build={build} runs=0 result=empty"),
+        Err(v) => {
+            hprintln!("switch-order: build={build} runs={} result=violation rule={} ({v})", n / PER_RUN, v.rule())
+        }
+    }
+}

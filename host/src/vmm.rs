@@ -1,0 +1,298 @@
+//! The host's VM manager: guest memory, loading images, the run loop and exit
+//! handling (PSCI, the guest test ABI, the emulated PL011).
+
+use crate::hyp::{self, HypError};
+use crate::kmain::HOST;
+use crate::mm::PagePool;
+use log::{error, info, warn};
+use spevisor_abi::guest::{psci, smccc, test};
+use spevisor_abi::{Call, Completion, Exit, MmioAccess, StopReason};
+use spevisor_pgtable::PAGE_SIZE;
+use spevisor_pl011::model::Pl011Model;
+
+/// Guest RAM IPA (the guest machine's memory map).
+pub const GUEST_RAM_IPA: u64 = 0x4000_0000;
+/// The emulated PL011's IPA.
+pub const GUEST_UART_IPA: u64 = 0x0900_0000;
+const GUEST_UART_SIZE: u64 = spevisor_pl011::reg::FRAME_SIZE;
+
+/// Why a VM could not be made or run.
+#[derive(Debug)]
+pub enum VmError {
+    /// The guest image does not fit in its RAM (or is empty).
+    BadImage { len: usize, ram: u64 },
+    /// The host ran out of pages.
+    NoMemory { pages: u64 },
+    /// The hypervisor refused a call.
+    Hyp { call: &'static str, err: HypError },
+}
+
+impl core::fmt::Display for VmError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadImage { len, ram } => write!(f, "bad guest image: {len} bytes for {ram:#x} bytes of RAM"),
+            Self::NoMemory { pages } => write!(f, "host out of memory for {pages} guest pages"),
+            Self::Hyp { call, err } => write!(f, "{call} refused: {err}"),
+        }
+    }
+}
+
+fn hyp_call(call: Call, name: &'static str, args: [u64; 7]) -> Result<[u64; 7], VmError> {
+    hyp::call(call, args).map_err(|err| VmError::Hyp { call: name, err })
+}
+
+/// How a guest run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// PSCI SYSTEM_OFF (or CPU_OFF of its only vcpu).
+    Off,
+    /// PSCI SYSTEM_RESET.
+    Reset,
+    /// The hypervisor stopped it.
+    Stopped(StopReason),
+    /// The host stopped it (an access outside every device, a refused run).
+    Killed,
+}
+
+/// A VM the host made.
+pub struct Vm {
+    pub name: &'static str,
+    pub handle: u64,
+    pub ram_pa: u64,
+    pub ram_pages: u64,
+    uart: Pl011Model,
+    line: [u8; 160],
+    line_len: usize,
+    completion: Completion,
+    /// The status the guest reported (SET_STATUS), if any.
+    pub status: Option<u64>,
+    pub exits: u64,
+    pub ending: Option<Ending>,
+}
+
+/// Cleans `[pa, pa+len)` to the point of coherency and invalidates the
+/// instruction cache, so a guest that starts with its MMU and caches off
+/// sees what the host wrote.
+fn clean_for_guest(pa: u64, len: u64) {
+    const LINE: u64 = 64;
+    let mut a = pa & !(LINE - 1);
+    while a < pa + len {
+        // SAFETY: `a` is in host memory the host just wrote (identity mapped);
+        // cleaning a line only writes it back.
+        unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += LINE;
+    }
+    // SAFETY: barriers and an I-cache invalidation have no memory effects.
+    unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack, preserves_flags)) };
+}
+
+impl Vm {
+    /// Creates a VM with `ram` bytes of RAM holding `image` at its base, and one
+    /// vcpu entering there with x0..x2 = `args`.
+    pub fn create(name: &'static str, image: &[u8], ram: u64, args: [u64; 3]) -> Result<Self, VmError> {
+        let pages = ram.div_ceil(PAGE_SIZE);
+        if image.is_empty() || image.len() as u64 > ram {
+            return Err(VmError::BadImage { len: image.len(), ram });
+        }
+        let ram_pa = with_pages(|p| p.alloc_pages(pages as usize)).ok_or(VmError::NoMemory { pages })?;
+        // SAFETY: `ram_pa` is `pages` fresh host pages, identity mapped RW.
+        unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), ram_pa as *mut u8, image.len()) };
+        clean_for_guest(ram_pa, image.len() as u64);
+        let give_back = |e| {
+            // SAFETY: allocated above with this count; the hypervisor holds no
+            // mapping of them once the VM is destroyed (or was never made).
+            with_pages(|p| unsafe { p.free_pages_at(ram_pa, pages as usize) });
+            e
+        };
+        let handle = hyp_call(Call::VmCreate, "VM_CREATE", [0; 7]).map_err(give_back)?[0];
+        let made =
+            hyp_call(Call::VmDonate, "VM_DONATE", [handle, ram_pa, GUEST_RAM_IPA, pages, 0, 0, 0]).and_then(|_| {
+                hyp_call(Call::VcpuCreate, "VCPU_CREATE", [handle, GUEST_RAM_IPA, args[0], args[1], args[2], 0, 0])
+            });
+        if let Err(e) = made {
+            let _ = hyp::call(Call::VmDestroy, [handle, 0, 0, 0, 0, 0, 0]);
+            return Err(give_back(e));
+        }
+        info!("{name}: VM {handle} with {} KiB at {:#x} (IPA {:#x})", ram / 1024, ram_pa, GUEST_RAM_IPA);
+        Ok(Self {
+            name,
+            handle,
+            ram_pa,
+            ram_pages: pages,
+            uart: Pl011Model::new(),
+            line: [0; 160],
+            line_len: 0,
+            completion: Completion::None,
+            status: None,
+            exits: 0,
+            ending: None,
+        })
+    }
+
+    fn emit(&mut self, b: u8) {
+        if b == b'\n' || self.line_len == self.line.len() {
+            let text = core::str::from_utf8(&self.line[..self.line_len]).unwrap_or("<non-UTF-8 output>");
+            crate::hprintln!("[{}] {}", self.name, text.trim_end_matches('\r'));
+            self.line_len = 0;
+            if b == b'\n' {
+                return;
+            }
+        }
+        self.line[self.line_len] = b;
+        self.line_len += 1;
+    }
+
+    /// Answers a guest `hvc`/`smc`: PSCI, SMCCC and the guest test ABI.
+    fn hvc(&mut self, r: [u64; 4]) -> Option<[u64; 4]> {
+        let ok = |v: u64| Some([v, r[1], r[2], r[3]]);
+        match r[0] {
+            psci::VERSION => ok(psci::VERSION_1_1),
+            psci::FEATURES => match r[1] {
+                psci::VERSION | psci::FEATURES | psci::SYSTEM_OFF | psci::SYSTEM_RESET | psci::CPU_OFF => {
+                    ok(psci::SUCCESS)
+                }
+                _ => ok(psci::NOT_SUPPORTED),
+            },
+            psci::SYSTEM_OFF | psci::CPU_OFF => {
+                self.ending = Some(Ending::Off);
+                None
+            }
+            psci::SYSTEM_RESET => {
+                self.ending = Some(Ending::Reset);
+                None
+            }
+            smccc::VERSION => ok(smccc::VERSION_1_1),
+            test::HOST_PING => Some([0, r[1].wrapping_add(1), r[2], r[3]]),
+            test::SET_STATUS => {
+                self.status = Some(r[1]);
+                ok(0)
+            }
+            test::REPORT => {
+                crate::hprintln!("[{}] report tag={} value={:#x}", self.name, r[1], r[2]);
+                ok(0)
+            }
+            _ => ok(smccc::NOT_SUPPORTED),
+        }
+    }
+
+    /// Emulates an MMIO access; `None` if no device is there.
+    fn mmio(&mut self, m: MmioAccess) -> Option<Completion> {
+        if !(GUEST_UART_IPA..GUEST_UART_IPA + GUEST_UART_SIZE).contains(&m.ipa) {
+            return None;
+        }
+        let off = m.ipa - GUEST_UART_IPA;
+        if m.write {
+            let mut out = [0u8; 1];
+            let mut n = 0;
+            let r = self.uart.write(off, m.size, m.value, &mut |b| {
+                out[0] = b;
+                n = 1;
+            });
+            if n == 1 {
+                self.emit(out[0]);
+            }
+            if let Err(e) = r {
+                warn!("{}: PL011 write at +{off:#x} ignored: {e:?}", self.name);
+            }
+            Some(Completion::MmioWrite)
+        } else {
+            let v = self.uart.read(off, m.size).unwrap_or_else(|e| {
+                warn!("{}: PL011 read at +{off:#x} reads as 0: {e:?}", self.name);
+                0
+            });
+            Some(Completion::MmioRead(v))
+        }
+    }
+
+    /// Runs the vcpu once (to its next exit) and handles the exit. Returns
+    /// `false` once the VM has ended.
+    pub fn step(&mut self) -> bool {
+        if self.ending.is_some() {
+            return false;
+        }
+        let c = self.completion.to_regs();
+        let r = hyp::call(Call::VcpuRun, [self.handle, 0, c[0], c[1], c[2], c[3], c[4]]);
+        self.completion = Completion::None;
+        let exit = match r {
+            Ok(r) => Exit::from_regs(r),
+            Err(e) => {
+                error!("{}: VCPU_RUN refused: {e}", self.name);
+                self.ending = Some(Ending::Killed);
+                return false;
+            }
+        };
+        self.exits += 1;
+        match exit {
+            Some(Exit::Hvc { regs, .. }) => match self.hvc(regs) {
+                Some(answer) => self.completion = Completion::Hvc(answer),
+                None => return false,
+            },
+            Some(Exit::Mmio(m)) => match self.mmio(m) {
+                Some(c) => self.completion = c,
+                None => {
+                    error!(
+                        "{}: {} of {} bytes at IPA {:#x}: no RAM or device there; VM stopped",
+                        self.name,
+                        if m.write { "write" } else { "read" },
+                        m.size,
+                        m.ipa
+                    );
+                    self.ending = Some(Ending::Killed);
+                    return false;
+                }
+            },
+            Some(Exit::Irq) | Some(Exit::Wfx) => {}
+            Some(Exit::Stopped { reason, esr, far, elr }) => {
+                error!(
+                    "{}: stopped by the hypervisor: {} (ESR {:#x} = {}, IPA/FAR {:#x}, PC {:#x})",
+                    self.name,
+                    reason.name(),
+                    esr,
+                    spevisor_armv8::esr::Esr(esr),
+                    far,
+                    elr
+                );
+                self.ending = Some(Ending::Stopped(reason));
+                return false;
+            }
+            None => {
+                error!("{}: undecodable exit record", self.name);
+                self.ending = Some(Ending::Killed);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Runs until the VM ends.
+    pub fn run(&mut self) -> Ending {
+        while self.step() {}
+        self.ending.unwrap_or(Ending::Killed)
+    }
+
+    /// The guest's RAM as the host sees it.
+    pub fn ram(&self) -> &[u64] {
+        // SAFETY: the VM's RAM is host memory the host allocated, identity
+        // mapped; the guest does not run while the host reads it (one CPU).
+        unsafe { core::slice::from_raw_parts(self.ram_pa as *const u64, (self.ram_pages * PAGE_SIZE / 8) as usize) }
+    }
+
+    /// Destroys the VM; its pages come back to the host.
+    pub fn destroy(self) -> Result<(), VmError> {
+        hyp_call(Call::VmDestroy, "VM_DESTROY", [self.handle, 0, 0, 0, 0, 0, 0])?;
+        // SAFETY: the hypervisor has unmapped the pages and flushed the VMID.
+        with_pages(|p| unsafe { p.free_pages_at(self.ram_pa, self.ram_pages as usize) });
+        Ok(())
+    }
+}
+
+fn with_pages<T>(f: impl FnOnce(&mut PagePool) -> T) -> T {
+    let mut host = HOST.lock();
+    let host = host.as_mut().expect("host state is set before any VM exists");
+    f(&mut host.pages)
+}
+
+/// Free host pages (leak checks).
+pub fn host_free_pages() -> usize {
+    HOST.lock().as_ref().map_or(0, |h| h.pages.free_pages())
+}

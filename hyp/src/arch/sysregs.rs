@@ -1,0 +1,195 @@
+//! Moving EL1 system registers, stage-2 and GIC/timer state in and out of the CPU.
+
+use crate::vcpu::{El1Context, Vcpu};
+use crate::vm::VmMem;
+use aarch64_cpu::registers::*;
+use core::arch::asm;
+
+/// Reads a system register by name with `mrs` (for those aarch64-cpu lacks).
+macro_rules! mrs {
+    ($name:literal) => {{
+        let v: u64;
+        // SAFETY: reading an EL1/EL0 system register at EL2 has no side effects.
+        unsafe { asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    }};
+}
+
+/// Writes a system register by name with `msr`. No barrier: the callers put
+/// one where the ordering matters (before eret/at the end of a switch step).
+macro_rules! msr {
+    ($name:literal, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: the value belongs to the context being loaded; EL1 registers
+        // do not affect EL2's own execution.
+        unsafe { asm!(concat!("msr ", $name, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
+    }};
+}
+
+/// Saves the EL1/EL0 registers of whoever ran at EL1 (host or guest).
+pub fn save_el1(c: &mut El1Context) {
+    c.sctlr = SCTLR_EL1.get();
+    c.ttbr0 = TTBR0_EL1.get();
+    c.ttbr1 = TTBR1_EL1.get();
+    c.tcr = TCR_EL1.get();
+    c.mair = MAIR_EL1.get();
+    c.amair = AMAIR_EL1.get();
+    c.vbar = VBAR_EL1.get();
+    c.contextidr = CONTEXTIDR_EL1.get();
+    c.tpidr_el0 = TPIDR_EL0.get();
+    c.tpidr_el1 = TPIDR_EL1.get();
+    c.tpidrro_el0 = TPIDRRO_EL0.get();
+    c.esr = ESR_EL1.get();
+    c.far = FAR_EL1.get();
+    c.afsr0 = AFSR0_EL1.get();
+    c.afsr1 = AFSR1_EL1.get();
+    c.par = PAR_EL1.get();
+    c.cpacr = CPACR_EL1.get();
+    c.cntkctl = CNTKCTL_EL1.get();
+    c.csselr = CSSELR_EL1.get();
+    c.mdscr = MDSCR_EL1.get();
+    c.sp_el0 = SP_EL0.get();
+    c.sp_el1 = SP_EL1.get();
+    c.elr = ELR_EL1.get();
+    c.spsr = SPSR_EL1.get();
+    c.cntv_ctl = CNTV_CTL_EL0.get();
+    c.cntv_cval = CNTV_CVAL_EL0.get();
+}
+
+/// Loads a saved EL1/EL0 context.
+pub fn restore_el1(c: &El1Context) {
+    SCTLR_EL1.set(c.sctlr);
+    TTBR0_EL1.set(c.ttbr0);
+    TTBR1_EL1.set(c.ttbr1);
+    TCR_EL1.set(c.tcr);
+    MAIR_EL1.set(c.mair);
+    AMAIR_EL1.set(c.amair);
+    VBAR_EL1.set(c.vbar);
+    CONTEXTIDR_EL1.set(c.contextidr);
+    TPIDR_EL0.set(c.tpidr_el0);
+    TPIDR_EL1.set(c.tpidr_el1);
+    TPIDRRO_EL0.set(c.tpidrro_el0);
+    ESR_EL1.set(c.esr);
+    FAR_EL1.set(c.far);
+    AFSR0_EL1.set(c.afsr0);
+    AFSR1_EL1.set(c.afsr1);
+    PAR_EL1.set(c.par);
+    CPACR_EL1.set(c.cpacr);
+    CNTKCTL_EL1.set(c.cntkctl);
+    CSSELR_EL1.set(c.csselr);
+    MDSCR_EL1.set(c.mdscr);
+    SP_EL0.set(c.sp_el0);
+    SP_EL1.set(c.sp_el1);
+    ELR_EL1.set(c.elr);
+    SPSR_EL1.set(c.spsr);
+    CNTV_CVAL_EL0.set(c.cntv_cval);
+    CNTV_CTL_EL0.set(c.cntv_ctl);
+}
+
+/// The registers an exception injection reads, refreshed from the live guest.
+pub fn refresh_injection_regs(c: &mut El1Context) {
+    c.vbar = VBAR_EL1.get();
+    c.sctlr = SCTLR_EL1.get();
+}
+
+/// The registers an exception injection writes.
+pub fn write_exception_regs(c: &El1Context) {
+    ESR_EL1.set(c.esr);
+    ELR_EL1.set(c.elr);
+    SPSR_EL1.set(c.spsr);
+}
+
+/// VMPIDR_EL2 for vcpu `idx`: what the guest reads as MPIDR_EL1 (Aff0 = idx,
+/// bit 31 RES1).
+pub fn set_vmpidr(idx: u64) {
+    const MPIDR_RES1: u64 = 1 << 31;
+    VMPIDR_EL2.set(MPIDR_RES1 | idx);
+}
+
+/// VTCR_EL2 and VTTBR_EL2 (with the VM's VMID) for `vm`.
+pub fn load_stage2(vm: &VmMem) {
+    let ipa_bits = vm.stage2.ia_bits();
+    let pa_bits = spevisor_pgtable::regs::pa_bits_from_parange(super::pa_range()).unwrap_or(40);
+    VTCR_EL2.set(spevisor_pgtable::regs::vtcr_el2(ipa_bits, pa_bits.min(48)));
+    VTTBR_EL2.set(spevisor_pgtable::regs::vttbr_el2(&vm.stage2, vm.vmid));
+}
+
+/// VTTBR_EL2 = 0 (VMID 0, the host's). The host runs with HCR_EL2.VM = 0, so
+/// this only keeps a stale VMID out of later TLB maintenance.
+pub fn unload_stage2() {
+    VTTBR_EL2.set(0);
+}
+
+/// ICH_HCR_EL2.En: the virtual CPU interface is on while a guest runs.
+const ICH_HCR_EN: u64 = 1;
+
+fn write_lr(i: usize, v: u64) {
+    match i {
+        0 => msr!("ich_lr0_el2", v),
+        1 => msr!("ich_lr1_el2", v),
+        2 => msr!("ich_lr2_el2", v),
+        3 => msr!("ich_lr3_el2", v),
+        4 => msr!("ich_lr4_el2", v),
+        5 => msr!("ich_lr5_el2", v),
+        6 => msr!("ich_lr6_el2", v),
+        7 => msr!("ich_lr7_el2", v),
+        8 => msr!("ich_lr8_el2", v),
+        9 => msr!("ich_lr9_el2", v),
+        10 => msr!("ich_lr10_el2", v),
+        11 => msr!("ich_lr11_el2", v),
+        12 => msr!("ich_lr12_el2", v),
+        13 => msr!("ich_lr13_el2", v),
+        14 => msr!("ich_lr14_el2", v),
+        _ => msr!("ich_lr15_el2", v),
+    }
+}
+
+fn read_lr(i: usize) -> u64 {
+    match i {
+        0 => mrs!("ich_lr0_el2"),
+        1 => mrs!("ich_lr1_el2"),
+        2 => mrs!("ich_lr2_el2"),
+        3 => mrs!("ich_lr3_el2"),
+        4 => mrs!("ich_lr4_el2"),
+        5 => mrs!("ich_lr5_el2"),
+        6 => mrs!("ich_lr6_el2"),
+        7 => mrs!("ich_lr7_el2"),
+        8 => mrs!("ich_lr8_el2"),
+        9 => mrs!("ich_lr9_el2"),
+        10 => mrs!("ich_lr10_el2"),
+        11 => mrs!("ich_lr11_el2"),
+        12 => mrs!("ich_lr12_el2"),
+        13 => mrs!("ich_lr13_el2"),
+        14 => mrs!("ich_lr14_el2"),
+        _ => mrs!("ich_lr15_el2"),
+    }
+}
+
+/// The guest's GIC virtual interface (VMCR, the list registers in use) and
+/// virtual timer offset. Only the LRs the vcpu uses are touched, as KVM does.
+pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool) {
+    // Guests see the host's counter: CNTVOFF_EL2 = 0 (the timer's CTL/CVAL
+    // travel with the EL1 context).
+    CNTVOFF_EL2.set(0);
+    if gic_v3 {
+        let g = &vcpu.vgic;
+        msr!("ich_vmcr_el2", g.vmcr);
+        for (i, lr) in g.lrs[..g.used_lrs].iter().enumerate() {
+            write_lr(i, *lr);
+        }
+        msr!("ich_hcr_el2", ICH_HCR_EN);
+    }
+}
+
+/// Saves the guest's GIC state and turns the virtual interface off for the host.
+pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool) {
+    if gic_v3 {
+        let g = &mut vcpu.vgic;
+        g.vmcr = mrs!("ich_vmcr_el2");
+        for i in 0..g.used_lrs {
+            g.lrs[i] = read_lr(i);
+            write_lr(i, 0);
+        }
+        msr!("ich_hcr_el2", 0);
+    }
+}

@@ -1,0 +1,127 @@
+//! The hypervisor's state after boot and the work behind each hypercall.
+
+use crate::arch;
+use crate::hcall::Services;
+use crate::info;
+use crate::mm::{Layout, PagePool};
+use crate::switch::{self, HostContext, Trace};
+use crate::vm::Vms;
+use spevisor_abi::{spe_state, Completion, Exit, InfoItem, Status, SwitchOrder, TestFault};
+use spin::Mutex;
+
+/// Everything EL2 owns after boot.
+pub struct Hyp {
+    pub layout: Layout,
+    pub pool: PagePool,
+    pub el2_tables: spevisor_pgtable::PageTable,
+    pub pa_bits: u32,
+    pub gic_version: u64,
+    pub pmu_ver: u64,
+    pub pms_ver: u64,
+    pub host: HostContext,
+    pub trace: Trace,
+    /// Where the test hook writes (the start of hypervisor text).
+    pub text_start: u64,
+}
+
+/// Set once at the end of boot; host traps use it.
+pub static HYP: Mutex<Option<Hyp>> = Mutex::new(None);
+
+/// The VMs. A static of its own: at tens of KiB it must never be built on
+/// the 64 KiB EL2 stack (as a `Hyp { .. }` literal would).
+pub static VMS: Mutex<Vms> = Mutex::new(Vms::new(0));
+
+impl Services for Hyp {
+    fn info(&self, item: InfoItem) -> u64 {
+        match item {
+            InfoItem::HypEl => arch::current_el(),
+            InfoItem::PaBits => self.pa_bits as u64,
+            InfoItem::GicVersion => self.gic_version,
+            InfoItem::Spe => {
+                let id = self.host.spe.id;
+                match id.pmbidr {
+                    None => 0,
+                    Some(b) if b.programming_prohibited => spe_state::PRESENT,
+                    Some(_) => spe_state::PRESENT | spe_state::HOST_OWNED,
+                }
+            }
+            InfoItem::PmsVer => self.pms_ver,
+            InfoItem::PmuVer => self.pmu_ver,
+            InfoItem::HypFreePages => self.pool.free_pages() as u64,
+            InfoItem::IpaBits => VMS.lock().ipa_bits() as u64,
+            InfoItem::SwitchOrder => {
+                if cfg!(feature = "switch-order-pre-2021") {
+                    SwitchOrder::Pre2021 as u64
+                } else {
+                    SwitchOrder::Fixed as u64
+                }
+            }
+        }
+    }
+
+    fn current_el(&self) -> u64 {
+        arch::current_el()
+    }
+
+    fn shutdown(&mut self, status: u64) -> ! {
+        info!("host requested shutdown, status {}", status);
+        crate::boot::shutdown(status)
+    }
+
+    fn test_fault(&mut self, fault: TestFault) -> bool {
+        if !cfg!(feature = "test-hooks") {
+            return false;
+        }
+        match fault {
+            TestFault::WriteHypText => {
+                info!("test hook: writing to hypervisor text at {:#x}", self.text_start);
+                let p = self.text_start as *mut u32;
+                // SAFETY: deliberately wrong: this store must take a permission
+                // fault (text is mapped read-only + executable), which the crash
+                // path reports. It is only built with `test-hooks`.
+                unsafe { p.write_volatile(0) };
+            }
+            TestFault::Undefined => {
+                info!("test hook: executing an undefined instruction at EL2");
+                arch::undefined_instruction();
+            }
+        }
+        true
+    }
+
+    fn vm_create(&mut self) -> Result<u64, Status> {
+        VMS.lock().create(&mut self.pool)
+    }
+
+    fn vm_donate(&mut self, vm: u64, host_pa: u64, ipa: u64, pages: u64) -> Result<(), Status> {
+        VMS.lock().donate(&self.layout, &mut self.pool, vm, host_pa, ipa, pages)
+    }
+
+    fn vcpu_create(&mut self, vm: u64, entry: u64, args: [u64; 3]) -> Result<u64, Status> {
+        VMS.lock().create_vcpu(vm, entry, args)
+    }
+
+    fn vcpu_run(&mut self, vm: u64, vcpu: u64, completion: Completion) -> Result<Exit, Status> {
+        let mut vms = VMS.lock();
+        let v = vms.get_mut(vm)?;
+        if v.stopped {
+            return Err(Status::VmStopped);
+        }
+        let idx = usize::try_from(vcpu).map_err(|_| Status::NoSuchVcpu)?;
+        let cpu = v.vcpus.get_mut(idx).and_then(|c| c.as_mut()).ok_or(Status::NoSuchVcpu)?;
+        cpu.complete(completion)?;
+        let exit = switch::vcpu_run(&v.mem, idx, cpu, &mut self.host, &mut self.trace);
+        if matches!(exit, Exit::Stopped { .. }) {
+            v.stopped = true;
+        }
+        Ok(exit)
+    }
+
+    fn vm_destroy(&mut self, vm: u64) -> Result<(), Status> {
+        VMS.lock().destroy(&mut self.pool, vm, arch::flush_vmid)
+    }
+
+    fn switch_trace(&self) -> &[u8] {
+        self.trace.steps()
+    }
+}

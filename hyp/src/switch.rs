@@ -1,0 +1,305 @@
+//! The world switch: `vcpu_run` runs a vcpu until the host must see an exit.
+//!
+//! The order is DESIGN.md's contract, and the point of this hypervisor: the
+//! host's SPE buffer is drained and disabled (`save_host_buffers`) while the
+//! host's own translation regime is still the live one, before any guest
+//! state is loaded, and re-enabled (`restore_host_buffers`) only after every
+//! piece of host state is back. The same order is written down as data in
+//! [`PLAN_FIXED`]; the unit tests check the plan against the rules in
+//! `spevisor_abi::check_switch_order`, and the steps `vcpu_run` actually
+//! executes are recorded ([`Trace`]) so the host can check them on a real run.
+//!
+//! The `switch-order-pre-2021` feature builds Linux's pre-2021 nVHE order
+//! instead (the drain inside the debug switch, after the guest's registers,
+//! stage-2 and traps are live): the checks must catch it. Never the default.
+
+use spevisor_abi::Step;
+
+/// The correct order of one round trip (DESIGN.md, "The world switch contract").
+pub const PLAN_FIXED: [Step; 14] = [
+    Step::SaveHostSysregs,
+    Step::SaveHostBuffers,
+    Step::DsbNsh,
+    Step::RestoreGuestSysregs,
+    Step::LoadStage2,
+    Step::ActivateGuestTraps,
+    Step::RestoreGuestGicTimer,
+    Step::EnterGuest,
+    Step::SaveGuestState,
+    Step::DsbNsh,
+    Step::DeactivateTraps,
+    Step::UnloadStage2,
+    Step::RestoreHostSysregs,
+    Step::RestoreHostBuffers,
+];
+
+/// Linux nVHE before "KVM: arm64: nVHE: Save the SPE context early" (2021):
+/// the host's buffer was drained in `__debug_switch_to_guest`, after
+/// `__activate_vm`, `__activate_traps` and `__sysreg_restore_state_nvhe(guest)`.
+pub const PLAN_PRE_2021: [Step; 14] = [
+    Step::SaveHostSysregs,
+    Step::DsbNsh,
+    Step::RestoreGuestSysregs,
+    Step::LoadStage2,
+    Step::ActivateGuestTraps,
+    Step::RestoreGuestGicTimer,
+    Step::SaveHostBuffers,
+    Step::EnterGuest,
+    Step::SaveGuestState,
+    Step::DsbNsh,
+    Step::DeactivateTraps,
+    Step::UnloadStage2,
+    Step::RestoreHostSysregs,
+    Step::RestoreHostBuffers,
+];
+
+/// The plan this build runs.
+pub const PLAN: [Step; 14] = if cfg!(feature = "switch-order-pre-2021") { PLAN_PRE_2021 } else { PLAN_FIXED };
+
+/// Round trips recorded step by step (the first ones after boot).
+pub const TRACE_RUNS: usize = 4;
+const TRACE_LEN: usize = TRACE_RUNS * PLAN.len();
+
+/// The steps `vcpu_run` executed on its first [`TRACE_RUNS`] round trips.
+pub struct Trace {
+    steps: [u8; TRACE_LEN],
+    len: usize,
+}
+
+impl Trace {
+    pub const fn new() -> Self {
+        Self { steps: [0; TRACE_LEN], len: 0 }
+    }
+
+    /// Records `s` if the record is not full yet (one compare on the hot path).
+    #[inline(always)]
+    pub fn record(&mut self, s: Step) {
+        if self.len < TRACE_LEN {
+            self.steps[self.len] = s as u8;
+            self.len += 1;
+        }
+    }
+
+    pub fn steps(&self) -> &[u8] {
+        &self.steps[..self.len]
+    }
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub use imp::*;
+
+#[cfg(target_arch = "aarch64")]
+mod imp {
+    use super::Trace;
+    use crate::arch::{self, exit_kind, sysregs};
+    use crate::spe::{self, HostSpe};
+    use crate::traps;
+    use crate::vcpu::{handle_sync, Action, FpRegs, Vcpu};
+    use crate::vm::VmMem;
+    use spevisor_abi::{Exit, Step, StopReason};
+
+    /// Host state the world switch saves and restores around a vcpu run.
+    pub struct HostContext {
+        pub el1: crate::vcpu::El1Context,
+        pub fp: FpRegs,
+        pub spe: HostSpe,
+        /// MDCR_EL2 while the host runs (HPMN, E2PB = 0b11).
+        pub mdcr: u64,
+        pub gic_v3: bool,
+    }
+
+    /// Runs `vcpu` of `vm` until an exit the host must handle. EL2, with the
+    /// host's interrupts masked (we came here through `hvc`).
+    pub fn vcpu_run(vm: &VmMem, vcpu_idx: usize, vcpu: &mut Vcpu, host: &mut HostContext, trace: &mut Trace) -> Exit {
+        // Host EL1 registers first: everything below may overwrite them.
+        sysregs::save_el1(&mut host.el1);
+        trace.record(Step::SaveHostSysregs);
+
+        // Drain and disable the host's profiling buffer while the host's
+        // regime is the live one: MDCR_EL2.E2PB still gives the buffer to
+        // EL1, HCR_EL2.VM is 0 and TTBR0/1_EL1 are the host's, so the last
+        // records land at the host's VA, where the host put its buffer.
+        #[cfg(not(feature = "switch-order-pre-2021"))]
+        let spe_saved = {
+            let s = spe::save_host_buffers(&mut host.spe);
+            trace.record(Step::SaveHostBuffers);
+            s
+        };
+
+        // The drain's writes and any table walks it started complete before
+        // a single guest register is written.
+        arch::dsb_nsh();
+        trace.record(Step::DsbNsh);
+
+        // Every guest EL1 register before stage-2 is on, so no guest value
+        // is ever combined with the host's translation or the other way round.
+        sysregs::restore_el1(&vcpu.el1);
+        sysregs::set_vmpidr(vcpu_idx as u64);
+        trace.record(Step::RestoreGuestSysregs);
+
+        sysregs::load_stage2(vm);
+        trace.record(Step::LoadStage2);
+
+        // HCR_EL2 (VM=1 and the guest traps), MDCR_EL2 (E2PB=0b00: the buffer
+        // now belongs to EL2 and EL1 accesses trap; TPMS; PMU/debug traps),
+        // CPTR_EL2 (FP trapped for the lazy switch), CNTHCTL_EL2.
+        traps::activate_guest(host.mdcr);
+        trace.record(Step::ActivateGuestTraps);
+
+        sysregs::restore_gic_timer(vcpu, host.gic_v3);
+        trace.record(Step::RestoreGuestGicTimer);
+
+        // Linux's old place for the drain: too late, the guest's regime is live.
+        #[cfg(feature = "switch-order-pre-2021")]
+        let spe_saved = {
+            let s = spe::save_host_buffers(&mut host.spe);
+            trace.record(Step::SaveHostBuffers);
+            s
+        };
+
+        let mut fp_loaded = false;
+        trace.record(Step::EnterGuest);
+        let exit = loop {
+            arch::set_guest_pc(vcpu.pc, vcpu.pstate);
+            // SAFETY: stage-2, traps and the guest's EL1 state are all live
+            // (above); every guest exception comes back to EL2's vectors.
+            let kind = unsafe { arch::guest_enter(&mut vcpu.regs) };
+            let (pc, pstate) = arch::guest_pc();
+            vcpu.pc = pc;
+            vcpu.pstate = pstate;
+            vcpu.exits += 1;
+            if kind != exit_kind::SYNC {
+                break match kind {
+                    exit_kind::SERROR => Exit::Stopped { reason: StopReason::Unhandled, esr: 0, far: 0, elr: pc },
+                    _ => Exit::Irq,
+                };
+            }
+            let syn = arch::syndrome();
+            // An injection needs the guest's live VBAR_EL1/SCTLR_EL1, not the
+            // values it entered with.
+            sysregs::refresh_injection_regs(&mut vcpu.el1);
+            match handle_sync(vcpu, syn, |ipa| vm.ram_contains(ipa)) {
+                // Answered at EL2: no host state is touched, the guest goes on.
+                Action::Resume => {}
+                Action::Injected => sysregs::write_exception_regs(&vcpu.el1),
+                Action::FpTrap => {
+                    // First FP/SIMD use in this run: park the host's FP state
+                    // and give the guest its own, then let it retry.
+                    // CPTR_EL2.TFP traps EL2's own FP accesses too (nVHE), so
+                    // lift it before touching the registers.
+                    traps::allow_guest_fp();
+                    if !fp_loaded {
+                        arch::fp_save(&mut host.fp);
+                        arch::fp_restore(&vcpu.fp);
+                        fp_loaded = true;
+                    }
+                }
+                Action::ToHost(e) => break e,
+                Action::Stop(reason) => {
+                    break Exit::Stopped { reason, esr: syn.esr, far: syn.fault_ipa(), elr: pc };
+                }
+            }
+        };
+
+        sysregs::save_el1(&mut vcpu.el1);
+        sysregs::save_gic_timer(vcpu, host.gic_v3);
+        if fp_loaded {
+            arch::fp_save(&mut vcpu.fp);
+            arch::fp_restore(&host.fp);
+        }
+        trace.record(Step::SaveGuestState);
+
+        // The guest's last accesses (and walks through its tables) complete
+        // before its regime is taken down.
+        arch::dsb_nsh();
+        trace.record(Step::DsbNsh);
+
+        traps::activate_host(host.mdcr);
+        trace.record(Step::DeactivateTraps);
+
+        sysregs::unload_stage2();
+        trace.record(Step::UnloadStage2);
+
+        sysregs::restore_el1(&host.el1);
+        trace.record(Step::RestoreHostSysregs);
+
+        // Only now are the host's TTBRs, HCR_EL2 and MDCR_EL2 back: the buffer
+        // may write again, through the host's regime.
+        spe::restore_host_buffers(&mut host.spe, spe_saved);
+        trace.record(Step::RestoreHostBuffers);
+
+        exit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spevisor_abi::{check_switch_order, OrderViolation};
+
+    #[test]
+    fn the_fixed_plan_follows_every_rule() {
+        assert_eq!(check_switch_order(&PLAN_FIXED), Ok(()));
+    }
+
+    #[test]
+    fn the_pre_2021_plan_is_caught() {
+        let v = check_switch_order(&PLAN_PRE_2021).unwrap_err();
+        assert_eq!(v, OrderViolation::DrainAfterGuestState { step: Step::RestoreGuestSysregs });
+        assert_eq!(v.rule(), "drain-before-guest-state");
+    }
+
+    #[test]
+    fn each_rule_catches_its_own_breakage() {
+        let swap = |a: Step, b: Step| {
+            let mut p = PLAN_FIXED.to_vec();
+            let i = p.iter().position(|s| *s == a).unwrap();
+            let j = p.iter().position(|s| *s == b).unwrap();
+            p.swap(i, j);
+            check_switch_order(&p).map_err(|v| v.rule())
+        };
+        // Drain moved after the stage-2 load (VTTBR live).
+        let mut p = PLAN_FIXED.to_vec();
+        let d = p.remove(1);
+        p.insert(4, d);
+        assert_eq!(check_switch_order(&p).map_err(|v| v.rule()), Err("drain-before-guest-state"));
+        // Buffer restored before the host's sysregs are back.
+        assert_eq!(swap(Step::RestoreHostSysregs, Step::RestoreHostBuffers), Err("restore-after-host-state"));
+        // Buffer restored before the traps are deactivated (MDCR_EL2.E2PB=0b00).
+        let mut p = PLAN_FIXED.to_vec();
+        let r = p.pop().unwrap();
+        p.insert(10, r);
+        assert_eq!(check_switch_order(&p).map_err(|v| v.rule()), Err("restore-after-host-state"));
+        // No barrier between the drain and guest state.
+        let mut p = PLAN_FIXED.to_vec();
+        p.remove(2);
+        p.insert(9, Step::DsbNsh);
+        assert_eq!(check_switch_order(&p).map_err(|v| v.rule()), Err("dsb-after-drain"));
+        // A step missing.
+        let p: Vec<Step> = PLAN_FIXED.iter().copied().filter(|s| *s != Step::UnloadStage2).collect();
+        assert_eq!(check_switch_order(&p).map_err(|v| v.rule()), Err("each-step-once"));
+        // Guest entered before its traps are active.
+        assert_eq!(swap(Step::ActivateGuestTraps, Step::EnterGuest), Err("entry-exit-order"));
+    }
+
+    #[test]
+    fn the_trace_keeps_the_first_runs_only() {
+        let mut t = Trace::new();
+        for _ in 0..TRACE_RUNS + 2 {
+            for s in PLAN {
+                t.record(s);
+            }
+        }
+        assert_eq!(t.steps().len(), TRACE_RUNS * PLAN.len());
+        for run in t.steps().chunks(PLAN.len()) {
+            let steps: Vec<Step> = run.iter().map(|b| Step::from_u8(*b).unwrap()).collect();
+            assert_eq!(steps, PLAN);
+        }
+    }
+}

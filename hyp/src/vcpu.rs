@@ -1,0 +1,423 @@
+//! A vcpu's saved state and what happens to it at an exit: syndrome decoding,
+//! MMIO completion, PC advance and exception injection. Pure: the world switch
+//! (`switch.rs`) moves this state in and out of the CPU.
+
+use spevisor_abi::{Completion, Exit, MmioAccess, Status, StopReason};
+use spevisor_armv8::esr::{Esr, ExceptionClass};
+use spevisor_armv8::inject::{self, GuestContext, GuestFeatures, InstrLen};
+
+/// General-purpose registers as `vectors.S` saves and loads them (x0..x30),
+/// plus the slot the guest-exit path uses to find the host stack.
+#[repr(C)]
+#[derive(Clone, Debug, Default)]
+pub struct GuestRegs {
+    pub x: [u64; 31],
+    /// Written by `__guest_enter` (offset 248, `GUEST_HOST_SP` in vectors.S).
+    pub host_sp: u64,
+}
+
+const _: () = assert!(core::mem::offset_of!(GuestRegs, host_sp) == 248);
+
+impl GuestRegs {
+    /// Register `n` as an instruction sees it (31 = XZR reads as zero).
+    pub fn get(&self, n: u8) -> u64 {
+        self.x.get(n as usize).copied().unwrap_or(0)
+    }
+    /// Writes register `n` (31 = XZR: the write is discarded).
+    pub fn set(&mut self, n: u8, v: u64) {
+        if let Some(r) = self.x.get_mut(n as usize) {
+            *r = v;
+        }
+    }
+}
+
+/// The EL1 (and EL0) system registers a world switch saves and restores, for
+/// the host and for each vcpu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct El1Context {
+    pub sctlr: u64,
+    pub ttbr0: u64,
+    pub ttbr1: u64,
+    pub tcr: u64,
+    pub mair: u64,
+    pub amair: u64,
+    pub vbar: u64,
+    pub contextidr: u64,
+    pub tpidr_el0: u64,
+    pub tpidr_el1: u64,
+    pub tpidrro_el0: u64,
+    pub esr: u64,
+    pub far: u64,
+    pub afsr0: u64,
+    pub afsr1: u64,
+    pub par: u64,
+    pub cpacr: u64,
+    pub cntkctl: u64,
+    pub csselr: u64,
+    pub mdscr: u64,
+    pub sp_el0: u64,
+    pub sp_el1: u64,
+    pub elr: u64,
+    pub spsr: u64,
+    /// The virtual timer (CNTV_CTL_EL0 / CNTV_CVAL_EL0).
+    pub cntv_ctl: u64,
+    pub cntv_cval: u64,
+}
+
+/// FP/SIMD registers (switched lazily: see `switch.rs`).
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug)]
+pub struct FpRegs {
+    pub q: [u128; 32],
+    pub fpsr: u64,
+    pub fpcr: u64,
+}
+
+impl Default for FpRegs {
+    fn default() -> Self {
+        Self { q: [0; 32], fpsr: 0, fpcr: 0 }
+    }
+}
+
+/// Maximum GICv3 list registers (ICH_VTR_EL2.ListRegs + 1 ≤ 16).
+pub const MAX_LRS: usize = 16;
+
+/// A vcpu's GICv3 virtual CPU interface state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VgicState {
+    pub vmcr: u64,
+    pub lrs: [u64; MAX_LRS],
+    /// List registers holding state; only these are switched.
+    pub used_lrs: usize,
+}
+
+/// SCTLR_EL1 at reset for a guest: RES1 bits only (MMU and caches off).
+pub const GUEST_SCTLR_RESET: u64 = (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22) | (1 << 20) | (1 << 11);
+/// PSTATE a vcpu starts with: EL1h, D, A, I, F masked.
+pub const GUEST_PSTATE_RESET: u64 = 0x3c5;
+
+/// What the host owes the vcpu before it may run again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pending {
+    #[default]
+    None,
+    /// An `hvc`/`smc` the host answers (x0..x3).
+    Hvc,
+    /// An MMIO load into `srt`.
+    MmioRead { srt: u8, size: u8, sign_extend: bool, sixty_four: bool },
+    /// An MMIO store the host performs.
+    MmioWrite,
+}
+
+/// A vcpu.
+#[derive(Clone, Debug)]
+pub struct Vcpu {
+    pub regs: GuestRegs,
+    pub pc: u64,
+    pub pstate: u64,
+    pub el1: El1Context,
+    pub fp: FpRegs,
+    pub vgic: VgicState,
+    pub pending: Pending,
+    /// Exits since creation (all of them, handled at EL2 or by the host).
+    pub exits: u64,
+}
+
+impl Vcpu {
+    pub fn new(entry: u64, args: [u64; 3]) -> Self {
+        let mut regs = GuestRegs::default();
+        regs.x[..3].copy_from_slice(&args);
+        Self {
+            regs,
+            pc: entry,
+            pstate: GUEST_PSTATE_RESET,
+            el1: El1Context { sctlr: GUEST_SCTLR_RESET, ..El1Context::default() },
+            fp: FpRegs::default(),
+            vgic: VgicState::default(),
+            pending: Pending::None,
+            exits: 0,
+        }
+    }
+
+    /// Applies the host's answer to the last exit (VCPU_RUN's completion).
+    pub fn complete(&mut self, c: Completion) -> Result<(), Status> {
+        match (self.pending, c) {
+            (Pending::None, Completion::None) => {}
+            (Pending::Hvc, Completion::Hvc(r)) => self.regs.x[..4].copy_from_slice(&r),
+            (Pending::MmioRead { srt, size, sign_extend, sixty_four }, Completion::MmioRead(v)) => {
+                self.regs.set(srt, extend_load(v, size, sign_extend, sixty_four));
+                self.pc += 4;
+            }
+            (Pending::MmioWrite, Completion::MmioWrite) => self.pc += 4,
+            _ => return Err(Status::BadCompletion),
+        }
+        self.pending = Pending::None;
+        Ok(())
+    }
+}
+
+/// The value a load of `size` bytes leaves in its register: zero-extended, or
+/// sign-extended to 32 (SF=0, W register) or 64 bits (SF=1).
+pub fn extend_load(v: u64, size: u8, sign_extend: bool, sixty_four: bool) -> u64 {
+    let bits = u32::from(size) * 8;
+    let v = if bits >= 64 { v } else { v & ((1u64 << bits) - 1) };
+    if !sign_extend || bits >= 64 {
+        return v;
+    }
+    let shift = 64 - bits;
+    let extended = (((v << shift) as i64) >> shift) as u64;
+    if sixty_four {
+        extended
+    } else {
+        extended & 0xffff_ffff
+    }
+}
+
+/// Guest test-ABI call answered at EL2 without leaving for the host.
+pub const HYP_PING: u64 = spevisor_abi::guest::test::HYP_PING;
+
+/// What the world switch does after a synchronous guest exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Handled at EL2: enter the guest again without a full switch.
+    Resume,
+    /// An exception was injected: ESR/ELR/SPSR_EL1 in the vcpu changed and
+    /// must be written to the CPU before resuming.
+    Injected,
+    /// The guest touched FP/SIMD: switch FP state, then resume.
+    FpTrap,
+    /// The host must handle it.
+    ToHost(Exit),
+    /// The VM cannot continue.
+    Stop(StopReason),
+}
+
+/// The registers describing a guest exception at EL2.
+#[derive(Clone, Copy, Debug)]
+pub struct Syndrome {
+    pub esr: u64,
+    pub far: u64,
+    pub hpfar: u64,
+}
+
+impl Syndrome {
+    /// The faulting IPA: HPFAR_EL2.FIPA (bits [43:4] = IPA[51:12]) plus the
+    /// page offset from FAR_EL2.
+    pub fn fault_ipa(&self) -> u64 {
+        const FIPA_MASK: u64 = 0x0000_0fff_ffff_fff0;
+        ((self.hpfar & FIPA_MASK) << 8) | (self.far & 0xfff)
+    }
+}
+
+fn stop(reason: StopReason) -> Action {
+    Action::Stop(reason)
+}
+
+/// Decides what a synchronous exit means and updates the vcpu accordingly
+/// (PC advance, register results, injected exceptions, pending completions).
+/// `in_ram(ipa)` says whether an IPA is the VM's RAM.
+pub fn handle_sync(vcpu: &mut Vcpu, s: Syndrome, in_ram: impl Fn(u64) -> bool) -> Action {
+    let esr = Esr(s.esr);
+    match esr.ec() {
+        ExceptionClass::Hvc64 => {
+            // ELR_EL2 already points past the hvc: no PC change.
+            if vcpu.regs.x[0] == HYP_PING {
+                vcpu.regs.x[0] = 0;
+                vcpu.regs.x[1] = vcpu.regs.x[1].wrapping_add(1);
+                return Action::Resume;
+            }
+            vcpu.pending = Pending::Hvc;
+            let imm = esr.hvc().map_or(0, |h| h.imm16());
+            let r = &vcpu.regs.x;
+            Action::ToHost(Exit::Hvc { imm, regs: [r[0], r[1], r[2], r[3]] })
+        }
+        ExceptionClass::Smc64 => {
+            // A trapped SMC (HCR_EL2.TSC) leaves ELR_EL2 at the smc itself.
+            vcpu.pc += esr.instruction_len();
+            vcpu.pending = Pending::Hvc;
+            let r = &vcpu.regs.x;
+            Action::ToHost(Exit::Hvc { imm: 0, regs: [r[0], r[1], r[2], r[3]] })
+        }
+        ExceptionClass::Wfx => {
+            vcpu.pc += esr.instruction_len();
+            Action::ToHost(Exit::Wfx)
+        }
+        ExceptionClass::FpAsimd => Action::FpTrap,
+        ExceptionClass::SysReg => {
+            // SPE (MDCR_EL2.E2PB=0b00, TPMS), PMU (TPM), debug (TDA/TDOSA/
+            // TDRA) and the other trapped registers are not emulated: the guest
+            // sees what a CPU without them would give it, UNDEF.
+            if esr.sysreg().is_none() {
+                return stop(StopReason::Unhandled);
+            }
+            inject_undef(vcpu, esr)
+        }
+        ExceptionClass::DataAbortLower => {
+            let ipa = s.fault_ipa();
+            if in_ram(ipa) {
+                // RAM is mapped RWX: a fault there is not the guest's doing.
+                return stop(StopReason::Unhandled);
+            }
+            let Some(da) = esr.data_abort().filter(|d| d.isv()) else {
+                return stop(StopReason::MmioNoSyndrome);
+            };
+            let size = da.access_size() as u8;
+            let srt = da.srt() as u8;
+            let access = if da.wnr() {
+                vcpu.pending = Pending::MmioWrite;
+                let v = vcpu.regs.get(srt);
+                let v = if size >= 8 { v } else { v & ((1u64 << (size * 8)) - 1) };
+                MmioAccess { ipa, size, write: true, value: v }
+            } else {
+                vcpu.pending = Pending::MmioRead { srt, size, sign_extend: da.sse(), sixty_four: da.sf() };
+                MmioAccess { ipa, size, write: false, value: 0 }
+            };
+            Action::ToHost(Exit::Mmio(access))
+        }
+        ExceptionClass::InstrAbortLower => stop(StopReason::InstructionAbort),
+        _ => stop(StopReason::Unhandled),
+    }
+}
+
+/// Makes the trapped instruction raise UNDEF in the guest, as the guest's
+/// own EL1 would have seen it: ESR_EL1/ELR_EL1/SPSR_EL1 set, PC at its vector.
+fn inject_undef(vcpu: &mut Vcpu, esr: Esr) -> Action {
+    let ctx = GuestContext {
+        spsr_el2: vcpu.pstate,
+        elr_el2: vcpu.pc,
+        vbar_el1: vcpu.el1.vbar,
+        sctlr_el1: vcpu.el1.sctlr,
+        features: GuestFeatures { pan: false, ssbs: false, mte: false },
+    };
+    let len = if esr.il() { InstrLen::Bits32 } else { InstrLen::Bits16 };
+    match inject::undef(&ctx, len) {
+        Ok(inj) => {
+            vcpu.el1.esr = inj.esr_el1.0;
+            vcpu.el1.elr = inj.elr_el1;
+            vcpu.el1.spsr = inj.spsr_el1;
+            vcpu.pc = inj.pc;
+            vcpu.pstate = inj.pstate;
+            Action::Injected
+        }
+        Err(_) => stop(StopReason::Unhandled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spevisor_armv8::esr::{Direction, SysRegIss};
+    use spevisor_armv8::sysreg;
+
+    fn vcpu() -> Vcpu {
+        let mut v = Vcpu::new(0x4000_0000, [1, 2, 3]);
+        v.el1.vbar = 0x4000_8000;
+        v.pc = 0x4000_1000;
+        v
+    }
+
+    fn da(isv: bool, sas: u64, sse: bool, srt: u64, sf: bool, wnr: bool) -> u64 {
+        let ec = 0x24u64 << 26;
+        let il = 1 << 25;
+        let iss = (isv as u64) << 24
+            | sas << 22
+            | (sse as u64) << 21
+            | srt << 16
+            | (sf as u64) << 15
+            | (wnr as u64) << 6
+            | 0x07;
+        ec | il | iss
+    }
+
+    fn syn(esr: u64, ipa: u64) -> Syndrome {
+        Syndrome { esr, far: ipa & 0xfff | 0xdead_0000_0000, hpfar: (ipa >> 12) << 4 }
+    }
+
+    #[test]
+    fn mmio_read_completes_with_extension_and_pc_advance() {
+        let mut v = vcpu();
+        // ldrsb w5, [..] from 0x0900_0018: 1 byte, sign-extended to 32 bits.
+        let a = handle_sync(&mut v, syn(da(true, 0, true, 5, false, false), 0x0900_0018), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::Mmio(MmioAccess { ipa: 0x0900_0018, size: 1, write: false, value: 0 })));
+        assert_eq!(v.complete(Completion::MmioWrite), Err(Status::BadCompletion));
+        v.complete(Completion::MmioRead(0x1_80)).unwrap();
+        assert_eq!(v.regs.x[5], 0xffff_ff80);
+        assert_eq!(v.pc, 0x4000_1004);
+        assert_eq!(v.complete(Completion::MmioRead(1)), Err(Status::BadCompletion), "nothing pending");
+    }
+
+    #[test]
+    fn mmio_write_takes_the_register_value_and_xzr() {
+        let mut v = vcpu();
+        v.regs.x[3] = 0x1234_5678_9abc_def0;
+        let a = handle_sync(&mut v, syn(da(true, 1, false, 3, true, true), 0x0900_0000), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::Mmio(MmioAccess { ipa: 0x0900_0000, size: 2, write: true, value: 0xdef0 })));
+        v.complete(Completion::MmioWrite).unwrap();
+        let a = handle_sync(&mut v, syn(da(true, 3, false, 31, true, true), 0x0900_0000), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::Mmio(MmioAccess { ipa: 0x0900_0000, size: 8, write: true, value: 0 })));
+    }
+
+    #[test]
+    fn aborts_without_syndrome_or_in_ram_stop_the_vm() {
+        let mut v = vcpu();
+        let a = handle_sync(&mut v, syn(da(false, 0, false, 0, false, false), 0x2_0000_0000), |_| false);
+        assert_eq!(a, Action::Stop(StopReason::MmioNoSyndrome));
+        let a = handle_sync(&mut v, syn(da(true, 2, false, 0, false, false), 0x4000_0000), |ipa| ipa >= 0x4000_0000);
+        assert_eq!(a, Action::Stop(StopReason::Unhandled));
+        let iabt = (0x20u64 << 26) | (1 << 25) | 0x07;
+        assert_eq!(handle_sync(&mut v, syn(iabt, 0x10), |_| false), Action::Stop(StopReason::InstructionAbort));
+    }
+
+    #[test]
+    fn hvc_goes_to_the_host_and_smc_advances_the_pc() {
+        let mut v = vcpu();
+        v.regs.x[..4].copy_from_slice(&[0x8400_0000, 7, 8, 9]);
+        let hvc = (0x16u64 << 26) | (1 << 25) | 0x5;
+        let a = handle_sync(&mut v, syn(hvc, 0), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::Hvc { imm: 5, regs: [0x8400_0000, 7, 8, 9] }));
+        assert_eq!(v.pc, 0x4000_1000, "no PC change after hvc");
+        v.complete(Completion::Hvc([0x10001, 0, 0, 0])).unwrap();
+        assert_eq!(v.regs.x[0], 0x10001);
+        let smc = (0x17u64 << 26) | (1 << 25);
+        handle_sync(&mut v, syn(smc, 0), |_| false);
+        assert_eq!(v.pc, 0x4000_1004, "smc must be stepped over");
+    }
+
+    #[test]
+    fn hyp_ping_is_answered_at_el2() {
+        let mut v = vcpu();
+        v.regs.x[0] = HYP_PING;
+        v.regs.x[1] = 41;
+        let hvc = (0x16u64 << 26) | (1 << 25);
+        assert_eq!(handle_sync(&mut v, syn(hvc, 0), |_| false), Action::Resume);
+        assert_eq!((v.regs.x[0], v.regs.x[1]), (0, 42));
+        assert_eq!(v.pending, Pending::None);
+    }
+
+    #[test]
+    fn spe_and_pmu_accesses_inject_undef_at_the_vector() {
+        for enc in [sysreg::PMBLIMITR_EL1, sysreg::PMSCR_EL1, sysreg::PMCR_EL0] {
+            let mut v = vcpu();
+            v.pstate = 0x3c5; // EL1h
+            let iss = SysRegIss::new(enc, 2, Direction::Read);
+            let esr = Esr::new(ExceptionClass::SysReg, true, iss.0);
+            assert_eq!(handle_sync(&mut v, syn(esr.0, 0), |_| false), Action::Injected);
+            assert_eq!(v.pc, 0x4000_8000 + 0x200, "current EL with SP_ELx, synchronous");
+            assert_eq!(v.el1.elr, 0x4000_1000, "ELR_EL1 = the faulting instruction");
+            assert_eq!(v.el1.esr >> 26, 0, "EC unknown");
+            assert_eq!(v.el1.esr & (1 << 25), 1 << 25, "IL");
+            assert_eq!(v.el1.spsr, 0x3c5);
+            assert_eq!(v.pstate & 0xf, 0b0101, "EL1h");
+        }
+    }
+
+    #[test]
+    fn load_extension() {
+        assert_eq!(extend_load(0xff, 1, false, true), 0xff);
+        assert_eq!(extend_load(0xff, 1, true, true), u64::MAX);
+        assert_eq!(extend_load(0x8000, 2, true, false), 0xffff_8000);
+        assert_eq!(extend_load(0x1_0000_0001, 4, false, true), 1);
+        assert_eq!(extend_load(u64::MAX, 8, true, true), u64::MAX);
+    }
+}

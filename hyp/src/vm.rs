@@ -1,0 +1,342 @@
+//! VMs as the hypervisor keeps them: VMIDs, donated memory, stage-2 tables,
+//! vcpus, and the checks every VM hypercall goes through.
+//!
+//! The host is trusted to run, not to be right: every argument is checked
+//! here before anything changes, and every refusal has its own status.
+
+use crate::mm::{Layout, Range};
+use crate::vcpu::Vcpu;
+use spevisor_abi::Status;
+use spevisor_pgtable::{Attributes, PageAllocator, PageTable, Regime, PAGE_SIZE};
+
+/// VMs that can exist at once.
+pub const MAX_VMS: usize = 16;
+/// Memory regions (donations) per VM.
+pub const MAX_REGIONS: usize = 16;
+/// vcpus per VM (one physical CPU runs them in turn).
+pub const MAX_VCPUS: usize = 4;
+/// The largest single donation: 1 GiB of pages.
+pub const MAX_DONATION_PAGES: u64 = 1 << 18;
+/// Guest IPA window reserved for emulated devices (PL011, GIC): never RAM.
+pub const DEVICE_WINDOW: Range = Range::new(0x0800_0000, 0x1000_0000);
+
+/// One donation: host pages mapped at an IPA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub host_pa: u64,
+    pub ipa: u64,
+    pub pages: u64,
+}
+
+impl Region {
+    pub fn host_range(&self) -> Range {
+        Range::new(self.host_pa, self.host_pa + self.pages * PAGE_SIZE)
+    }
+    pub fn ipa_range(&self) -> Range {
+        Range::new(self.ipa, self.ipa + self.pages * PAGE_SIZE)
+    }
+}
+
+/// A VM's address space: what the world switch needs besides the vcpu.
+pub struct VmMem {
+    pub vmid: u8,
+    pub stage2: PageTable,
+    pub regions: [Option<Region>; MAX_REGIONS],
+}
+
+/// A VM.
+pub struct Vm {
+    pub mem: VmMem,
+    pub vcpus: [Option<Vcpu>; MAX_VCPUS],
+    /// Set when the hypervisor stopped the VM after a fatal guest fault.
+    pub stopped: bool,
+}
+
+impl VmMem {
+    /// Whether `ipa` is guest RAM.
+    pub fn ram_contains(&self, ipa: u64) -> bool {
+        self.regions.iter().flatten().any(|r| r.ipa_range().contains(ipa))
+    }
+}
+
+/// All VMs, indexed by handle (slot + 1; 0 is never a handle).
+pub struct Vms {
+    slots: [Option<Vm>; MAX_VMS],
+    /// Bit n set = VMID n in use. VMID 0 is the host's (never given out).
+    vmids: [u64; 4],
+    ipa_bits: u32,
+}
+
+impl Vms {
+    pub const fn new(ipa_bits: u32) -> Self {
+        const NONE: Option<Vm> = None;
+        Self { slots: [NONE; MAX_VMS], vmids: [1, 0, 0, 0], ipa_bits }
+    }
+
+    pub fn ipa_bits(&self) -> u32 {
+        self.ipa_bits
+    }
+
+    /// Sets the guests' IPA size (at boot, before any VM exists).
+    pub fn set_ipa_bits(&mut self, bits: u32) {
+        self.ipa_bits = bits;
+    }
+
+    pub fn count(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    fn alloc_vmid(&mut self) -> Option<u8> {
+        for id in 1..=255u8 {
+            let (w, b) = (id as usize / 64, id % 64);
+            if self.vmids[w] & (1 << b) == 0 {
+                self.vmids[w] |= 1 << b;
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    fn free_vmid(&mut self, id: u8) {
+        self.vmids[id as usize / 64] &= !(1 << (id % 64));
+    }
+
+    /// Creates an empty VM; returns its handle.
+    pub fn create(&mut self, alloc: &mut impl PageAllocator) -> Result<u64, Status> {
+        let slot = self.slots.iter().position(|s| s.is_none()).ok_or(Status::TooManyVms)?;
+        let vmid = self.alloc_vmid().ok_or(Status::TooManyVms)?;
+        let stage2 = match PageTable::new(alloc, Regime::Stage2, self.ipa_bits) {
+            Ok(t) => t,
+            Err(_) => {
+                self.free_vmid(vmid);
+                return Err(Status::NoMemory);
+            }
+        };
+        const NO_REGION: Option<Region> = None;
+        self.slots[slot] = Some(Vm {
+            mem: VmMem { vmid, stage2, regions: [NO_REGION; MAX_REGIONS] },
+            vcpus: Default::default(),
+            stopped: false,
+        });
+        Ok(slot as u64 + 1)
+    }
+
+    pub fn get(&self, handle: u64) -> Result<&Vm, Status> {
+        let slot = handle.checked_sub(1).ok_or(Status::NoSuchVm)? as usize;
+        self.slots.get(slot).and_then(|s| s.as_ref()).ok_or(Status::NoSuchVm)
+    }
+
+    pub fn get_mut(&mut self, handle: u64) -> Result<&mut Vm, Status> {
+        let slot = handle.checked_sub(1).ok_or(Status::NoSuchVm)? as usize;
+        self.slots.get_mut(slot).and_then(|s| s.as_mut()).ok_or(Status::NoSuchVm)
+    }
+
+    /// Checks a donation of `pages` host pages at `host_pa` to VM `handle` at
+    /// `ipa`, without changing anything.
+    pub fn check_donation(
+        &self,
+        layout: &Layout,
+        handle: u64,
+        host_pa: u64,
+        ipa: u64,
+        pages: u64,
+    ) -> Result<(), Status> {
+        let vm = self.get(handle)?;
+        if pages == 0 || pages > MAX_DONATION_PAGES {
+            return Err(Status::InvalidParameter);
+        }
+        if !host_pa.is_multiple_of(PAGE_SIZE) || !ipa.is_multiple_of(PAGE_SIZE) {
+            return Err(Status::Unaligned);
+        }
+        let size = pages * PAGE_SIZE;
+        let hyp_owned = Range::new(layout.image.start, layout.pool.end);
+        if hyp_owned.overlaps(host_pa, size) {
+            return Err(Status::HypOwned);
+        }
+        if !layout.host.contains_range(host_pa, size) {
+            return Err(Status::OutOfBounds);
+        }
+        let donated = self.slots.iter().flatten().flat_map(|v| v.mem.regions.iter().flatten());
+        for r in donated {
+            if r.host_range().overlaps(host_pa, size) {
+                return Err(Status::AlreadyDonated);
+            }
+        }
+        let ipa_space = Range::new(0, 1 << self.ipa_bits);
+        if !ipa_space.contains_range(ipa, size) || DEVICE_WINDOW.overlaps(ipa, size) {
+            return Err(Status::IpaOverlap);
+        }
+        if vm.mem.regions.iter().flatten().any(|r| r.ipa_range().overlaps(ipa, size)) {
+            return Err(Status::IpaOverlap);
+        }
+        if vm.mem.regions.iter().all(|r| r.is_some()) {
+            return Err(Status::NoMemory);
+        }
+        Ok(())
+    }
+
+    /// Donates after [`Self::check_donation`]: maps the pages in the VM's stage-2.
+    pub fn donate(
+        &mut self,
+        layout: &Layout,
+        alloc: &mut impl PageAllocator,
+        handle: u64,
+        host_pa: u64,
+        ipa: u64,
+        pages: u64,
+    ) -> Result<(), Status> {
+        self.check_donation(layout, handle, host_pa, ipa, pages)?;
+        let vm = self.get_mut(handle)?;
+        vm.mem
+            .stage2
+            .map_range(alloc, ipa, host_pa, pages * PAGE_SIZE, Attributes::GUEST_RAM)
+            .map_err(|_| Status::NoMemory)?;
+        let slot = vm.mem.regions.iter_mut().find(|r| r.is_none()).ok_or(Status::NoMemory)?;
+        *slot = Some(Region { host_pa, ipa, pages });
+        Ok(())
+    }
+
+    /// Removes VM `handle`: its donations end (the host owns the pages again),
+    /// its stage-2 tables return to the pool and its VMID is free. `flush`
+    /// runs with the VMID after the tables are emptied and before the VMID can
+    /// be reused: it must invalidate every TLB entry tagged with it.
+    pub fn destroy(
+        &mut self,
+        alloc: &mut impl PageAllocator,
+        handle: u64,
+        flush: impl FnOnce(u8),
+    ) -> Result<(), Status> {
+        let slot = handle.checked_sub(1).ok_or(Status::NoSuchVm)? as usize;
+        let vm = self.slots.get_mut(slot).and_then(|s| s.take()).ok_or(Status::NoSuchVm)?;
+        let mut mem = vm.mem;
+        for r in mem.regions.iter().flatten() {
+            let _ = mem.stage2.unmap_range(alloc, r.ipa, r.pages * PAGE_SIZE);
+        }
+        mem.regions = [None; MAX_REGIONS];
+        // No walker may still hold the old entries once the tables go back.
+        flush(mem.vmid);
+        mem.stage2.destroy(alloc);
+        self.free_vmid(mem.vmid);
+        Ok(())
+    }
+
+    /// Adds a vcpu that starts at `entry` with x0..x2 = `args`.
+    pub fn create_vcpu(&mut self, handle: u64, entry: u64, args: [u64; 3]) -> Result<u64, Status> {
+        let vm = self.get_mut(handle)?;
+        if !vm.mem.ram_contains(entry) || !entry.is_multiple_of(4) {
+            return Err(Status::BadEntry);
+        }
+        let idx = vm.vcpus.iter().position(|v| v.is_none()).ok_or(Status::TooManyVcpus)?;
+        vm.vcpus[idx] = Some(Vcpu::new(entry, args));
+        Ok(idx as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::HYP_POOL_SIZE;
+    use std::collections::BTreeMap;
+
+    struct TestAlloc {
+        pages: BTreeMap<u64, Box<[u64; 512]>>,
+        next: u64,
+    }
+    impl PageAllocator for TestAlloc {
+        fn alloc_page(&mut self) -> Option<u64> {
+            self.next += PAGE_SIZE;
+            self.pages.insert(self.next, Box::new([0; 512]));
+            Some(self.next)
+        }
+        fn free_page(&mut self, pa: u64) {
+            assert!(self.pages.remove(&pa).is_some());
+        }
+        fn table_ptr(&self, pa: u64) -> *mut u64 {
+            self.pages[&pa].as_ptr() as *mut u64
+        }
+    }
+
+    fn setup() -> (Layout, Vms, TestAlloc) {
+        let ram = [Range::new(0x4000_0000, 0x8000_0000)];
+        let layout = Layout::new(&ram, Range::new(0x4020_0000, 0x4030_0000), &[]).unwrap();
+        assert_eq!(layout.host.start, 0x4040_0000 + HYP_POOL_SIZE);
+        (layout, Vms::new(40), TestAlloc { pages: BTreeMap::new(), next: 0x1_0000_0000 })
+    }
+
+    const HOST: u64 = 0x5000_0000;
+    const RAM_IPA: u64 = 0x4000_0000;
+
+    #[test]
+    fn every_refusal_has_its_status() {
+        let (l, mut vms, mut a) = setup();
+        let vm = vms.create(&mut a).unwrap();
+        let chk = |vms: &Vms, h, pa, ipa, n| vms.check_donation(&l, h, pa, ipa, n);
+        assert_eq!(chk(&vms, 99, HOST, RAM_IPA, 1), Err(Status::NoSuchVm));
+        assert_eq!(chk(&vms, 0, HOST, RAM_IPA, 1), Err(Status::NoSuchVm));
+        assert_eq!(chk(&vms, vm, HOST, RAM_IPA, 0), Err(Status::InvalidParameter));
+        assert_eq!(chk(&vms, vm, HOST + 8, RAM_IPA, 1), Err(Status::Unaligned));
+        assert_eq!(chk(&vms, vm, HOST, RAM_IPA + 8, 1), Err(Status::Unaligned));
+        assert_eq!(chk(&vms, vm, l.image.start, RAM_IPA, 1), Err(Status::HypOwned));
+        assert_eq!(chk(&vms, vm, l.pool.start + PAGE_SIZE, RAM_IPA, 1), Err(Status::HypOwned));
+        assert_eq!(chk(&vms, vm, 0x4000_0000, RAM_IPA, 1), Err(Status::OutOfBounds), "below the image");
+        assert_eq!(chk(&vms, vm, 0x8000_0000, RAM_IPA, 1), Err(Status::OutOfBounds), "past RAM");
+        assert_eq!(chk(&vms, vm, 0x7fff_f000, RAM_IPA, 2), Err(Status::OutOfBounds), "straddles RAM end");
+        assert_eq!(chk(&vms, vm, HOST, 1 << 40, 1), Err(Status::IpaOverlap), "outside IPA space");
+        assert_eq!(chk(&vms, vm, HOST, 0x0900_0000, 1), Err(Status::IpaOverlap), "device window");
+        assert_eq!(chk(&vms, vm, HOST, RAM_IPA, MAX_DONATION_PAGES + 1), Err(Status::InvalidParameter));
+        vms.donate(&l, &mut a, vm, HOST, RAM_IPA, 16).unwrap();
+        assert_eq!(chk(&vms, vm, HOST + 15 * PAGE_SIZE, 0x5000_0000, 1), Err(Status::AlreadyDonated));
+        assert_eq!(chk(&vms, vm, HOST + 0x10_0000, RAM_IPA + 15 * PAGE_SIZE, 1), Err(Status::IpaOverlap));
+        // Another VM may not take the same pages either.
+        let vm2 = vms.create(&mut a).unwrap();
+        assert_eq!(chk(&vms, vm2, HOST, RAM_IPA, 1), Err(Status::AlreadyDonated));
+        assert!(chk(&vms, vm2, HOST + 0x10_0000, RAM_IPA, 1).is_ok());
+    }
+
+    #[test]
+    fn donation_maps_stage2_and_destroy_gives_everything_back() {
+        let (l, mut vms, mut a) = setup();
+        let before = a.pages.len();
+        let vm = vms.create(&mut a).unwrap();
+        vms.donate(&l, &mut a, vm, HOST, RAM_IPA, 512 + 3).unwrap();
+        let v = &vms.get(vm).unwrap().mem;
+        assert_eq!(v.stage2.translate(&a, RAM_IPA + 0x1234).unwrap().pa, HOST + 0x1234);
+        assert!(v.stage2.translate(&a, RAM_IPA + 515 * PAGE_SIZE).is_none());
+        let vmid = v.vmid;
+        let mut flushed = vec![];
+        vms.destroy(&mut a, vm, |id| flushed.push(id)).unwrap();
+        assert_eq!(flushed, vec![vmid], "the VMID's TLB entries must be flushed once");
+        assert_eq!(a.pages.len(), before, "stage-2 table pages leaked");
+        assert_eq!(vms.count(), 0);
+        // The pages can be donated again, and the VMID is reused.
+        let vm = vms.create(&mut a).unwrap();
+        assert_eq!(vms.get(vm).unwrap().mem.vmid, vmid);
+        vms.donate(&l, &mut a, vm, HOST, RAM_IPA, 1).unwrap();
+    }
+
+    #[test]
+    fn vmids_are_distinct_and_limits_hold() {
+        let (_, mut vms, mut a) = setup();
+        let handles: Vec<u64> = (0..MAX_VMS).map(|_| vms.create(&mut a).unwrap()).collect();
+        let mut ids: Vec<u8> = handles.iter().map(|h| vms.get(*h).unwrap().mem.vmid).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), MAX_VMS);
+        assert!(!ids.contains(&0), "VMID 0 is the host's");
+        assert_eq!(vms.create(&mut a).err(), Some(Status::TooManyVms));
+    }
+
+    #[test]
+    fn vcpus_need_an_entry_in_ram() {
+        let (l, mut vms, mut a) = setup();
+        let vm = vms.create(&mut a).unwrap();
+        assert_eq!(vms.create_vcpu(vm, RAM_IPA, [0; 3]), Err(Status::BadEntry));
+        vms.donate(&l, &mut a, vm, HOST, RAM_IPA, 4).unwrap();
+        assert_eq!(vms.create_vcpu(vm, RAM_IPA + 2, [0; 3]), Err(Status::BadEntry));
+        for i in 0..MAX_VCPUS as u64 {
+            assert_eq!(vms.create_vcpu(vm, RAM_IPA, [0; 3]), Ok(i));
+        }
+        assert_eq!(vms.create_vcpu(vm, RAM_IPA, [0; 3]), Err(Status::TooManyVcpus));
+        assert_eq!(vms.create_vcpu(7, RAM_IPA, [0; 3]), Err(Status::NoSuchVm));
+    }
+}
