@@ -15,7 +15,7 @@
 //! | 2 | check | pattern | fill as mode 1, HOST_PING once, then the number of words that changed (0 = isolated) |
 //! | 3 | read-outside | – | loads from IPA 0x2_0000_0000: the VM must be stopped; 0xbad if the load returns |
 //! | 4 | ping-loop | N | N HOST_PINGs; the number of wrong answers |
-//! | 5 | sysreg-loop | N | N reads of PMBIDR_EL1, each must UNDEF; N - UNDEFs seen |
+//! | 5 | sysreg-loop | N | N reads of PMCR_EL0 (trapped to EL2, injected as UNDEF); N - UNDEFs seen |
 //! | other | – | – | 0xbadbad |
 //!
 //! Any unexpected exception (or a panic) prints ESR/ELR/FAR on the PL011 and
@@ -388,8 +388,11 @@ fn ping_loop(n: u64) -> u64 {
 fn sysreg_loop(n: u64) -> u64 {
     let before = UNDEFS_SEEN.load(Relaxed);
     UNDEF_EXPECTED.store(true, Relaxed);
+    // PMCR_EL0: trapped to EL2 by MDCR_EL2.TPM and injected back as UNDEF,
+    // so every iteration is a trip through the hypervisor. (SPE registers on a
+    // CPU without SPE UNDEF at EL1 directly and would never reach EL2.)
     for _ in 0..n {
-        read_pmbidr();
+        read_pmcr();
     }
     UNDEF_EXPECTED.store(false, Relaxed);
     n.wrapping_sub(UNDEFS_SEEN.load(Relaxed) - before)

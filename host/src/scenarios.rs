@@ -220,8 +220,7 @@ pub fn switch_order() {
     let mut steps = [Step::EnterGuest; 64];
     let mut n = 0;
     let mut chunk = 0;
-    loop {
-        let Ok(r) = hyp::call(Call::SwitchTrace, [chunk, 0, 0, 0, 0, 0, 0]) else { break };
+    while let Ok(r) = hyp::call(Call::SwitchTrace, [chunk, 0, 0, 0, 0, 0, 0]) {
         let total = r[0] as usize;
         for reg in &r[1..=TRACE_REGS] {
             let mut bytes = [0u8; TRACE_STEPS_PER_REG];

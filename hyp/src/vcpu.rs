@@ -67,17 +67,11 @@ pub struct El1Context {
 
 /// FP/SIMD registers (switched lazily: see `switch.rs`).
 #[repr(C, align(16))]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct FpRegs {
     pub q: [u128; 32],
     pub fpsr: u64,
     pub fpcr: u64,
-}
-
-impl Default for FpRegs {
-    fn default() -> Self {
-        Self { q: [0; 32], fpsr: 0, fpcr: 0 }
-    }
 }
 
 /// Maximum GICv3 list registers (ICH_VTR_EL2.ListRegs + 1 ≤ 16).
@@ -262,8 +256,8 @@ pub fn handle_sync(vcpu: &mut Vcpu, s: Syndrome, in_ram: impl Fn(u64) -> bool) -
             let Some(da) = esr.data_abort().filter(|d| d.isv()) else {
                 return stop(StopReason::MmioNoSyndrome);
             };
-            let size = da.access_size() as u8;
-            let srt = da.srt() as u8;
+            let size = da.access_size();
+            let srt = da.srt();
             let access = if da.wnr() {
                 vcpu.pending = Pending::MmioWrite;
                 let v = vcpu.regs.get(srt);

@@ -185,10 +185,157 @@ fn image_base(boot: &Boot) -> Result<u64, String> {
     parse_u64(line.split("image ").nth(1).unwrap().split("..").next().unwrap())
 }
 
+/// `key=value` words of the first line starting with `prefix`.
+fn fields(output: &str, prefix: &str) -> Result<HashMap<String, String>, String> {
+    let line = output.lines().find(|l| l.starts_with(prefix)).ok_or_else(|| format!("no {prefix:?} line"))?;
+    Ok(line[prefix.len()..]
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+fn num(f: &HashMap<String, String>, k: &str) -> Result<i64, String> {
+    let v = f.get(k).ok_or_else(|| format!("no {k}="))?;
+    v.parse().map_err(|_| format!("{k}={v} is not a number"))
+}
+
+fn expect_num(f: &HashMap<String, String>, k: &str, want: i64) -> Result<(), String> {
+    let got = num(f, k)?;
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{k}={got}, expected {want}"))
+    }
+}
+
+fn check_selftest(boot: &Boot) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("guest_status", field(&s, "guest_status")?, "0")?;
+    expect_eq("vms", field(&s, "vms")?, "1")?;
+    if !boot.output.lines().any(|l| l == "[guest0] guest: selftest status=0") {
+        return Err("the guest's own output (prefixed) does not report status 0".into());
+    }
+    Ok(())
+}
+
+fn check_two_vms(boot: &Boot) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    let f = fields(&boot.output, "two-vms:")?;
+    for (k, v) in
+        [("a_status", 0), ("b_status", 0), ("a_mismatch", 0), ("b_mismatch", 0), ("a_has_b", 0), ("b_has_a", 0)]
+    {
+        expect_num(&f, k, v)?;
+    }
+    if num(&f, "alternations")? < 2 {
+        return Err("the two VMs did not alternate".into());
+    }
+    Ok(())
+}
+
+fn check_read_outside(boot: &Boot) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    let f = fields(&boot.output, "read-outside:")?;
+    let bad = f.get("bad_ending").map(String::as_str).unwrap_or("");
+    if bad != "killed" && bad != "stopped" {
+        return Err(format!("the VM reading outside its memory ended {bad:?}, not stopped"));
+    }
+    expect_num(&f, "bad_status", -1)?;
+    expect_eq("good_ending", f.get("good_ending").map(String::as_str).unwrap_or(""), "off")?;
+    expect_num(&f, "good_status", 0)
+}
+
+fn check_vm_loop(boot: &Boot, n: i64) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    let f = fields(&boot.output, "vm-loop:")?;
+    expect_num(&f, "iterations", n)?;
+    expect_num(&f, "ok", n)?;
+    expect_num(&f, "hyp_free_after", num(&f, "hyp_free_before")?)?;
+    expect_num(&f, "host_free_after", num(&f, "host_free_before")?)
+}
+
+/// What each bad request must be refused with.
+const REFUSALS: &[(&str, &str)] = &[
+    ("run-no-vm", "NO_SUCH_VM"),
+    ("destroy-no-vm", "NO_SUCH_VM"),
+    ("donate-hyp-image", "HYP_OWNED"),
+    ("donate-unaligned", "UNALIGNED"),
+    ("donate-outside-ram", "OUT_OF_BOUNDS"),
+    ("vcpu-entry-outside-ram", "BAD_ENTRY"),
+    ("run-no-vcpu", "NO_SUCH_VCPU"),
+    ("bad-completion", "INVALID_PARAMETER"),
+];
+
+fn check_refusals(boot: &Boot) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    for (what, want) in REFUSALS {
+        let prefix = format!("refusal {what}: ");
+        let line = boot.output.lines().find(|l| l.starts_with(&prefix)).ok_or_else(|| format!("no {prefix:?}"))?;
+        let got = line[prefix.len()..].split_whitespace().next().unwrap_or("");
+        if got != *want {
+            return Err(format!("{what}: {got}, expected {want}"));
+        }
+    }
+    Ok(())
+}
+
+/// The steps the hypervisor says it executed, one round trip a line.
+fn recorded_steps(output: &str) -> Result<Vec<Vec<spevisor_abi::Step>>, String> {
+    let runs: Vec<Vec<spevisor_abi::Step>> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("switch-trace: "))
+        .map(|l| {
+            let list = l.split("steps=").nth(1).unwrap_or("");
+            list.split(',')
+                .map(|n| {
+                    spevisor_abi::Step::ALL
+                        .into_iter()
+                        .find(|s| s.name() == n)
+                        .ok_or_else(|| format!("unknown step {n:?}"))
+                })
+                .collect()
+        })
+        .collect::<Result<_, _>>()?;
+    if runs.is_empty() {
+        return Err("no switch-trace lines".into());
+    }
+    Ok(runs)
+}
+
+/// Re-checks the recorded order here, with the same rules as the unit tests,
+/// and compares with what the host concluded.
+fn check_recorded_order(boot: &Boot, want_violation: Option<&str>) -> Result<(), String> {
+    let runs = recorded_steps(&boot.output)?;
+    for (i, run) in runs.iter().enumerate() {
+        let r = spevisor_abi::check_switch_order(run).map_err(|v| v.rule());
+        match (want_violation, r) {
+            (None, Ok(())) => {}
+            (None, Err(rule)) => return Err(format!("run {i} breaks rule {rule}")),
+            (Some(want), Err(rule)) if rule == want => {}
+            (Some(want), other) => return Err(format!("run {i}: expected violation {want}, checker says {other:?}")),
+        }
+    }
+    let f = fields(&boot.output, "switch-order:")?;
+    let host_result = f.get("result").map(String::as_str).unwrap_or("");
+    match want_violation {
+        None => expect_eq("host's order check", host_result, "ok"),
+        Some(rule) => {
+            expect_eq("host's order check", host_result, "violation")?;
+            expect_eq("violated rule", f.get("rule").map(String::as_str).unwrap_or(""), rule)
+        }
+    }
+}
+
 struct Ctx {
     q: Qemu,
     image: PathBuf,
     test_image: PathBuf,
+    pre2021_image: PathBuf,
+}
+
+fn scenario(name: &str) -> Machine {
+    Machine { append: format!("spevisor.scenario={name}"), ..Machine::default() }
 }
 
 type Check = fn(&Ctx) -> Result<(), String>;
@@ -270,6 +417,48 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 })
             })
         }),
+        ("guest_selftest_runs_to_status_0", |c| {
+            let b = boot(c, &c.image, Machine::default())?;
+            with_output(&b, check_selftest(&b))
+        }),
+        ("two_vms_alternate_and_stay_isolated", |c| {
+            let b = boot(c, &c.image, scenario("two-vms"))?;
+            with_output(&b, check_two_vms(&b))
+        }),
+        ("vm_reading_outside_is_stopped_other_completes", |c| {
+            let b = boot(c, &c.image, scenario("read-outside"))?;
+            with_output(&b, check_read_outside(&b))
+        }),
+        ("vm_create_destroy_loop_leaks_nothing", |c| {
+            let mut m = scenario("vm-loop");
+            m.append.push_str(" spevisor.iterations=40");
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, check_vm_loop(&b, 40))
+        }),
+        ("bad_vm_requests_are_refused_by_name", |c| {
+            let b = boot(c, &c.image, scenario("refusals"))?;
+            with_output(&b, check_refusals(&b))
+        }),
+        ("trapped_sysreg_loop_injects_undef", |c| {
+            let mut m = scenario("sysreg-loop");
+            m.append.push_str(" spevisor.iterations=500");
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, {
+                expect_exit(&b, status::OK).and_then(|_| {
+                    let f = fields(&b.output, "sysreg:")?;
+                    expect_num(&f, "status", 0)?;
+                    expect_num(&f, "n", 500)
+                })
+            })
+        }),
+        ("executed_switch_order_follows_the_rules", |c| {
+            let b = boot(c, &c.image, Machine::default())?;
+            with_output(&b, check_recorded_order(&b, None))
+        }),
+        ("pre_2021_switch_order_is_caught", |c| {
+            let b = boot(c, &c.pre2021_image, Machine::default())?;
+            with_output(&b, check_recorded_order(&b, Some("drain-before-guest-state")))
+        }),
         ("el2_unexpected_exception_report", |c| {
             let m = Machine { append: "spevisor.test=el2-undef".into(), ..Machine::default() };
             let b = boot(c, &c.test_image, m)?;
@@ -302,8 +491,9 @@ fn lint() -> Result<(), String> {
         "warnings",
     ]))?;
     eprintln!("xtask: cargo clippy (bare-metal crates, {BARE_TARGET})");
+    let guest = crate::build_guest(false)?;
     let mut c = cargo();
-    c.current_dir(root()).args(["clippy", "--quiet", "--target", BARE_TARGET]);
+    c.current_dir(root()).env(crate::GUEST_ENV, guest).args(["clippy", "--quiet", "--target", BARE_TARGET]);
     for k in BARE_CRATES {
         c.args(["-p", k]);
     }
@@ -323,7 +513,8 @@ pub fn run_all(quick: bool) -> Result<(), String> {
     eprintln!("xtask: building images");
     let image = build_image(&BuildOpts::default())?;
     let test_image = build_image(&BuildOpts { test_hooks: true, ..BuildOpts::default() })?;
-    let ctx = Ctx { q, image, test_image };
+    let pre2021_image = build_image(&BuildOpts { pre_2021: true, ..BuildOpts::default() })?;
+    let ctx = Ctx { q, image, test_image, pre2021_image };
     let tests = qemu_tests();
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in &tests {
@@ -380,6 +571,37 @@ mod unit {
         assert!(check_boot_ok(&b(1, ok), "v3").is_err());
         assert!(check_boot_ok(&b(0, &ok.replace("host_el=1", "host_el=2")), "v3").is_err());
         assert!(check_boot_ok(&b(0, &ok.replace("free_pages=10", "free_pages=0")), "v3").is_err());
+    }
+
+    const FIXED: &str = "save_host_sysregs,save_host_buffers,dsb_nsh,restore_guest_sysregs,load_stage2,activate_guest_traps,restore_guest_gic_timer,enter_guest,save_guest_state,dsb_nsh,deactivate_traps,unload_stage2,restore_host_sysregs,restore_host_buffers";
+    const OLD: &str = "save_host_sysregs,dsb_nsh,restore_guest_sysregs,load_stage2,activate_guest_traps,restore_guest_gic_timer,save_host_buffers,enter_guest,save_guest_state,dsb_nsh,deactivate_traps,unload_stage2,restore_host_sysregs,restore_host_buffers";
+
+    #[test]
+    fn order_check_needs_the_right_record_and_verdict() {
+        let out = |steps: &str, verdict: &str| {
+            format!("switch-trace: run=0 steps={steps}\nswitch-order: build=x runs=1 {verdict}\n")
+        };
+        assert!(check_recorded_order(&b(0, &out(FIXED, "result=ok")), None).is_ok());
+        assert!(check_recorded_order(&b(0, &out(OLD, "result=ok")), None).is_err(), "harness must re-check");
+        assert!(check_recorded_order(&b(0, &out(FIXED, "result=violation rule=x")), None).is_err());
+        let v = "result=violation rule=drain-before-guest-state";
+        assert!(check_recorded_order(&b(0, &out(OLD, v)), Some("drain-before-guest-state")).is_ok());
+        assert!(check_recorded_order(&b(0, &out(FIXED, v)), Some("drain-before-guest-state")).is_err());
+        assert!(check_recorded_order(&b(0, "nothing"), None).is_err());
+    }
+
+    #[test]
+    fn isolation_and_leak_checks_catch_failures() {
+        let two = "two-vms: a_status=0 b_status=0 a_ending=off b_ending=off a_mismatch=0 b_mismatch=0 a_has_b=0 b_has_a=0 alternations=3";
+        assert!(check_two_vms(&b(0, two)).is_ok());
+        assert!(check_two_vms(&b(0, &two.replace("b_mismatch=0", "b_mismatch=3"))).is_err());
+        assert!(check_two_vms(&b(0, &two.replace("a_has_b=0", "a_has_b=1"))).is_err());
+        assert!(check_two_vms(&b(0, &two.replace("alternations=3", "alternations=1"))).is_err());
+        let lp = "vm-loop: iterations=4 ok=4 hyp_free_before=10 hyp_free_after=10 host_free_before=7 host_free_after=7";
+        assert!(check_vm_loop(&b(0, lp), 4).is_ok());
+        assert!(check_vm_loop(&b(0, &lp.replace("hyp_free_after=10", "hyp_free_after=9")), 4).is_err());
+        assert!(check_vm_loop(&b(0, &lp.replace("host_free_after=7", "host_free_after=5")), 4).is_err());
+        assert!(check_vm_loop(&b(0, &lp.replace("ok=4", "ok=3")), 4).is_err());
     }
 
     #[test]
