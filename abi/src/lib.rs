@@ -21,11 +21,12 @@
 //! | `0xC600_0013` | [`Call::VcpuRun`] | x1 = VM, x2 = vcpu, x3..x7 = [`Completion`] | x1..x7 = [`Exit`] |
 //! | `0xC600_0014` | [`Call::VmDestroy`] | x1 = VM | – |
 //! | `0xC600_0015` | [`Call::SwitchTrace`] | x1 = chunk | x1 = steps in record, x2..x5 = 8 step codes each |
+//! | `0xC600_0016` | [`Call::SpeModelAttach`] | x1 = PA of the host's SPE model, x2 = its size in bytes | – |
 //! | `0xC600_00F0` | [`Call::TestFault`] | x1 = [`TestFault`] | test builds only |
 #![cfg_attr(not(test), no_std)]
 
 /// ABI version: major in bits [31:16], minor in [15:0].
-pub const ABI_VERSION: u64 = abi_version(0, 2);
+pub const ABI_VERSION: u64 = abi_version(0, 3);
 
 /// Packs an ABI version.
 pub const fn abi_version(major: u16, minor: u16) -> u64 {
@@ -52,11 +53,12 @@ pub enum Call {
     VcpuRun = FUNCTION_BASE + 0x13,
     VmDestroy = FUNCTION_BASE + 0x14,
     SwitchTrace = FUNCTION_BASE + 0x15,
+    SpeModelAttach = FUNCTION_BASE + 0x16,
     TestFault = FUNCTION_BASE + 0xF0,
 }
 
 impl Call {
-    const ALL: [Call; 11] = [
+    const ALL: [Call; 12] = [
         Call::Version,
         Call::Info,
         Call::Ping,
@@ -67,6 +69,7 @@ impl Call {
         Call::VcpuRun,
         Call::VmDestroy,
         Call::SwitchTrace,
+        Call::SpeModelAttach,
         Call::TestFault,
     ];
 

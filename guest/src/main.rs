@@ -16,6 +16,8 @@
 //! | 3 | read-outside | – | loads from IPA 0x2_0000_0000: the VM must be stopped; 0xbad if the load returns |
 //! | 4 | ping-loop | N | N HOST_PINGs; the number of wrong answers |
 //! | 5 | sysreg-loop | N | N reads of PMCR_EL0 (trapped to EL2, injected as UNDEF); N - UNDEFs seen |
+//! | 6 | bench | N | every single-VM benchmark loop ([`bench`]); wrong answers |
+//! | 7 | bench-switch | N | the two-VM alternation benchmark loop ([`bench`]); wrong answers |
 //! | other | – | – | 0xbadbad |
 //!
 //! Any unexpected exception (or a panic) prints ESR/ELR/FAR on the PL011 and
@@ -53,6 +55,7 @@ macro_rules! read_sysreg {
     }};
 }
 
+mod bench;
 mod hvc;
 mod mmu;
 mod uart;
@@ -168,8 +171,9 @@ static UNDEFS_SEEN: AtomicU64 = AtomicU64::new(0);
 /// Set once the guest is giving up (unexpected exception or panic).
 static DYING: AtomicBool = AtomicBool::new(false);
 
-/// First Rust code, with the MMU on (start.S).
-extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64) -> ! {
+/// First Rust code, with the MMU on (start.S). `entry_counter` is CNTVCT_EL0
+/// as read by the guest's first instruction.
+extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64) -> ! {
     let status = match mode {
         mode::SELFTEST => selftest(ram_size),
         mode::FILL => {
@@ -184,6 +188,8 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64) -> ! {
         mode::READ_OUTSIDE => read_outside(),
         mode::PING_LOOP => ping_loop(arg),
         mode::SYSREG_LOOP => sysreg_loop(arg),
+        bench::MODE_BENCH => bench::run(arg, entry_counter),
+        bench::MODE_BENCH_SWITCH => bench::switch(arg, entry_counter),
         _ => {
             println!("guest: unknown mode {mode}");
             status::UNKNOWN_MODE

@@ -90,3 +90,24 @@ pub fn hvc(regs: [u64; 8]) -> [u64; 8] {
     };
     r
 }
+
+/// Masks IRQs; returns the previous DAIF to hand to `restore_irqs`.
+pub fn mask_irqs() -> u64 {
+    let daif: u64;
+    // SAFETY: reads DAIF and sets PSTATE.I; no memory is touched, but the
+    // asm is a compiler barrier so accesses stay inside the masked region.
+    unsafe { asm!("mrs {}, daif", "msr daifset, #2", out(reg) daif, options(nostack)) };
+    daif
+}
+
+/// Puts DAIF back as `mask_irqs` found it.
+pub fn restore_irqs(daif: u64) {
+    // SAFETY: restores the interrupt mask saved by `mask_irqs`.
+    unsafe { asm!("msr daif, {}", in(reg) daif, options(nostack)) };
+}
+
+/// Lets IRQs in.
+pub fn unmask_irqs() {
+    // SAFETY: clears PSTATE.I; handlers are installed (VBAR_EL1).
+    unsafe { asm!("msr daifclr, #2", options(nostack)) };
+}

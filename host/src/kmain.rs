@@ -5,6 +5,7 @@ use crate::cmdline;
 use crate::console::{self, print_crash};
 use crate::hyp;
 use crate::mm::{BumpPages, PagePool};
+use crate::profiler;
 use crate::scenarios;
 use crate::{hprintln, BootArgs};
 use log::{error, info, LevelFilter};
@@ -34,6 +35,26 @@ pub struct Host {
 }
 
 pub static HOST: Mutex<Option<Host>> = Mutex::new(None);
+
+/// Host memory services for boot-time users (the profiler).
+struct BootMem<'a> {
+    low: &'a mut PageTable,
+    high: &'a mut PageTable,
+    pages: &'a mut PagePool,
+}
+
+impl profiler::HostMem for BootMem<'_> {
+    fn map_device(&mut self, pa: u64, size: u64) -> bool {
+        let r = Range::new(pa, pa + size).align_out(PAGE_SIZE);
+        self.low.map_range(self.pages, r.start, r.start, r.size(), Attributes::DEVICE).is_ok()
+    }
+    fn map_high(&mut self, va: u64, pa: u64, size: u64) -> bool {
+        self.high.map_range(self.pages, va, pa, size, Attributes::RW).is_ok()
+    }
+    fn alloc(&mut self, pages: usize) -> Option<u64> {
+        self.pages.alloc_pages(pages)
+    }
+}
 
 /// Ends the run when bring-up cannot continue (before the console exists).
 fn fail<E, T>(_: E) -> T {
@@ -69,7 +90,7 @@ pub fn start(args: BootArgs) -> ! {
         .unwrap_or_else(|| fail(()));
     let mut bump = BumpPages { next: boot_tables.start, end: boot_tables.end };
     let mut tables = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
-    let high = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
+    let mut high = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
     let maps = [
         (img, text_end, Attributes::RX),
         (text_end, ro_end, Attributes::RO),
@@ -131,11 +152,28 @@ pub fn start(args: BootArgs) -> ! {
         args.mem_end,
         pages.free_pages()
     );
+    // The SPE profiler: on by default, `spevisor.spe=auto|hw|model|off`.
+    let mode = cmdline::param(bootargs, "spe").map_or(Some(profiler::Mode::Auto), profiler::Mode::parse);
+    let num = |k| cmdline::param(bootargs, k).and_then(|v: &str| v.parse::<u64>().ok());
+    let spe = match mode {
+        None => Err("unknown spevisor.spe= value (auto, hw, model, off)"),
+        Some(mode) => profiler::start(profiler::Setup {
+            mode,
+            buffer: num("spe_buffer").unwrap_or(profiler::DEFAULT_BUFFER),
+            period: num("spe_period").map_or(profiler::DEFAULT_PERIOD, |p| p.clamp(profiler::MIN_PERIOD as u64, u32::MAX as u64) as u32),
+            dump: num("spe_dump") == Some(1),
+            platform: &platform,
+            mem: &mut BootMem { low: &mut tables, high: &mut high, pages: &mut pages },
+        }),
+    };
+    if let Err(why) = spe {
+        info!("SPE profiler not running: {why}");
+    }
     *HOST.lock() = Some(Host { pages });
-    main(bootargs)
+    main(bootargs, img)
 }
 
-fn main(bootargs: &str) -> ! {
+fn main(bootargs: &str, image_start: u64) -> ! {
     let abi = hyp::version().unwrap_or(0);
     info!("hypervisor ABI v{}.{}", abi >> 16, abi & 0xffff);
 
@@ -178,6 +216,7 @@ fn main(bootargs: &str) -> ! {
             scenarios::loop_guest(&mut totals, "sysreg", scenarios::mode::SYSREG_LOOP, iterations.unwrap_or(1000))
         }
         "refusals" => scenarios::refusals(),
+        "bench" => crate::bench::run(&mut totals, iterations.unwrap_or(crate::bench::DEFAULT_ITERATIONS)),
         "none" => {}
         other => error!("unknown scenario {other:?}"),
     }
@@ -188,19 +227,24 @@ fn main(bootargs: &str) -> ! {
     let spe = hyp::info(InfoItem::Spe).unwrap_or(0);
     let free = hyp::info(InfoItem::HypFreePages).unwrap_or(0);
     let host_free = HOST.lock().as_ref().map_or(0, |h| h.pages.free_pages());
-    let spe_word = if spe & spe_state::PRESENT == 0 {
+    let spe_hw = if spe & spe_state::PRESENT == 0 {
         "absent"
     } else if spe & spe_state::HOST_OWNED != 0 {
-        "hw"
+        "owned"
     } else {
         "not-owned"
     };
+    let prof = profiler::finish(image_start);
     hprintln!(
-        "spevisor: status=ok el2={} host_el={} gic=v{} spe={} free_pages={} host_free_pages={} vms={} exits={} guest_status={}",
+        "spevisor: status=ok el2={} host_el={} gic=v{} spe={} spe_hw={} records={} misdirected={} lost={} free_pages={} host_free_pages={} vms={} exits={} guest_status={}",
         if el2 == 2 { "yes" } else { "no" },
         arch::current_el(),
         gic,
-        spe_word,
+        prof.as_ref().map_or("off", |p| p.backend),
+        spe_hw,
+        prof.as_ref().map_or(0, |p| p.records),
+        prof.as_ref().map_or(0, |p| p.misdirected),
+        prof.as_ref().map_or(0, |p| p.lost),
         free,
         host_free,
         totals.vms,
@@ -238,10 +282,17 @@ fn run_test_scenario(name: &str) {
 
 const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
 
+/// vectors.S code of an IRQ taken from the host itself (current EL, SP_EL1).
+const IRQ_CURRENT_EL_SPX: u64 = 5;
+
 /// Every host exception lands here (see `vectors.S`).
 #[no_mangle]
 extern "C" fn host_exception(frame: &mut arch::ExceptionFrame, code: u64) {
     use aarch64_cpu::registers::*;
+    if code == IRQ_CURRENT_EL_SPX {
+        profiler::irq(frame.elr, frame.spsr);
+        return;
+    }
     let esr = ESR_EL1.get();
     print_crash(format_args!(
         "\n[host] CRASH: unexpected {} exception (vector {})\n[host]   {}\n[host]   ELR_EL1={:#x} FAR_EL1={:#x} SPSR_EL1={:#x}\n",

@@ -7,14 +7,22 @@
 
 #[cfg(target_arch = "aarch64")]
 mod arch;
+#[cfg(target_arch = "aarch64")]
+mod bench;
 pub mod cmdline;
 #[cfg(target_arch = "aarch64")]
 mod console;
+#[cfg(target_arch = "aarch64")]
+mod gic;
 #[cfg(target_arch = "aarch64")]
 pub mod hyp;
 #[cfg(target_arch = "aarch64")]
 mod kmain;
 pub mod mm;
+#[cfg(target_arch = "aarch64")]
+mod pmu;
+#[cfg(target_arch = "aarch64")]
+mod profiler;
 #[cfg(target_arch = "aarch64")]
 mod scenarios;
 #[cfg(target_arch = "aarch64")]

@@ -114,6 +114,7 @@ impl Vm {
             return Err(give_back(e));
         }
         info!("{name}: VM {handle} with {} KiB at {:#x} (IPA {:#x})", ram / 1024, ram_pa, GUEST_RAM_IPA);
+        crate::profiler::note_guest_memory(ram_pa, ram_pa + pages * PAGE_SIZE);
         Ok(Self {
             name,
             handle,
@@ -213,6 +214,8 @@ impl Vm {
         let c = self.completion.to_regs();
         let r = hyp::call(Call::VcpuRun, [self.handle, 0, c[0], c[1], c[2], c[3], c[4]]);
         self.completion = Completion::None;
+        // The world switch drained the host's SPE buffer: it may be full.
+        crate::profiler::poll();
         let exit = match r {
             Ok(r) => Exit::from_regs(r),
             Err(e) => {

@@ -303,6 +303,7 @@ pub fn start(args: BootArgs) -> ! {
         },
         trace: Trace::new(),
         text_start: sections.text.start,
+        spe_model: None,
     });
     let entry = HostEntry {
         pc: args.host_entry as u64,

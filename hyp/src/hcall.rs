@@ -32,6 +32,8 @@ pub trait Services {
     fn vm_destroy(&mut self, vm: u64) -> Result<(), Status>;
     /// The recorded world-switch steps.
     fn switch_trace(&self) -> &[u8];
+    /// Uses the software SPE model at `pa` (`size` bytes of host memory).
+    fn spe_model_attach(&mut self, pa: u64, size: u64) -> Result<(), Status>;
 }
 
 fn answer(regs: &mut Regs, status: Status, results: &[u64]) {
@@ -82,6 +84,7 @@ pub fn dispatch(regs: &mut Regs, svc: &mut impl Services) {
             reply(regs, r.map(|e| e.to_regs()))
         }
         Call::VmDestroy => reply(regs, svc.vm_destroy(regs[1]).map(|()| [])),
+        Call::SpeModelAttach => reply(regs, svc.spe_model_attach(regs[1], regs[2]).map(|()| [])),
         Call::SwitchTrace => {
             // x1 = chunk k: steps [32k, 32k+32) packed 8 per register in x2..x5.
             let steps = svc.switch_trace();
@@ -152,6 +155,13 @@ mod tests {
         }
         fn switch_trace(&self) -> &[u8] {
             &self.trace
+        }
+        fn spe_model_attach(&mut self, pa: u64, _: u64) -> Result<(), Status> {
+            if pa == 0 {
+                Err(Status::Unaligned)
+            } else {
+                Ok(())
+            }
         }
     }
 

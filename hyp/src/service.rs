@@ -3,10 +3,12 @@
 use crate::arch;
 use crate::hcall::Services;
 use crate::info;
-use crate::mm::{Layout, PagePool};
+use crate::mm::{Layout, PagePool, Range};
+use crate::spe::Backend;
 use crate::switch::{self, HostContext, Trace};
 use crate::vm::Vms;
 use spevisor_abi::{spe_state, Completion, Exit, InfoItem, Status, SwitchOrder, TestFault};
+use spevisor_pgtable::PAGE_SIZE;
 use spin::Mutex;
 
 /// Everything EL2 owns after boot.
@@ -22,6 +24,8 @@ pub struct Hyp {
     pub trace: Trace,
     /// Where the test hook writes (the start of hypervisor text).
     pub text_start: u64,
+    /// Host memory holding the attached SPE model (never donatable).
+    pub spe_model: Option<Range>,
 }
 
 /// Set once at the end of boot; host traps use it.
@@ -94,6 +98,10 @@ impl Services for Hyp {
     }
 
     fn vm_donate(&mut self, vm: u64, host_pa: u64, ipa: u64, pages: u64) -> Result<(), Status> {
+        let size = pages.checked_mul(PAGE_SIZE).ok_or(Status::InvalidParameter)?;
+        if self.spe_model.is_some_and(|m| m.overlaps(host_pa, size)) {
+            return Err(Status::AlreadyDonated);
+        }
         VMS.lock().donate(&self.layout, &mut self.pool, vm, host_pa, ipa, pages)
     }
 
@@ -123,5 +131,17 @@ impl Services for Hyp {
 
     fn switch_trace(&self) -> &[u8] {
         self.trace.steps()
+    }
+
+    fn spe_model_attach(&mut self, pa: u64, size: u64) -> Result<(), Status> {
+        if self.host.spe.backend == Backend::Hardware {
+            // Real SPE belongs to the host: no model beside it.
+            return Err(Status::NotSupported);
+        }
+        let range = crate::spe::check_model_attach(&self.layout, &VMS.lock(), pa, size)?;
+        self.spe_model = Some(range);
+        self.host.spe.backend = Backend::Model(pa as usize);
+        info!("SPE model attached at {:#x} ({} bytes)", pa, size);
+        Ok(())
     }
 }

@@ -1,7 +1,19 @@
 //! The host's SPE buffer across the world switch: `save_host_buffers` and
 //! `restore_host_buffers`, whatever the backend.
+//!
+//! - [`Backend::Hardware`]: the CPU's SPE registers.
+//! - [`Backend::Model`]: the software SPE unit the host attached
+//!   (`SPE_MODEL_ATTACH`) on a machine without SPE. Its drain translates the
+//!   buffer pointer through whichever regime owns the buffer *at that
+//!   instant* ([`El2Writer`]), exactly like the hardware would, so a world
+//!   switch in the wrong order shows up as misdirected writes.
 
-use spevisor_spe::regs::{SavedSpe, SpeId};
+use crate::mm::{Layout, Range};
+use crate::vm::Vms;
+use spevisor_abi::Status;
+use spevisor_pgtable::PAGE_SIZE;
+use spevisor_spe::model::{ModelReg, SpeModel};
+use spevisor_spe::regs::{field_mask, SavedSpe, SpeId, PMBLIMITR_EL1};
 
 /// Which SPE unit the host profiles with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,6 +22,8 @@ pub enum Backend {
     None,
     /// The CPU's SPE registers.
     Hardware,
+    /// The software model at this (identity-mapped) address in host memory.
+    Model(usize),
 }
 
 /// What the world switch knows about the host's SPE.
@@ -23,6 +37,40 @@ impl HostSpe {
     pub const fn none() -> Self {
         Self { backend: Backend::None, id: SpeId::NONE }
     }
+}
+
+/// Checks an `SPE_MODEL_ATTACH`: the model must be exactly one `SpeModel`,
+/// page aligned, in host memory, and not given to any VM.
+pub fn check_model_attach(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Result<Range, Status> {
+    let want = core::mem::size_of::<spevisor_spe::model::SpeModel>() as u64;
+    if size != want {
+        return Err(Status::InvalidParameter);
+    }
+    if !pa.is_multiple_of(PAGE_SIZE) {
+        return Err(Status::Unaligned);
+    }
+    let hyp_owned = Range::new(layout.image.start, layout.pool.end);
+    if hyp_owned.overlaps(pa, size) {
+        return Err(Status::HypOwned);
+    }
+    if !layout.host.contains_range(pa, size) {
+        return Err(Status::OutOfBounds);
+    }
+    if vms.host_range_donated(pa, size) {
+        return Err(Status::AlreadyDonated);
+    }
+    Ok(Range::new(pa, pa + size))
+}
+
+/// The model behind `Backend::Model`.
+///
+/// # Safety
+/// `addr` must be the address `SPE_MODEL_ATTACH` validated: a whole
+/// `SpeModel` in host memory, identity mapped at EL2, that the host does not
+/// touch while it is inside a hypercall (one CPU: it cannot).
+unsafe fn model<'a>(addr: usize) -> &'a mut SpeModel {
+    // SAFETY: forwarded from the caller.
+    unsafe { &mut *(addr as *mut SpeModel) }
 }
 
 /// Drains and disables the host's profiling buffer if the host owns an
@@ -42,13 +90,31 @@ pub fn save_host_buffers(h: &mut HostSpe) -> Option<SavedSpe> {
             if !h.id.host_owns_enabled_buffer(limit) {
                 return None;
             }
-            // SAFETY: the host owns an enabled buffer and the host's regime is
-            // still live (the caller's ordering), so the drain lands where the
-            // host put the buffer.
+            // SAFETY: the host owns an enabled buffer; the caller decides
+            // which regime is live (that is the point of the ordering).
             Some(unsafe { hw::disable_and_drain() })
         }
+        #[cfg(target_arch = "aarch64")]
+        Backend::Model(addr) => {
+            // SAFETY: an attached model (see `model`).
+            let m = unsafe { model(addr) };
+            let limit = m.read(ModelReg::PmblimitrEl1);
+            if !PMBLIMITR_EL1::E.is_set(limit) {
+                return None;
+            }
+            let pmscr = m.read(ModelReg::PmscrEl1);
+            m.write(ModelReg::PmscrEl1, 0);
+            arch_barriers::isb();
+            // psb csync: the pending records go out through the regime that
+            // owns the buffer now.
+            m.drain(&mut El2Writer);
+            arch_barriers::dsb_nsh();
+            m.write(ModelReg::PmblimitrEl1, limit & !field_mask(PMBLIMITR_EL1::E));
+            arch_barriers::isb();
+            Some(SavedSpe { pmscr_el1: pmscr, pmblimitr_el1: limit })
+        }
         #[cfg(not(target_arch = "aarch64"))]
-        Backend::Hardware => None,
+        Backend::Hardware | Backend::Model(_) => None,
     }
 }
 
@@ -63,9 +129,88 @@ pub fn restore_host_buffers(h: &mut HostSpe, saved: Option<SavedSpe>) {
         // SAFETY: `saved` came from `disable_and_drain` on this CPU and the
         // host's regime (TTBRs, HCR_EL2, MDCR_EL2) is live again.
         Backend::Hardware => unsafe { spevisor_spe::regs::hw::restore(saved) },
+        #[cfg(target_arch = "aarch64")]
+        Backend::Model(addr) => {
+            // SAFETY: an attached model (see `model`).
+            let m = unsafe { model(addr) };
+            arch_barriers::isb();
+            m.write(ModelReg::PmblimitrEl1, saved.pmblimitr_el1);
+            arch_barriers::isb();
+            m.write(ModelReg::PmscrEl1, saved.pmscr_el1);
+        }
         #[cfg(not(target_arch = "aarch64"))]
-        Backend::Hardware => {
+        Backend::Hardware | Backend::Model(_) => {
             let _ = saved;
         }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arch_barriers {
+    use aarch64_cpu::asm::barrier;
+    #[inline(always)]
+    pub fn isb() {
+        barrier::isb(barrier::SY);
+    }
+    #[inline(always)]
+    pub fn dsb_nsh() {
+        barrier::dsb(barrier::NSH);
+    }
+}
+
+/// Writes model records the way SPE hardware at EL2 would: the VA is
+/// translated by the regime that owns the buffer right now (MDCR_EL2.E2PB ==
+/// 0b00: EL2 stage-1, `at s1e2w`; else the EL1&0 regime, `at s12e1w` when
+/// HCR_EL2.VM is set, `at s1e1w` otherwise), and the data is stored at the
+/// resulting PA through EL2's identity map of RAM.
+#[cfg(target_arch = "aarch64")]
+pub struct El2Writer;
+
+#[cfg(target_arch = "aarch64")]
+impl spevisor_spe::model::BufferWriter for El2Writer {
+    fn translate(&mut self, va: u64) -> Result<u64, spevisor_spe::model::TranslationFault> {
+        use aarch64_cpu::registers::*;
+        use core::arch::asm;
+        let e2pb = (MDCR_EL2.get() & crate::traps::mdcr::E2PB_MASK) >> crate::traps::mdcr::E2PB_SHIFT;
+        let vm = HCR_EL2.get() & crate::traps::hcr::VM != 0;
+        // SAFETY: address translation instructions only write PAR_EL1 (whose
+        // owner's value was saved with its EL1 context or is scratch); the isb
+        // makes the result visible to the mrs below.
+        unsafe {
+            if e2pb == 0 {
+                asm!("at s1e2w, {}", "isb", in(reg) va, options(nostack, preserves_flags));
+            } else if vm {
+                asm!("at s12e1w, {}", "isb", in(reg) va, options(nostack, preserves_flags));
+            } else {
+                asm!("at s1e1w, {}", "isb", in(reg) va, options(nostack, preserves_flags));
+            }
+        }
+        spevisor_spe::model::par_to_pa(PAR_EL1.get(), va)
+    }
+
+    fn write(&mut self, pa: u64, bytes: &[u8]) {
+        // SAFETY: the model writes only where `translate` resolved *and* the
+        // host said its buffer is (it checks before calling), i.e. host RAM,
+        // which EL2 maps RW at its physical address.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa as *mut u8, bytes.len()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_attach_is_checked_like_a_donation() {
+        let ram = [Range::new(0x4000_0000, 0x8000_0000)];
+        let l = Layout::new(&ram, Range::new(0x4020_0000, 0x4030_0000), &[]).unwrap();
+        let vms = Vms::new(40);
+        let size = core::mem::size_of::<SpeModel>() as u64;
+        let pa = 0x5000_0000;
+        assert_eq!(check_model_attach(&l, &vms, pa, size), Ok(Range::new(pa, pa + size)));
+        assert_eq!(check_model_attach(&l, &vms, pa, size - 8), Err(Status::InvalidParameter));
+        assert_eq!(check_model_attach(&l, &vms, pa + 8, size), Err(Status::Unaligned));
+        assert_eq!(check_model_attach(&l, &vms, l.pool.start, size), Err(Status::HypOwned));
+        assert_eq!(check_model_attach(&l, &vms, 0x8000_0000, size), Err(Status::OutOfBounds));
     }
 }

@@ -148,8 +148,10 @@ mod imp {
 
         // HCR_EL2 (VM=1 and the guest traps), MDCR_EL2 (E2PB=0b00: the buffer
         // now belongs to EL2 and EL1 accesses trap; TPMS; PMU/debug traps),
-        // CPTR_EL2 (FP trapped for the lazy switch), CNTHCTL_EL2.
+        // CPTR_EL2 (FP trapped for the lazy switch), CNTHCTL_EL2; and the
+        // host's PMU counters stop so guest cycles are not charged to it.
         traps::activate_guest(host.mdcr);
+        let host_counters = sysregs::pause_host_counters();
         trace.record(Step::ActivateGuestTraps);
 
         sysregs::restore_gic_timer(vcpu, host.gic_v3);
@@ -221,6 +223,7 @@ mod imp {
         trace.record(Step::DsbNsh);
 
         traps::activate_host(host.mdcr);
+        sysregs::resume_host_counters(host_counters);
         trace.record(Step::DeactivateTraps);
 
         sysregs::unload_stage2();

@@ -170,6 +170,9 @@ pub fn extend_load(v: u64, size: u8, sign_extend: bool, sixty_four: bool) -> u64
 
 /// Guest test-ABI call answered at EL2 without leaving for the host.
 pub const HYP_PING: u64 = spevisor_abi::guest::test::HYP_PING;
+/// SMCCC_VERSION, answered at EL2 (SMCCC 1.1) without leaving for the host.
+pub const SMCCC_VERSION: u64 = spevisor_abi::guest::smccc::VERSION;
+pub const SMCCC_VERSION_1_1: u64 = spevisor_abi::guest::smccc::VERSION_1_1;
 
 /// What the world switch does after a synchronous guest exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +222,10 @@ pub fn handle_sync(vcpu: &mut Vcpu, s: Syndrome, in_ram: impl Fn(u64) -> bool) -
             if vcpu.regs.x[0] == HYP_PING {
                 vcpu.regs.x[0] = 0;
                 vcpu.regs.x[1] = vcpu.regs.x[1].wrapping_add(1);
+                return Action::Resume;
+            }
+            if vcpu.regs.x[0] == SMCCC_VERSION {
+                vcpu.regs.x[0] = SMCCC_VERSION_1_1;
                 return Action::Resume;
             }
             vcpu.pending = Pending::Hvc;
@@ -387,6 +394,17 @@ mod tests {
         assert_eq!(handle_sync(&mut v, syn(hvc, 0), |_| false), Action::Resume);
         assert_eq!((v.regs.x[0], v.regs.x[1]), (0, 42));
         assert_eq!(v.pending, Pending::None);
+    }
+
+    #[test]
+    fn smccc_version_is_answered_at_el2() {
+        let mut v = vcpu();
+        v.regs.x[..4].copy_from_slice(&[SMCCC_VERSION, 7, 8, 9]);
+        let hvc = (0x16u64 << 26) | (1 << 25);
+        assert_eq!(handle_sync(&mut v, syn(hvc, 0), |_| false), Action::Resume);
+        assert_eq!(v.regs.x[..4], [0x1_0001, 7, 8, 9], "x0 = 1.1, x1..x3 untouched");
+        assert_eq!(v.pending, Pending::None, "nothing for the host to complete");
+        assert_eq!(v.pc, 0x4000_1000, "no PC change after hvc");
     }
 
     #[test]

@@ -131,6 +131,15 @@ impl Vms {
         self.slots.get_mut(slot).and_then(|s| s.as_mut()).ok_or(Status::NoSuchVm)
     }
 
+    /// Whether any VM holds a page of `[pa, pa+size)`.
+    pub fn host_range_donated(&self, pa: u64, size: u64) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .flat_map(|v| v.mem.regions.iter().flatten())
+            .any(|r| r.host_range().overlaps(pa, size))
+    }
+
     /// Checks a donation of `pages` host pages at `host_pa` to VM `handle` at
     /// `ipa`, without changing anything.
     pub fn check_donation(
@@ -156,11 +165,8 @@ impl Vms {
         if !layout.host.contains_range(host_pa, size) {
             return Err(Status::OutOfBounds);
         }
-        let donated = self.slots.iter().flatten().flat_map(|v| v.mem.regions.iter().flatten());
-        for r in donated {
-            if r.host_range().overlaps(host_pa, size) {
-                return Err(Status::AlreadyDonated);
-            }
+        if self.host_range_donated(host_pa, size) {
+            return Err(Status::AlreadyDonated);
         }
         let ipa_space = Range::new(0, 1 << self.ipa_bits);
         if !ipa_space.contains_range(ipa, size) || DEVICE_WINDOW.overlaps(ipa, size) {

@@ -279,6 +279,27 @@ impl TranslationFault {
     }
 }
 
+/// PAR_EL1.F: the address translation instruction faulted.
+const PAR_F: u64 = 1 << 0;
+/// PAR_EL1.S (when F = 1): the fault was at stage 2.
+const PAR_S: u64 = 1 << 9;
+/// PAR_EL1.FST (when F = 1), bits [6:1].
+const PAR_FST_SHIFT: u64 = 1;
+/// PAR_EL1.PA (when F = 0), bits [47:12].
+const PAR_PA_MASK: u64 = 0x0000_ffff_ffff_f000;
+
+/// Turns the PAR_EL1 value left by an `at` instruction for `va` into the
+/// physical address, or the fault it reported. Shared by every writer that
+/// translates with `at` (EL2's and the host's).
+pub fn par_to_pa(par: u64, va: u64) -> Result<u64, TranslationFault> {
+    if par & PAR_F != 0 {
+        let stage = if par & PAR_S != 0 { FaultStage::Stage2 } else { FaultStage::Stage1 };
+        let fsc = ((par >> PAR_FST_SHIFT) & 0x3f) as u8;
+        return Err(TranslationFault { stage, fsc });
+    }
+    Ok((par & PAR_PA_MASK) | (va & (PAGE_SIZE - 1)))
+}
+
 /// How a drain reaches memory: translation through the regime that owns
 /// the buffer right now, and physical writes.
 pub trait BufferWriter {
@@ -632,9 +653,14 @@ impl SpeModel {
         let mut report = DrainReport::default();
         let records = self.pending_records();
         let mut i = 0;
+        // Records that cannot be written now (buffer disabled, stopped by a
+        // buffer-full event or a fault) stay in the internal buffer, as they
+        // do in hardware until the buffer is re-armed; only an overflowing
+        // internal buffer loses records (counted in `sample`).
+        let mut keep_from = None;
         while i < records {
             if !self.buffer_enabled() || self.irq_pending() {
-                report.lost += (records - i) as u64;
+                keep_from = Some(i);
                 break;
             }
             if self.discard_mode() {
@@ -648,7 +674,7 @@ impl SpeModel {
                 self.raise(EC_BUFFER_MANAGEMENT, BSC_BUFFER_FILLED);
                 self.stats.buffer_full_events += 1;
                 report.stop = Some(StopReason::BufferFull);
-                report.lost += (records - i) as u64;
+                keep_from = Some(i);
                 break;
             }
             let start = i * RECORD_SIZE;
@@ -678,7 +704,15 @@ impl SpeModel {
             self.pmbptr = ptr + RECORD_SIZE as u64;
             i += 1;
         }
-        self.pending_len = 0;
+        match keep_from {
+            Some(k) => {
+                let from = k * RECORD_SIZE;
+                let len = self.pending_len - from;
+                self.pending.copy_within(from..self.pending_len, 0);
+                self.pending_len = len;
+            }
+            None => self.pending_len = 0,
+        }
         self.stats.records_written += report.records_written;
         self.stats.bytes_written += report.bytes_written;
         self.stats.lost += report.lost;

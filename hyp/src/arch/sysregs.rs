@@ -193,3 +193,20 @@ pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool) {
         msr!("ich_hcr_el2", 0);
     }
 }
+
+/// Stops the host's PMU counters while a guest runs (the host profiles
+/// itself, not its guests); returns PMCNTENSET_EL0 to restore.
+pub fn pause_host_counters() -> u64 {
+    let on = mrs!("pmcntenset_el0");
+    if on != 0 {
+        msr!("pmcntenclr_el0", on);
+    }
+    on
+}
+
+/// Restarts the counters `pause_host_counters` stopped.
+pub fn resume_host_counters(on: u64) {
+    if on != 0 {
+        msr!("pmcntenset_el0", on);
+    }
+}

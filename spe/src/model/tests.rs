@@ -222,7 +222,8 @@ fn buffer_full_stops_collection_until_rearmed() {
     }
     let rep = m.drain(&mut mem);
     assert_eq!(rep.records_written, 2);
-    assert_eq!(rep.lost, 3);
+    assert_eq!(rep.lost, 0, "records that did not fit wait in the internal buffer");
+    assert_eq!(m.pending_records(), 3);
     assert_eq!(rep.stop, Some(StopReason::BufferFull));
     assert!(m.irq_pending());
     let pmbsr = m.read(ModelReg::PmbsrEl1);
@@ -238,10 +239,11 @@ fn buffer_full_stops_collection_until_rearmed() {
     assert!(!m.irq_pending());
     assert_eq!(m.sample(&el1_sample(6)), SampleOutcome::Recorded);
     let rep = m.drain(&mut mem);
-    assert_eq!(rep.records_written, 1);
-    assert_eq!(*mem.writes.last().unwrap(), (PA_BASE, RECORD_SIZE));
+    assert_eq!(rep.records_written, 4, "the 3 retained records, then the new one");
+    assert_eq!(mem.writes[2], (PA_BASE, RECORD_SIZE), "retained records go first, at the re-armed pointer");
+    assert_eq!(*mem.writes.last().unwrap(), (PA_BASE + 3 * RECORD_SIZE as u64, RECORD_SIZE));
     let st = m.stats();
-    assert_eq!((st.records_written, st.lost, st.misdirected), (3, 3, 0));
+    assert_eq!((st.records_written, st.lost, st.misdirected), (6, 0, 0));
 }
 
 #[test]
@@ -315,12 +317,17 @@ fn pending_overflow_is_lost() {
 }
 
 #[test]
-fn disabled_buffer_at_drain_loses_records() {
+fn disabled_buffer_at_drain_keeps_records_until_enabled() {
     let mut m = armed();
     m.sample(&el1_sample(0));
+    let limit = m.read(ModelReg::PmblimitrEl1);
     m.write(ModelReg::PmblimitrEl1, 0);
     let rep = m.drain(&mut Mem::new());
-    assert_eq!((rep.lost, rep.records_written), (1, 0));
+    assert_eq!((rep.lost, rep.records_written), (0, 0));
+    assert_eq!(m.pending_records(), 1);
+    m.write(ModelReg::PmblimitrEl1, limit);
+    let rep = m.drain(&mut Mem::new());
+    assert_eq!((rep.lost, rep.records_written), (0, 1));
 }
 
 #[test]
@@ -382,4 +389,14 @@ fn largest_record_fits() {
     let rec = m.record_for(&el2);
     assert_eq!(rec.context_el2, Some(42));
     assert!(crate::encode::encoded_len(&rec).unwrap() <= RECORD_SIZE);
+}
+
+#[test]
+fn par_decoding() {
+    assert_eq!(par_to_pa(0x0000_0000_4812_3000 | 0xf00 << 44, 0xffff_8000_0000_0abc), Ok(0x4812_3abc));
+    // F=1, S=1 (stage 2), FST = translation fault level 1 (0b000101).
+    let f = par_to_pa(1 | (1 << 9) | (0b000101 << 1), 0).unwrap_err();
+    assert_eq!(f, TranslationFault::translation(FaultStage::Stage2, 1));
+    let f = par_to_pa(1 | (0b000100 << 1), 0).unwrap_err();
+    assert_eq!(f.stage, FaultStage::Stage1);
 }

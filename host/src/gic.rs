@@ -1,0 +1,105 @@
+//! The host's GICv3: distributor and its redistributor brought up just enough
+//! to receive private peripheral interrupts (the PMU overflow), and the CPU
+//! interface through ICC_* system registers.
+
+use core::arch::asm;
+
+/// GICD_CTLR and its bits (single security state).
+const GICD_CTLR: usize = 0x0000;
+const GICD_CTLR_ENABLE_GRP1: u32 = 1 << 1;
+const GICD_CTLR_ARE: u32 = 1 << 4;
+const GICD_CTLR_RWP: u32 = 1 << 31;
+/// GICR_WAKER and its bits.
+const GICR_WAKER: usize = 0x0014;
+const GICR_WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+/// The SGI/PPI frame follows the redistributor's RD frame.
+const GICR_SGI_FRAME: usize = 0x1_0000;
+const GICR_IGROUPR0: usize = 0x0080;
+const GICR_ISENABLER0: usize = 0x0100;
+const GICR_IPRIORITYR: usize = 0x0400;
+/// Priority given to the host's interrupts (lower is more urgent).
+const HOST_IRQ_PRIORITY: u8 = 0x80;
+/// ICC_PMR_EL1: let every priority through.
+const PMR_ALLOW_ALL: u64 = 0xff;
+/// INTIDs 1020..1023 are special (spurious).
+pub const SPURIOUS_FIRST: u32 = 1020;
+/// Polls before giving up on a register that should settle.
+const SETTLE_POLLS: usize = 1_000_000;
+
+/// The host's GIC.
+pub struct Gic {
+    redist: usize,
+}
+
+fn read32(addr: usize) -> u32 {
+    // SAFETY: `addr` is a GIC register in a frame the host mapped as device
+    // memory (Gic::new's contract).
+    unsafe { (addr as *const u32).read_volatile() }
+}
+
+fn write32(addr: usize, v: u32) {
+    // SAFETY: as in `read32`.
+    unsafe { (addr as *mut u32).write_volatile(v) }
+}
+
+fn wait_clear(addr: usize, bit: u32) -> bool {
+    (0..SETTLE_POLLS).any(|_| read32(addr) & bit == 0)
+}
+
+impl Gic {
+    /// Brings up the distributor, this CPU's redistributor and CPU interface.
+    ///
+    /// # Safety
+    /// `dist` and `redist` must be the GICv3 distributor and this CPU's
+    /// redistributor, mapped as device memory; nothing else may drive them.
+    pub unsafe fn new(dist: usize, redist: usize) -> Result<Self, &'static str> {
+        let g = Self { redist };
+        write32(dist + GICD_CTLR, GICD_CTLR_ARE);
+        if !wait_clear(dist + GICD_CTLR, GICD_CTLR_RWP) {
+            return Err("GICD_CTLR.RWP stuck");
+        }
+        write32(dist + GICD_CTLR, GICD_CTLR_ARE | GICD_CTLR_ENABLE_GRP1);
+        let waker = read32(redist + GICR_WAKER);
+        write32(redist + GICR_WAKER, waker & !GICR_WAKER_PROCESSOR_SLEEP);
+        if !wait_clear(redist + GICR_WAKER, GICR_WAKER_CHILDREN_ASLEEP) {
+            return Err("redistributor does not wake up");
+        }
+        // SAFETY: the hypervisor set ICC_SRE_EL2.Enable, so EL1 may use the
+        // system-register interface; each write is followed by an isb.
+        unsafe {
+            let sre: u64;
+            asm!("mrs {}, icc_sre_el1", out(reg) sre, options(nomem, nostack));
+            asm!("msr icc_sre_el1, {}", "isb", in(reg) sre | 1, options(nostack));
+            asm!("msr icc_pmr_el1, {}", in(reg) PMR_ALLOW_ALL, options(nostack));
+            asm!("msr icc_bpr1_el1, xzr", options(nostack));
+            asm!("msr icc_igrpen1_el1, {}", "isb", in(reg) 1u64, options(nostack));
+        }
+        Ok(g)
+    }
+
+    /// Enables private interrupt `intid` (16..32) as group 1.
+    pub fn enable_ppi(&self, intid: u32) {
+        let sgi = self.redist + GICR_SGI_FRAME;
+        let bit = 1u32 << intid;
+        write32(sgi + GICR_IGROUPR0, read32(sgi + GICR_IGROUPR0) | bit);
+        // SAFETY: one byte of the priority array in the mapped SGI frame.
+        unsafe { ((sgi + GICR_IPRIORITYR + intid as usize) as *mut u8).write_volatile(HOST_IRQ_PRIORITY) };
+        write32(sgi + GICR_ISENABLER0, bit);
+    }
+
+    /// Acknowledges the highest-priority pending interrupt.
+    pub fn ack() -> u32 {
+        let v: u64;
+        // SAFETY: reading ICC_IAR1_EL1 acknowledges an interrupt; the caller
+        // ends it with `eoi`.
+        unsafe { asm!("mrs {}, icc_iar1_el1", out(reg) v, options(nostack)) };
+        v as u32 & 0xff_ffff
+    }
+
+    /// Ends interrupt `intid`.
+    pub fn eoi(intid: u32) {
+        // SAFETY: ends the interrupt `ack` returned.
+        unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) intid as u64, options(nostack)) };
+    }
+}
