@@ -160,7 +160,8 @@ pub fn start(args: BootArgs) -> ! {
         Some(mode) => profiler::start(profiler::Setup {
             mode,
             buffer: num("spe_buffer").unwrap_or(profiler::DEFAULT_BUFFER),
-            period: num("spe_period").map_or(profiler::DEFAULT_PERIOD, |p| p.clamp(profiler::MIN_PERIOD as u64, u32::MAX as u64) as u32),
+            period: num("spe_period")
+                .map_or(profiler::DEFAULT_PERIOD, |p| p.clamp(profiler::MIN_PERIOD as u64, u32::MAX as u64) as u32),
             dump: num("spe_dump") == Some(1),
             platform: &platform,
             mem: &mut BootMem { low: &mut tables, high: &mut high, pages: &mut pages },

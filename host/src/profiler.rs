@@ -485,8 +485,17 @@ pub fn finish(image_start: u64) -> Option<Summary> {
     let p = guard.as_mut()?;
     pmu::stop();
     p.unit.write(ModelReg::PmscrEl1, 0);
-    p.unit.sync();
-    p.service();
+    // Drain everything: a drain can fill the buffer and leave records in the
+    // unit until the buffer is serviced, so drain and service until quiet.
+    const MAX_ROUNDS: usize = 64;
+    for _ in 0..MAX_ROUNDS {
+        p.unit.sync();
+        let full = PMBSR_EL1::S.is_set(p.unit.read(ModelReg::PmbsrEl1));
+        if !full || p.stopped {
+            break;
+        }
+        p.service();
+    }
     if !p.stopped {
         p.consume();
     }

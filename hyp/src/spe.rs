@@ -12,8 +12,11 @@ use crate::mm::{Layout, Range};
 use crate::vm::Vms;
 use spevisor_abi::Status;
 use spevisor_pgtable::PAGE_SIZE;
+#[cfg(target_arch = "aarch64")]
 use spevisor_spe::model::{ModelReg, SpeModel};
-use spevisor_spe::regs::{field_mask, SavedSpe, SpeId, PMBLIMITR_EL1};
+#[cfg(target_arch = "aarch64")]
+use spevisor_spe::regs::{field_mask, PMBLIMITR_EL1};
+use spevisor_spe::regs::{SavedSpe, SpeId};
 
 /// Which SPE unit the host profiles with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +66,7 @@ pub fn check_model_attach(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Res
 }
 
 /// The model behind `Backend::Model`.
+#[cfg(target_arch = "aarch64")]
 ///
 /// # Safety
 /// `addr` must be the address `SPE_MODEL_ATTACH` validated: a whole
@@ -205,7 +209,7 @@ mod tests {
         let ram = [Range::new(0x4000_0000, 0x8000_0000)];
         let l = Layout::new(&ram, Range::new(0x4020_0000, 0x4030_0000), &[]).unwrap();
         let vms = Vms::new(40);
-        let size = core::mem::size_of::<SpeModel>() as u64;
+        let size = core::mem::size_of::<spevisor_spe::model::SpeModel>() as u64;
         let pa = 0x5000_0000;
         assert_eq!(check_model_attach(&l, &vms, pa, size), Ok(Range::new(pa, pa + size)));
         assert_eq!(check_model_attach(&l, &vms, pa, size - 8), Err(Status::InvalidParameter));

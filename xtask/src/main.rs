@@ -4,6 +4,7 @@
 //! cargo xtask build [--release] [--test-hooks] [--switch-order=fixed|pre-2021]
 //! cargo xtask run   [--gdb] [--switch-order=...] [-- <extra QEMU options>]
 //! cargo xtask test  [--quick]        host tests, fmt, clippy, QEMU boots
+//! cargo xtask bench [--iterations N] [--json FILE] [--debug]   world-switch costs
 //! cargo xtask spe-report <args>      offline SPE dump/profile tool
 //! ```
 //!
@@ -11,6 +12,7 @@
 //! targets and components; QEMU via apt-get when running as root) or says
 //! exactly what to install.
 
+mod bench;
 mod elf;
 mod qemu;
 mod setup;
@@ -137,10 +139,11 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <build|run|test|spe-report> [options]\n\
+    "usage: cargo xtask <build|run|test|bench|spe-report> [options]\n\
      \x20 build [--release] [--test-hooks] [--switch-order=fixed|pre-2021]\n\
      \x20 run   [--gdb] [--release] [--switch-order=...] [-- <extra QEMU args>]\n\
      \x20 test  [--quick]   (--quick: skip fmt/clippy)\n\
+     \x20 bench [--iterations N] [--json FILE] [--debug]\n\
      \x20 spe-report <dump FILE | profile FILE --elf ELF | records FILE --json>"
         .to_string()
 }
@@ -170,6 +173,7 @@ fn real_main() -> Result<(), String> {
             qemu::run_interactive(&qemu, &image, gdb, &extra)
         }
         "test" => tests::run_all(rest.iter().any(|a| a == "--quick")),
+        "bench" => bench::run(rest),
         "spe-report" => {
             let mut c = cargo();
             c.current_dir(root()).args(["run", "--quiet", "-p", "spe-report", "--"]).args(rest);

@@ -65,8 +65,28 @@ pub fn run_interactive(q: &Qemu, image: &Path, gdb: bool, extra: &[String]) -> R
         eprintln!("   use: add-symbol-file {} -o 0x40200000)", elf.display());
     }
     eprintln!("xtask: {} {}", q.bin, args(image, &m).join(" "));
-    let status =
-        Command::new(&q.bin).args(args(image, &m)).status().map_err(|e| format!("cannot start {}: {e}", q.bin))?;
+    // The console goes through a filter that names the functions behind the
+    // profiler's top PCs (the image carries no symbol table).
+    let symbols = spe_report::symbols::SymbolTable::from_file(&image.with_extension("elf")).ok();
+    let mut child = Command::new(&q.bin)
+        .args(args(image, &m))
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", q.bin))?;
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = Vec::new();
+    while matches!(std::io::BufRead::read_until(&mut out, b'\n', &mut line), Ok(n) if n > 0) {
+        let text = String::from_utf8_lossy(&line);
+        let annotated = symbols.as_ref().and_then(|s| symbolize_line(&text, s));
+        let mut stdout = std::io::stdout().lock();
+        let _ = match annotated {
+            Some(a) => std::io::Write::write_all(&mut stdout, a.as_bytes()),
+            None => std::io::Write::write_all(&mut stdout, &line),
+        };
+        let _ = std::io::Write::flush(&mut stdout);
+        line.clear();
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
     if status.success() {
         Ok(())
     } else {
@@ -124,4 +144,14 @@ pub fn run_captured(q: &Qemu, image: &Path, m: &Machine, timeout: Duration) -> R
         output.push_str(&err);
     }
     Ok(Boot { exit: status.and_then(|s| s.code()), output, timed_out })
+}
+
+/// `spe-top: pc=.. image_offset=0x.. samples=N` plus ` fn=<symbol>` when the
+/// offset is inside a function of the image's ELF (linked at 0).
+pub fn symbolize_line(line: &str, syms: &spe_report::symbols::SymbolTable) -> Option<String> {
+    let rest = line.trim_end().strip_prefix("spe-top: ")?;
+    let off = rest.split_whitespace().find_map(|w| w.strip_prefix("image_offset=0x"))?;
+    let off = u64::from_str_radix(off, 16).ok()?;
+    let name = syms.lookup(off)?;
+    Some(format!("{} fn={}\n", line.trim_end(), name))
 }

@@ -92,7 +92,10 @@ fn check_boot_ok(boot: &Boot, gic: &str) -> Result<(), String> {
     expect_eq("el2", field(&s, "el2")?, "yes")?;
     expect_eq("host_el", field(&s, "host_el")?, "1")?;
     expect_eq("gic", field(&s, "gic")?, gic)?;
-    expect_eq("spe", field(&s, "spe")?, "absent")?;
+    // QEMU has no SPE: the profiler runs on the model by default; it needs
+    // GICv3 for its sampling interrupt.
+    expect_eq("spe", field(&s, "spe")?, if gic == "v3" { "model" } else { "off" })?;
+    expect_eq("spe_hw", field(&s, "spe_hw")?, "absent")?;
     let free = parse_u64(field(&s, "free_pages")?)?;
     if free == 0 {
         return Err("free_pages=0: the hypervisor's pool is empty".into());
@@ -327,6 +330,65 @@ fn check_recorded_order(boot: &Boot, want_violation: Option<&str>) -> Result<(),
     }
 }
 
+/// The profiler's report must show a clean run: records written = records
+/// produced = records decoded, nothing misdirected, lost or faulted, no
+/// sample in guest memory, and at least `min_records`.
+fn check_spe_clean(boot: &Boot, min_records: i64) -> Result<HashMap<String, String>, String> {
+    let f = fields(&boot.output, "spe: backend=")?;
+    let records = num(&f, "records")?;
+    if records < min_records {
+        return Err(format!("only {records} SPE records, expected at least {min_records}"));
+    }
+    expect_num(&f, "produced", records)?;
+    for k in ["misdirected", "lost", "faults", "decode_errors"] {
+        expect_num(&f, k, 0)?;
+    }
+    let el = fields(&boot.output, "spe: by_el")?;
+    expect_num(&el, "guest_pc", 0)?;
+    expect_num(&el, "el1", records)?;
+    Ok(f)
+}
+
+fn check_spe_misdirected(boot: &Boot) -> Result<(), String> {
+    let f = fields(&boot.output, "spe: backend=")?;
+    if num(&f, "misdirected")? == 0 {
+        return Err("the pre-2021 order produced no misdirected SPE writes".into());
+    }
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    if parse_u64(field(&s, "misdirected")?)? == 0 {
+        return Err("summary misdirected=0".into());
+    }
+    Ok(())
+}
+
+/// The framed raw buffer on the console decodes (CRC and length checked by
+/// the frame parser) to the number of records the host said it dumped, and
+/// the offline tool reads the console log.
+fn check_spe_dump(boot: &Boot) -> Result<(), String> {
+    let f = fields(&boot.output, "spe-dump:")?;
+    let frames: Vec<_> = spevisor_spe::frame::Frames::new(&boot.output).collect();
+    let frame = (*frames.first().ok_or("no SPEDUMP frame on the console")?).map_err(|e| format!("bad frame: {e:?}"))?;
+    let mut data = vec![0u8; frame.max_payload_len()];
+    let n = frame.decode_into(&mut data).map_err(|e| format!("frame does not decode: {e:?}"))?;
+    expect_num(&f, "bytes", n as i64)?;
+    let records = spevisor_spe::record::RecordAssembler::new(&data[..n]).filter(|r| r.is_ok()).count();
+    expect_num(&f, "records", records as i64)?;
+    if records == 0 {
+        return Err("the dumped buffer holds no records".into());
+    }
+    let log = root().join("target").join("spe-console.log");
+    std::fs::write(&log, &boot.output).map_err(|e| e.to_string())?;
+    let buffers = spe_report::load_input(&log).map_err(|e| format!("spe-report cannot read the log: {e}"))?;
+    let mut dump = Vec::new();
+    spe_report::dump(&buffers, &mut dump).map_err(|e| format!("spe-report dump failed: {e}"))?;
+    let text = String::from_utf8_lossy(&dump);
+    let pcs = text.lines().filter(|l| l.contains("PC 0x") && l.contains("el1")).count();
+    if pcs != records {
+        return Err(format!("spe-report dump shows {pcs} EL1 PC packets for {records} records"));
+    }
+    Ok(())
+}
+
 struct Ctx {
     q: Qemu,
     image: PathBuf,
@@ -451,6 +513,11 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 })
             })
         }),
+        ("bench_guest_runs_every_metric", |c| {
+            const N: u64 = 50;
+            let (run, _) = crate::bench::boot(&c.q, &c.image, N)?;
+            crate::bench::check_run(&run, N)
+        }),
         ("executed_switch_order_follows_the_rules", |c| {
             let b = boot(c, &c.image, Machine::default())?;
             with_output(&b, check_recorded_order(&b, None))
@@ -458,6 +525,52 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
         ("pre_2021_switch_order_is_caught", |c| {
             let b = boot(c, &c.pre2021_image, Machine::default())?;
             with_output(&b, check_recorded_order(&b, Some("drain-before-guest-state")))
+        }),
+        ("spe_model_10k_switches_correct_order_loses_nothing", |c| {
+            let mut m = scenario("ping-loop");
+            m.append.push_str(" spevisor.iterations=10000");
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, {
+                expect_exit(&b, status::OK).and_then(|_| {
+                    let f = fields(&b.output, "ping:")?;
+                    expect_num(&f, "status", 0)?;
+                    if num(&f, "exits")? < 10_000 {
+                        return Err("fewer than 10,000 world switches".into());
+                    }
+                    check_spe_clean(&b, 20).map(|_| ())
+                })
+            })
+        }),
+        ("spe_model_pre_2021_order_misdirects", |c| {
+            let mut m = scenario("ping-loop");
+            m.append.push_str(" spevisor.iterations=10000");
+            let b = boot(c, &c.pre2021_image, m)?;
+            with_output(&b, check_spe_misdirected(&b))
+        }),
+        ("spe_small_buffer_fills_often_loses_nothing", |c| {
+            let mut m = scenario("ping-loop");
+            m.append.push_str(" spevisor.iterations=10000 spevisor.spe_buffer=8192 spevisor.spe_period=100000");
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, {
+                check_spe_clean(&b, 200).and_then(|f| {
+                    if num(&f, "buffer_full_irqs")? < 5 {
+                        return Err("the buffer-full path ran fewer than 5 times".into());
+                    }
+                    Ok(())
+                })
+            })
+        }),
+        ("spe_guest_touching_spe_keeps_host_profile_intact", |c| {
+            let b = boot(c, &c.image, Machine::default())?;
+            with_output(&b, check_selftest(&b).and_then(|_| check_spe_clean(&b, 1).map(|_| ())))
+        }),
+        ("spe_raw_dump_is_framed_and_decodes_offline", |c| {
+            let mut m = scenario("ping-loop");
+            m.append.push_str(
+                " spevisor.iterations=3000 spevisor.spe_dump=1 spevisor.spe_buffer=8192 spevisor.spe_period=100000",
+            );
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, check_spe_dump(&b))
         }),
         ("el2_unexpected_exception_report", |c| {
             let m = Machine { append: "spevisor.test=el2-undef".into(), ..Machine::default() };
@@ -566,7 +679,7 @@ mod unit {
 
     #[test]
     fn boot_check_catches_wrong_level_and_exit() {
-        let ok = "spevisor: status=ok el2=yes host_el=1 gic=v3 spe=absent free_pages=10";
+        let ok = "spevisor: status=ok el2=yes host_el=1 gic=v3 spe=model spe_hw=absent free_pages=10";
         assert!(check_boot_ok(&b(0, ok), "v3").is_ok());
         assert!(check_boot_ok(&b(1, ok), "v3").is_err());
         assert!(check_boot_ok(&b(0, &ok.replace("host_el=1", "host_el=2")), "v3").is_err());
@@ -602,6 +715,19 @@ mod unit {
         assert!(check_vm_loop(&b(0, &lp.replace("hyp_free_after=10", "hyp_free_after=9")), 4).is_err());
         assert!(check_vm_loop(&b(0, &lp.replace("host_free_after=7", "host_free_after=5")), 4).is_err());
         assert!(check_vm_loop(&b(0, &lp.replace("ok=4", "ok=3")), 4).is_err());
+    }
+
+    #[test]
+    fn spe_checks_catch_loss_misdirection_and_guest_pcs() {
+        let good = "spe: backend=model samples=9 records=9 produced=9 bytes=576 buffer_full_irqs=6 faults=0 misdirected=0 lost=0 decode_errors=0\nspe: by_el el0=0 el1=9 el2=0 guest_pc=0 buffer_pa=0x1\nspevisor: status=ok misdirected=0\n";
+        assert!(check_spe_clean(&b(0, good), 5).is_ok());
+        assert!(check_spe_clean(&b(0, good), 10).is_err(), "too few records");
+        assert!(check_spe_clean(&b(0, &good.replace("lost=0", "lost=2")), 1).is_err());
+        assert!(check_spe_clean(&b(0, &good.replace("produced=9", "produced=10")), 1).is_err());
+        assert!(check_spe_clean(&b(0, &good.replace("guest_pc=0", "guest_pc=1")), 1).is_err());
+        assert!(check_spe_misdirected(&b(0, good)).is_err());
+        let bad = good.replace("misdirected=0", "misdirected=3");
+        assert!(check_spe_misdirected(&b(0, &bad)).is_ok());
     }
 
     #[test]

@@ -38,7 +38,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-mod symbols;
+pub mod symbols;
 pub use symbols::SymbolTable;
 
 /// Usage text.

@@ -11,6 +11,12 @@ pub struct SymbolTable {
     entries: Vec<(u64, u64, String)>,
 }
 
+/// A Rust symbol without its mangling and hash (`spevisor_host::hyp::call`);
+/// other names unchanged.
+pub fn demangle(name: &str) -> String {
+    format!("{:#}", rustc_demangle::demangle(name))
+}
+
 impl SymbolTable {
     /// Builds a table from (address, size, name); a zero size extends to
     /// the next symbol.
@@ -43,7 +49,7 @@ impl SymbolTable {
             .symbols()
             .chain(file.dynamic_symbols())
             .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
-            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
+            .filter_map(|s| Some((s.address(), s.size(), demangle(s.name().ok()?))))
             .filter(|(_, _, n)| !n.is_empty())
             .collect();
         Ok(Self::from_symbols(syms))
