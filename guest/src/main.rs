@@ -56,6 +56,7 @@ macro_rules! read_sysreg {
 }
 
 mod bench;
+mod fp;
 mod hvc;
 mod mmu;
 mod uart;
@@ -188,6 +189,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         mode::READ_OUTSIDE => read_outside(),
         mode::PING_LOOP => ping_loop(arg),
         mode::SYSREG_LOOP => sysreg_loop(arg),
+        fp::MODE_FP_CHECK => fp::check(arg),
         bench::MODE_BENCH => bench::run(arg, entry_counter),
         bench::MODE_BENCH_SWITCH => bench::switch(arg, entry_counter),
         _ => {

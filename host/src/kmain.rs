@@ -208,6 +208,7 @@ fn main(bootargs: &str, image_start: u64) -> ! {
     match cmdline::param(bootargs, "scenario").unwrap_or("demo") {
         "demo" => scenarios::demo(&mut totals),
         "two-vms" => scenarios::two_vms(&mut totals),
+        "fp-vms" => scenarios::fp_vms(&mut totals),
         "read-outside" => scenarios::read_outside(&mut totals),
         "vm-loop" => scenarios::vm_loop(&mut totals, iterations.unwrap_or(20)),
         "ping-loop" => {

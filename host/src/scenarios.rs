@@ -22,6 +22,7 @@ pub mod mode {
     pub const READ_OUTSIDE: u64 = 3;
     pub const PING_LOOP: u64 = 4;
     pub const SYSREG_LOOP: u64 = 5;
+    pub const FP_CHECK: u64 = 9;
 }
 
 /// Where the check mode writes: from 1 MiB into its RAM.
@@ -123,6 +124,34 @@ pub fn two_vms(t: &mut Totals) {
         (pattern_mismatches(&a, PATTERN_B) == 0) as u8,
         (pattern_mismatches(&b, PATTERN_A) == 0) as u8,
         switches
+    );
+    finish(a, t);
+    finish(b, t);
+}
+
+/// Two VMs fill their FP/SIMD registers with different values, alternate,
+/// and check them: the lazy FP switch must keep each VM's state its own.
+pub fn fp_vms(t: &mut Totals) {
+    const PATTERN_A: u64 = 0x0123_4567_89ab_cdef;
+    const PATTERN_B: u64 = 0xfedc_ba98_7654_3210;
+    let (Some(mut a), Some(mut b)) =
+        (make("fp-a", [mode::FP_CHECK, 0, PATTERN_A]), make("fp-b", [mode::FP_CHECK, 0, PATTERN_B]))
+    else {
+        return;
+    };
+    loop {
+        let ra = a.step();
+        let rb = b.step();
+        if !ra && !rb {
+            break;
+        }
+    }
+    hprintln!(
+        "fp-vms: a_status={} b_status={} a_ending={} b_ending={}",
+        a.status.map_or(-1, |s| s as i64),
+        b.status.map_or(-1, |s| s as i64),
+        ending_name(a.ending),
+        ending_name(b.ending)
     );
     finish(a, t);
     finish(b, t);

@@ -487,6 +487,18 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, scenario("two-vms"))?;
             with_output(&b, check_two_vms(&b))
         }),
+        ("fp_simd_state_is_switched_between_vms", |c| {
+            // Each VM fills q0..q31/FPCR, the other runs, each checks: the
+            // status is the number of registers that changed.
+            let b = boot(c, &c.image, scenario("fp-vms"))?;
+            with_output(&b, {
+                expect_exit(&b, status::OK).and_then(|_| {
+                    let f = fields(&b.output, "fp-vms:")?;
+                    expect_num(&f, "a_status", 0)?;
+                    expect_num(&f, "b_status", 0)
+                })
+            })
+        }),
         ("vm_reading_outside_is_stopped_other_completes", |c| {
             let b = boot(c, &c.image, scenario("read-outside"))?;
             with_output(&b, check_read_outside(&b))
