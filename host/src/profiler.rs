@@ -24,13 +24,16 @@ use spevisor_abi::Call;
 use spevisor_pgtable::PAGE_SIZE;
 use spevisor_spe::model::{par_to_pa, BufferWriter, ModelReg, OpKind, Sample, SpeModel, TranslationFault};
 use spevisor_spe::record::RecordAssembler;
-use spevisor_spe::regs::{field_mask, PMBLIMITR_EL1, PMBSR_EL1, PMSCR_EL1};
+use spevisor_spe::regs::{field_mask, PmbIdr, PmsIdr, PMBLIMITR_EL1, PMBSR_EL1, PMSCR_EL1, PMSIRR_EL1};
 use spin::Mutex;
 
 /// Where the host maps its SPE buffer (TTBR1_EL1, the kernel's upper half).
 pub const BUFFER_VA: u64 = 0xffff_8000_0000_0000;
 /// Offset of the upper half inside a 48-bit TTBR1 table.
 const TTBR1_BASE: u64 = 0xffff_0000_0000_0000;
+/// Operations between samples on real SPE (PMSIRR_EL1; the unit's minimum if
+/// larger). The model samples on PMU overflows instead.
+const SAMPLING_INTERVAL: u32 = 4096;
 /// Default buffer size.
 pub const DEFAULT_BUFFER: u64 = 64 * 1024;
 /// Default sampling period in cycles. QEMU's cycle counter follows virtual
@@ -122,6 +125,9 @@ mod hw {
                 ModelReg::PmblimitrEl1 => hw::read_pmblimitr_el1(),
                 ModelReg::PmbsrEl1 => hw::read_pmbsr_el1(),
                 ModelReg::PmsirrEl1 => hw::read_pmsirr_el1(),
+                ModelReg::PmsidrEl1 => hw::read_pmsidr_el1(),
+                ModelReg::PmbidrEl1 => hw::read_pmbidr_el1(),
+                ModelReg::PmsfcrEl1 => hw::read_pmsfcr_el1(),
                 _ => 0,
             }
         }
@@ -136,6 +142,7 @@ mod hw {
                 ModelReg::PmblimitrEl1 => hw::write_pmblimitr_el1(v),
                 ModelReg::PmbsrEl1 => hw::write_pmbsr_el1(v),
                 ModelReg::PmsirrEl1 => hw::write_pmsirr_el1(v),
+                ModelReg::PmsfcrEl1 => hw::write_pmsfcr_el1(v),
                 _ => {}
             }
         }
@@ -295,6 +302,7 @@ pub fn start(s: Setup) -> Result<&'static str, &'static str> {
         guest_ranges: [(0, 0); MAX_GUEST_RANGES],
         n_guest_ranges: 0,
     };
+    p.id_report();
     p.arm();
     let name = p.unit.name();
     match (&p.unit, spe_intid) {
@@ -319,9 +327,51 @@ pub fn start(s: Setup) -> Result<&'static str, &'static str> {
 }
 
 impl Profiler {
-    /// Programs an empty buffer and enables sampling at EL1.
+    /// Prints every SPE ID field (the board bring-up report).
+    fn id_report(&mut self) {
+        let pmsidr = PmsIdr::from_bits(self.unit.read(ModelReg::PmsidrEl1));
+        let pmbidr = PmbIdr::from_bits(self.unit.read(ModelReg::PmbidrEl1));
+        info!(
+            "SPE ({}): PMBIDR Align={} (records {} bytes) P={} F={}",
+            self.unit.name(),
+            pmbidr.align,
+            1u64 << pmbidr.align,
+            pmbidr.programming_prohibited as u8,
+            pmbidr.flag_updates as u8
+        );
+        info!(
+            "SPE ({}): PMSIDR FE={} FT={} FL={} ArchInst={} LDS={} ERnd={} FnE={} Interval={} (min {:?}) MaxSize={} CountSize={} Format={} PBT={}",
+            self.unit.name(),
+            pmsidr.fe as u8,
+            pmsidr.ft as u8,
+            pmsidr.fl as u8,
+            pmsidr.arch_inst as u8,
+            pmsidr.lds as u8,
+            pmsidr.ernd as u8,
+            pmsidr.fne as u8,
+            pmsidr.interval,
+            pmsidr.min_interval(),
+            pmsidr.max_size,
+            pmsidr.count_size,
+            pmsidr.format,
+            pmsidr.pbt as u8
+        );
+    }
+
+    /// Programs an empty buffer and enables sampling at EL1: the sampling
+    /// interval (at least the unit's minimum, with random jitter), no
+    /// filters, and a limit that leaves one maximum-size record of headroom
+    /// below the end of the mapping.
     fn arm(&mut self) {
-        let limit = (BUFFER_VA + self.buf_size) | field_mask(PMBLIMITR_EL1::E);
+        let pmsidr = PmsIdr::from_bits(self.unit.read(ModelReg::PmsidrEl1));
+        let interval = u64::from(pmsidr.min_interval().unwrap_or(SAMPLING_INTERVAL).max(SAMPLING_INTERVAL));
+        // LIMIT is page granular: the headroom is whole pages, and only taken
+        // when the buffer keeps at least three pages for records.
+        let headroom = u64::from(pmsidr.max_record_bytes()).next_multiple_of(PAGE_SIZE);
+        let headroom = if self.buf_size >= headroom + 3 * PAGE_SIZE { headroom } else { 0 };
+        self.unit.write(ModelReg::PmsirrEl1, (interval & !0xff) | field_mask(PMSIRR_EL1::RND));
+        self.unit.write(ModelReg::PmsfcrEl1, 0);
+        let limit = (BUFFER_VA + self.buf_size - headroom) | field_mask(PMBLIMITR_EL1::E);
         self.unit.write(ModelReg::PmbptrEl1, BUFFER_VA);
         self.unit.write(ModelReg::PmbsrEl1, 0);
         self.unit.write(ModelReg::PmblimitrEl1, limit);
