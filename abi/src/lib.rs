@@ -58,6 +58,7 @@ pub enum Call {
 }
 
 impl Call {
+    #[cfg(test)]
     const ALL: [Call; 12] = [
         Call::Version,
         Call::Info,
@@ -74,8 +75,24 @@ impl Call {
     ];
 
     /// The call for a function ID; `None` for anything spevisor does not define.
+    #[inline]
     pub fn from_id(id: u64) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| *c as u64 == id)
+        const BASE: u64 = FUNCTION_BASE;
+        Some(match id.checked_sub(BASE)? {
+            0x00 => Call::Version,
+            0x01 => Call::Info,
+            0x02 => Call::Ping,
+            0x03 => Call::Shutdown,
+            0x10 => Call::VmCreate,
+            0x11 => Call::VmDonate,
+            0x12 => Call::VcpuCreate,
+            0x13 => Call::VcpuRun,
+            0x14 => Call::VmDestroy,
+            0x15 => Call::SwitchTrace,
+            0x16 => Call::SpeModelAttach,
+            0xF0 => Call::TestFault,
+            _ => return None,
+        })
     }
 
     pub const fn id(self) -> u64 {
@@ -121,6 +138,7 @@ pub enum Status {
 }
 
 impl Status {
+    #[cfg(test)]
     const ALL: [Status; 16] = [
         Status::Success,
         Status::NotSupported,
@@ -141,8 +159,27 @@ impl Status {
     ];
 
     /// The status a register value holds; `None` for codes this ABI never uses.
+    #[inline]
     pub fn from_reg(x0: u64) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| *s as i64 == x0 as i64)
+        Some(match x0 as i64 {
+            0 => Status::Success,
+            -1 => Status::NotSupported,
+            -3 => Status::InvalidParameter,
+            -16 => Status::Unaligned,
+            -17 => Status::OutOfBounds,
+            -18 => Status::IpaOverlap,
+            -19 => Status::HypOwned,
+            -20 => Status::AlreadyDonated,
+            -21 => Status::NoSuchVm,
+            -22 => Status::NoSuchVcpu,
+            -23 => Status::TooManyVms,
+            -24 => Status::NoMemory,
+            -25 => Status::TooManyVcpus,
+            -26 => Status::VmStopped,
+            -27 => Status::BadCompletion,
+            -28 => Status::BadEntry,
+            _ => return None,
+        })
     }
 
     pub const fn to_reg(self) -> u64 {

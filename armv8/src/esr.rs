@@ -33,6 +33,7 @@ macro_rules! exception_classes {
 
         impl ExceptionClass {
             /// Decodes a 6-bit EC value (higher bits are ignored).
+            #[inline]
             pub const fn from_raw(ec: u8) -> Self {
                 match ec & 0x3f {
                     $($code => ExceptionClass::$name,)*
@@ -172,6 +173,7 @@ impl Esr {
     }
 
     /// ESR.EC.
+    #[inline]
     pub const fn ec(self) -> ExceptionClass {
         ExceptionClass::from_raw((self.0 >> EC_SHIFT & EC_MASK) as u8)
     }

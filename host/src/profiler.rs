@@ -315,6 +315,7 @@ pub fn start(s: Setup) -> Result<&'static str, &'static str> {
     }
     *GIC.lock() = Some(g);
     *PROFILER.lock() = Some(p);
+    RUNNING.store(true, core::sync::atomic::Ordering::Relaxed);
     info!(
         "SPE profiler: backend={name}, buffer {} KiB at VA {:#x} (PA {:#x}), period {} cycles",
         buf_size / 1024,
@@ -505,9 +506,15 @@ pub fn irq(pc: u64, spsr: u64) {
     Gic::eoi(intid);
 }
 
+/// Set once the profiler runs: lets `poll` cost one load when it does not.
+static RUNNING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Called after every VCPU_RUN: a drain at EL2 may have filled the buffer.
+#[inline]
 pub fn poll() {
-    with(|p| p.service());
+    if RUNNING.load(core::sync::atomic::Ordering::Relaxed) {
+        with(|p| p.service());
+    }
 }
 
 /// Remembers a VM's memory (host PAs) for the "samples in guest memory" check.
@@ -582,7 +589,7 @@ pub fn finish(image_start: u64) -> Option<Summary> {
         p.buf_pa
     );
     let mut top = p.top;
-    top.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    top.sort_unstable_by_key(|e| core::cmp::Reverse(e.1));
     for (pc, n) in top.iter().take(8).filter(|(_, n)| *n != 0) {
         hprintln!("spe-top: pc={:#x} image_offset={:#x} samples={}", pc, pc.wrapping_sub(image_start), n);
     }

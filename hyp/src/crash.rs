@@ -63,16 +63,14 @@ extern "C" fn el2_host_sync(frame: &mut TrapFrame) {
     if esr.ec() != ExceptionClass::Hvc64 {
         report("unexpected trap from the host", frame);
     }
-    let mut regs: crate::hcall::Regs = [0; spevisor_abi::REGS];
-    regs.copy_from_slice(&frame.x[..spevisor_abi::REGS]);
-    {
-        let mut hyp = HYP.lock();
-        let Some(hyp) = hyp.as_mut() else {
-            report("hypercall before the hypervisor finished booting", frame);
-        };
-        crate::hcall::dispatch(&mut regs, hyp);
-    }
-    frame.x[..spevisor_abi::REGS].copy_from_slice(&regs);
+    let mut hyp = HYP.lock();
+    let Some(hyp) = hyp.as_mut() else {
+        drop(hyp);
+        report("hypercall before the hypervisor finished booting", frame);
+    };
+    // The call's x0..x7 are answered in place in the saved frame.
+    let (regs, _) = frame.x.split_first_chunk_mut::<{ spevisor_abi::REGS }>().expect("31 >= 8 registers");
+    crate::hcall::dispatch(regs, hyp);
 }
 
 /// A small fixed-capacity string for report titles (no heap at EL2).

@@ -36,10 +36,11 @@ pub trait Services {
     fn spe_model_attach(&mut self, pa: u64, size: u64) -> Result<(), Status>;
 }
 
+#[inline(always)]
 fn answer(regs: &mut Regs, status: Status, results: &[u64]) {
     regs[0] = status.to_reg();
     for (i, r) in regs[1..].iter_mut().enumerate() {
-        *r = results.get(i).copied().unwrap_or(0);
+        *r = if i < results.len() { results[i] } else { 0 };
     }
 }
 
@@ -101,6 +102,7 @@ pub fn dispatch(regs: &mut Regs, svc: &mut impl Services) {
     }
 }
 
+#[inline(always)]
 fn reply<const N: usize>(regs: &mut Regs, r: Result<[u64; N], Status>) {
     match r {
         Ok(v) => answer(regs, Status::Success, &v),

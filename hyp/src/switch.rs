@@ -83,6 +83,11 @@ impl Trace {
     pub fn steps(&self) -> &[u8] {
         &self.steps[..self.len]
     }
+
+    /// Whether every slot is used (later runs are not recorded).
+    pub fn full(&self) -> bool {
+        self.len == TRACE_LEN
+    }
 }
 
 impl Default for Trace {
@@ -116,10 +121,39 @@ mod imp {
 
     /// Runs `vcpu` of `vm` until an exit the host must handle. EL2, with the
     /// host's interrupts masked (we came here through `hvc`).
+    ///
+    /// The first round trips record every step they execute ([`Trace`]);
+    /// once the record is full the same code runs without the recording
+    /// (one body, two monomorphic copies).
+    #[inline(always)]
     pub fn vcpu_run(vm: &VmMem, vcpu_idx: usize, vcpu: &mut Vcpu, host: &mut HostContext, trace: &mut Trace) -> Exit {
+        if trace.full() {
+            run::<false>(vm, vcpu_idx, vcpu, host, trace)
+        } else {
+            run::<true>(vm, vcpu_idx, vcpu, host, trace)
+        }
+    }
+
+    /// Records `s` in traced runs; compiles to nothing in the others.
+    #[inline(always)]
+    fn step<const TRACED: bool>(trace: &mut Trace, s: Step) {
+        if TRACED {
+            trace.record(s);
+        }
+    }
+
+    /// The world switch itself (see [`vcpu_run`]).
+    #[inline(always)]
+    fn run<const TRACED: bool>(
+        vm: &VmMem,
+        vcpu_idx: usize,
+        vcpu: &mut Vcpu,
+        host: &mut HostContext,
+        trace: &mut Trace,
+    ) -> Exit {
         // Host EL1 registers first: everything below may overwrite them.
         sysregs::save_el1(&mut host.el1);
-        trace.record(Step::SaveHostSysregs);
+        step::<TRACED>(trace, Step::SaveHostSysregs);
 
         // Drain and disable the host's profiling buffer while the host's
         // regime is the live one: MDCR_EL2.E2PB still gives the buffer to
@@ -128,23 +162,23 @@ mod imp {
         #[cfg(not(feature = "switch-order-pre-2021"))]
         let spe_saved = {
             let s = spe::save_host_buffers(&mut host.spe);
-            trace.record(Step::SaveHostBuffers);
+            step::<TRACED>(trace, Step::SaveHostBuffers);
             s
         };
 
         // The drain's writes and any table walks it started complete before
         // a single guest register is written.
         arch::dsb_nsh();
-        trace.record(Step::DsbNsh);
+        step::<TRACED>(trace, Step::DsbNsh);
 
         // Every guest EL1 register before stage-2 is on, so no guest value
         // is ever combined with the host's translation or the other way round.
         sysregs::restore_el1(&vcpu.el1);
         sysregs::set_vmpidr(vcpu_idx as u64);
-        trace.record(Step::RestoreGuestSysregs);
+        step::<TRACED>(trace, Step::RestoreGuestSysregs);
 
         sysregs::load_stage2(vm);
-        trace.record(Step::LoadStage2);
+        step::<TRACED>(trace, Step::LoadStage2);
 
         // HCR_EL2 (VM=1 and the guest traps), MDCR_EL2 (E2PB=0b00: the buffer
         // now belongs to EL2 and EL1 accesses trap; TPMS; PMU/debug traps),
@@ -152,21 +186,21 @@ mod imp {
         // host's PMU counters stop so guest cycles are not charged to it.
         traps::activate_guest(host.mdcr);
         let host_counters = sysregs::pause_host_counters();
-        trace.record(Step::ActivateGuestTraps);
+        step::<TRACED>(trace, Step::ActivateGuestTraps);
 
         sysregs::restore_gic_timer(vcpu, host.gic_v3);
-        trace.record(Step::RestoreGuestGicTimer);
+        step::<TRACED>(trace, Step::RestoreGuestGicTimer);
 
         // Linux's old place for the drain: too late, the guest's regime is live.
         #[cfg(feature = "switch-order-pre-2021")]
         let spe_saved = {
             let s = spe::save_host_buffers(&mut host.spe);
-            trace.record(Step::SaveHostBuffers);
+            step::<TRACED>(trace, Step::SaveHostBuffers);
             s
         };
 
         let mut fp_loaded = false;
-        trace.record(Step::EnterGuest);
+        step::<TRACED>(trace, Step::EnterGuest);
         let exit = loop {
             arch::set_guest_pc(vcpu.pc, vcpu.pstate);
             // SAFETY: stage-2, traps and the guest's EL1 state are all live
@@ -183,9 +217,11 @@ mod imp {
                 };
             }
             let syn = arch::syndrome();
-            // An injection needs the guest's live VBAR_EL1/SCTLR_EL1, not the
-            // values it entered with.
-            sysregs::refresh_injection_regs(&mut vcpu.el1);
+            // An injection (trapped system register) needs the guest's live
+            // VBAR_EL1/SCTLR_EL1, not the values it entered with.
+            if syn.esr >> crate::vcpu::ESR_EC_SHIFT == crate::vcpu::EC_SYSREG {
+                sysregs::refresh_injection_regs(&mut vcpu.el1);
+            }
             match handle_sync(vcpu, syn, |ipa| vm.ram_contains(ipa)) {
                 // Answered at EL2: no host state is touched, the guest goes on.
                 Action::Resume => {}
@@ -215,27 +251,27 @@ mod imp {
             arch::fp_save(&mut vcpu.fp);
             arch::fp_restore(&host.fp);
         }
-        trace.record(Step::SaveGuestState);
+        step::<TRACED>(trace, Step::SaveGuestState);
 
         // The guest's last accesses (and walks through its tables) complete
         // before its regime is taken down.
         arch::dsb_nsh();
-        trace.record(Step::DsbNsh);
+        step::<TRACED>(trace, Step::DsbNsh);
 
         traps::activate_host(host.mdcr);
         sysregs::resume_host_counters(host_counters);
-        trace.record(Step::DeactivateTraps);
+        step::<TRACED>(trace, Step::DeactivateTraps);
 
         sysregs::unload_stage2();
-        trace.record(Step::UnloadStage2);
+        step::<TRACED>(trace, Step::UnloadStage2);
 
         sysregs::restore_el1(&host.el1);
-        trace.record(Step::RestoreHostSysregs);
+        step::<TRACED>(trace, Step::RestoreHostSysregs);
 
         // Only now are the host's TTBRs, HCR_EL2 and MDCR_EL2 back: the buffer
         // may write again, through the host's regime.
         spe::restore_host_buffers(&mut host.spe, spe_saved);
-        trace.record(Step::RestoreHostBuffers);
+        step::<TRACED>(trace, Step::RestoreHostBuffers);
 
         exit
     }

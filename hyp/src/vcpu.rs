@@ -168,6 +168,11 @@ pub fn extend_load(v: u64, size: u8, sign_extend: bool, sixty_four: bool) -> u64
     }
 }
 
+/// ESR_EL2.EC position, and the class of trapped MSR/MRS (for the one check
+/// the world switch makes before `handle_sync`).
+pub const ESR_EC_SHIFT: u64 = 26;
+pub const EC_SYSREG: u64 = 0x18;
+
 /// Guest test-ABI call answered at EL2 without leaving for the host.
 pub const HYP_PING: u64 = spevisor_abi::guest::test::HYP_PING;
 /// SMCCC_VERSION, answered at EL2 (SMCCC 1.1) without leaving for the host.

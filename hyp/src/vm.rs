@@ -42,6 +42,9 @@ pub struct VmMem {
     pub vmid: u8,
     pub stage2: PageTable,
     pub regions: [Option<Region>; MAX_REGIONS],
+    /// VTCR_EL2 and VTTBR_EL2 (root + VMID) for this VM, computed once.
+    pub vtcr: u64,
+    pub vttbr: u64,
 }
 
 /// A VM.
@@ -114,7 +117,13 @@ impl Vms {
         };
         const NO_REGION: Option<Region> = None;
         self.slots[slot] = Some(Vm {
-            mem: VmMem { vmid, stage2, regions: [NO_REGION; MAX_REGIONS] },
+            mem: VmMem {
+                vmid,
+                vtcr: spevisor_pgtable::regs::vtcr_el2(self.ipa_bits, self.ipa_bits),
+                vttbr: spevisor_pgtable::regs::vttbr_el2(&stage2, vmid),
+                stage2,
+                regions: [NO_REGION; MAX_REGIONS],
+            },
             vcpus: Default::default(),
             stopped: false,
         });
@@ -309,6 +318,8 @@ mod tests {
         assert_eq!(v.stage2.translate(&a, RAM_IPA + 0x1234).unwrap().pa, HOST + 0x1234);
         assert!(v.stage2.translate(&a, RAM_IPA + 515 * PAGE_SIZE).is_none());
         let vmid = v.vmid;
+        assert_eq!(v.vttbr, v.stage2.root_pa() | (vmid as u64) << 48, "VTTBR carries the VMID");
+        assert_eq!(v.vtcr, spevisor_pgtable::regs::vtcr_el2(40, 40));
         let mut flushed = vec![];
         vms.destroy(&mut a, vm, |id| flushed.push(id)).unwrap();
         assert_eq!(flushed, vec![vmid], "the VMID's TLB entries must be flushed once");

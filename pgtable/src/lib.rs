@@ -323,12 +323,8 @@ impl PageTable {
         }
         let leaf = self.leaf_attrs(attrs)?;
         // First pass: refuse overlaps, so a failure changes nothing.
-        let mut off = 0;
-        while off < size {
-            if self.translate(alloc, va + off).is_some() {
-                return Err(MapError::Conflict { va: va + off });
-            }
-            off += PAGE_SIZE;
+        if let Some(at) = self.first_mapped(alloc, va, va + size) {
+            return Err(MapError::Conflict { va: at });
         }
         let mut off = 0;
         while off < size {
@@ -403,10 +399,11 @@ impl PageTable {
         self.check_range(va, size)?;
         let mut off = 0;
         while off < size {
-            if self.translate(alloc, va + off).is_none() {
-                return Err(MapError::Conflict { va: va + off });
+            match self.walk(alloc, va + off) {
+                // Skip to the end of the block or page that maps it.
+                Ok(t) => off = ((va + off) & !(level_size(t.level) - 1)) + level_size(t.level) - va,
+                Err(_) => return Err(MapError::Conflict { va: va + off }),
             }
-            off += PAGE_SIZE;
         }
         let end = va + size;
         let mut cur = va;
@@ -437,27 +434,51 @@ impl PageTable {
         }
     }
 
-    /// Walks the tree for `va` like the hardware would.
-    pub fn translate(&self, alloc: &impl PageAllocator, va: u64) -> Option<Translation> {
-        if va >= 1u64 << self.ia_bits {
-            return None;
+    /// The first mapped address in `[start, end)`, skipping whole invalid
+    /// subtrees (so checking a large empty range costs a few walks, not one
+    /// per page).
+    fn first_mapped(&self, alloc: &impl PageAllocator, start: u64, end: u64) -> Option<u64> {
+        let mut va = start;
+        while va < end {
+            match self.walk(alloc, va) {
+                Ok(_) => return Some(va),
+                Err(level) => {
+                    // Nothing is mapped up to the end of this level's entry.
+                    let span = level_size(level);
+                    va = (va & !(span - 1)).checked_add(span)?;
+                }
+            }
         }
+        None
+    }
+
+    /// Walks the tree for `va`; `Err(level)` names the level whose entry is
+    /// invalid.
+    fn walk(&self, alloc: &impl PageAllocator, va: u64) -> Result<Translation, usize> {
         let mut table = self.root;
         let mut level = self.start_level;
         loop {
             let d = Self::read(alloc, table, Self::index(va, level));
             if d & desc::VALID == 0 {
-                return None;
+                return Err(level);
             }
             let leaf = level == LEAF_LEVEL || d & desc::TABLE_OR_PAGE == 0;
             if leaf {
                 let size = level_size(level);
                 let pa = (d & desc::OA_MASK & !(size - 1)) | (va & (size - 1));
-                return Some(Translation { pa, level, descriptor: d });
+                return Ok(Translation { pa, level, descriptor: d });
             }
             table = d & desc::OA_MASK;
             level += 1;
         }
+    }
+
+    /// Walks the tree for `va` like the hardware would.
+    pub fn translate(&self, alloc: &impl PageAllocator, va: u64) -> Option<Translation> {
+        if va >= 1u64 << self.ia_bits {
+            return None;
+        }
+        self.walk(alloc, va).ok()
     }
 
     /// Frees every table page of the tree (not the memory it maps).

@@ -166,3 +166,22 @@ fn control_register_encodings() {
     assert_eq!(vttbr >> 48, 7);
     assert_eq!(vttbr & 0xffff_ffff_ffff, s2.root_pa());
 }
+
+#[test]
+fn overlap_check_finds_a_single_page_in_a_huge_range() {
+    let mut a = TestAlloc::new();
+    let mut t = PageTable::new(&mut a, Regime::El2, 40).unwrap();
+    let far = (1u64 << 39) - PAGE_SIZE;
+    t.map_range(&mut a, far, 0x1000, PAGE_SIZE, Attributes::RW).unwrap();
+    assert_eq!(
+        t.map_range(&mut a, 0, 0, 1 << 39, Attributes::RW),
+        Err(MapError::Conflict { va: far }),
+        "must find the page without walking every page before it"
+    );
+    // Unmapping a range of mixed blocks and pages checks each mapping once.
+    t.map_range(&mut a, 0x4000_0000, 0x4000_0000, GIB + PAGE_SIZE, Attributes::RW).unwrap();
+    t.unmap_range(&mut a, 0x4000_0000, GIB + PAGE_SIZE).unwrap();
+    assert!(t.translate(&a, 0x4000_0000).is_none());
+    assert!(t.translate(&a, 0x8000_0000).is_none());
+    assert_eq!(t.unmap_range(&mut a, 0x4000_0000, PAGE_SIZE), Err(MapError::Conflict { va: 0x4000_0000 }));
+}

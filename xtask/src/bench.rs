@@ -10,9 +10,9 @@
 //! is `(loop ticks - baseline ticks) / N`, the baseline being the same loop
 //! with the trapping instruction replaced by a `nop`.
 //!
-//! To add a metric, add a [`Metric`] to [`METRICS`]: `spe_switch` is there as
-//! [`Source::Pending`] until the guest measures it (then make it a
-//! [`Source::Guest`] with the name the host prints).
+//! To add a metric, add a [`Metric`] to [`METRICS`]. `spe_switch` is the
+//! difference between two boots: `hvc_host` with the host's SPE model enabled
+//! (no sampling interrupt) and with the profiler off.
 
 use crate::qemu::{self, Machine};
 use crate::setup::{self, Qemu};
@@ -42,8 +42,8 @@ pub enum Source {
     SpeDecode,
     /// A plain memory copy measured in the same run, MB/s.
     MemCopy,
-    /// Not measured yet: printed with this reason.
-    Pending(&'static str),
+    /// `hvc_host` with the host's SPE (model) enabled minus with it off.
+    SpeSwitch,
 }
 
 /// One row of the table.
@@ -110,8 +110,9 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: "spe_switch",
-        what: "world switch with the host's SPE buffer drained and restored",
-        source: Source::Pending("pending (SPE model integration)"),
+        what:
+            "extra per hvc_host round trip: host SPE (model) enabled vs off (save_host_buffers + restore_host_buffers)",
+        source: Source::SpeSwitch,
         target: None,
         bar: "",
     },
@@ -135,16 +136,9 @@ pub const METRICS: &[Metric] = &[
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// Instructions per iteration over `iterations`.
-    Instructions {
-        iterations: u64,
-        per_iteration: f64,
-    },
+    Instructions { iterations: u64, per_iteration: f64 },
     /// Throughput in MB/s (10^6 bytes) over `bytes`.
-    Throughput {
-        bytes: u64,
-        mb_per_s: f64,
-    },
-    Pending(&'static str),
+    Throughput { bytes: u64, mb_per_s: f64 },
     /// The run did not produce it (why).
     Missing(String),
 }
@@ -222,23 +216,41 @@ pub fn guest_value(run: &GuestRun, source: Source) -> Value {
             }
             None => Value::Missing(format!("no VM {vm}")),
         },
-        Source::Pending(why) => Value::Pending(why),
-        Source::SpeDecode | Source::MemCopy => Value::Missing("not a guest metric".into()),
+        Source::SpeDecode | Source::MemCopy | Source::SpeSwitch => Value::Missing("not a guest metric".into()),
+    }
+}
+
+/// The host profiler's settings for a bench boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spe {
+    /// No profiler: the world switch has no buffer to drain.
+    Off,
+    /// The SPE model enabled with no sampling interrupt (period beyond the
+    /// run): the cost is save/restore_host_buffers alone.
+    ModelQuiet,
+}
+
+impl Spe {
+    fn args(self) -> &'static str {
+        match self {
+            Spe::Off => "spevisor.spe=off",
+            Spe::ModelQuiet => "spevisor.spe=model spevisor.spe_period=4294967295",
+        }
     }
 }
 
 /// The QEMU machine of a bench boot with `n` iterations.
-pub fn machine(n: u64) -> Machine {
+pub fn machine(n: u64, spe: Spe) -> Machine {
     Machine {
-        append: format!("spevisor.scenario=bench spevisor.iterations={n}"),
+        append: format!("spevisor.scenario=bench spevisor.iterations={n} {}", spe.args()),
         extra: vec!["-icount".into(), "shift=0".into()],
         ..Machine::default()
     }
 }
 
 /// Boots the bench scenario and parses what it printed.
-pub fn boot(q: &Qemu, image: &std::path::Path, n: u64) -> Result<(GuestRun, String), String> {
-    let b = qemu::run_captured(q, image, &machine(n), BENCH_TIMEOUT)?;
+pub fn boot(q: &Qemu, image: &std::path::Path, n: u64, spe: Spe) -> Result<(GuestRun, String), String> {
+    let b = qemu::run_captured(q, image, &machine(n, spe), BENCH_TIMEOUT)?;
     let console = || format!("\n--- console ---\n{}\n---------------", b.output);
     if b.timed_out || b.exit != Some(0) {
         return Err(format!("bench boot failed (exit {:?}, timed out {}){}", b.exit, b.timed_out, console()));
@@ -289,7 +301,6 @@ fn cell(v: &Value) -> (String, String) {
     match v {
         Value::Instructions { iterations, per_iteration } => (iterations.to_string(), fmt_instructions(*per_iteration)),
         Value::Throughput { bytes, mb_per_s } => (format!("{bytes} B"), format!("{mb_per_s:.0} MB/s")),
-        Value::Pending(why) => ("-".into(), why.to_string()),
         Value::Missing(why) => ("-".into(), format!("MISSING: {why}")),
     }
 }
@@ -350,7 +361,6 @@ pub fn json(rows: &[(Metric, Value)], qemu: &str) -> String {
                 Value::Throughput { bytes, mb_per_s } => {
                     ("null".into(), "null".into(), format!(", \"bytes\": {bytes}, \"mb_per_s\": {mb_per_s:.0}"))
                 }
-                Value::Pending(why) => ("null".into(), "null".into(), format!(", \"status\": {}", json_str(why))),
                 Value::Missing(why) => ("null".into(), "null".into(), format!(", \"status\": {}", json_str(why))),
             };
             let target = m.target.map_or("null".into(), |t| t.to_string());
@@ -389,7 +399,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let qemu = qemu_version(&q);
     let image = build_image(&BuildOpts { release, ..BuildOpts::default() })?;
     eprintln!("xtask: bench: {} (N = {n}) under {}", image.display(), q.version_text);
-    let (run, _) = boot(&q, &image, n)?;
+    let (run, _) = boot(&q, &image, n, Spe::Off)?;
+    eprintln!("xtask: bench: again with the host's SPE model enabled (for spe_switch)");
+    let (spe_run, _) = boot(&q, &image, n, Spe::ModelQuiet)?;
+    let hvc_host = Source::Guest { vm: "bench", name: "hvc_host" };
+    let spe_switch = match (guest_value(&spe_run, hvc_host), guest_value(&run, hvc_host)) {
+        (Value::Instructions { iterations, per_iteration: on }, Value::Instructions { per_iteration: off, .. }) => {
+            Value::Instructions { iterations, per_iteration: on - off }
+        }
+        (a, b) => Value::Missing(format!("hvc_host with SPE: {a:?}, without: {b:?}")),
+    };
     let cntfrq = run.vms.get("bench").map_or(0, |v| v.1);
     if cntfrq == 0 {
         return Err("the bench VM reported no CNTFRQ".into());
@@ -403,6 +422,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 (Source::SpeDecode, Ok((bytes, d, _))) => Value::Throughput { bytes: *bytes, mb_per_s: *d },
                 (Source::MemCopy, Ok((bytes, _, c))) => Value::Throughput { bytes: *bytes, mb_per_s: *c },
                 (Source::SpeDecode | Source::MemCopy, Err(e)) => Value::Missing(e.clone()),
+                (Source::SpeSwitch, _) => spe_switch.clone(),
                 (s, _) => guest_value(&run, s),
             };
             (*m, v)
@@ -447,7 +467,7 @@ pub fn check_run(run: &GuestRun, n: u64) -> Result<(), String> {
             }
         }
         if let v @ Value::Missing(_) = guest_value(run, s) {
-            if !matches!(s, Source::SpeDecode | Source::MemCopy) {
+            if !matches!(s, Source::SpeDecode | Source::MemCopy | Source::SpeSwitch) {
                 return Err(format!("{v:?}"));
             }
         }
@@ -501,11 +521,10 @@ mod unit {
     }
 
     #[test]
-    fn pending_rows_print_and_json_has_one_object_per_metric() {
+    fn rows_print_and_json_has_one_object_per_metric() {
         let run = parse(OUT).unwrap();
         let rows: Vec<(Metric, Value)> = METRICS.iter().map(|m| (*m, guest_value(&run, m.source))).collect();
         let t = table(&rows, "10.0.2", 1_000_000_000);
-        assert!(t.contains("pending (SPE model integration)"));
         assert!(t.contains("target <= 600: MISSED"));
         let j = json(&rows, "10.0.2");
         assert_eq!(j.matches("\"name\"").count(), METRICS.len());

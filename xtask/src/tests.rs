@@ -527,7 +527,7 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
         }),
         ("bench_guest_runs_every_metric", |c| {
             const N: u64 = 50;
-            let (run, _) = crate::bench::boot(&c.q, &c.image, N)?;
+            let (run, _) = crate::bench::boot(&c.q, &c.image, N, crate::bench::Spe::ModelQuiet)?;
             crate::bench::check_run(&run, N)
         }),
         ("executed_switch_order_follows_the_rules", |c| {

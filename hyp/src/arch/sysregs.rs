@@ -108,10 +108,8 @@ pub fn set_vmpidr(idx: u64) {
 
 /// VTCR_EL2 and VTTBR_EL2 (with the VM's VMID) for `vm`.
 pub fn load_stage2(vm: &VmMem) {
-    let ipa_bits = vm.stage2.ia_bits();
-    let pa_bits = spevisor_pgtable::regs::pa_bits_from_parange(super::pa_range()).unwrap_or(40);
-    VTCR_EL2.set(spevisor_pgtable::regs::vtcr_el2(ipa_bits, pa_bits.min(48)));
-    VTTBR_EL2.set(spevisor_pgtable::regs::vttbr_el2(&vm.stage2, vm.vmid));
+    VTCR_EL2.set(vm.vtcr);
+    VTTBR_EL2.set(vm.vttbr);
 }
 
 /// VTTBR_EL2 = 0 (VMID 0, the host's). The host runs with HCR_EL2.VM = 0, so
