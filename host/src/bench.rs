@@ -18,9 +18,8 @@
 //! ```
 
 use crate::hprintln;
-use crate::scenarios::{Totals, GUEST_IMAGE, GUEST_RAM};
-use crate::vmm::{Ending, Vm};
-use log::error;
+use crate::scenarios::{self, ending_name, finish, Totals};
+use crate::vmm::{run_alternately, Vm};
 
 /// Guest modes (guest/src/bench.rs).
 const MODE_BENCH: u64 = 6;
@@ -42,16 +41,6 @@ const METRICS: [(u64, &str); 6] =
 
 fn metric_name(id: u64) -> &'static str {
     METRICS.iter().find(|(i, _)| *i == id).map_or("unknown", |(_, n)| n)
-}
-
-fn ending_name(e: Option<Ending>) -> &'static str {
-    match e {
-        Some(Ending::Off) => "off",
-        Some(Ending::Reset) => "reset",
-        Some(Ending::Stopped(_)) => "stopped",
-        Some(Ending::Killed) => "killed",
-        None => "running",
-    }
 }
 
 /// Prints a finished VM's results block.
@@ -82,18 +71,7 @@ fn report(vm: &Vm) {
 }
 
 fn make(name: &'static str, mode: u64, n: u64) -> Option<Vm> {
-    Vm::create(name, GUEST_IMAGE, GUEST_RAM, [mode, GUEST_RAM, n])
-        .map_err(|e| error!("{name}: cannot create the VM: {e}"))
-        .ok()
-}
-
-fn finish(vm: Vm, t: &mut Totals) {
-    t.vms += 1;
-    t.exits += vm.exits;
-    let name = vm.name;
-    if let Err(e) = vm.destroy() {
-        error!("{name}: destroy failed: {e}");
-    }
+    scenarios::make(name, [mode, 0, n])
 }
 
 /// The scenario: `n` iterations of every loop.
@@ -109,13 +87,7 @@ pub fn run(t: &mut Totals, n: u64) {
         return;
     };
     // Every exit of either VM switches to the other (as in `two-vms`).
-    loop {
-        let ra = a.step();
-        let rb = b.step();
-        if !ra && !rb {
-            break;
-        }
-    }
+    run_alternately(&mut a, &mut b);
     report(&a);
     report(&b);
     finish(a, t);

@@ -5,7 +5,7 @@
 
 use crate::hprintln;
 use crate::hyp;
-use crate::vmm::{host_free_pages, Ending, Vm};
+use crate::vmm::{host_free_pages, run_alternately, Ending, Vm};
 use log::{error, info};
 use spevisor_abi::{check_switch_order, Call, InfoItem, Step, SwitchOrder, TRACE_REGS, TRACE_STEPS_PER_REG};
 
@@ -43,7 +43,7 @@ impl Totals {
     }
 }
 
-fn make(name: &'static str, args: [u64; 3]) -> Option<Vm> {
+pub fn make(name: &'static str, args: [u64; 3]) -> Option<Vm> {
     match Vm::create(name, GUEST_IMAGE, GUEST_RAM, [args[0], GUEST_RAM, args[2]]) {
         Ok(vm) => Some(vm),
         Err(e) => {
@@ -53,7 +53,7 @@ fn make(name: &'static str, args: [u64; 3]) -> Option<Vm> {
     }
 }
 
-fn finish(vm: Vm, t: &mut Totals) {
+pub fn finish(vm: Vm, t: &mut Totals) {
     t.add(&vm);
     let name = vm.name;
     if let Err(e) = vm.destroy() {
@@ -61,7 +61,7 @@ fn finish(vm: Vm, t: &mut Totals) {
     }
 }
 
-fn ending_name(e: Option<Ending>) -> &'static str {
+pub fn ending_name(e: Option<Ending>) -> &'static str {
     match e {
         Some(Ending::Off) => "off",
         Some(Ending::Reset) => "reset",
@@ -104,15 +104,7 @@ pub fn two_vms(t: &mut Totals) {
     else {
         return;
     };
-    let mut switches = 0u64;
-    loop {
-        let ra = a.step();
-        let rb = b.step();
-        switches += 1;
-        if !ra && !rb {
-            break;
-        }
-    }
+    let switches = run_alternately(&mut a, &mut b);
     hprintln!(
         "two-vms: a_status={} b_status={} a_ending={} b_ending={} a_mismatch={} b_mismatch={} a_has_b={} b_has_a={} alternations={}",
         a.status.map_or(-1, |s| s as i64),
@@ -139,13 +131,7 @@ pub fn fp_vms(t: &mut Totals) {
     else {
         return;
     };
-    loop {
-        let ra = a.step();
-        let rb = b.step();
-        if !ra && !rb {
-            break;
-        }
-    }
+    run_alternately(&mut a, &mut b);
     hprintln!(
         "fp-vms: a_status={} b_status={} a_ending={} b_ending={}",
         a.status.map_or(-1, |s| s as i64),
@@ -164,13 +150,7 @@ pub fn read_outside(t: &mut Totals) {
     else {
         return;
     };
-    loop {
-        let r1 = bad.step();
-        let r2 = good.step();
-        if !r1 && !r2 {
-            break;
-        }
-    }
+    run_alternately(&mut bad, &mut good);
     hprintln!(
         "read-outside: bad_ending={} bad_status={} good_ending={} good_status={}",
         ending_name(bad.ending),

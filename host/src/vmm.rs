@@ -299,3 +299,17 @@ fn with_pages<T>(f: impl FnOnce(&mut PagePool) -> T) -> T {
 pub fn host_free_pages() -> usize {
     HOST.lock().as_ref().map_or(0, |h| h.pages.free_pages())
 }
+
+/// Runs two VMs alternately, switching at every exit, until both end;
+/// returns the number of alternations.
+pub fn run_alternately(a: &mut Vm, b: &mut Vm) -> u64 {
+    let mut alternations = 0;
+    loop {
+        let ra = a.step();
+        let rb = b.step();
+        alternations += 1;
+        if !ra && !rb {
+            return alternations;
+        }
+    }
+}

@@ -141,7 +141,8 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
 fn usage() -> String {
     "usage: cargo xtask <build|run|test|bench|spe-report> [options]\n\
      \x20 build [--release] [--test-hooks] [--switch-order=fixed|pre-2021]\n\
-     \x20 run   [--gdb] [--release] [--switch-order=...] [-- <extra QEMU args>]\n\
+     \x20 run   [--gdb] [--release] [--switch-order=...] [--spe=auto|hw|model|off] [--scenario=NAME]\n\
+     \x20       [-- <extra QEMU args>]\n\
      \x20 test  [--quick]   (--quick: skip fmt/clippy)\n\
      \x20 bench [--iterations N] [--json FILE] [--debug]\n\
      \x20 spe-report <dump FILE | profile FILE --elf ELF | records FILE --json>"
@@ -166,11 +167,28 @@ fn real_main() -> Result<(), String> {
         }
         "run" => {
             let gdb = rest.iter().any(|a| a == "--gdb");
-            let filtered: Vec<String> = rest.iter().filter(|a| *a != "--gdb").cloned().collect();
+            // Host kernel options: --spe=auto|hw|model|off, --scenario=NAME.
+            let mut append = vec![];
+            let mut filtered = vec![];
+            let mut passthrough = false;
+            for a in rest {
+                passthrough |= a == "--";
+                match a.split_once('=') {
+                    Some(("--spe", v)) if !passthrough => {
+                        if !matches!(v, "auto" | "hw" | "model" | "off") {
+                            return Err(format!("--spe={v}: use auto, hw, model or off"));
+                        }
+                        append.push(format!("spevisor.spe={v}"));
+                    }
+                    Some(("--scenario", v)) if !passthrough => append.push(format!("spevisor.scenario={v}")),
+                    _ if a == "--gdb" && !passthrough => {}
+                    _ => filtered.push(a.clone()),
+                }
+            }
             let (opts, extra) = parse_build_opts(&filtered)?;
             let image = build_image(&opts)?;
             let qemu = setup::qemu()?;
-            qemu::run_interactive(&qemu, &image, gdb, &extra)
+            qemu::run_interactive(&qemu, &image, gdb, &append.join(" "), &extra)
         }
         "test" => tests::run_all(rest.iter().any(|a| a == "--quick")),
         "bench" => bench::run(rest),

@@ -54,8 +54,8 @@ pub fn args(image: &Path, m: &Machine) -> Vec<String> {
 }
 
 /// Boots with the console on this terminal.
-pub fn run_interactive(q: &Qemu, image: &Path, gdb: bool, extra: &[String]) -> Result<(), String> {
-    let mut m = Machine { extra: extra.to_vec(), ..Machine::default() };
+pub fn run_interactive(q: &Qemu, image: &Path, gdb: bool, append: &str, extra: &[String]) -> Result<(), String> {
+    let mut m = Machine { append: append.to_string(), extra: extra.to_vec(), ..Machine::default() };
     if gdb {
         m.extra.extend(["-s".to_string(), "-S".to_string()]);
         let elf = image.with_extension("elf");
