@@ -190,6 +190,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         mode::PING_LOOP => ping_loop(arg),
         mode::SYSREG_LOOP => sysreg_loop(arg),
         fp::MODE_FP_CHECK => fp::check(arg),
+        MODE_EXEC_OUTSIDE => exec_outside(),
         bench::MODE_BENCH => bench::run(arg, entry_counter),
         bench::MODE_BENCH_SWITCH => bench::switch(arg, entry_counter),
         _ => {
@@ -380,6 +381,23 @@ fn read_outside() -> u64 {
     // register gives the abort a valid syndrome.
     unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) value, options(nostack)) };
     println!("guest: read-outside: load returned {value:#x}");
+    status::READ_OUTSIDE_RETURNED
+}
+
+/// Mode 10: jumps to guest-physical memory the guest's own stage-1 maps as
+/// executable RAM but the VM was never given: a stage-2 instruction abort
+/// the hypervisor must turn into a stopped VM.
+pub const MODE_EXEC_OUTSIDE: u64 = 10;
+/// 16 MiB into the 1 GiB the guest maps as RAM: beyond any donation in tests.
+const EXEC_OUTSIDE_IPA: u64 = 0x4100_0000;
+
+fn exec_outside() -> u64 {
+    println!("guest: exec-outside: branching to {EXEC_OUTSIDE_IPA:#x}; the VM must stop");
+    // SAFETY: deliberately branches where nothing is mapped at stage 2; the
+    // instruction abort ends this VM at EL2 and nothing after it runs. If it
+    // ever returned, x30 brings it back here.
+    unsafe { asm!("blr {t}", t = in(reg) EXEC_OUTSIDE_IPA, out("x30") _, clobber_abi("C")) };
+    println!("guest: exec-outside: the branch returned");
     status::READ_OUTSIDE_RETURNED
 }
 

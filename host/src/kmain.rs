@@ -209,7 +209,8 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "demo" => scenarios::demo(&mut totals),
         "two-vms" => scenarios::two_vms(&mut totals),
         "fp-vms" => scenarios::fp_vms(&mut totals),
-        "read-outside" => scenarios::read_outside(&mut totals),
+        "read-outside" => scenarios::read_outside(&mut totals, false),
+        "exec-outside" => scenarios::read_outside(&mut totals, true),
         "vm-loop" => scenarios::vm_loop(&mut totals, iterations.unwrap_or(20)),
         "ping-loop" => {
             scenarios::loop_guest(&mut totals, "ping", scenarios::mode::PING_LOOP, iterations.unwrap_or(1000))

@@ -247,10 +247,9 @@ impl Vm {
             Some(Exit::Irq) | Some(Exit::Wfx) => {}
             Some(Exit::Stopped { reason, esr, far, elr }) => {
                 error!(
-                    "{}: stopped by the hypervisor: {} (ESR {:#x} = {}, IPA/FAR {:#x}, PC {:#x})",
+                    "{}: stopped by the hypervisor: {} ({}, IPA/FAR {:#x}, PC {:#x})",
                     self.name,
                     reason.name(),
-                    esr,
                     spevisor_armv8::esr::Esr(esr),
                     far,
                     elr

@@ -60,8 +60,7 @@ pub fn log(level: Level, args: fmt::Arguments) {
 /// Prints even if the console lock is held (the crash path may interrupt a
 /// print in progress): takes the UART over without waiting.
 pub fn print_crash(args: fmt::Arguments) {
-    // SAFETY-free: `force_unlock` is unsafe only because it breaks mutual
-    // exclusion, which is exactly what a dying CPU needs; see below.
+    // Breaking the lock's mutual exclusion is exactly what a dying CPU needs.
     if CONSOLE.is_locked() {
         // SAFETY: single CPU, and the holder is the code this crash interrupted,
         // which will never run again.

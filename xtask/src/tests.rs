@@ -237,9 +237,9 @@ fn check_two_vms(boot: &Boot) -> Result<(), String> {
     Ok(())
 }
 
-fn check_read_outside(boot: &Boot) -> Result<(), String> {
+fn check_read_outside(boot: &Boot, what: &str) -> Result<(), String> {
     expect_exit(boot, status::OK)?;
-    let f = fields(&boot.output, "read-outside:")?;
+    let f = fields(&boot.output, &format!("{what}:"))?;
     let bad = f.get("bad_ending").map(String::as_str).unwrap_or("");
     if bad != "killed" && bad != "stopped" {
         return Err(format!("the VM reading outside its memory ended {bad:?}, not stopped"));
@@ -501,7 +501,21 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
         }),
         ("vm_reading_outside_is_stopped_other_completes", |c| {
             let b = boot(c, &c.image, scenario("read-outside"))?;
-            with_output(&b, check_read_outside(&b))
+            with_output(&b, check_read_outside(&b, "read-outside"))
+        }),
+        ("vm_executing_outside_is_stopped_by_the_hyp", |c| {
+            let b = boot(c, &c.image, scenario("exec-outside"))?;
+            with_output(&b, {
+                check_read_outside(&b, "exec-outside").and_then(|_| {
+                    let f = fields(&b.output, "exec-outside:")?;
+                    expect_eq("bad_ending", f.get("bad_ending").map(String::as_str).unwrap_or(""), "stopped")?;
+                    if b.output.contains("instruction abort outside guest RAM") {
+                        Ok(())
+                    } else {
+                        Err("the host did not print the decoded stop reason".into())
+                    }
+                })
+            })
         }),
         ("vm_create_destroy_loop_leaks_nothing", |c| {
             let mut m = scenario("vm-loop");
