@@ -55,6 +55,8 @@ pub mod metric {
     pub const UDF_EL1: u64 = 5;
     /// One alternation of two VMs (this VM's HOST_PING, then the other's).
     pub const VM_SWITCH: u64 = 6;
+    /// HOST_PING after an FP instruction: the lazy FP switch's full cost.
+    pub const HVC_HOST_FP: u64 = 7;
 }
 
 /// Untimed iterations before each measured loop (and after the switch loop).
@@ -145,6 +147,30 @@ ping_loop!(
 ping_loop!(
     /// The baseline of [`hvc_loop`].
     hvc_baseline,
+    "nop"
+);
+
+/// Ping loops that first write d0: every round trip re-enters the guest
+/// with FP trapped, so the `fmov` takes the lazy-FP trap once per run.
+macro_rules! fp_ping_loop {
+    ($(#[$doc:meta])* $name:ident, $body:literal) => {
+        timed_loop!(
+            $(#[$doc])* $name,
+            [".arch_extension fp", "fmov d0, x21", "mov x0, x20", "mov x1, x21"],
+            $body,
+            ["add x2, x21, #1", "cmp x1, x2", "ccmp x0, #0, #0, eq", "cinc x22, x22, ne"]
+        );
+    };
+}
+
+fp_ping_loop!(
+    /// `fmov d0, ..` then `hvc #0`.
+    hvc_fp_loop,
+    "hvc #0"
+);
+fp_ping_loop!(
+    /// The baseline of [`hvc_fp_loop`] (FP stays enabled: no trap).
+    hvc_fp_baseline,
     "nop"
 );
 
@@ -264,6 +290,8 @@ pub fn run(n: u64, entry_counter: u64) -> u64 {
     pair(&mut r, metric::MMIO_HOST, &|k| mmio_loop(k, PL011_FR, txfe), &|k| mmio_baseline(k, PL011_FR, txfe));
     pair(&mut r, metric::SYSREG_TRAP, &|k| undef_timed(pmcr_loop, k), &|k| undef_baseline(k, 0, 0));
     pair(&mut r, metric::UDF_EL1, &|k| undef_timed(udf_loop, k), &|k| undef_baseline(k, 0, 0));
+    crate::fp::enable_fp();
+    pair(&mut r, metric::HVC_HOST_FP, &|k| hvc_fp_loop(k, host, 0), &|k| hvc_fp_baseline(k, host, 0));
     r.finish();
     errors
 }

@@ -49,7 +49,8 @@ macro_rules! for_each_q {
     ($m:ident, $($n:literal)*) => { [$($m!($n)),*] };
 }
 
-fn enable_fp() {
+/// Lets EL1 use FP/SIMD (CPACR_EL1.FPEN).
+pub fn enable_fp() {
     // SAFETY: sets CPACR_EL1.FPEN so FP instructions do not trap to EL1; the
     // isb makes the change visible to the instructions that follow.
     unsafe {

@@ -36,8 +36,15 @@ const MAX_ENTRIES: usize = 8;
 pub const DEFAULT_ITERATIONS: u64 = 10_000;
 
 /// Metric ids the guest writes, by name.
-const METRICS: [(u64, &str); 6] =
-    [(1, "hvc_host"), (2, "hvc_el2"), (3, "mmio_host"), (4, "sysreg_trap"), (5, "udf_el1"), (6, "vm_switch")];
+const METRICS: [(u64, &str); 7] = [
+    (1, "hvc_host"),
+    (2, "hvc_el2"),
+    (3, "mmio_host"),
+    (4, "sysreg_trap"),
+    (5, "udf_el1"),
+    (6, "vm_switch"),
+    (7, "hvc_host_fp"),
+];
 
 fn metric_name(id: u64) -> &'static str {
     METRICS.iter().find(|(i, _)| *i == id).map_or("unknown", |(_, n)| n)

@@ -67,6 +67,13 @@ pub const METRICS: &[Metric] = &[
         bar: "KVM 6.12 nVHE 2,432 / VHE 1,894 per hvc round trip",
     },
     Metric {
+        name: "hvc_host_fp",
+        what: "hvc_host after an FP instruction: lazy FP switch (FP trap, host FP out, guest FP in, and back)",
+        source: Source::Guest { vm: "bench", name: "hvc_host_fp" },
+        target: None,
+        bar: "",
+    },
+    Metric {
         name: "hvc_el2",
         what: "guest hvc answered at EL2 (HYP_PING), no full world switch",
         source: Source::Guest { vm: "bench", name: "hvc_el2" },
@@ -485,6 +492,7 @@ mod unit {
         bench-metric: vm=bench name=mmio_host n=10 ticks=2060 baseline=60 errors=0\n\
         bench-metric: vm=bench name=sysreg_trap n=10 ticks=3030 baseline=30 errors=0\n\
         bench-metric: vm=bench name=udf_el1 n=10 ticks=530 baseline=30 errors=0\n\
+        bench-metric: vm=bench name=hvc_host_fp n=10 ticks=12090 baseline=90 errors=0\n\
         bench: vm=switch-a status=0 ending=off cntfrq=1000000000 entry_counter=9\n\
         bench-metric: vm=switch-a name=vm_switch n=10 ticks=20090 baseline=90 errors=0\n\
         bench: vm=switch-b status=0 ending=off cntfrq=1000000000 entry_counter=9\n\
