@@ -33,6 +33,8 @@ pub struct BuildOpts {
     pub release: bool,
     pub test_hooks: bool,
     pub pre_2021: bool,
+    /// For boards: no semihosting exit, no QEMU fallback console.
+    pub board: bool,
 }
 
 pub fn root() -> PathBuf {
@@ -82,8 +84,9 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
         "{}{}{}",
         if opts.release { "release" } else { "debug" },
         if opts.test_hooks { "-test" } else { "" },
-        if opts.pre_2021 { "-pre2021" } else { "" }
+        if opts.pre_2021 { "-pre2021" } else { "" },
     );
+    let flavour = if opts.board { format!("{flavour}-board") } else { flavour };
     // Each flavour gets its own target dir so switching does not rebuild all.
     let dir = target_dir.join("image").join(&flavour);
     let mut features = vec![];
@@ -105,6 +108,9 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));
     }
+    if opts.board {
+        cmd.arg("--no-default-features");
+    }
     run_cmd(&mut cmd)?;
     let profile = if opts.release { "release" } else { "debug" };
     let elf_path = dir.join(BARE_TARGET).join(profile).join("spevisor-image");
@@ -123,6 +129,7 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
         match a.as_str() {
             "--release" => opts.release = true,
             "--test-hooks" => opts.test_hooks = true,
+            "--board" => opts.board = true,
             "--switch-order=fixed" => opts.pre_2021 = false,
             "--switch-order=pre-2021" => opts.pre_2021 = true,
             s if s.starts_with("--switch-order=") => {
@@ -140,7 +147,7 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
 
 fn usage() -> String {
     "usage: cargo xtask <build|run|test|bench|spe-report> [options]\n\
-     \x20 build [--release] [--test-hooks] [--switch-order=fixed|pre-2021]\n\
+     \x20 build [--release] [--board] [--test-hooks] [--switch-order=fixed|pre-2021]\n\
      \x20 run   [--gdb] [--release] [--switch-order=...] [--spe=auto|hw|model|off] [--scenario=NAME]\n\
      \x20       [-- <extra QEMU args>]\n\
      \x20 test  [--quick]   (--quick: skip fmt/clippy)\n\
