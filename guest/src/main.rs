@@ -191,6 +191,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         mode::SYSREG_LOOP => sysreg_loop(arg),
         fp::MODE_FP_CHECK => fp::check(arg),
         MODE_EXEC_OUTSIDE => exec_outside(),
+        MODE_HOSTILE => hostile(),
         bench::MODE_BENCH => bench::run(arg, entry_counter),
         bench::MODE_BENCH_SWITCH => bench::switch(arg, entry_counter),
         _ => {
@@ -398,6 +399,41 @@ fn exec_outside() -> u64 {
     // ever returned, x30 brings it back here.
     unsafe { asm!("blr {t}", t = in(reg) EXEC_OUTSIDE_IPA, out("x30") _, clobber_abi("C")) };
     println!("guest: exec-outside: the branch returned");
+    status::READ_OUTSIDE_RETURNED
+}
+
+/// Mode 11: a hostile guest. Unknown hypercall IDs must come back
+/// NOT_SUPPORTED, an SMC (trapped, HCR_EL2.TSC) must work like an HVC, then a
+/// load pair from the UART (no instruction syndrome) must stop the VM.
+pub const MODE_HOSTILE: u64 = 11;
+
+fn hostile() -> u64 {
+    let mut wrong = 0;
+    for id in [0u64, 0xC600_FFFF, 0x8400_FFFF, u64::MAX, 0xC400_0003] {
+        let r = hvc::call(id, 1, 2, 3);
+        if r[0] != spevisor_abi::guest::smccc::NOT_SUPPORTED {
+            println!("guest: hostile: hvc {id:#x} answered {:#x}", r[0]);
+            wrong += 1;
+        }
+    }
+    let version: u64;
+    // SAFETY: an SMC trapped to EL2 (HCR_EL2.TSC) and answered like PSCI via
+    // HVC; x0..x3 carry the call, x0..x17 may change (SMCCC).
+    unsafe {
+        asm!("smc #0", inout("x0") spevisor_abi::guest::psci::VERSION => version,
+             out("x1") _, out("x2") _, out("x3") _, clobber_abi("C"))
+    };
+    if version != spevisor_abi::guest::psci::VERSION_1_1 {
+        println!("guest: hostile: smc PSCI_VERSION answered {version:#x}");
+        wrong += 1;
+    }
+    hvc::report(4, wrong);
+    println!("guest: hostile: ldp from the UART (no syndrome); the VM must stop");
+    let (a, b): (u64, u64);
+    // SAFETY: a load pair from the PL011 frame, mapped Device by the guest:
+    // load pairs have no valid ISS at stage 2, so the hypervisor stops the VM.
+    unsafe { asm!("ldp {a}, {b}, [{p}]", p = in(reg) crate::uart::PL011_BASE, a = out(reg) a, b = out(reg) b) };
+    println!("guest: hostile: ldp returned {a:#x} {b:#x}");
     status::READ_OUTSIDE_RETURNED
 }
 

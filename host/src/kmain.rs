@@ -209,8 +209,9 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "demo" => scenarios::demo(&mut totals),
         "two-vms" => scenarios::two_vms(&mut totals),
         "fp-vms" => scenarios::fp_vms(&mut totals),
-        "read-outside" => scenarios::read_outside(&mut totals, false),
-        "exec-outside" => scenarios::read_outside(&mut totals, true),
+        "read-outside" => scenarios::bad_vm(&mut totals, scenarios::mode::READ_OUTSIDE, "read-outside"),
+        "exec-outside" => scenarios::bad_vm(&mut totals, scenarios::mode::EXEC_OUTSIDE, "exec-outside"),
+        "hostile" => scenarios::bad_vm(&mut totals, scenarios::mode::HOSTILE, "hostile"),
         "vm-loop" => scenarios::vm_loop(&mut totals, iterations.unwrap_or(20)),
         "ping-loop" => {
             scenarios::loop_guest(&mut totals, "ping", scenarios::mode::PING_LOOP, iterations.unwrap_or(1000))

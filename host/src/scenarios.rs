@@ -24,6 +24,7 @@ pub mod mode {
     pub const SYSREG_LOOP: u64 = 5;
     pub const FP_CHECK: u64 = 9;
     pub const EXEC_OUTSIDE: u64 = 10;
+    pub const HOSTILE: u64 = 11;
 }
 
 /// Where the check mode writes: from 1 MiB into its RAM.
@@ -144,17 +145,17 @@ pub fn fp_vms(t: &mut Totals) {
     finish(b, t);
 }
 
-/// A guest reading (or, with `exec`, executing) outside its memory is
-/// stopped; another VM still completes.
-pub fn read_outside(t: &mut Totals, exec: bool) {
-    let bad_mode = if exec { mode::EXEC_OUTSIDE } else { mode::READ_OUTSIDE };
+/// A guest that misbehaves (`bad_mode`: reads or executes outside its
+/// memory, or is hostile) is stopped; another VM still completes. Prints a
+/// line starting with `label:`.
+pub fn bad_vm(t: &mut Totals, bad_mode: u64, label: &str) {
     let (Some(mut bad), Some(mut good)) = (make("bad", [bad_mode, 0, 0]), make("good", [mode::SELFTEST, 0, 0])) else {
         return;
     };
     run_alternately(&mut bad, &mut good);
     hprintln!(
         "{}: bad_ending={} bad_status={} good_ending={} good_status={}",
-        if exec { "exec-outside" } else { "read-outside" },
+        label,
         ending_name(bad.ending),
         bad.status.map_or(-1, |s| s as i64),
         ending_name(good.ending),

@@ -172,6 +172,54 @@ fn check_crash_ec(boot: &Boot, exit: i32, want_ec: u64, who: &str) -> Result<(),
     Ok(())
 }
 
+/// Replaces every occurrence of `from` with `to` (same length).
+fn replace_bytes(d: &mut [u8], from: &[u8], to: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i + from.len() <= d.len() {
+        if &d[i..i + from.len()] == from {
+            d[i..i + from.len()].copy_from_slice(to);
+            n += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
+/// QEMU's virt DTB (GICv3, 1 GiB), trimmed to its contents (QEMU dumps it
+/// padded to 1 MiB and grows a `-dtb` file further), with `edit` applied.
+fn qemu_dtb_variant(q: &Qemu, name: &str, edit: impl Fn(&mut Vec<u8>) -> usize) -> Result<PathBuf, String> {
+    const OFF_DT_STRINGS: usize = 12;
+    const SIZE_DT_STRINGS: usize = 32;
+    let dir = root().join("target").join("dtb-variants");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let raw = dir.join("virt.dtb");
+    run_cmd(std::process::Command::new(&q.bin).args([
+        "-M",
+        &format!("virt,virtualization=on,gic-version=3,dumpdtb={}", raw.display()),
+        "-cpu",
+        "max",
+        "-m",
+        "1G",
+        "-nographic",
+        "-nic",
+        "none",
+    ]))?;
+    let mut d = std::fs::read(&raw).map_err(|e| e.to_string())?;
+    let be32 = |o: usize| u32::from_be_bytes(d[o..o + 4].try_into().unwrap()) as usize;
+    let end = be32(OFF_DT_STRINGS) + be32(SIZE_DT_STRINGS);
+    d.truncate(end);
+    d[4..8].copy_from_slice(&(end as u32).to_be_bytes());
+    if edit(&mut d) == 0 {
+        return Err(format!("DTB variant {name}: the edit changed nothing"));
+    }
+    let out = dir.join(format!("{name}.dtb"));
+    std::fs::write(&out, d).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
 /// A copy of `image` asking to be loaded `offset` bytes above a 2 MiB boundary
 /// (the header's text_offset): the image must run wherever it is put.
 fn relocated_copy(image: &Path, offset: u64) -> Result<PathBuf, String> {
@@ -502,6 +550,42 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
         ("vm_reading_outside_is_stopped_other_completes", |c| {
             let b = boot(c, &c.image, scenario("read-outside"))?;
             with_output(&b, check_read_outside(&b, "read-outside"))
+        }),
+        ("hostile_guest_gets_refusals_then_is_stopped", |c| {
+            // Unknown hypercalls answered NOT_SUPPORTED and a trapped SMC
+            // answered like an HVC (the guest reports 0 wrong answers), then a
+            // load pair from the UART (no syndrome) stops only that VM.
+            let b = boot(c, &c.image, scenario("hostile"))?;
+            with_output(&b, {
+                check_read_outside(&b, "hostile").and_then(|_| {
+                    if !b.output.lines().any(|l| l == "[bad] report tag=4 value=0x0") {
+                        return Err("the hostile guest saw wrong answers to its calls".into());
+                    }
+                    if !b.output.contains("data abort without syndrome outside guest RAM") {
+                        return Err("no decoded stop reason for the load pair".into());
+                    }
+                    let f = fields(&b.output, "hostile:")?;
+                    expect_eq("bad_ending", f.get("bad_ending").map(String::as_str).unwrap_or(""), "stopped")
+                })
+            })
+        }),
+        ("dtb_without_gic_is_reported", |c| {
+            // QEMU's own DTB, trimmed to its contents, with the GIC's
+            // compatible string changed: the boot must stop with the reason.
+            let dtb = qemu_dtb_variant(&c.q, "nogic", |d| replace_bytes(d, b"arm,gic-v3", b"arm,gic-vX"))?;
+            let m = Machine { extra: vec!["-dtb".into(), dtb.display().to_string()], ..Machine::default() };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, {
+                expect_exit(&b, status::FATAL_BOOT).and_then(|_| {
+                    let s = summary(&b.output).ok_or("no summary line")?;
+                    expect_eq("status", field(&s, "status")?, "error")?;
+                    if field(&s, "reason")?.contains("no enabled GIC") {
+                        Ok(())
+                    } else {
+                        Err("the reason does not name the missing GIC".into())
+                    }
+                })
+            })
         }),
         ("vm_executing_outside_is_stopped_by_the_hyp", |c| {
             let b = boot(c, &c.image, scenario("exec-outside"))?;
