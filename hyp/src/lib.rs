@@ -8,9 +8,15 @@
 //! - [`arch`]: the only code that executes `msr`/`mrs`/`tlbi`/`at`/`eret`
 //!   (aarch64 builds only);
 //! - [`boot`]: EL2 bring-up, from the first Rust instruction to the host;
-//! - [`mm`]: the image layout, the page pool and the EL2 heap;
+//! - [`mm`]: how RAM is shared out and the page pool (a buddy allocator with
+//!   free/total counters; EL2 needs no other heap);
 //! - [`hcall`]: the hypercall dispatcher (argument checks are pure and tested
-//!   on the development machine);
+//!   on the development machine), [`service`] the work behind each call;
+//! - [`vm`], [`vcpu`]: VMs (VMIDs, donations, stage-2) and vcpu state, exit
+//!   decoding and exception injection (pure);
+//! - [`switch`]: `vcpu_run`, the ordered world switch, and its step plan;
+//! - [`traps`]: what EL2 traps for guests and for the host;
+//! - [`spe`]: `save_host_buffers`/`restore_host_buffers` for both backends;
 //! - [`console`]: the EL2 console and its logging macros;
 //! - [`crash`]: the report printed for any unexpected exception.
 #![cfg_attr(not(test), no_std)]
