@@ -140,7 +140,7 @@ impl Services for Hyp {
         }
         let range = crate::spe::check_model_attach(&self.layout, &VMS.lock(), pa, size)?;
         self.spe_model = Some(range);
-        self.host.spe.backend = Backend::Model(pa as usize);
+        self.host.spe.backend = Backend::Model { addr: pa as usize, host: self.layout.host };
         info!("SPE model attached at {:#x} ({} bytes)", pa, size);
         Ok(())
     }

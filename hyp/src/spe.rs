@@ -25,8 +25,9 @@ pub enum Backend {
     None,
     /// The CPU's SPE registers.
     Hardware,
-    /// The software model at this (identity-mapped) address in host memory.
-    Model(usize),
+    /// The software model at this (identity-mapped) address in host memory;
+    /// EL2 writes its records only inside `host` (host memory).
+    Model { addr: usize, host: Range },
 }
 
 /// What the world switch knows about the host's SPE.
@@ -99,9 +100,11 @@ pub fn save_host_buffers(h: &mut HostSpe) -> Option<SavedSpe> {
             Some(unsafe { hw::disable_and_drain() })
         }
         #[cfg(target_arch = "aarch64")]
-        Backend::Model(addr) => {
+        Backend::Model { addr, host } => {
             // SAFETY: an attached model (see `model`).
             let m = unsafe { model(addr) };
+            // The host can write the model's memory: repair before use.
+            m.sanitize();
             let limit = m.read(ModelReg::PmblimitrEl1);
             if !PMBLIMITR_EL1::E.is_set(limit) {
                 return None;
@@ -111,14 +114,14 @@ pub fn save_host_buffers(h: &mut HostSpe) -> Option<SavedSpe> {
             arch_barriers::isb();
             // psb csync: the pending records go out through the regime that
             // owns the buffer now.
-            m.drain(&mut El2Writer);
+            m.drain(&mut El2Writer { host });
             arch_barriers::dsb_nsh();
             m.write(ModelReg::PmblimitrEl1, limit & !field_mask(PMBLIMITR_EL1::E));
             arch_barriers::isb();
             Some(SavedSpe { pmscr_el1: pmscr, pmblimitr_el1: limit })
         }
         #[cfg(not(target_arch = "aarch64"))]
-        Backend::Hardware | Backend::Model(_) => None,
+        Backend::Hardware | Backend::Model { .. } => None,
     }
 }
 
@@ -134,7 +137,7 @@ pub fn restore_host_buffers(h: &mut HostSpe, saved: Option<SavedSpe>) {
         // host's regime (TTBRs, HCR_EL2, MDCR_EL2) is live again.
         Backend::Hardware => unsafe { spevisor_spe::regs::hw::restore(saved) },
         #[cfg(target_arch = "aarch64")]
-        Backend::Model(addr) => {
+        Backend::Model { addr, .. } => {
             // SAFETY: an attached model (see `model`).
             let m = unsafe { model(addr) };
             arch_barriers::isb();
@@ -143,7 +146,7 @@ pub fn restore_host_buffers(h: &mut HostSpe, saved: Option<SavedSpe>) {
             m.write(ModelReg::PmscrEl1, saved.pmscr_el1);
         }
         #[cfg(not(target_arch = "aarch64"))]
-        Backend::Hardware | Backend::Model(_) => {
+        Backend::Hardware | Backend::Model { .. } => {
             let _ = saved;
         }
     }
@@ -168,7 +171,11 @@ mod arch_barriers {
 /// HCR_EL2.VM is set, `at s1e1w` otherwise), and the data is stored at the
 /// resulting PA through EL2's identity map of RAM.
 #[cfg(target_arch = "aarch64")]
-pub struct El2Writer;
+pub struct El2Writer {
+    /// Host memory: the only place EL2 stores records, whatever the model's
+    /// (host-writable) idea of the buffer says.
+    pub host: Range,
+}
 
 #[cfg(target_arch = "aarch64")]
 impl spevisor_spe::model::BufferWriter for El2Writer {
@@ -193,9 +200,12 @@ impl spevisor_spe::model::BufferWriter for El2Writer {
     }
 
     fn write(&mut self, pa: u64, bytes: &[u8]) {
-        // SAFETY: the model writes only where `translate` resolved *and* the
-        // host said its buffer is (it checks before calling), i.e. host RAM,
-        // which EL2 maps RW at its physical address.
+        if !self.host.contains_range(pa, bytes.len() as u64) {
+            return;
+        }
+        // SAFETY: `pa..pa+len` is host memory (checked just above), which EL2
+        // maps RW at its physical address; the model writes there only where
+        // the translation and the host's intended buffer agree.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa as *mut u8, bytes.len()) };
     }
 }

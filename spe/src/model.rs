@@ -395,7 +395,11 @@ pub struct SpeModel {
     pmblimitr: u64,
     pmbptr: u64,
     pmbsr: u64,
-    intended: Option<IntendedBuffer>,
+    /// Where the host meant its buffer to be; valid when `intended_set` != 0.
+    /// (Plain integers only: the model may live in memory another exception
+    /// level can write, so no field may have invalid bit patterns.)
+    intended: IntendedBuffer,
+    intended_set: u64,
     pending: [u8; PENDING_CAPACITY],
     pending_len: usize,
     stats: ModelStats,
@@ -424,7 +428,8 @@ impl SpeModel {
             pmblimitr: 0,
             pmbptr: 0,
             pmbsr: 0,
-            intended: None,
+            intended: IntendedBuffer { va_base: 0, pa_base: 0, size: 0 },
+            intended_set: 0,
             pending: [0; PENDING_CAPACITY],
             pending_len: 0,
             stats: ModelStats {
@@ -481,12 +486,17 @@ impl SpeModel {
     /// Records where the host meant the buffer to be (VA in the owner's
     /// regime and the PA it maps to, physically contiguous).
     pub fn set_intended_buffer(&mut self, va_base: u64, pa_base: u64, size: u64) {
-        self.intended = Some(IntendedBuffer { va_base, pa_base, size });
+        self.intended = IntendedBuffer { va_base, pa_base, size };
+        self.intended_set = 1;
     }
 
     /// The intended buffer, if set.
     pub const fn intended_buffer(&self) -> Option<IntendedBuffer> {
-        self.intended
+        if self.intended_set != 0 {
+            Some(self.intended)
+        } else {
+            None
+        }
     }
 
     /// Cumulative statistics.
@@ -610,6 +620,18 @@ impl SpeModel {
             }
         }
         r
+    }
+
+    /// Restores the model's invariants after its memory may have been written
+    /// by someone else (the hypervisor calls this before touching a model the
+    /// host owns): the internal buffer length is clamped to whole records
+    /// within capacity. Returns whether anything had to be repaired.
+    pub fn sanitize(&mut self) -> bool {
+        let ok = self.pending_len <= PENDING_CAPACITY && self.pending_len.is_multiple_of(RECORD_SIZE);
+        if !ok {
+            self.pending_len = self.pending_len.min(PENDING_CAPACITY) / RECORD_SIZE * RECORD_SIZE;
+        }
+        !ok
     }
 
     /// Offers one sampled operation to the unit.
@@ -738,7 +760,7 @@ impl SpeModel {
             let page_left = (PAGE_SIZE - cur % PAGE_SIZE) as usize;
             let len = page_left.min(RECORD_SIZE - off);
             let pa = w.translate(cur)?;
-            let intended = self.intended.and_then(|b| b.pa_of(cur, len as u64));
+            let intended = self.intended_buffer().and_then(|b| b.pa_of(cur, len as u64));
             if intended != Some(pa) {
                 misdirected = true;
             }

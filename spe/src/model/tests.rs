@@ -271,7 +271,7 @@ fn misdirected_writes_are_counted_not_performed() {
 
     // No intended buffer: nothing can be checked, nothing is written.
     let mut m = armed();
-    m.intended = None;
+    m.intended_set = 0;
     m.sample(&el1_sample(0));
     assert_eq!(m.drain(&mut Mem::new()).misdirected, 1);
 }
@@ -399,4 +399,19 @@ fn par_decoding() {
     assert_eq!(f, TranslationFault::translation(FaultStage::Stage2, 1));
     let f = par_to_pa(1 | (0b000100 << 1), 0).unwrap_err();
     assert_eq!(f.stage, FaultStage::Stage1);
+}
+
+#[test]
+fn sanitize_repairs_a_corrupted_length() {
+    let mut m = armed();
+    m.sample(&el1_sample(0));
+    assert!(!m.sanitize(), "a consistent model needs no repair");
+    m.pending_len = PENDING_CAPACITY + 3;
+    assert!(m.sanitize());
+    assert_eq!(m.pending_records(), PENDING_RECORDS);
+    m.pending_len = RECORD_SIZE + 1;
+    assert!(m.sanitize());
+    assert_eq!(m.pending_records(), 1);
+    // Draining after a repair never reads past the internal buffer.
+    m.drain(&mut Mem::new());
 }
