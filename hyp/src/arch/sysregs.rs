@@ -26,64 +26,39 @@ macro_rules! msr {
     }};
 }
 
+core::arch::global_asm!(include_str!("el1ctx.S"));
+
+extern "C" {
+    fn __el1_save(c: *mut El1Context);
+    fn __el1_restore(c: *const El1Context);
+}
+
+// el1ctx.S stores the fields in declaration order, two at a time.
+const _: () = {
+    assert!(core::mem::size_of::<El1Context>() == 26 * 8);
+    assert!(core::mem::offset_of!(El1Context, sctlr) == 0);
+    assert!(core::mem::offset_of!(El1Context, vbar) == 48);
+    assert!(core::mem::offset_of!(El1Context, tpidrro_el0) == 80);
+    assert!(core::mem::offset_of!(El1Context, cpacr) == 128);
+    assert!(core::mem::offset_of!(El1Context, sp_el0) == 160);
+    assert!(core::mem::offset_of!(El1Context, cntv_cval) == 200);
+};
+
 /// Saves the EL1/EL0 registers of whoever ran at EL1 (host or guest).
+#[inline(always)]
 pub fn save_el1(c: &mut El1Context) {
-    c.sctlr = SCTLR_EL1.get();
-    c.ttbr0 = TTBR0_EL1.get();
-    c.ttbr1 = TTBR1_EL1.get();
-    c.tcr = TCR_EL1.get();
-    c.mair = MAIR_EL1.get();
-    c.amair = AMAIR_EL1.get();
-    c.vbar = VBAR_EL1.get();
-    c.contextidr = CONTEXTIDR_EL1.get();
-    c.tpidr_el0 = TPIDR_EL0.get();
-    c.tpidr_el1 = TPIDR_EL1.get();
-    c.tpidrro_el0 = TPIDRRO_EL0.get();
-    c.esr = ESR_EL1.get();
-    c.far = FAR_EL1.get();
-    c.afsr0 = AFSR0_EL1.get();
-    c.afsr1 = AFSR1_EL1.get();
-    c.par = PAR_EL1.get();
-    c.cpacr = CPACR_EL1.get();
-    c.cntkctl = CNTKCTL_EL1.get();
-    c.csselr = CSSELR_EL1.get();
-    c.mdscr = MDSCR_EL1.get();
-    c.sp_el0 = SP_EL0.get();
-    c.sp_el1 = SP_EL1.get();
-    c.elr = ELR_EL1.get();
-    c.spsr = SPSR_EL1.get();
-    c.cntv_ctl = CNTV_CTL_EL0.get();
-    c.cntv_cval = CNTV_CVAL_EL0.get();
+    // SAFETY: `__el1_save` writes exactly one El1Context through x0 and
+    // clobbers x1/x2 only (declared by the C ABI); reading EL1 registers at
+    // EL2 has no side effects.
+    unsafe { __el1_save(c) }
 }
 
 /// Loads a saved EL1/EL0 context.
+#[inline(always)]
 pub fn restore_el1(c: &El1Context) {
-    SCTLR_EL1.set(c.sctlr);
-    TTBR0_EL1.set(c.ttbr0);
-    TTBR1_EL1.set(c.ttbr1);
-    TCR_EL1.set(c.tcr);
-    MAIR_EL1.set(c.mair);
-    AMAIR_EL1.set(c.amair);
-    VBAR_EL1.set(c.vbar);
-    CONTEXTIDR_EL1.set(c.contextidr);
-    TPIDR_EL0.set(c.tpidr_el0);
-    TPIDR_EL1.set(c.tpidr_el1);
-    TPIDRRO_EL0.set(c.tpidrro_el0);
-    ESR_EL1.set(c.esr);
-    FAR_EL1.set(c.far);
-    AFSR0_EL1.set(c.afsr0);
-    AFSR1_EL1.set(c.afsr1);
-    PAR_EL1.set(c.par);
-    CPACR_EL1.set(c.cpacr);
-    CNTKCTL_EL1.set(c.cntkctl);
-    CSSELR_EL1.set(c.csselr);
-    MDSCR_EL1.set(c.mdscr);
-    SP_EL0.set(c.sp_el0);
-    SP_EL1.set(c.sp_el1);
-    ELR_EL1.set(c.elr);
-    SPSR_EL1.set(c.spsr);
-    CNTV_CVAL_EL0.set(c.cntv_cval);
-    CNTV_CTL_EL0.set(c.cntv_ctl);
+    // SAFETY: `__el1_restore` reads one El1Context and writes EL1/EL0
+    // registers, which EL2 itself does not use; x1/x2 clobbered (C ABI).
+    unsafe { __el1_restore(c) }
 }
 
 /// The registers an exception injection reads, refreshed from the live guest.
