@@ -6,7 +6,7 @@ use crate::console::print_crash;
 use crate::service::HYP;
 use aarch64_cpu::registers::*;
 use core::sync::atomic::{AtomicBool, Ordering};
-use spevisor_armv8::esr::{Esr, ExceptionClass};
+use spevisor_armv8::esr::Esr;
 
 /// Set while a crash report is being printed: a fault inside the report
 /// parks the CPU instead of recursing.
@@ -56,13 +56,10 @@ extern "C" fn el2_unexpected_exception(frame: &mut TrapFrame, code: u64) -> ! {
     report(title.as_str(), frame)
 }
 
-/// Called by `vectors.S` for a synchronous exception from the host.
+/// Called by `vectors.S` for a hypercall (HVC64) from the host. Only x0..x18,
+/// x30, ELR and SPSR are in `frame` (x19..x29 are preserved by the callee).
 #[no_mangle]
 extern "C" fn el2_host_sync(frame: &mut TrapFrame) {
-    let esr = Esr(ESR_EL2.get());
-    if esr.ec() != ExceptionClass::Hvc64 {
-        report("unexpected trap from the host", frame);
-    }
     let mut hyp = HYP.lock();
     let Some(hyp) = hyp.as_mut() else {
         drop(hyp);

@@ -16,6 +16,8 @@
 .equ FRAME_ELR, 248
 .equ GUEST_HOST_SP, 248       /* offsetof(GuestRegs, host_sp) */
 .equ CALLEE_SAVED_SIZE, 96    /* x19..x30 */
+.equ ESR_EC_SHIFT, 26
+.equ EC_HVC64, 0x16
 
 /* Kinds passed to Rust (see arch::ExceptionKind). */
 .equ KIND_SYNC, 0
@@ -128,13 +130,64 @@ el2_unexpected:
 
 /* The host trapped to EL2 synchronously (hvc, or something unexpected). */
 host_sync:
+    /*
+     * Only an HVC64 takes the fast path; anything else gets the full frame
+     * and the crash report. x0/x1 are on the stack, free to use.
+     */
+    mrs     x0, esr_el2
+    lsr     x0, x0, #ESR_EC_SHIFT
+    cmp     x0, #EC_HVC64
+    b.ne    host_unexpected_sync
     ldp     x0, x1, [sp], #16
+    /*
+     * The hypercall path saves what the Rust handler may clobber (x0..x18,
+     * x30, ELR/SPSR): x19..x29 are callee-saved under AAPCS64, so
+     * el2_host_sync, and the world switch inside it (__guest_enter restores
+     * them too), hand them back unchanged. Their frame slots are unused.
+     */
     sub     sp, sp, #FRAME_SIZE
     stp     x0, x1, [sp, #0]
-    save_rest
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    str     x18, [sp, #144]
+    str     x30, [sp, #240]
+    mrs     x10, elr_el2
+    mrs     x11, spsr_el2
+    stp     x10, x11, [sp, #FRAME_ELR]
     mov     x0, sp
     bl      el2_host_sync
-    restore_frame_and_eret
+    ldp     x10, x11, [sp, #FRAME_ELR]
+    msr     elr_el2, x10
+    msr     spsr_el2, x11
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldr     x18, [sp, #144]
+    ldr     x30, [sp, #240]
+    add     sp, sp, #FRAME_SIZE
+    eret
+    dsb     nsh
+    isb
+
+/* A synchronous trap from the host that is not a hypercall: a bug. */
+host_unexpected_sync:
+    mov     x1, #(FROM_LOWER_A64 + KIND_SYNC)
+    ldp     x0, xzr, [sp], #16
+    sub     sp, sp, #FRAME_SIZE
+    stp     x0, x1, [sp, #0]
+    b       el2_unexpected
 
 /* IRQ/FIQ/SError from the host: the host owns its interrupts (HCR_EL2.IMO/FMO
  * are clear while it runs), so any of these reaching EL2 is a bug. */
