@@ -263,6 +263,20 @@ fn run_test_scenario(name: &str) {
     let fault = match name {
         "write-hyp-text" => TestFault::WriteHypText,
         "el2-undef" => TestFault::Undefined,
+        "host-sve" => {
+            info!("test: SVE instruction at EL1 (trapped to EL2 by CPTR_EL2.TZ)");
+            // ZEN and FPEN: SVE instructions also need FP/SIMD enabled at EL1.
+            const CPACR_ZEN: u64 = (0b11 << 16) | (0b11 << 20);
+            // SAFETY: lets EL1 use SVE as far as CPACR_EL1 goes, so the trap
+            // taken is CPTR_EL2's, to EL2, which reports it and ends the run.
+            unsafe {
+                let v: u64;
+                core::arch::asm!("mrs {}, cpacr_el1", out(reg) v);
+                core::arch::asm!("msr cpacr_el1, {}", "isb", in(reg) v | CPACR_ZEN);
+                core::arch::asm!(".arch_extension sve", "rdvl {}, #1", out(reg) _);
+            }
+            return;
+        }
         "host-undef" => {
             info!("test: executing an undefined instruction at EL1");
             // SAFETY: raises an exception at EL1 on purpose; the host crash

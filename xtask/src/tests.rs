@@ -687,6 +687,21 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.test_image, m)?;
             with_output(&b, check_crash_ec(&b, status::HYP_CRASH, 0x00, "el2"))
         }),
+        ("host_trap_to_el2_that_is_not_a_hypercall_is_reported", |c| {
+            // An SVE instruction at EL1 traps to EL2 (CPTR_EL2.TZ): EL2's
+            // crash report (EC 0x19), exit 3.
+            let m = Machine { append: "spevisor.test=host-sve".into(), ..Machine::default() };
+            let b = boot(c, &c.test_image, m)?;
+            with_output(&b, {
+                check_crash_ec(&b, status::HYP_CRASH, 0x19, "el2").and_then(|_| {
+                    if b.output.contains("unexpected synchronous exception from a lower EL (AArch64)") {
+                        Ok(())
+                    } else {
+                        Err("the report does not say where the exception came from".into())
+                    }
+                })
+            })
+        }),
         ("host_unexpected_exception_report", |c| {
             let m = Machine { append: "spevisor.test=host-undef".into(), ..Machine::default() };
             let b = boot(c, &c.test_image, m)?;

@@ -181,22 +181,31 @@ host_sync:
     dsb     nsh
     isb
 
+/*
+ * Turns the x0/x1 pair pushed by ventry_lower into the first two slots of a
+ * full frame (the pair ends up in the frame's SPSR/pad slots, which save_rest
+ * overwrites later), without touching x1..x30.
+ */
+.macro pushed_pair_to_frame
+    sub     sp, sp, #(FRAME_SIZE - 16)
+    ldr     x0, [sp, #(FRAME_SIZE - 16)]
+    str     x0, [sp, #0]
+    ldr     x0, [sp, #(FRAME_SIZE - 8)]
+    str     x0, [sp, #8]
+.endm
+
 /* A synchronous trap from the host that is not a hypercall: a bug. */
 host_unexpected_sync:
+    pushed_pair_to_frame
     mov     x1, #(FROM_LOWER_A64 + KIND_SYNC)
-    ldp     x0, xzr, [sp], #16
-    sub     sp, sp, #FRAME_SIZE
-    stp     x0, x1, [sp, #0]
     b       el2_unexpected
 
 /* IRQ/FIQ/SError from the host: the host owns its interrupts (HCR_EL2.IMO/FMO
- * are clear while it runs), so any of these reaching EL2 is a bug. */
+ * are clear while it runs), so any of these reaching EL2 is a bug.
+ * x1 = kind on entry. */
 host_unexpected:
-    /* x1 = kind; make it an unexpected code from a lower EL. */
+    pushed_pair_to_frame
     add     x1, x1, #FROM_LOWER_A64
-    ldp     x0, xzr, [sp], #16
-    sub     sp, sp, #FRAME_SIZE
-    stp     x0, x1, [sp, #0]
     b       el2_unexpected
 
 /*
