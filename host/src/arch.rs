@@ -111,3 +111,26 @@ pub fn unmask_irqs() {
     // SAFETY: clears PSTATE.I; handlers are installed (VBAR_EL1).
     unsafe { asm!("msr daifclr, #2", options(nostack)) };
 }
+
+/// Invalidates the data cache over `[start, end)` to the point of coherency:
+/// memory written with the MMU (and so the caches) off may have stale lines
+/// that the caches must not serve once they are on.
+pub fn invalidate_dcache(start: u64, end: u64) {
+    let line = dcache_line();
+    let mut a = start & !(line - 1);
+    while a < end {
+        // SAFETY: `dc ivac` on memory the host owns; the caller guarantees
+        // nothing dirty in the cache needs keeping (it wrote with caches off).
+        unsafe { asm!("dc ivac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += line;
+    }
+    barrier::dsb(barrier::SY);
+}
+
+/// The smallest data cache line in bytes (CTR_EL0.DminLine, log2 of words).
+pub fn dcache_line() -> u64 {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
+    4 << ((ctr >> 16) & 0xf)
+}

@@ -39,10 +39,14 @@ pub unsafe fn init(base: usize, level: LevelFilter) {
     log::set_max_level(level);
 }
 
+/// Prints; IRQs are masked while the UART lock is held, so an interrupt
+/// handler that prints (the profiler's dump) cannot spin on it forever.
 pub fn print(args: fmt::Arguments) {
+    let daif = crate::arch::mask_irqs();
     if let Some(u) = UART.lock().as_mut() {
         let _ = u.write_fmt(args);
     }
+    crate::arch::restore_irqs(daif);
 }
 
 /// For the panic and exception paths: takes the UART even if a print was

@@ -16,6 +16,8 @@ use spevisor_pgtable::{regs as tregs, Attributes, PageTable, Regime, MAIR_VALUE,
 use spin::Mutex;
 
 extern "C" {
+    static __host_stack_bottom: u8;
+    static __host_stack_top: u8;
     static __image_start: u8;
     static __text_end: u8;
     static __rodata_end: u8;
@@ -107,6 +109,13 @@ pub fn start(args: BootArgs) -> ! {
     {
         tables.map_range(&mut bump, dtb.start, dtb.start, dtb.size(), Attributes::RO).unwrap_or_else(fail);
     }
+    // The tables and the stack were written with the caches off, and EL2's
+    // cacheable map of RAM may have let stale lines in: drop them first.
+    arch::invalidate_dcache(boot_tables.start, bump.next);
+    arch::invalidate_dcache(
+        core::ptr::addr_of!(__host_stack_bottom) as u64,
+        core::ptr::addr_of!(__host_stack_top) as u64,
+    );
     // SAFETY: the tables identity-map the image and host memory (stack and
     // data included) with the attributes the code needs.
     unsafe { arch::enable_mmu(tables.root_pa(), high.root_pa(), tregs::tcr_el1(HOST_VA_BITS, pa_bits), MAIR_VALUE) };

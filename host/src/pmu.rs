@@ -3,17 +3,18 @@
 
 use core::arch::asm;
 
-/// PMCR_EL0.E (enable). LC stays 0: the cycle counter overflows at 32 bits,
-/// which is what the period arithmetic assumes. (Not C: that would reset the
-/// counter just loaded with the period.)
+/// PMCR_EL0.E (enable) and LC (the cycle counter overflows at 64 bits; LC is
+/// RES1 on CPUs without AArch32, so 64-bit overflow is what works
+/// everywhere). Not C: that would reset the counter just loaded.
 const PMCR_E: u64 = 1 << 0;
+const PMCR_LC: u64 = 1 << 6;
 /// The cycle counter's bit in PMCNTENSET/PMINTENSET/PMOVSCLR.
 const CYCLE_COUNTER: u64 = 1 << 31;
 /// PMCCFILTR_EL0: U = 1 (not EL0); P = 0 (count EL1); NSH = 0 (not EL2).
 const PMCCFILTR_EL1_ONLY: u64 = 1 << 30;
-/// The counter value that overflows after `period` cycles.
+/// The counter value that overflows (64-bit) after `period` cycles.
 const fn reload(period: u32) -> u64 {
-    (1u64 << 32) - period as u64
+    0u64.wrapping_sub(period as u64)
 }
 
 /// Starts sampling every `period` EL1 cycles.
@@ -28,7 +29,7 @@ pub fn start(period: u32) {
         asm!("msr pmcntenset_el0, {}", in(reg) CYCLE_COUNTER, options(nostack));
         let pmcr: u64;
         asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nostack));
-        asm!("msr pmcr_el0, {}", "isb", in(reg) pmcr | PMCR_E, options(nostack));
+        asm!("msr pmcr_el0, {}", "isb", in(reg) pmcr | PMCR_E | PMCR_LC, options(nostack));
     }
 }
 

@@ -74,13 +74,13 @@ pub struct Vm {
 /// instruction cache, so a guest that starts with its MMU and caches off
 /// sees what the host wrote.
 fn clean_for_guest(pa: u64, len: u64) {
-    const LINE: u64 = 64;
-    let mut a = pa & !(LINE - 1);
+    let line = crate::arch::dcache_line();
+    let mut a = pa & !(line - 1);
     while a < pa + len {
         // SAFETY: `a` is in host memory the host just wrote (identity mapped);
         // cleaning a line only writes it back.
         unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack, preserves_flags)) };
-        a += LINE;
+        a += line;
     }
     // SAFETY: barriers and an I-cache invalidation have no memory effects.
     unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack, preserves_flags)) };

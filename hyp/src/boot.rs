@@ -285,7 +285,7 @@ pub fn start(args: BootArgs) -> ! {
     } else {
         crate::spe::Backend::None
     };
-    VMS.lock().set_ipa_bits(pa_bits);
+    VMS.lock().set_pa_bits(pa_bits);
     *HYP.lock() = Some(Hyp {
         layout,
         pool,
@@ -299,6 +299,7 @@ pub fn start(args: BootArgs) -> ! {
             fp: Default::default(),
             spe: HostSpe { backend: spe_backend, id: spe_id },
             mdcr: host_mdcr,
+            vmpidr: MPIDR_EL1.get(),
             gic_v3,
         },
         trace: Trace::new(),
@@ -346,6 +347,17 @@ fn configure_host_el1(gic_version: u64) {
     SCTLR_EL1.set(SCTLR_EL1_RES1);
     if gic_version == 3 && arch::has_gic_sysregs() {
         ICC_SRE_EL2.set(ICC_SRE_EL2_SRE_ENABLE);
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+        // No virtual CPU interface (or maintenance interrupts) for the host.
+        ICH_HCR_EL2.set(0);
     }
+    // EL2 timer off; its state is UNKNOWN out of reset.
+    CNTHP_CTL_EL2.set(0);
+    // No EL2 sampling into whatever buffer is live (PMSCR_EL2 = 0).
+    if arch::debug_features().1 != 0 {
+        // SAFETY: PMSVer != 0, so PMSCR_EL2 exists.
+        unsafe { spevisor_spe::regs::hw::write_pmscr_el2(0) };
+    }
+    arch::reset_stage2_vmid();
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }

@@ -116,6 +116,8 @@ mod imp {
         pub spe: HostSpe,
         /// MDCR_EL2 while the host runs (HPMN, E2PB = 0b11).
         pub mdcr: u64,
+        /// VMPIDR_EL2 while the host runs (its own MPIDR_EL1).
+        pub vmpidr: u64,
         pub gic_v3: bool,
     }
 
@@ -259,6 +261,7 @@ mod imp {
         step::<TRACED>(trace, Step::DsbNsh);
 
         traps::activate_host(host.mdcr);
+        sysregs::set_vmpidr_raw(host.vmpidr);
         sysregs::resume_host_counters(host_counters);
         step::<TRACED>(trace, Step::DeactivateTraps);
 

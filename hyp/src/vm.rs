@@ -68,21 +68,25 @@ pub struct Vms {
     /// Bit n set = VMID n in use. VMID 0 is the host's (never given out).
     vmids: [u64; 4],
     ipa_bits: u32,
+    /// The CPU's PA size (VTCR_EL2.PS).
+    pa_bits: u32,
 }
 
 impl Vms {
     pub const fn new(ipa_bits: u32) -> Self {
         const NONE: Option<Vm> = None;
-        Self { slots: [NONE; MAX_VMS], vmids: [1, 0, 0, 0], ipa_bits }
+        Self { slots: [NONE; MAX_VMS], vmids: [1, 0, 0, 0], ipa_bits, pa_bits: ipa_bits }
     }
 
     pub fn ipa_bits(&self) -> u32 {
         self.ipa_bits
     }
 
-    /// Sets the guests' IPA size (at boot, before any VM exists).
-    pub fn set_ipa_bits(&mut self, bits: u32) {
-        self.ipa_bits = bits;
+    /// Sets the CPU's PA size (at boot, before any VM exists); guests get
+    /// the IPA size stage-2 can use with it (`stage2_ipa_bits`).
+    pub fn set_pa_bits(&mut self, pa_bits: u32) {
+        self.pa_bits = pa_bits;
+        self.ipa_bits = spevisor_pgtable::regs::stage2_ipa_bits(pa_bits);
     }
 
     pub fn count(&self) -> usize {
@@ -119,7 +123,7 @@ impl Vms {
         self.slots[slot] = Some(Vm {
             mem: VmMem {
                 vmid,
-                vtcr: spevisor_pgtable::regs::vtcr_el2(self.ipa_bits, self.ipa_bits),
+                vtcr: spevisor_pgtable::regs::vtcr_el2(self.ipa_bits, self.pa_bits),
                 vttbr: spevisor_pgtable::regs::vttbr_el2(&stage2, vmid),
                 stage2,
                 regions: [NO_REGION; MAX_REGIONS],

@@ -328,8 +328,17 @@ impl PageTable {
         }
         let mut off = 0;
         while off < size {
-            let step = self.map_one(alloc, va + off, pa + off, size - off, leaf)?;
-            off += step;
+            match self.map_one(alloc, va + off, pa + off, size - off, leaf) {
+                Ok(step) => off += step,
+                Err(e) => {
+                    // Take back what was written, so a failure changes nothing
+                    // visible (the prefix ends on leaf boundaries: no split).
+                    if off != 0 {
+                        let _ = self.unmap_range(alloc, va, off);
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }

@@ -78,6 +78,27 @@ pub const fn tcr_el1(va_bits: u32, pa_bits: u32) -> u64 {
         | (ps_field(pa_bits) << IPS_SHIFT)
 }
 
+/// The IPA size for guests on a CPU with `pa_bits` of PA. With the 4K
+/// granule, a stage-2 walk may start at level 0 (SL0 = 0b10) only when the
+/// PA size is at least 44 bits (Arm ARM, VTCR_EL2.SL0; the encoding is
+/// reserved below that), so smaller CPUs get a 39-bit IPA starting at level
+/// 1 (no concatenated root tables needed).
+pub const fn stage2_ipa_bits(pa_bits: u32) -> u32 {
+    const LEVEL0_START_MIN_PA: u32 = 44;
+    const LEVEL1_START_MAX_IPA: u32 = 39;
+    if pa_bits >= LEVEL0_START_MIN_PA {
+        if pa_bits < MAX_PA_BITS {
+            pa_bits
+        } else {
+            MAX_PA_BITS
+        }
+    } else if pa_bits < LEVEL1_START_MAX_IPA {
+        pa_bits
+    } else {
+        LEVEL1_START_MAX_IPA
+    }
+}
+
 /// VTCR_EL2 SL0 encoding for the 4K granule: which level the walk starts at.
 const fn sl0(start_level: usize) -> u64 {
     match start_level {

@@ -185,3 +185,51 @@ fn overlap_check_finds_a_single_page_in_a_huge_range() {
     assert!(t.translate(&a, 0x8000_0000).is_none());
     assert_eq!(t.unmap_range(&mut a, 0x4000_0000, PAGE_SIZE), Err(MapError::Conflict { va: 0x4000_0000 }));
 }
+
+#[test]
+fn stage2_never_starts_at_level_0_below_44_pa_bits() {
+    for pa in [32, 36, 40, 42, 44, 48, 52] {
+        let ipa = regs::stage2_ipa_bits(pa);
+        let sl0 = (regs::vtcr_el2(ipa, pa) >> 6) & 0b11;
+        if pa < 44 {
+            assert_ne!(sl0, 0b10, "PA {pa}: level-0 start is reserved");
+        }
+        assert!(ipa <= pa.min(48));
+        assert!(ipa >= 32, "guest RAM at 0x4000_0000 must fit");
+    }
+    assert_eq!(regs::stage2_ipa_bits(40), 39);
+    assert_eq!(regs::stage2_ipa_bits(48), 48);
+    assert_eq!(regs::stage2_ipa_bits(52), 48);
+}
+
+#[test]
+fn a_map_that_runs_out_of_tables_leaves_nothing_behind() {
+    /// Hands out at most `left` pages.
+    struct Tight {
+        inner: TestAlloc,
+        left: usize,
+    }
+    impl PageAllocator for Tight {
+        fn alloc_page(&mut self) -> Option<u64> {
+            if self.left == 0 {
+                return None;
+            }
+            self.left -= 1;
+            self.inner.alloc_page()
+        }
+        fn free_page(&mut self, pa: u64) {
+            self.inner.free_page(pa)
+        }
+        fn table_ptr(&self, pa: u64) -> *mut u64 {
+            self.inner.table_ptr(pa)
+        }
+    }
+    let mut a = Tight { inner: TestAlloc::new(), left: 4 };
+    let mut t = PageTable::new(&mut a, Regime::Stage2, 40).unwrap();
+    // Two pages across a 2 MiB boundary need two level-3 tables: the second
+    // allocation fails after the first page was written.
+    let va = 0x4020_0000 - PAGE_SIZE;
+    assert_eq!(t.map_range(&mut a, va, 0x5000_0000, 2 * PAGE_SIZE, Attributes::GUEST_RAM), Err(MapError::NoMemory));
+    assert!(t.translate(&a, va).is_none(), "the prefix must be unmapped again");
+    assert!(t.translate(&a, va + PAGE_SIZE).is_none());
+}

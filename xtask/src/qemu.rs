@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 /// A machine to boot.
 #[derive(Clone, Debug)]
 pub struct Machine {
+    pub cpu: &'static str,
     pub gic_version: u32,
     pub memory: &'static str,
     pub smp: u32,
@@ -19,7 +20,7 @@ pub struct Machine {
 
 impl Default for Machine {
     fn default() -> Self {
-        Self { gic_version: 3, memory: "1G", smp: 1, append: String::new(), extra: vec![] }
+        Self { cpu: "max", gic_version: 3, memory: "1G", smp: 1, append: String::new(), extra: vec![] }
     }
 }
 
@@ -29,7 +30,7 @@ pub fn args(image: &Path, m: &Machine) -> Vec<String> {
         "-M".into(),
         format!("virt,virtualization=on,gic-version={}", m.gic_version),
         "-cpu".into(),
-        "max".into(),
+        m.cpu.into(),
         "-m".into(),
         m.memory.into(),
         "-smp".into(),

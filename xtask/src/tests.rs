@@ -531,6 +531,11 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, Machine::default())?;
             with_output(&b, check_selftest(&b))
         }),
+        ("guests_run_on_a_40_bit_pa_cpu", |c| {
+            // Cortex-A53: 40-bit PA, where a level-0 stage-2 start is reserved.
+            let b = boot(c, &c.image, Machine { cpu: "cortex-a53", ..Machine::default() })?;
+            with_output(&b, check_selftest(&b))
+        }),
         ("two_vms_alternate_and_stay_isolated", |c| {
             let b = boot(c, &c.image, scenario("two-vms"))?;
             with_output(&b, check_two_vms(&b))

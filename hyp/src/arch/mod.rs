@@ -231,3 +231,15 @@ pub fn flush_vmid(vmid: u8) {
     barrier::isb(barrier::SY);
     VTTBR_EL2.set(0);
 }
+
+/// VTTBR_EL2 = 0 (VMID 0 is the host's, never given to a VM) and every
+/// EL1&0 TLB entry dropped: out of reset VTTBR_EL2 is UNKNOWN, so the host's
+/// entries could otherwise carry a VMID a guest gets later.
+pub fn reset_stage2_vmid() {
+    VTTBR_EL2.set(0);
+    barrier::isb(barrier::SY);
+    // SAFETY: TLB maintenance only.
+    unsafe { asm!("tlbi vmalls12e1", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::NSH);
+    barrier::isb(barrier::SY);
+}

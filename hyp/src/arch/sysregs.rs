@@ -81,6 +81,12 @@ pub fn set_vmpidr(idx: u64) {
     VMPIDR_EL2.set(MPIDR_RES1 | idx);
 }
 
+/// VMPIDR_EL2 as is (the host's value on the way back).
+#[inline(always)]
+pub fn set_vmpidr_raw(v: u64) {
+    VMPIDR_EL2.set(v);
+}
+
 /// VTCR_EL2 and VTTBR_EL2 (with the VM's VMID) for `vm`.
 pub fn load_stage2(vm: &VmMem) {
     VTCR_EL2.set(vm.vtcr);
