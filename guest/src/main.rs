@@ -59,6 +59,7 @@ mod bench;
 mod fp;
 mod hvc;
 mod mmu;
+mod pauth;
 mod uart;
 
 /// Boot stack size (in .bss).
@@ -192,6 +193,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         fp::MODE_FP_CHECK => fp::check(arg),
         MODE_EXEC_OUTSIDE => exec_outside(),
         MODE_HOSTILE => hostile(),
+        pauth::MODE_PAUTH_CHECK => pauth::check(arg),
         bench::MODE_BENCH => bench::run(arg, entry_counter),
         bench::MODE_BENCH_SWITCH => bench::switch(arg, entry_counter),
         _ => {

@@ -217,7 +217,8 @@ fn main(bootargs: &str, image_start: u64) -> ! {
     match cmdline::param(bootargs, "scenario").unwrap_or("demo") {
         "demo" => scenarios::demo(&mut totals),
         "two-vms" => scenarios::two_vms(&mut totals),
-        "fp-vms" => scenarios::fp_vms(&mut totals),
+        "fp-vms" => scenarios::lazy_state_vms(&mut totals, false),
+        "pauth-vms" => scenarios::lazy_state_vms(&mut totals, true),
         "read-outside" => scenarios::bad_vm(&mut totals, scenarios::mode::READ_OUTSIDE, "read-outside"),
         "exec-outside" => scenarios::bad_vm(&mut totals, scenarios::mode::EXEC_OUTSIDE, "exec-outside"),
         "hostile" => scenarios::bad_vm(&mut totals, scenarios::mode::HOSTILE, "hostile"),

@@ -25,6 +25,7 @@ pub mod mode {
     pub const FP_CHECK: u64 = 9;
     pub const EXEC_OUTSIDE: u64 = 10;
     pub const HOSTILE: u64 = 11;
+    pub const PAUTH_CHECK: u64 = 12;
 }
 
 /// Where the check mode writes: from 1 MiB into its RAM.
@@ -123,19 +124,20 @@ pub fn two_vms(t: &mut Totals) {
     finish(b, t);
 }
 
-/// Two VMs fill their FP/SIMD registers with different values, alternate,
-/// and check them: the lazy FP switch must keep each VM's state its own.
-pub fn fp_vms(t: &mut Totals) {
+/// Two VMs fill per-vcpu registers (FP/SIMD, or with `pauth` the
+/// pointer-authentication keys) with different values, alternate, and check
+/// them: the lazy switches must keep each VM's state its own.
+pub fn lazy_state_vms(t: &mut Totals, pauth: bool) {
     const PATTERN_A: u64 = 0x0123_4567_89ab_cdef;
     const PATTERN_B: u64 = 0xfedc_ba98_7654_3210;
-    let (Some(mut a), Some(mut b)) =
-        (make("fp-a", [mode::FP_CHECK, 0, PATTERN_A]), make("fp-b", [mode::FP_CHECK, 0, PATTERN_B]))
-    else {
+    let (m, label) = if pauth { (mode::PAUTH_CHECK, "pauth-vms") } else { (mode::FP_CHECK, "fp-vms") };
+    let (Some(mut a), Some(mut b)) = (make("lazy-a", [m, 0, PATTERN_A]), make("lazy-b", [m, 0, PATTERN_B])) else {
         return;
     };
     run_alternately(&mut a, &mut b);
     hprintln!(
-        "fp-vms: a_status={} b_status={} a_ending={} b_ending={}",
+        "{}: a_status={} b_status={} a_ending={} b_ending={}",
+        label,
         a.status.map_or(-1, |s| s as i64),
         b.status.map_or(-1, |s| s as i64),
         ending_name(a.ending),

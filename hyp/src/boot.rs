@@ -19,7 +19,7 @@ use crate::mm::{Layout, PagePool, Range};
 use crate::service::{Hyp, HYP, VMS};
 use crate::spe::HostSpe;
 use crate::switch::{HostContext, Trace};
-use crate::traps::{mdcr, CNTHCTL_HOST, CPTR_HOST, HCR_HOST};
+use crate::traps::{mdcr, CNTHCTL_HOST, CPTR_HOST};
 use crate::{error, info};
 use aarch64_cpu::registers::*;
 use spevisor_dtb::{GicVersion, PsciConduit};
@@ -276,8 +276,9 @@ pub fn start(args: BootArgs) -> ! {
     );
 
     // 5. The host.
-    configure_host_el1(gic_version);
+    configure_host_el1(gic_version, crate::traps::hcr_values(arch::has_pauth(), arch::has_lor()).0);
     let host_mdcr = MDCR_EL2.get();
+    let (hcr_host, hcr_guest) = crate::traps::hcr_values(arch::has_pauth(), arch::has_lor());
     let gic_v3 = gic_version == 3 && arch::has_gic_sysregs();
     let spe_id = spevisor_spe::regs::hw::probe();
     let spe_backend = if spe_id.pmbidr.is_some_and(|b| !b.programming_prohibited) {
@@ -299,6 +300,9 @@ pub fn start(args: BootArgs) -> ! {
             fp: Default::default(),
             spe: HostSpe { backend: spe_backend, id: spe_id },
             mdcr: host_mdcr,
+            hcr_host,
+            hcr_guest,
+            pauth: Default::default(),
             vmpidr: MPIDR_EL1.get(),
             gic_v3,
         },
@@ -332,8 +336,8 @@ fn write_vpidr(midr: u64) {
     unsafe { core::arch::asm!("msr vpidr_el2, {}", in(reg) midr, options(nostack)) };
 }
 
-fn configure_host_el1(gic_version: u64) {
-    HCR_EL2.set(HCR_HOST);
+fn configure_host_el1(gic_version: u64, hcr_host: u64) {
+    HCR_EL2.set(hcr_host);
     CPTR_EL2.set(CPTR_HOST);
     let pmcr: u64;
     // SAFETY: reading PMCR_EL0 at EL2 has no side effects.

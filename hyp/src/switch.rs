@@ -116,6 +116,11 @@ mod imp {
         pub spe: HostSpe,
         /// MDCR_EL2 while the host runs (HPMN, E2PB = 0b11).
         pub mdcr: u64,
+        /// HCR_EL2 for the host and for guests on this CPU (`traps::hcr_values`).
+        pub hcr_host: u64,
+        pub hcr_guest: u64,
+        /// The host's pointer-authentication keys while a guest has its own loaded.
+        pub pauth: crate::vcpu::PauthKeys,
         /// VMPIDR_EL2 while the host runs (its own MPIDR_EL1).
         pub vmpidr: u64,
         pub gic_v3: bool,
@@ -186,7 +191,7 @@ mod imp {
         // now belongs to EL2 and EL1 accesses trap; TPMS; PMU/debug traps),
         // CPTR_EL2 (FP trapped for the lazy switch), CNTHCTL_EL2; and the
         // host's PMU counters stop so guest cycles are not charged to it.
-        traps::activate_guest(host.mdcr);
+        traps::activate_guest(host.mdcr, host.hcr_guest);
         let host_counters = sysregs::pause_host_counters();
         step::<TRACED>(trace, Step::ActivateGuestTraps);
 
@@ -202,6 +207,7 @@ mod imp {
         };
 
         let mut fp_loaded = false;
+        let mut pauth_loaded = false;
         step::<TRACED>(trace, Step::EnterGuest);
         let exit = loop {
             arch::set_guest_pc(vcpu.pc, vcpu.pstate);
@@ -240,6 +246,16 @@ mod imp {
                         fp_loaded = true;
                     }
                 }
+                Action::PauthTrap => {
+                    // First pointer-authentication use in this run: the
+                    // guest's keys in, the host's parked, the trap lifted.
+                    if !pauth_loaded {
+                        arch::pauth_save(&mut host.pauth);
+                        arch::pauth_restore(&vcpu.pauth);
+                        pauth_loaded = true;
+                    }
+                    traps::allow_guest_pauth(host.hcr_guest);
+                }
                 Action::ToHost(e) => break e,
                 Action::Stop(reason) => {
                     break Exit::Stopped { reason, esr: syn.esr, far: syn.fault_ipa(), elr: pc };
@@ -253,6 +269,10 @@ mod imp {
             arch::fp_save(&mut vcpu.fp);
             arch::fp_restore(&host.fp);
         }
+        if pauth_loaded {
+            arch::pauth_save(&mut vcpu.pauth);
+            arch::pauth_restore(&host.pauth);
+        }
         step::<TRACED>(trace, Step::SaveGuestState);
 
         // The guest's last accesses (and walks through its tables) complete
@@ -260,7 +280,7 @@ mod imp {
         arch::dsb_nsh();
         step::<TRACED>(trace, Step::DsbNsh);
 
-        traps::activate_host(host.mdcr);
+        traps::activate_host(host.mdcr, host.hcr_host);
         sysregs::set_vmpidr_raw(host.vmpidr);
         sysregs::resume_host_counters(host_counters);
         step::<TRACED>(trace, Step::DeactivateTraps);

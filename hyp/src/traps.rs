@@ -22,13 +22,16 @@ pub mod hcr {
     pub const API: u64 = 1 << 41;
 }
 
-/// HCR_EL2 for the host: AArch64 EL1, no stage-2, its own interrupts,
-/// pointer authentication not trapped.
-pub const HCR_HOST: u64 = hcr::RW | hcr::API | hcr::APK;
+/// HCR_EL2 for the host: AArch64 EL1, no stage-2, its own interrupts.
+/// Pointer authentication untrapped (API/APK) where it exists: see [`hcr`].
+pub const HCR_HOST: u64 = hcr::RW;
 
 /// HCR_EL2 for guests: stage-2 on; physical IRQ/FIQ/SError to EL2; SMC, WFI,
 /// set/way maintenance, implementation-defined and auxiliary control
-/// registers, LOR registers trapped; stage-1 walks to device memory fault.
+/// registers trapped; stage-1 walks to device memory fault. Pointer
+/// authentication (API/APK clear) traps until the guest first uses it, when
+/// the world switch loads its keys (lazy, like FP); LOR registers trap where
+/// they exist (TLOR): see [`hcr_values`].
 pub const HCR_GUEST: u64 = hcr::VM
     | hcr::SWIO
     | hcr::PTW
@@ -42,10 +45,16 @@ pub const HCR_GUEST: u64 = hcr::VM
     | hcr::TIDCP
     | hcr::TACR
     | hcr::TSW
-    | hcr::RW
-    | hcr::TLOR
-    | hcr::API
-    | hcr::APK;
+    | hcr::RW;
+
+/// HCR_EL2 values for (host, guest) on a CPU with or without pointer
+/// authentication and LORegions: bits for absent features are RES0 and stay
+/// clear.
+pub const fn hcr_values(pauth: bool, lor: bool) -> (u64, u64) {
+    let host = HCR_HOST | if pauth { hcr::API | hcr::APK } else { 0 };
+    let guest = HCR_GUEST | if lor { hcr::TLOR } else { 0 };
+    (host, guest)
+}
 
 /// MDCR_EL2 bits.
 pub mod mdcr {
@@ -109,8 +118,8 @@ mod imp {
     use aarch64_cpu::registers::*;
 
     /// Guest traps on; in the order the contract lists them.
-    pub fn activate_guest(host_mdcr: u64) {
-        HCR_EL2.set(HCR_GUEST);
+    pub fn activate_guest(host_mdcr: u64, hcr_guest: u64) {
+        HCR_EL2.set(hcr_guest);
         MDCR_EL2.set(mdcr_guest(host_mdcr));
         CPTR_EL2.set(CPTR_GUEST);
         CNTHCTL_EL2.set(CNTHCTL_GUEST);
@@ -122,9 +131,16 @@ mod imp {
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     }
 
+    /// The guest used pointer authentication and now has its keys loaded:
+    /// stop trapping it.
+    pub fn allow_guest_pauth(hcr_guest: u64) {
+        HCR_EL2.set(hcr_guest | hcr::API | hcr::APK);
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    }
+
     /// The host's trap configuration back.
-    pub fn activate_host(host_mdcr: u64) {
-        HCR_EL2.set(HCR_HOST);
+    pub fn activate_host(host_mdcr: u64, hcr_host: u64) {
+        HCR_EL2.set(hcr_host);
         MDCR_EL2.set(host_mdcr);
         CPTR_EL2.set(CPTR_HOST);
         CNTHCTL_EL2.set(CNTHCTL_HOST);
@@ -153,6 +169,13 @@ mod tests {
             assert_eq!(HCR_HOST & bit, 0);
         }
         assert_ne!(HCR_HOST & hcr::RW, 0);
+        let (host, guest) = hcr_values(true, true);
+        assert_eq!(host & (hcr::API | hcr::APK), hcr::API | hcr::APK, "the host uses its keys freely");
+        assert_eq!(guest & (hcr::API | hcr::APK), 0, "guests trap until their keys are loaded");
+        assert_ne!(guest & hcr::TLOR, 0);
+        let (host, guest) = hcr_values(false, false);
+        assert_eq!(host & (hcr::API | hcr::APK), 0, "RES0 without pointer authentication");
+        assert_eq!(guest & hcr::TLOR, 0, "RES0 without LORegions");
         assert_ne!(CPTR_GUEST & cptr::TFP, 0, "lazy FP needs the trap");
         assert_eq!(CPTR_HOST & cptr::TFP, 0, "the host may use FP");
         assert_eq!(CNTHCTL_GUEST & 0b10, 0, "guests may not use the physical timer");

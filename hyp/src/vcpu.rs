@@ -74,6 +74,11 @@ pub struct FpRegs {
     pub fpcr: u64,
 }
 
+/// Pointer-authentication keys (switched lazily, like FP: see `switch.rs`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PauthKeys(pub [u64; 10]);
+
 /// Maximum GICv3 list registers (ICH_VTR_EL2.ListRegs + 1 ≤ 16).
 pub const MAX_LRS: usize = 16;
 
@@ -112,6 +117,7 @@ pub struct Vcpu {
     pub pstate: u64,
     pub el1: El1Context,
     pub fp: FpRegs,
+    pub pauth: PauthKeys,
     pub vgic: VgicState,
     pub pending: Pending,
     /// Exits since creation (all of them, handled at EL2 or by the host).
@@ -128,6 +134,7 @@ impl Vcpu {
             pstate: GUEST_PSTATE_RESET,
             el1: El1Context { sctlr: GUEST_SCTLR_RESET, ..El1Context::default() },
             fp: FpRegs::default(),
+            pauth: PauthKeys::default(),
             vgic: VgicState::default(),
             pending: Pending::None,
             exits: 0,
@@ -189,6 +196,9 @@ pub enum Action {
     Injected,
     /// The guest touched FP/SIMD: switch FP state, then resume.
     FpTrap,
+    /// The guest used pointer authentication: switch keys, then resume
+    /// (the trapped instruction runs again).
+    PauthTrap,
     /// The host must handle it.
     ToHost(Exit),
     /// The VM cannot continue.
@@ -250,12 +260,16 @@ pub fn handle_sync(vcpu: &mut Vcpu, s: Syndrome, in_ram: impl Fn(u64) -> bool) -
             Action::ToHost(Exit::Wfx)
         }
         ExceptionClass::FpAsimd => Action::FpTrap,
+        ExceptionClass::PointerAuth => Action::PauthTrap,
         ExceptionClass::SysReg => {
             // SPE (MDCR_EL2.E2PB=0b00, TPMS), PMU (TPM), debug (TDA/TDOSA/
             // TDRA) and the other trapped registers are not emulated: the guest
             // sees what a CPU without them would give it, UNDEF.
-            if esr.sysreg().is_none() {
-                return stop(StopReason::Unhandled);
+            let Some(iss) = esr.sysreg() else { return stop(StopReason::Unhandled) };
+            // Key registers trap (HCR_EL2.APK) until the lazy switch loads
+            // this vcpu's keys: switch, then the access runs again.
+            if is_pauth_key(iss.op0(), iss.op1(), iss.crn(), iss.crm()) {
+                return Action::PauthTrap;
             }
             inject_undef(vcpu, esr)
         }
@@ -284,6 +298,11 @@ pub fn handle_sync(vcpu: &mut Vcpu, s: Syndrome, in_ram: impl Fn(u64) -> bool) -
         ExceptionClass::InstrAbortLower => stop(StopReason::InstructionAbort),
         _ => stop(StopReason::Unhandled),
     }
+}
+
+/// APIAKeyLo_EL1 .. APGAKeyHi_EL1: op0=3, op1=0, CRn=2, CRm=1..=3.
+fn is_pauth_key(op0: u8, op1: u8, crn: u8, crm: u8) -> bool {
+    op0 == 3 && op1 == 0 && crn == 2 && (1..=3).contains(&crm)
 }
 
 /// Makes the trapped instruction raise UNDEF in the guest, as the guest's
@@ -388,6 +407,20 @@ mod tests {
         let smc = (0x17u64 << 26) | (1 << 25);
         handle_sync(&mut v, syn(smc, 0), |_| false);
         assert_eq!(v.pc, 0x4000_1004, "smc must be stepped over");
+    }
+
+    #[test]
+    fn fp_and_pauth_traps_switch_lazily_without_moving_the_pc() {
+        let mut v = vcpu();
+        let fp = (0x07u64 << 26) | (1 << 25);
+        assert_eq!(handle_sync(&mut v, syn(fp, 0), |_| false), Action::FpTrap);
+        let pac = (0x09u64 << 26) | (1 << 25);
+        assert_eq!(handle_sync(&mut v, syn(pac, 0), |_| false), Action::PauthTrap);
+        // MSR APIAKeyLo_EL1 (trapped by HCR_EL2.APK, EC 0x18).
+        let key = SysRegIss::new(spevisor_armv8::sysreg::SysRegEnc::new(3, 0, 2, 1, 0), 4, Direction::Write);
+        let esr = Esr::new(ExceptionClass::SysReg, true, key.0);
+        assert_eq!(handle_sync(&mut v, syn(esr.0, 0), |_| false), Action::PauthTrap);
+        assert_eq!(v.pc, 0x4000_1000, "the trapped instruction runs again");
     }
 
     #[test]

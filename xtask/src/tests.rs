@@ -552,6 +552,19 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 })
             })
         }),
+        ("pauth_keys_are_switched_between_vms", |c| {
+            // Each VM writes all ten key registers (the first access traps:
+            // lazy switch), the other runs, each reads them back: the status
+            // is the number of keys that changed.
+            let b = boot(c, &c.image, scenario("pauth-vms"))?;
+            with_output(&b, {
+                expect_exit(&b, status::OK).and_then(|_| {
+                    let f = fields(&b.output, "pauth-vms:")?;
+                    expect_num(&f, "a_status", 0)?;
+                    expect_num(&f, "b_status", 0)
+                })
+            })
+        }),
         ("vm_reading_outside_is_stopped_other_completes", |c| {
             let b = boot(c, &c.image, scenario("read-outside"))?;
             with_output(&b, check_read_outside(&b, "read-outside"))

@@ -8,10 +8,11 @@ use core::arch::{asm, global_asm};
 pub mod semihosting;
 pub mod sysregs;
 
-use crate::vcpu::{FpRegs, GuestRegs, Syndrome};
+use crate::vcpu::{FpRegs, GuestRegs, PauthKeys, Syndrome};
 
 global_asm!(include_str!("vectors.S"));
 global_asm!(include_str!("fp.S"));
+global_asm!(include_str!("pauth.S"));
 
 /// A host (or unexpected) exception's saved registers, as `vectors.S` lays
 /// them out on the EL2 stack.
@@ -44,6 +45,40 @@ extern "C" {
     fn __guest_enter(regs: *mut GuestRegs) -> u64;
     fn __fp_save(regs: *mut FpRegs);
     fn __fp_restore(regs: *const FpRegs);
+    fn __pauth_save(keys: *mut PauthKeys);
+    fn __pauth_restore(keys: *const PauthKeys);
+}
+
+/// Saves the five pointer-authentication key pairs.
+pub fn pauth_save(keys: &mut PauthKeys) {
+    // SAFETY: writes one PauthKeys; the key registers exist (the guest
+    // trapped on pointer authentication, so the CPU implements it).
+    unsafe { __pauth_save(keys) }
+}
+
+/// Loads the five pointer-authentication key pairs.
+pub fn pauth_restore(keys: &PauthKeys) {
+    // SAFETY: as for `pauth_save`; keys are EL1 state EL2 does not use.
+    unsafe { __pauth_restore(keys) }
+}
+
+/// ID_AA64ISAR1_EL1 says address or generic pointer authentication exists.
+pub fn has_pauth() -> bool {
+    // APA [7:4], API [11:8], GPA [27:24], GPI [31:28]; ISAR2.APA3/GPA3 also.
+    let isar1 = ID_AA64ISAR1_EL1.get();
+    let isar2: u64;
+    // SAFETY: reading an ID register has no side effects (ID_AA64ISAR2_EL1
+    // reads as zero where unimplemented, FEAT_IDST aside: encoded by number).
+    unsafe { asm!("mrs {}, S3_0_C0_C6_2", out(reg) isar2, options(nomem, nostack, preserves_flags)) };
+    const FIELDS1: [u64; 4] = [4, 8, 24, 28];
+    const FIELDS2: [u64; 2] = [8, 12];
+    FIELDS1.iter().any(|s| (isar1 >> s) & 0xf != 0) || FIELDS2.iter().any(|s| (isar2 >> s) & 0xf != 0)
+}
+
+/// ID_AA64MMFR1_EL1.LO: LORegions exist (HCR_EL2.TLOR is RES0 otherwise).
+pub fn has_lor() -> bool {
+    const LO_SHIFT: u64 = 16;
+    (ID_AA64MMFR1_EL1.get() >> LO_SHIFT) & 0xf != 0
 }
 
 /// `dsb nsh`: this CPU's outstanding memory accesses and table walks complete.
