@@ -377,6 +377,8 @@ impl<'a> Platform<'a> {
             None => None,
         };
 
+        let mut reserved = reserved;
+        ctx.reserved_memory(&mut reserved)?;
         Ok(Platform {
             model: str_prop(&root, "model"),
             compatible: str_prop(&root, "compatible"),
@@ -415,6 +417,22 @@ impl<'a> Ctx<'a> {
     /// The `index`th `reg` entry of `node`.
     fn region(&self, node: &Node<'a>, index: usize) -> Result<Option<Region>, DtbError> {
         self.regions(node)?.nth(index).transpose()
+    }
+
+    /// Adds the static `/reserved-memory` children (those with `reg`; firmware
+    /// carve-outs such as OP-TEE or TF-A, `no-map` or not) to `out`: nothing
+    /// may map them as ordinary RAM or hand them out.
+    fn reserved_memory(&self, out: &mut RegionList<MAX_RESERVED_REGIONS>) -> Result<(), DtbError> {
+        let Some(parent) = self.fdt.find_node("/reserved-memory") else { return Ok(()) };
+        for child in parent.children().filter(|c| c.is_enabled()) {
+            if child.property("reg").is_none() {
+                continue; // dynamically placed (size/alignment only)
+            }
+            for r in self.regions(&child)? {
+                out.push(r?, "reserved-memory entries")?;
+            }
+        }
+        Ok(())
     }
 
     fn memory(&self) -> Result<RegionList<MAX_MEMORY_REGIONS>, DtbError> {

@@ -234,3 +234,19 @@ fn too_many_memory_regions() {
         Err(DtbError::TooMany { what: "memory regions", capacity: spevisor_dtb::MAX_MEMORY_REGIONS })
     );
 }
+
+#[test]
+fn reserved_memory_nodes_are_reserved() {
+    let dtb = board(true, |b| {
+        b.begin("reserved-memory").prop_u32("#address-cells", 2).prop_u32("#size-cells", 2).prop("ranges", &[]);
+        b.begin("optee@fe000000").reg2(&[(0xfe00_0000, 0x20_0000)]).prop("no-map", &[]).end();
+        b.begin("pool").prop_cells("size", &[0, 0x10_0000]).end(); // dynamic: no reg
+        b.begin("off@90000000").reg2(&[(0x9000_0000, 0x1000)]).prop_str("status", "disabled").end();
+        b.end();
+    });
+    let p = parse(&dtb).unwrap();
+    assert_eq!(
+        p.reserved.as_slice(),
+        &[Region { base: 0x4800_0000, size: 0x1000 }, Region { base: 0xfe00_0000, size: 0x20_0000 }]
+    );
+}

@@ -131,6 +131,18 @@ pub fn start(args: BootArgs) -> ! {
     for (h, r) in holes[2..].iter_mut().zip(platform.reserved.as_slice()) {
         *h = Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE);
     }
+    // Firmware reservations inside host memory come out of the identity map
+    // too (the map was made before the DTB could be read).
+    let mut unmapped = false;
+    for r in &holes[2..] {
+        let (inside, k) = subtract(*r, &[Range::new(0, host_mem.start), Range::new(host_mem.end, u64::MAX)]);
+        for piece in &inside[..k] {
+            unmapped |= tables.unmap_range(&mut bump, piece.start, piece.size()).is_ok();
+        }
+    }
+    if unmapped {
+        arch::flush_tlb();
+    }
     let mut pages = PagePool::empty();
     let (free, n) = subtract(host_mem, &holes);
     for r in &free[..n] {

@@ -200,7 +200,9 @@ pub fn start(args: BootArgs) -> ! {
     let ram: [Range; spevisor_dtb::MAX_MEMORY_REGIONS] =
         core::array::from_fn(|i| platform.ram().get(i).map_or(Range::new(0, 0), |r| Range::new(r.base, r.end())));
     let dtb_hole = dtb_range.unwrap_or_default();
-    let mut reserved = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 1];
+    // The DTB, firmware reservations and (once placed) the pool: never part
+    // of EL2's RW map of RAM, and never the pool.
+    let mut reserved = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 2];
     reserved[0] = dtb_hole;
     for (slot, r) in reserved[1..].iter_mut().zip(platform.reserved.as_slice()) {
         *slot = Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE);
@@ -209,6 +211,7 @@ pub fn start(args: BootArgs) -> ! {
         Ok(l) => l,
         Err(e) => fatal(format_args!("cannot place the hypervisor: {}", e)),
     };
+    reserved[spevisor_dtb::MAX_RESERVED_REGIONS + 1] = layout.pool;
     let console = platform.console.as_ref().map(|u| u.region.base);
     // The buddy allocator keeps its free lists in the free pages: map the pool
     // before handing it over.
@@ -222,7 +225,7 @@ pub fn start(args: BootArgs) -> ! {
     let rest = [Range::new(layout.ram.start, sections.image.start), Range::new(sections.image.end, layout.ram.end)];
     for r in rest {
         // Skip the DTB pages mapped early (read-only).
-        let (pieces, n) = subtract(r, &[dtb_hole, layout.pool]);
+        let (pieces, n) = subtract(r, &reserved);
         for p in &pieces[..n] {
             if let Err(e) = tables.map_range(alloc, p.start, p.start, p.size(), Attributes::RW) {
                 fatal(format_args!("cannot map RAM {:#x}..{:#x}: {}", p.start, p.end, e));
