@@ -377,7 +377,6 @@ impl<'a> Platform<'a> {
             None => None,
         };
 
-        let mut reserved = reserved;
         ctx.reserved_memory(&mut reserved)?;
         Ok(Platform {
             model: str_prop(&root, "model"),
