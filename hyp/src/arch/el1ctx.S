@@ -1,9 +1,11 @@
 /*
- * EL1/EL0 system register context save/restore for the world switch.
- * x0 = El1Context* (26 u64 fields, in the order below; offsets asserted in
- * sysregs.rs). Uses x1/x2 as scratch, nothing else; no barriers: these
- * registers do not affect EL2 itself, and the world switch orders the
- * regime change with its own dsb/isb and the final eret.
+ * EL1/EL0 system register context save/restore for the world switch, and the
+ * pointer-authentication keys (lazy switch). x0 = El1Context* (26 u64 fields
+ * in the order below; offsets asserted in sysregs.rs) or PauthKeys* (10 u64:
+ * APIA lo/hi, APIB, APDA, APDB, APGA; encodings by number, no assembler
+ * extension needed). Uses x1/x2 as scratch, nothing else; no barriers: these
+ * registers do not affect EL2 itself, and the world switch orders the regime
+ * change with its own dsb/isb and the final eret.
  */
 .macro el1_pair op, r1, r2, off
 .ifc \op, save
@@ -42,4 +44,22 @@ __el1_save:
 .global __el1_restore
 __el1_restore:
     el1_all restore
+    ret
+
+.macro pauth_all op
+    el1_pair \op, S3_0_C2_C1_0, S3_0_C2_C1_1, 0
+    el1_pair \op, S3_0_C2_C1_2, S3_0_C2_C1_3, 16
+    el1_pair \op, S3_0_C2_C2_0, S3_0_C2_C2_1, 32
+    el1_pair \op, S3_0_C2_C2_2, S3_0_C2_C2_3, 48
+    el1_pair \op, S3_0_C2_C3_0, S3_0_C2_C3_1, 64
+.endm
+
+.global __pauth_save
+__pauth_save:
+    pauth_all save
+    ret
+
+.global __pauth_restore
+__pauth_restore:
+    pauth_all restore
     ret

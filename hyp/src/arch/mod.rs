@@ -12,7 +12,6 @@ use crate::vcpu::{FpRegs, GuestRegs, PauthKeys, Syndrome};
 
 global_asm!(include_str!("vectors.S"));
 global_asm!(include_str!("fp.S"));
-global_asm!(include_str!("pauth.S"));
 
 /// A host (or unexpected) exception's saved registers, as `vectors.S` lays
 /// them out on the EL2 stack.

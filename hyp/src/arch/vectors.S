@@ -30,16 +30,28 @@
 .equ FROM_LOWER_A64, 8
 .equ FROM_LOWER_A32, 12
 
+/* x2..x17 into / out of the frame at sp. */
+.macro frame_x2_x17 op
+    \op    x2, x3, [sp, #16]
+    \op    x4, x5, [sp, #32]
+    \op    x6, x7, [sp, #48]
+    \op    x8, x9, [sp, #64]
+    \op    x10, x11, [sp, #80]
+    \op    x12, x13, [sp, #96]
+    \op    x14, x15, [sp, #112]
+    \op    x16, x17, [sp, #128]
+.endm
+
+/* ELR_EL2/SPSR_EL2 into the frame (clobbers x10/x11, already saved). */
+.macro save_elr_spsr
+    mrs     x10, elr_el2
+    mrs     x11, spsr_el2
+    stp     x10, x11, [sp, #FRAME_ELR]
+.endm
+
 /* Saves x2..x30, ELR_EL2, SPSR_EL2 into the frame at sp (x0/x1 already there). */
 .macro save_rest
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
+    frame_x2_x17 stp
     stp     x18, x19, [sp, #144]
     stp     x20, x21, [sp, #160]
     stp     x22, x23, [sp, #176]
@@ -47,9 +59,7 @@
     stp     x26, x27, [sp, #208]
     stp     x28, x29, [sp, #224]
     str     x30, [sp, #240]
-    mrs     x10, elr_el2
-    mrs     x11, spsr_el2
-    stp     x10, x11, [sp, #FRAME_ELR]
+    save_elr_spsr
 .endm
 
 .macro restore_frame_and_eret
@@ -57,14 +67,7 @@
     msr     elr_el2, x10
     msr     spsr_el2, x11
     ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
+    frame_x2_x17 ldp
     ldp     x18, x19, [sp, #144]
     ldp     x20, x21, [sp, #160]
     ldp     x22, x23, [sp, #176]
@@ -147,33 +150,17 @@ host_sync:
      */
     sub     sp, sp, #FRAME_SIZE
     stp     x0, x1, [sp, #0]
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
+    frame_x2_x17 stp
     str     x18, [sp, #144]
     str     x30, [sp, #240]
-    mrs     x10, elr_el2
-    mrs     x11, spsr_el2
-    stp     x10, x11, [sp, #FRAME_ELR]
+    save_elr_spsr
     mov     x0, sp
     bl      el2_host_sync
     ldp     x10, x11, [sp, #FRAME_ELR]
     msr     elr_el2, x10
     msr     spsr_el2, x11
     ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
+    frame_x2_x17 ldp
     ldr     x18, [sp, #144]
     ldr     x30, [sp, #240]
     add     sp, sp, #FRAME_SIZE
