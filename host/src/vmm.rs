@@ -1,11 +1,11 @@
 //! The host's VM manager: guest memory, loading images, the run loop and exit
 //! handling (PSCI, the guest test ABI, the emulated PL011).
 
+use crate::guestcall::{self, Outcome};
 use crate::hyp::{self, HypError};
 use crate::kmain::HOST;
 use crate::mm::PagePool;
 use log::{error, info, warn};
-use spevisor_abi::guest::{psci, smccc, test};
 use spevisor_abi::{Call, Completion, Exit, MmioAccess, StopReason};
 use spevisor_pgtable::PAGE_SIZE;
 use spevisor_pl011::model::Pl011Model;
@@ -143,36 +143,27 @@ impl Vm {
         self.line_len += 1;
     }
 
-    /// Answers a guest `hvc`/`smc`: PSCI, SMCCC and the guest test ABI.
+    /// Answers a guest `hvc`/`smc` (`guestcall::handle`); `None` once the
+    /// VM has powered off or reset.
     fn hvc(&mut self, r: [u64; 4]) -> Option<[u64; 4]> {
-        let ok = |v: u64| Some([v, r[1], r[2], r[3]]);
-        match r[0] {
-            psci::VERSION => ok(psci::VERSION_1_1),
-            psci::FEATURES => match r[1] {
-                psci::VERSION | psci::FEATURES | psci::SYSTEM_OFF | psci::SYSTEM_RESET | psci::CPU_OFF => {
-                    ok(psci::SUCCESS)
-                }
-                _ => ok(psci::NOT_SUPPORTED),
-            },
-            psci::SYSTEM_OFF | psci::CPU_OFF => {
+        match guestcall::handle(r) {
+            Outcome::Answer(a) => Some(a),
+            Outcome::Status { status, answer } => {
+                self.status = Some(status);
+                Some(answer)
+            }
+            Outcome::Report { tag, value, answer } => {
+                crate::hprintln!("[{}] report tag={} value={:#x}", self.name, tag, value);
+                Some(answer)
+            }
+            Outcome::Off => {
                 self.ending = Some(Ending::Off);
                 None
             }
-            psci::SYSTEM_RESET => {
+            Outcome::Reset => {
                 self.ending = Some(Ending::Reset);
                 None
             }
-            smccc::VERSION => ok(smccc::VERSION_1_1),
-            test::HOST_PING => Some([0, r[1].wrapping_add(1), r[2], r[3]]),
-            test::SET_STATUS => {
-                self.status = Some(r[1]);
-                ok(0)
-            }
-            test::REPORT => {
-                crate::hprintln!("[{}] report tag={} value={:#x}", self.name, r[1], r[2]);
-                ok(0)
-            }
-            _ => ok(smccc::NOT_SUPPORTED),
         }
     }
 

@@ -1,0 +1,71 @@
+//! What the host answers to a guest's `hvc`/`smc`: PSCI 1.1, SMCCC and
+//! spevisor's guest test ABI. Pure, so it is tested on the development
+//! machine; `vmm.rs` applies the outcome to the VM.
+
+use spevisor_abi::guest::{psci, smccc, test};
+
+/// The outcome of one guest call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Resume the guest with these x0..x3.
+    Answer([u64; 4]),
+    /// Resume with x0..x3 after recording the guest's status (SET_STATUS).
+    Status { status: u64, answer: [u64; 4] },
+    /// Resume after printing a value the guest reported (REPORT).
+    Report { tag: u64, value: u64, answer: [u64; 4] },
+    /// The VM powers off (SYSTEM_OFF, or CPU_OFF of its only vcpu).
+    Off,
+    /// The VM resets (SYSTEM_RESET).
+    Reset,
+}
+
+/// The PSCI functions this host implements (PSCI_FEATURES answers 0 for them).
+const PSCI_IMPLEMENTED: [u64; 5] = [psci::VERSION, psci::FEATURES, psci::SYSTEM_OFF, psci::SYSTEM_RESET, psci::CPU_OFF];
+
+/// Decides the answer to a guest call with x0..x3 = `r`.
+pub fn handle(r: [u64; 4]) -> Outcome {
+    let ok = |v: u64| Outcome::Answer([v, r[1], r[2], r[3]]);
+    match r[0] {
+        test::HOST_PING => Outcome::Answer([0, r[1].wrapping_add(1), r[2], r[3]]),
+        psci::VERSION => ok(psci::VERSION_1_1),
+        psci::FEATURES if PSCI_IMPLEMENTED.contains(&r[1]) => ok(psci::SUCCESS),
+        psci::FEATURES => ok(psci::NOT_SUPPORTED),
+        psci::SYSTEM_OFF | psci::CPU_OFF => Outcome::Off,
+        psci::SYSTEM_RESET => Outcome::Reset,
+        smccc::VERSION => ok(smccc::VERSION_1_1),
+        test::SET_STATUS => Outcome::Status { status: r[1], answer: [0, r[1], r[2], r[3]] },
+        test::REPORT => Outcome::Report { tag: r[1], value: r[2], answer: [0, r[1], r[2], r[3]] },
+        _ => ok(smccc::NOT_SUPPORTED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psci_version_features_and_power() {
+        assert_eq!(handle([psci::VERSION, 0, 0, 0]), Outcome::Answer([psci::VERSION_1_1, 0, 0, 0]));
+        assert_eq!(handle([psci::FEATURES, psci::SYSTEM_OFF, 0, 0]), Outcome::Answer([0, psci::SYSTEM_OFF, 0, 0]));
+        assert_eq!(
+            handle([psci::FEATURES, psci::CPU_ON_64, 0, 0]),
+            Outcome::Answer([psci::NOT_SUPPORTED, psci::CPU_ON_64, 0, 0]),
+            "CPU_ON is not offered"
+        );
+        assert_eq!(handle([psci::SYSTEM_OFF, 0, 0, 0]), Outcome::Off);
+        assert_eq!(handle([psci::CPU_OFF, 0, 0, 0]), Outcome::Off);
+        assert_eq!(handle([psci::SYSTEM_RESET, 0, 0, 0]), Outcome::Reset);
+        assert_eq!(handle([smccc::VERSION, 0, 0, 0]), Outcome::Answer([smccc::VERSION_1_1, 0, 0, 0]));
+    }
+
+    #[test]
+    fn test_abi_and_unknown_calls() {
+        assert_eq!(handle([test::HOST_PING, 41, 7, 8]), Outcome::Answer([0, 42, 7, 8]));
+        assert_eq!(handle([test::HOST_PING, u64::MAX, 0, 0]), Outcome::Answer([0, 0, 0, 0]), "wraps, no panic");
+        assert_eq!(handle([test::SET_STATUS, 5, 0, 0]), Outcome::Status { status: 5, answer: [0, 5, 0, 0] });
+        assert_eq!(handle([test::REPORT, 1, 9, 0]), Outcome::Report { tag: 1, value: 9, answer: [0, 1, 9, 0] });
+        for id in [0, 0xC600_FFFF, test::HYP_PING, u64::MAX] {
+            assert_eq!(handle([id, 1, 2, 3]), Outcome::Answer([smccc::NOT_SUPPORTED, 1, 2, 3]), "{id:#x}");
+        }
+    }
+}
