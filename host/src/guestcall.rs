@@ -23,6 +23,7 @@ pub enum Outcome {
 const PSCI_IMPLEMENTED: [u64; 5] = [psci::VERSION, psci::FEATURES, psci::SYSTEM_OFF, psci::SYSTEM_RESET, psci::CPU_OFF];
 
 /// Decides the answer to a guest call with x0..x3 = `r`.
+#[inline(always)]
 pub fn handle(r: [u64; 4]) -> Outcome {
     let ok = |v: u64| Outcome::Answer([v, r[1], r[2], r[3]]);
     match r[0] {
