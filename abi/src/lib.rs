@@ -351,6 +351,8 @@ pub enum StopReason {
     /// The host told the VM it cannot continue (for example an access outside
     /// every device) and the VM was stopped.
     HostRequest = 4,
+    /// The guest caused an SError (collected at EL2 on its exit).
+    SError = 5,
 }
 
 impl StopReason {
@@ -360,6 +362,7 @@ impl StopReason {
             2 => Self::InstructionAbort,
             3 => Self::Unhandled,
             4 => Self::HostRequest,
+            5 => Self::SError,
             _ => return None,
         })
     }
@@ -369,6 +372,7 @@ impl StopReason {
             Self::InstructionAbort => "instruction abort outside guest RAM",
             Self::Unhandled => "unhandled exception class",
             Self::HostRequest => "stopped at the host's request",
+            Self::SError => "SError caused by the guest",
         }
     }
 }

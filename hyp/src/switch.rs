@@ -220,7 +220,7 @@ mod imp {
             vcpu.exits += 1;
             if kind != exit_kind::SYNC {
                 break match kind {
-                    exit_kind::SERROR => Exit::Stopped { reason: StopReason::Unhandled, esr: 0, far: 0, elr: pc },
+                    exit_kind::SERROR => Exit::Stopped { reason: StopReason::SError, esr: 0, far: 0, elr: pc },
                     _ => Exit::Irq,
                 };
             }

@@ -17,6 +17,7 @@
 .equ GUEST_HOST_SP, 248       /* offsetof(GuestRegs, host_sp) */
 .equ CALLEE_SAVED_SIZE, 96    /* x19..x30 */
 .equ ESR_EC_SHIFT, 26
+.equ ISR_A_BIT, 8
 .equ EC_HVC64, 0x16
 
 /* Kinds passed to Rust (see arch::ExceptionKind). */
@@ -112,7 +113,8 @@ el2_vectors:
     ventry_unexpected (FROM_EL2_SPX + KIND_SYNC)
     ventry_unexpected (FROM_EL2_SPX + KIND_IRQ)
     ventry_unexpected (FROM_EL2_SPX + KIND_FIQ)
-    ventry_unexpected (FROM_EL2_SPX + KIND_SERROR)
+    .balign 128
+    b       el2_serror_spx
     ventry_lower KIND_SYNC, host_sync
     ventry_lower KIND_IRQ, host_unexpected
     ventry_lower KIND_FIQ, host_unexpected
@@ -167,6 +169,29 @@ host_sync:
     eret
     dsb     nsh
     isb
+
+/*
+ * SError at EL2: from the guest-exit window it is the guest's (exit kind
+ * becomes KIND_SERROR, back into the window); anywhere else it is a crash.
+ * In the window only x0 (GuestRegs*) and x1 (kind) are live.
+ */
+el2_serror_spx:
+    stp     x2, x3, [sp, #-16]!
+    mrs     x2, elr_el2
+    adr     x3, serror_window
+    cmp     x2, x3
+    b.lo    1f
+    adr     x3, serror_window_end
+    cmp     x2, x3
+    b.hi    1f
+    mov     x1, #KIND_SERROR
+    ldp     x2, x3, [sp], #16
+    eret
+1:  ldp     x2, x3, [sp], #16
+    sub     sp, sp, #FRAME_SIZE
+    stp     x0, x1, [sp, #0]
+    mov     x1, #(FROM_EL2_SPX + KIND_SERROR)
+    b       el2_unexpected
 
 /*
  * Turns the x0/x1 pair pushed by ventry_lower into the first two slots of a
@@ -254,6 +279,22 @@ guest_exit:
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x0, #0]
 
+    /*
+     * An SError the guest caused must be taken here, not by the host once
+     * HCR_EL2.AMO is clear again. If one is pending (ISR_EL1.A, read at EL2:
+     * physical), unmask SError for one instruction: el2_serror_spx sees the
+     * exception come from this window and turns the exit into KIND_SERROR
+     * (the VM is stopped). ELR/SPSR/ESR_EL2 are overwritten then; the
+     * report loses the guest's PC, which a dying VM can spare.
+     */
+    mrs     x2, isr_el1
+    tbz     x2, #ISR_A_BIT, 2f
+    msr     daifclr, #4
+serror_window:
+    isb
+serror_window_end:
+    msr     daifset, #4
+2:
     ldr     x9, [x0, #GUEST_HOST_SP]
     mov     sp, x9
     msr     tpidr_el2, xzr
