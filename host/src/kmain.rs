@@ -30,6 +30,8 @@ const HOST_VA_BITS: u32 = 48;
 const BOOT_TABLE_PAGES: u64 = 64;
 /// Exit status when the host kernel itself crashes.
 pub const HOST_CRASH_STATUS: u64 = 4;
+/// Exit status when the demo guest did not report status 0.
+pub const GUEST_FAILED_STATUS: u64 = 5;
 
 /// Host-wide state after boot.
 pub struct Host {
@@ -226,8 +228,12 @@ fn main(bootargs: &str, image_start: u64) -> ! {
 
     let mut totals = scenarios::Totals::default();
     let iterations = cmdline::param(bootargs, "iterations").and_then(|v| v.parse().ok());
-    match cmdline::param(bootargs, "scenario").unwrap_or("demo") {
-        "demo" => scenarios::demo(&mut totals),
+    let scenario = cmdline::param(bootargs, "scenario").unwrap_or("demo");
+    match scenario {
+        "demo" => {
+            let guest_mode = cmdline::param(bootargs, "guest_mode").and_then(|v| v.parse().ok());
+            scenarios::demo(&mut totals, guest_mode.unwrap_or(scenarios::mode::SELFTEST))
+        }
         "two-vms" => scenarios::two_vms(&mut totals),
         "fp-vms" => scenarios::lazy_state_vms(&mut totals, false),
         "pauth-vms" => scenarios::lazy_state_vms(&mut totals, true),
@@ -261,8 +267,11 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "not-owned"
     };
     let prof = profiler::finish(image_start);
+    // The demo is a check too: a guest that did not pass fails the run.
+    let guest_failed = scenario == "demo" && totals.guest_status != Some(0);
     hprintln!(
-        "spevisor: status=ok el2={} host_el={} gic=v{} spe={} spe_hw={} records={} misdirected={} lost={} free_pages={} host_free_pages={} vms={} exits={} guest_status={}",
+        "spevisor: status={} el2={} host_el={} gic=v{} spe={} spe_hw={} records={} misdirected={} lost={} free_pages={} host_free_pages={} vms={} exits={} guest_status={}",
+        if guest_failed { "guest-failed" } else { "ok" },
         if el2 == 2 { "yes" } else { "no" },
         arch::current_el(),
         gic,
@@ -277,7 +286,7 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         totals.exits,
         totals.guest_status.map_or(-1, |s| s as i64)
     );
-    hyp::shutdown(0)
+    hyp::shutdown(if guest_failed { GUEST_FAILED_STATUS } else { 0 })
 }
 
 /// Fault-injection scenarios for the QEMU tests (`spevisor.test=...`).

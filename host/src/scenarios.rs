@@ -74,9 +74,9 @@ pub fn ending_name(e: Option<Ending>) -> &'static str {
     }
 }
 
-/// The demo: the tiny guest's self-test.
-pub fn demo(t: &mut Totals) {
-    let Some(mut vm) = make("guest0", [mode::SELFTEST, 0, 0]) else { return };
+/// The demo: the tiny guest's self-test (or another mode, `guest_mode`).
+pub fn demo(t: &mut Totals, guest_mode: u64) {
+    let Some(mut vm) = make("guest0", [guest_mode, 0, 0]) else { return };
     let ending = vm.run();
     info!("guest0: ended ({}) with status {:?} after {} exits", ending_name(Some(ending)), vm.status, vm.exits);
     t.guest_status = vm.status.or(Some(u64::MAX));

@@ -35,6 +35,7 @@ pub mod status {
     pub const FATAL_BOOT: i32 = 1;
     pub const HYP_CRASH: i32 = 3;
     pub const HOST_CRASH: i32 = 4;
+    pub const GUEST_FAILED: i32 = 5;
 }
 
 /// `key=value` fields of the `spevisor:` summary line.
@@ -535,6 +536,19 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             // Cortex-A53: 40-bit PA, where a level-0 stage-2 start is reserved.
             let b = boot(c, &c.image, Machine { cpu: "cortex-a53", ..Machine::default() })?;
             with_output(&b, check_selftest(&b))
+        }),
+        ("demo_guest_failure_fails_the_run", |c| {
+            // An unknown guest mode: the guest reports 0xbadbad, the run ends
+            // with status=guest-failed and exit 5 (not 0).
+            let m = Machine { append: "spevisor.guest_mode=99".into(), ..Machine::default() };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, {
+                expect_exit(&b, status::GUEST_FAILED).and_then(|_| {
+                    let s = summary(&b.output).ok_or("no summary line")?;
+                    expect_eq("status", field(&s, "status")?, "guest-failed")?;
+                    expect_eq("guest_status", field(&s, "guest_status")?, &0xbad_badu64.to_string())
+                })
+            })
         }),
         ("two_vms_alternate_and_stay_isolated", |c| {
             let b = boot(c, &c.image, scenario("two-vms"))?;
