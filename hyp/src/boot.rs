@@ -109,10 +109,6 @@ const EL2_VA_BITS: u32 = 48;
 #[cfg(feature = "qemu-virt-fallback-console")]
 const FALLBACK_UART: u64 = 0x0900_0000;
 
-fn round_up(x: u64, a: u64) -> u64 {
-    (x + a - 1) & !(a - 1)
-}
-
 /// Ends the boot with a message; nothing else can be done without a DTB.
 fn fatal(args: core::fmt::Arguments) -> ! {
     error!("{}", args);
@@ -150,10 +146,7 @@ pub fn start(args: BootArgs) -> ! {
     // SAFETY: the boot protocol puts the DTB at x0; only its 8-byte header
     // start is read, with aligned loads.
     let dtb_size = unsafe { spevisor_dtb::early_totalsize(args.dtb) }.map(|s| s as u64);
-    let dtb_range = dtb_size.map(|size| {
-        let start = args.dtb as u64 & !(PAGE_SIZE - 1);
-        Range::new(start, round_up(args.dtb as u64 + size, PAGE_SIZE))
-    });
+    let dtb_range = dtb_size.map(|size| Range::new(args.dtb as u64, args.dtb as u64 + size).align_out(PAGE_SIZE));
     let dtb_mapped = match dtb_range {
         Some(r) if !sections.image.overlaps(r.start, r.size()) => {
             map(&mut tables, &mut early, r, Attributes::RO);

@@ -37,12 +37,6 @@ pub struct HostSpe {
     pub id: SpeId,
 }
 
-impl HostSpe {
-    pub const fn none() -> Self {
-        Self { backend: Backend::None, id: SpeId::NONE }
-    }
-}
-
 /// Checks an `SPE_MODEL_ATTACH`: the model must be exactly one `SpeModel`,
 /// page aligned, in host memory, and not given to any VM.
 pub fn check_model_attach(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Result<Range, Status> {
