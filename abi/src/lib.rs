@@ -318,6 +318,7 @@ const COMPLETION_MMIO_WRITE: u64 = 3;
 
 impl Completion {
     /// Registers x3..x7 of VCPU_RUN.
+    #[inline]
     pub fn to_regs(self) -> [u64; 5] {
         match self {
             Completion::None => [COMPLETION_NONE, 0, 0, 0, 0],
@@ -327,6 +328,7 @@ impl Completion {
         }
     }
 
+    #[inline]
     pub fn from_regs(r: [u64; 5]) -> Option<Self> {
         Some(match r[0] {
             COMPLETION_NONE => Completion::None,
@@ -413,6 +415,7 @@ const MMIO_WRITE_FLAG: u64 = 1 << 8;
 
 impl Exit {
     /// Registers x1..x7 of the VCPU_RUN answer.
+    #[inline]
     pub fn to_regs(self) -> [u64; 7] {
         match self {
             Exit::Hvc { imm, regs } => [EXIT_HVC, imm as u64, regs[0], regs[1], regs[2], regs[3], 0],
@@ -426,6 +429,7 @@ impl Exit {
         }
     }
 
+    #[inline]
     pub fn from_regs(r: [u64; 7]) -> Option<Self> {
         Some(match r[0] {
             EXIT_HVC => Exit::Hvc { imm: u16::try_from(r[1]).ok()?, regs: [r[2], r[3], r[4], r[5]] },

@@ -45,7 +45,13 @@ fn answer(regs: &mut Regs, status: Status, results: &[u64]) {
 }
 
 /// Handles one host hypercall in place.
+#[inline(always)]
 pub fn dispatch(regs: &mut Regs, svc: &mut impl Services) {
+    // The one hot call, before the general decoding: VCPU_RUN is a world
+    // switch round trip, everything else is set-up and teardown.
+    if regs[0] == Call::VcpuRun.id() {
+        return vcpu_run(regs, svc);
+    }
     let Some(call) = Call::from_id(regs[0]) else {
         return answer(regs, Status::NotSupported, &[]);
     };
@@ -77,13 +83,7 @@ pub fn dispatch(regs: &mut Regs, svc: &mut impl Services) {
             let r = svc.vcpu_create(regs[1], regs[2], [regs[3], regs[4], regs[5]]);
             reply(regs, r.map(|i| [i]))
         }
-        Call::VcpuRun => {
-            let Some(c) = Completion::from_regs([regs[3], regs[4], regs[5], regs[6], regs[7]]) else {
-                return answer(regs, Status::InvalidParameter, &[]);
-            };
-            let r = svc.vcpu_run(regs[1], regs[2], c);
-            reply(regs, r.map(|e| e.to_regs()))
-        }
+        Call::VcpuRun => vcpu_run(regs, svc),
         Call::VmDestroy => reply(regs, svc.vm_destroy(regs[1]).map(|()| [])),
         Call::SpeModelAttach => reply(regs, svc.spe_model_attach(regs[1], regs[2]).map(|()| [])),
         Call::SwitchTrace => {
@@ -100,6 +100,16 @@ pub fn dispatch(regs: &mut Regs, svc: &mut impl Services) {
             answer(regs, Status::Success, &out)
         }
     }
+}
+
+/// VCPU_RUN: x1 = VM, x2 = vcpu, x3..x7 = the completion; x1..x7 = the exit.
+#[inline(always)]
+fn vcpu_run(regs: &mut Regs, svc: &mut impl Services) {
+    let Some(c) = Completion::from_regs([regs[3], regs[4], regs[5], regs[6], regs[7]]) else {
+        return answer(regs, Status::InvalidParameter, &[]);
+    };
+    let r = svc.vcpu_run(regs[1], regs[2], c);
+    reply(regs, r.map(|e| e.to_regs()))
 }
 
 #[inline(always)]
