@@ -24,10 +24,19 @@ impl core::fmt::Display for HypError {
 /// Issues a raw call; `Ok(x1..x7)` on SUCCESS.
 pub fn call_raw(id: u64, args: [u64; 7]) -> Result<[u64; 7], HypError> {
     let r = hvc([id, args[0], args[1], args[2], args[3], args[4], args[5], args[6]]);
-    match Status::from_reg(r[0]) {
-        Some(Status::Success) => Ok([r[1], r[2], r[3], r[4], r[5], r[6], r[7]]),
-        Some(s) => Err(HypError::Refused(s)),
-        None => Err(HypError::Unknown(r[0])),
+    if r[0] == Status::Success.to_reg() {
+        Ok([r[1], r[2], r[3], r[4], r[5], r[6], r[7]])
+    } else {
+        Err(refusal(r[0]))
+    }
+}
+
+/// What a status other than SUCCESS means (off the hot path).
+#[cold]
+fn refusal(x0: u64) -> HypError {
+    match Status::from_reg(x0) {
+        Some(s) => HypError::Refused(s),
+        None => HypError::Unknown(x0),
     }
 }
 

@@ -63,7 +63,9 @@ pub struct Vm {
     uart: Pl011Model,
     line: [u8; 160],
     line_len: usize,
-    completion: Completion,
+    /// The answer to the last exit, already encoded as the next VCPU_RUN's
+    /// x3..x7 (`Completion::to_regs`, folded where the variant is known).
+    completion: [u64; 5],
     /// The status the guest reported (SET_STATUS), if any.
     pub status: Option<u64>,
     pub exits: u64,
@@ -123,7 +125,7 @@ impl Vm {
             uart: Pl011Model::new(),
             line: [0; 160],
             line_len: 0,
-            completion: Completion::None,
+            completion: Completion::None.to_regs(),
             status: None,
             exits: 0,
             ending: None,
@@ -202,59 +204,73 @@ impl Vm {
         if self.ending.is_some() {
             return false;
         }
-        let c = self.completion.to_regs();
+        let c = self.completion;
         let r = hyp::call(Call::VcpuRun, [self.handle, 0, c[0], c[1], c[2], c[3], c[4]]);
-        self.completion = Completion::None;
+        self.completion = Completion::None.to_regs();
         // The world switch drained the host's SPE buffer: it may be full.
         crate::profiler::poll();
         let exit = match r {
             Ok(r) => Exit::from_regs(r),
-            Err(e) => {
-                error!("{}: VCPU_RUN refused: {e}", self.name);
-                self.ending = Some(Ending::Killed);
-                return false;
-            }
+            Err(e) => return self.refused(e),
         };
         self.exits += 1;
         match exit {
             Some(Exit::Hvc { regs, .. }) => match self.hvc(regs) {
-                Some(answer) => self.completion = Completion::Hvc(answer),
+                Some(answer) => self.completion = Completion::Hvc(answer).to_regs(),
                 None => return false,
             },
             Some(Exit::Mmio(m)) => match self.mmio(m) {
-                Some(c) => self.completion = c,
-                None => {
-                    error!(
-                        "{}: {} of {} bytes at IPA {:#x}: no RAM or device there; VM stopped",
-                        self.name,
-                        if m.write { "write" } else { "read" },
-                        m.size,
-                        m.ipa
-                    );
-                    self.ending = Some(Ending::Killed);
-                    return false;
-                }
+                Some(c) => self.completion = c.to_regs(),
+                None => return self.no_device(m),
             },
             Some(Exit::Irq) | Some(Exit::Wfx) => {}
-            Some(Exit::Stopped { reason, esr, far, elr }) => {
-                error!(
-                    "{}: stopped by the hypervisor: {} ({}, IPA/FAR {:#x}, PC {:#x})",
-                    self.name,
-                    reason.name(),
-                    spevisor_armv8::esr::Esr(esr),
-                    far,
-                    elr
-                );
-                self.ending = Some(Ending::Stopped(reason));
-                return false;
-            }
-            None => {
-                error!("{}: undecodable exit record", self.name);
-                self.ending = Some(Ending::Killed);
-                return false;
-            }
+            Some(Exit::Stopped { reason, esr, far, elr }) => return self.stopped(reason, esr, far, elr),
+            None => return self.undecodable(),
         }
         true
+    }
+
+    // The ways a run ends badly: reported here, out of `step`'s hot path.
+
+    #[cold]
+    fn refused(&mut self, e: HypError) -> bool {
+        error!("{}: VCPU_RUN refused: {e}", self.name);
+        self.ending = Some(Ending::Killed);
+        false
+    }
+
+    #[cold]
+    fn no_device(&mut self, m: MmioAccess) -> bool {
+        error!(
+            "{}: {} of {} bytes at IPA {:#x}: no RAM or device there; VM stopped",
+            self.name,
+            if m.write { "write" } else { "read" },
+            m.size,
+            m.ipa
+        );
+        self.ending = Some(Ending::Killed);
+        false
+    }
+
+    #[cold]
+    fn stopped(&mut self, reason: StopReason, esr: u64, far: u64, elr: u64) -> bool {
+        error!(
+            "{}: stopped by the hypervisor: {} ({}, IPA/FAR {:#x}, PC {:#x})",
+            self.name,
+            reason.name(),
+            spevisor_armv8::esr::Esr(esr),
+            far,
+            elr
+        );
+        self.ending = Some(Ending::Stopped(reason));
+        false
+    }
+
+    #[cold]
+    fn undecodable(&mut self) -> bool {
+        error!("{}: undecodable exit record", self.name);
+        self.ending = Some(Ending::Killed);
+        false
     }
 
     /// Runs until the VM ends.

@@ -16,7 +16,7 @@
 
 use crate::arch::{self, HostEntry};
 use crate::mm::{Layout, PagePool, Range};
-use crate::service::{Hyp, HYP, VMS};
+use crate::service::{Hyp, EL2};
 use crate::spe::HostSpe;
 use crate::switch::{HostContext, Trace};
 use crate::traps::{mdcr, CNTHCTL_HOST, CPTR_HOST};
@@ -282,8 +282,9 @@ pub fn start(args: BootArgs) -> ! {
     } else {
         crate::spe::Backend::None
     };
-    VMS.lock().set_pa_bits(pa_bits);
-    *HYP.lock() = Some(Hyp {
+    let mut el2 = EL2.lock();
+    el2.vms.set_pa_bits(pa_bits);
+    el2.hyp = Some(Hyp {
         layout,
         pool,
         el2_tables: tables,
@@ -306,6 +307,8 @@ pub fn start(args: BootArgs) -> ! {
         text_start: sections.text.start,
         spe_model: None,
     });
+    // Released before the host runs: its first hypercall takes the lock.
+    drop(el2);
     let entry = HostEntry {
         pc: args.host_entry as u64,
         sp: args.host_stack_top as u64,

@@ -3,7 +3,7 @@
 use crate::arch::{self, TrapFrame, KINDS, ORIGINS};
 use crate::boot::shutdown;
 use crate::console::print_crash;
-use crate::service::HYP;
+use crate::service::{Machine, EL2};
 use aarch64_cpu::registers::*;
 use core::sync::atomic::{AtomicBool, Ordering};
 use spevisor_armv8::esr::Esr;
@@ -60,14 +60,15 @@ extern "C" fn el2_unexpected_exception(frame: &mut TrapFrame, code: u64) -> ! {
 /// x30, ELR and SPSR are in `frame` (x19..x29 are preserved by the callee).
 #[no_mangle]
 extern "C" fn el2_host_sync(frame: &mut TrapFrame) {
-    let mut hyp = HYP.lock();
+    let mut el2 = EL2.lock();
+    let crate::service::El2State { hyp, vms } = &mut *el2;
     let Some(hyp) = hyp.as_mut() else {
-        drop(hyp);
+        drop(el2);
         report("hypercall before the hypervisor finished booting", frame);
     };
     // The call's x0..x7 are answered in place in the saved frame.
     let (regs, _) = frame.x.split_first_chunk_mut::<{ spevisor_abi::REGS }>().expect("31 >= 8 registers");
-    crate::hcall::dispatch(regs, hyp);
+    crate::hcall::dispatch(regs, &mut Machine { hyp, vms });
 }
 
 /// A small fixed-capacity string for report titles (no heap at EL2).

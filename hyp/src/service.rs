@@ -28,31 +28,44 @@ pub struct Hyp {
     pub spe_model: Option<Range>,
 }
 
-/// Set once at the end of boot; host traps use it.
-pub static HYP: Mutex<Option<Hyp>> = Mutex::new(None);
+/// Everything EL2 owns, behind the one lock a host hypercall takes.
+pub struct El2State {
+    /// Set once at the end of boot.
+    pub hyp: Option<Hyp>,
+    /// The VMs. Beside `hyp`, not in it: at tens of KiB they must never be
+    /// built on the 64 KiB EL2 stack (as a `Hyp { .. }` literal would), so
+    /// they are initialised in place, in this static.
+    pub vms: Vms,
+}
 
-/// The VMs. A static of its own: at tens of KiB it must never be built on
-/// the 64 KiB EL2 stack (as a `Hyp { .. }` literal would).
-pub static VMS: Mutex<Vms> = Mutex::new(Vms::new(0));
+pub static EL2: Mutex<El2State> = Mutex::new(El2State { hyp: None, vms: Vms::new(0) });
 
-impl Services for Hyp {
+/// What a hypercall works on: the booted hypervisor and its VMs, both under
+/// the [`EL2`] lock.
+pub struct Machine<'a> {
+    pub hyp: &'a mut Hyp,
+    pub vms: &'a mut Vms,
+}
+
+impl Services for Machine<'_> {
     fn info(&self, item: InfoItem) -> u64 {
+        let h = &*self.hyp;
         match item {
             InfoItem::HypEl => arch::current_el(),
-            InfoItem::PaBits => self.pa_bits as u64,
-            InfoItem::GicVersion => self.gic_version,
+            InfoItem::PaBits => h.pa_bits as u64,
+            InfoItem::GicVersion => h.gic_version,
             InfoItem::Spe => {
-                let id = self.host.spe.id;
+                let id = h.host.spe.id;
                 match id.pmbidr {
                     None => 0,
                     Some(b) if b.programming_prohibited => spe_state::PRESENT,
                     Some(_) => spe_state::PRESENT | spe_state::HOST_OWNED,
                 }
             }
-            InfoItem::PmsVer => self.pms_ver,
-            InfoItem::PmuVer => self.pmu_ver,
-            InfoItem::HypFreePages => self.pool.free_pages() as u64,
-            InfoItem::IpaBits => VMS.lock().ipa_bits() as u64,
+            InfoItem::PmsVer => h.pms_ver,
+            InfoItem::PmuVer => h.pmu_ver,
+            InfoItem::HypFreePages => h.pool.free_pages() as u64,
+            InfoItem::IpaBits => self.vms.ipa_bits() as u64,
             InfoItem::SwitchOrder => {
                 if cfg!(feature = "switch-order-pre-2021") {
                     SwitchOrder::Pre2021 as u64
@@ -78,8 +91,8 @@ impl Services for Hyp {
         }
         match fault {
             TestFault::WriteHypText => {
-                info!("test hook: writing to hypervisor text at {:#x}", self.text_start);
-                let p = self.text_start as *mut u32;
+                info!("test hook: writing to hypervisor text at {:#x}", self.hyp.text_start);
+                let p = self.hyp.text_start as *mut u32;
                 // SAFETY: deliberately wrong: this store must take a permission
                 // fault (text is mapped read-only + executable), which the crash
                 // path reports. It is only built with `test-hooks`.
@@ -94,31 +107,31 @@ impl Services for Hyp {
     }
 
     fn vm_create(&mut self) -> Result<u64, Status> {
-        VMS.lock().create(&mut self.pool)
+        self.vms.create(&mut self.hyp.pool)
     }
 
     fn vm_donate(&mut self, vm: u64, host_pa: u64, ipa: u64, pages: u64) -> Result<(), Status> {
         let size = pages.checked_mul(PAGE_SIZE).ok_or(Status::InvalidParameter)?;
-        if self.spe_model.is_some_and(|m| m.overlaps(host_pa, size)) {
+        let h = &mut *self.hyp;
+        if h.spe_model.is_some_and(|m| m.overlaps(host_pa, size)) {
             return Err(Status::AlreadyDonated);
         }
-        VMS.lock().donate(&self.layout, &mut self.pool, vm, host_pa, ipa, pages)
+        self.vms.donate(&h.layout, &mut h.pool, vm, host_pa, ipa, pages)
     }
 
     fn vcpu_create(&mut self, vm: u64, entry: u64, args: [u64; 3]) -> Result<u64, Status> {
-        VMS.lock().create_vcpu(vm, entry, args)
+        self.vms.create_vcpu(vm, entry, args)
     }
 
     fn vcpu_run(&mut self, vm: u64, vcpu: u64, completion: Completion) -> Result<Exit, Status> {
-        let mut vms = VMS.lock();
-        let v = vms.get_mut(vm)?;
+        let v = self.vms.get_mut(vm)?;
         if v.stopped {
             return Err(Status::VmStopped);
         }
         let idx = usize::try_from(vcpu).map_err(|_| Status::NoSuchVcpu)?;
         let cpu = v.vcpus.get_mut(idx).and_then(|c| c.as_mut()).ok_or(Status::NoSuchVcpu)?;
         cpu.complete(completion)?;
-        let exit = switch::vcpu_run(&v.mem, idx, cpu, &mut self.host, &mut self.trace);
+        let exit = switch::vcpu_run(&v.mem, idx, cpu, &mut self.hyp.host, &mut self.hyp.trace);
         if matches!(exit, Exit::Stopped { .. }) {
             v.stopped = true;
         }
@@ -126,21 +139,22 @@ impl Services for Hyp {
     }
 
     fn vm_destroy(&mut self, vm: u64) -> Result<(), Status> {
-        VMS.lock().destroy(&mut self.pool, vm, arch::flush_vmid)
+        self.vms.destroy(&mut self.hyp.pool, vm, arch::flush_vmid)
     }
 
     fn switch_trace(&self) -> &[u8] {
-        self.trace.steps()
+        self.hyp.trace.steps()
     }
 
     fn spe_model_attach(&mut self, pa: u64, size: u64) -> Result<(), Status> {
-        if self.host.spe.backend == Backend::Hardware {
+        let h = &mut *self.hyp;
+        if h.host.spe.backend == Backend::Hardware {
             // Real SPE belongs to the host: no model beside it.
             return Err(Status::NotSupported);
         }
-        let range = crate::spe::check_model_attach(&self.layout, &VMS.lock(), pa, size)?;
-        self.spe_model = Some(range);
-        self.host.spe.backend = Backend::Model { addr: pa as usize, host: self.layout.host };
+        let range = crate::spe::check_model_attach(&h.layout, self.vms, pa, size)?;
+        h.spe_model = Some(range);
+        h.host.spe.backend = Backend::Model { addr: pa as usize, host: h.layout.host };
         info!("SPE model attached at {:#x} ({} bytes)", pa, size);
         Ok(())
     }

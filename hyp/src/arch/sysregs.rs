@@ -146,6 +146,7 @@ fn read_lr(i: usize) -> u64 {
 
 /// The guest's GIC virtual interface (VMCR, the list registers in use) and
 /// virtual timer offset. Only the LRs the vcpu uses are touched, as KVM does.
+#[inline(always)]
 pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool) {
     // Guests see the host's counter: CNTVOFF_EL2 = 0 (the timer's CTL/CVAL
     // travel with the EL1 context).
@@ -161,6 +162,7 @@ pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool) {
 }
 
 /// Saves the guest's GIC state and turns the virtual interface off for the host.
+#[inline(always)]
 pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool) {
     if gic_v3 {
         let g = &mut vcpu.vgic;
