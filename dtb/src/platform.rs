@@ -317,6 +317,8 @@ pub struct Platform<'a> {
     pub psci: Option<Psci>,
     /// The `device_type = "cpu"` nodes under `/cpus`.
     pub cpus: CpuList,
+    /// `/chosen/bootargs`, the kernel command line, if present and a string.
+    pub bootargs: Option<&'a str>,
 }
 
 impl<'a> Platform<'a> {
@@ -390,6 +392,7 @@ impl<'a> Platform<'a> {
             spe,
             psci: ctx.psci()?,
             cpus: ctx.cpus()?,
+            bootargs: fdt.find_node("/chosen").and_then(|c| str_prop(&c, "bootargs")),
         })
     }
 }

@@ -46,6 +46,7 @@ fn spe_board_with_hvc_conduit() {
     assert_eq!(p.timer.hyp_virt, None);
     assert_eq!(p.timer.clock_frequency, Some(25_000_000));
     assert_eq!(p.cpus.mpidrs(), &[0, 1, 0x100, 0x101]);
+    assert_eq!(p.bootargs, Some("spevisor.spe=off quiet"));
 }
 
 #[test]

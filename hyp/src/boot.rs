@@ -277,7 +277,8 @@ pub fn start(args: BootArgs) -> ! {
     let (hcr_host, hcr_guest) = crate::traps::hcr_values(arch::has_pauth(), arch::has_lor());
     let gic_v3 = gic_version == 3 && arch::has_gic_sysregs();
     let spe_id = spevisor_spe::regs::hw::probe();
-    let spe_backend = if spe_id.pmbidr.is_some_and(|b| !b.programming_prohibited) {
+    let bootargs = platform.bootargs.unwrap_or("");
+    let spe_backend = if spe_id.host_may_own_buffer() || crate::spe::hw_standin::enable(bootargs) {
         crate::spe::Backend::Hardware
     } else {
         crate::spe::Backend::None

@@ -82,6 +82,7 @@ impl Services for Machine<'_> {
 
     fn shutdown(&mut self, status: u64) -> ! {
         info!("host requested shutdown, status {}", status);
+        crate::spe::hw_standin::report();
         crate::boot::shutdown(status)
     }
 

@@ -72,26 +72,41 @@ unsafe fn model<'a>(addr: usize) -> &'a mut SpeModel {
     unsafe { &mut *(addr as *mut SpeModel) }
 }
 
+/// What `save_host_buffers` parked, for `restore_host_buffers` to put back:
+/// the restore acts on what was saved, without asking the backend again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parked {
+    /// The host had no enabled buffer: nothing to restore.
+    Nothing,
+    /// The CPU's buffer was drained and disabled.
+    Hardware(SavedSpe),
+    /// The model's buffer was drained and disabled.
+    Model { addr: usize, saved: SavedSpe },
+}
+
 /// Drains and disables the host's profiling buffer if the host owns an
 /// enabled one (PMSVer != 0, PMBIDR_EL1.P == 0, PMBLIMITR_EL1.E == 1):
 /// PMSCR_EL1 = 0, isb, psb csync, dsb nsh, PMBLIMITR_EL1.E = 0, isb.
 /// Returns what `restore_host_buffers` must put back.
 #[inline(always)]
-pub fn save_host_buffers(h: &mut HostSpe) -> Option<SavedSpe> {
+pub fn save_host_buffers(h: &mut HostSpe) -> Parked {
     match h.backend {
-        Backend::None => None,
+        Backend::None => Parked::Nothing,
         #[cfg(target_arch = "aarch64")]
         Backend::Hardware => {
             use spevisor_spe::regs::hw;
             // SAFETY: Backend::Hardware is chosen only when PMSVer != 0, so the
             // buffer registers exist; reading PMBLIMITR_EL1 has no side effects.
             let limit = unsafe { hw::read_pmblimitr_el1() };
-            if !h.id.host_owns_enabled_buffer(limit) {
-                return None;
+            // Boot picks Backend::Hardware only where the host may program
+            // the buffer (PMBIDR_EL1.P == 0, fixed by EL3): whether it is
+            // enabled is the one question left per switch.
+            if !PMBLIMITR_EL1::E.is_set(limit) {
+                return Parked::Nothing;
             }
             // SAFETY: the host owns an enabled buffer; the caller decides
             // which regime is live (that is the point of the ordering).
-            Some(unsafe { hw::disable_and_drain() })
+            Parked::Hardware(unsafe { hw::disable_and_drain(limit) })
         }
         #[cfg(target_arch = "aarch64")]
         Backend::Model { addr, host } => {
@@ -101,7 +116,7 @@ pub fn save_host_buffers(h: &mut HostSpe) -> Option<SavedSpe> {
             m.sanitize();
             let limit = m.read(ModelReg::PmblimitrEl1);
             if !PMBLIMITR_EL1::E.is_set(limit) {
-                return None;
+                return Parked::Nothing;
             }
             let pmscr = m.read(ModelReg::PmscrEl1);
             m.write(ModelReg::PmscrEl1, 0);
@@ -112,27 +127,26 @@ pub fn save_host_buffers(h: &mut HostSpe) -> Option<SavedSpe> {
             arch_barriers::dsb_nsh();
             m.write(ModelReg::PmblimitrEl1, limit & !field_mask(PMBLIMITR_EL1::E));
             arch_barriers::isb();
-            Some(SavedSpe { pmscr_el1: pmscr, pmblimitr_el1: limit })
+            Parked::Model { addr, saved: SavedSpe { pmscr_el1: pmscr, pmblimitr_el1: limit } }
         }
         #[cfg(not(target_arch = "aarch64"))]
-        Backend::Hardware | Backend::Model { .. } => None,
+        Backend::Hardware | Backend::Model { .. } => Parked::Nothing,
     }
 }
 
-/// Puts back what `save_host_buffers` disabled: isb, PMBLIMITR_EL1, isb,
-/// PMSCR_EL1. Called only once every host register is back.
+/// Re-enables what `save_host_buffers` disabled. Call only once every piece
+/// of host state (TTBRs, HCR_EL2, MDCR_EL2) is back.
 #[inline(always)]
-pub fn restore_host_buffers(h: &mut HostSpe, saved: Option<SavedSpe>) {
-    let Some(saved) = saved else { return };
-    match h.backend {
-        Backend::None => {}
+pub fn restore_host_buffers(parked: Parked) {
+    match parked {
+        Parked::Nothing => {}
         #[cfg(target_arch = "aarch64")]
         // SAFETY: `saved` came from `disable_and_drain` on this CPU and the
         // host's regime (TTBRs, HCR_EL2, MDCR_EL2) is live again.
-        Backend::Hardware => unsafe { spevisor_spe::regs::hw::restore(saved) },
+        Parked::Hardware(saved) => unsafe { spevisor_spe::regs::hw::restore(saved) },
         #[cfg(target_arch = "aarch64")]
-        Backend::Model { addr, .. } => {
-            // SAFETY: an attached model (see `model`).
+        Parked::Model { addr, saved } => {
+            // SAFETY: the model `save_host_buffers` found attached (see `model`).
             let m = unsafe { model(addr) };
             arch_barriers::isb();
             m.write(ModelReg::PmblimitrEl1, saved.pmblimitr_el1);
@@ -140,9 +154,7 @@ pub fn restore_host_buffers(h: &mut HostSpe, saved: Option<SavedSpe>) {
             m.write(ModelReg::PmscrEl1, saved.pmscr_el1);
         }
         #[cfg(not(target_arch = "aarch64"))]
-        Backend::Hardware | Backend::Model { .. } => {
-            let _ = saved;
-        }
+        Parked::Hardware(_) | Parked::Model { .. } => {}
     }
 }
 
@@ -157,6 +169,86 @@ mod arch_barriers {
     pub fn dsb_nsh() {
         barrier::dsb(barrier::NSH);
     }
+}
+
+/// The `spe-hw-standin` build (`cargo xtask bench`, QEMU only): QEMU has no
+/// SPE, so `save_host_buffers`/`restore_host_buffers` could never run their
+/// hardware path there. In this build `spevisor_spe::regs::hw` names two
+/// spare EL2 registers instead of PMSCR_EL1/PMBLIMITR_EL1 (its `hw-standin`
+/// feature), boot loads them as the host's buffer registers, and the
+/// hardware path runs instruction for instruction: its cost becomes
+/// measurable. The buffer is enabled (a host that profiles itself) unless
+/// the command line says `spevisor.spe_standin=idle` (a host with SPE that
+/// does not profile: the board's "off"). The host sees no SPE (the ID
+/// registers are unchanged) and never touches the stand-ins.
+pub mod hw_standin {
+    /// PMBLIMITR_EL1 as an enabled host buffer would have it: a limit, E = 1.
+    #[cfg(feature = "spe-hw-standin")]
+    const LIMIT_ENABLED: u64 = 0x4800_0000 | 1;
+    /// PMSCR_EL1 with E0SPE and E1SPE set (sampling at EL0 and EL1).
+    #[cfg(feature = "spe-hw-standin")]
+    const PMSCR_SAMPLING: u64 = 0b11;
+    /// ID_AA64MMFR1_EL1.VH: FEAT_VHE, which CNTHV_CVAL_EL2 (a stand-in) needs.
+    #[cfg(feature = "spe-hw-standin")]
+    const MMFR1_VH_SHIFT: u64 = 8;
+    /// The command-line word that leaves the stand-in buffer disabled.
+    #[cfg(feature = "spe-hw-standin")]
+    const IDLE_ARG: &str = "spevisor.spe_standin=idle";
+
+    /// Loads the stand-ins; `true` if this build has them (and the CPU the
+    /// registers they use), so boot picks the hardware backend. `bootargs`
+    /// is the kernel command line (`/chosen/bootargs`).
+    pub fn enable(bootargs: &str) -> bool {
+        #[cfg(all(feature = "spe-hw-standin", target_arch = "aarch64"))]
+        {
+            use aarch64_cpu::registers::{Readable, ID_AA64MMFR1_EL1};
+            use spevisor_spe::regs::hw;
+            if (ID_AA64MMFR1_EL1.get() >> MMFR1_VH_SHIFT) & 0xf == 0 {
+                crate::warn!("spe-hw-standin: no FEAT_VHE (CNTHV_CVAL_EL2); SPE stays off");
+                return false;
+            }
+            let idle = bootargs.split_ascii_whitespace().any(|a| a == IDLE_ARG);
+            // SAFETY: in this build the accessors name CNTHP_CVAL_EL2 and
+            // CNTHV_CVAL_EL2 (present: FEAT_VHE checked above), timer compare
+            // values of two EL2 timers that stay disabled; nothing else reads them.
+            unsafe {
+                hw::write_pmblimitr_el1(if idle { 0 } else { LIMIT_ENABLED });
+                hw::write_pmscr_el1(if idle { 0 } else { PMSCR_SAMPLING });
+            }
+            LOADED.store(true, core::sync::atomic::Ordering::Relaxed);
+            crate::info!(
+                "spe-hw-standin: SPE hardware path on stand-in EL2 registers, buffer {} (instruction counting only), PMBLIMITR_EL1={:#x} PMSCR_EL1={:#x}",
+                if idle { "disabled" } else { "enabled" },
+                if idle { 0 } else { LIMIT_ENABLED },
+                if idle { 0 } else { PMSCR_SAMPLING }
+            );
+            true
+        }
+        #[cfg(not(all(feature = "spe-hw-standin", target_arch = "aarch64")))]
+        {
+            let _ = bootargs;
+            false
+        }
+    }
+
+    /// Prints the stand-ins at shutdown: after every world switch's drain
+    /// and restore they must hold what boot put there (the QEMU test
+    /// `spe_hardware_path_restores_the_host_buffer` compares).
+    pub fn report() {
+        #[cfg(all(feature = "spe-hw-standin", target_arch = "aarch64"))]
+        if LOADED.load(core::sync::atomic::Ordering::Relaxed) {
+            use spevisor_spe::regs::hw;
+            // SAFETY: `enable` found FEAT_VHE and loaded the stand-ins
+            // (CNTHP_CVAL_EL2, CNTHV_CVAL_EL2 in this build); reading them
+            // has no side effects.
+            let (limit, pmscr) = unsafe { (hw::read_pmblimitr_el1(), hw::read_pmscr_el1()) };
+            crate::info!("spe-hw-standin: at shutdown PMBLIMITR_EL1={:#x} PMSCR_EL1={:#x}", limit, pmscr);
+        }
+    }
+
+    /// Set once `enable` has loaded the stand-ins.
+    #[cfg(feature = "spe-hw-standin")]
+    static LOADED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 }
 
 /// Writes model records the way SPE hardware at EL2 would: the VA is

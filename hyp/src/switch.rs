@@ -293,7 +293,7 @@ mod imp {
 
         // Only now are the host's TTBRs, HCR_EL2 and MDCR_EL2 back: the buffer
         // may write again, through the host's regime.
-        spe::restore_host_buffers(&mut host.spe, spe_saved);
+        spe::restore_host_buffers(spe_saved);
         step::<TRACED>(trace, Step::RestoreHostBuffers);
 
         exit

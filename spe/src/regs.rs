@@ -473,12 +473,13 @@ impl SpeId {
         self.pmsver != 0
     }
 
-    /// The world-switch test: the host owns an enabled buffer that must be
-    /// drained and disabled before guest state is loaded (SPE implemented,
-    /// PMBIDR_EL1.P == 0, PMBLIMITR_EL1.E == 1).
-    pub fn host_owns_enabled_buffer(&self, pmblimitr: u64) -> bool {
+    /// Whether the host (EL1) may own the profiling buffer at all: SPE
+    /// implemented and PMBIDR_EL1.P == 0 (programming not prohibited by a
+    /// higher EL; fixed by EL3, so decided once at boot). The world switch
+    /// then only asks whether the buffer is enabled (PMBLIMITR_EL1.E).
+    pub fn host_may_own_buffer(&self) -> bool {
         match self.pmbidr {
-            Some(id) if self.implemented() => !id.programming_prohibited && PMBLIMITR_EL1::E.is_set(pmblimitr),
+            Some(id) if self.implemented() => !id.programming_prohibited,
             _ => false,
         }
     }
@@ -550,10 +551,11 @@ mod tests {
         assert_eq!(s.count_size, 2);
         assert_eq!(s.min_interval(), Some(256));
         let id = SpeId { pmsver: 1, pmbidr: Some(PmbIdr::from_bits(6)), pmsidr: Some(s) };
-        assert!(id.host_owns_enabled_buffer(0x1_0000_1001));
-        assert!(!id.host_owns_enabled_buffer(0x1_0000_1000));
-        assert!(!SpeId::NONE.host_owns_enabled_buffer(1));
+        assert!(id.host_may_own_buffer());
+        assert!(!SpeId::NONE.host_may_own_buffer());
         let owned_by_el2 = SpeId { pmbidr: Some(PmbIdr::from_bits(0x16)), ..id };
-        assert!(!owned_by_el2.host_owns_enabled_buffer(1));
+        assert!(!owned_by_el2.host_may_own_buffer());
+        let not_implemented = SpeId { pmsver: 0, ..id };
+        assert!(!not_implemented.host_may_own_buffer());
     }
 }

@@ -12,7 +12,13 @@
 //!
 //! To add a metric, add a [`Metric`] to [`METRICS`]. `spe_switch` is the
 //! difference between two boots: `hvc_host` with the host's SPE model enabled
-//! (no sampling interrupt) and with the profiler off.
+//! (no sampling interrupt) and with the profiler off. `spe_switch_hw` is the
+//! same difference on SPE's hardware path, which QEMU cannot run: the
+//! `--spe-hw-standin` image sends the hardware path's PMSCR_EL1/PMBLIMITR_EL1
+//! accesses to two spare EL2 registers (`hyp/src/spe.rs`, `hw_standin`), and
+//! boots twice, with the stand-in buffer enabled and idle (E = 0: a board's
+//! host with SPE that does not profile). `spe_switch_hw_vs_none` compares the
+//! enabled boot with the normal image on a CPU without SPE instead.
 
 use crate::qemu::{self, Machine};
 use crate::setup::{self, Qemu};
@@ -44,6 +50,11 @@ pub enum Source {
     MemCopy,
     /// `hvc_host` with the host's SPE (model) enabled minus with it off.
     SpeSwitch,
+    /// `hvc_host` of the SPE hardware-path stand-in image, buffer enabled
+    /// minus buffer idle.
+    SpeSwitchHw,
+    /// The same, enabled stand-in minus the normal image (no SPE at all).
+    SpeSwitchHwVsNone,
 }
 
 /// One row of the table.
@@ -120,6 +131,20 @@ pub const METRICS: &[Metric] = &[
         what:
             "extra per hvc_host round trip: host SPE (model) enabled vs off (save_host_buffers + restore_host_buffers)",
         source: Source::SpeSwitch,
+        target: None,
+        bar: "",
+    },
+    Metric {
+        name: "spe_switch_hw",
+        what: "the same on SPE's hardware path, buffer enabled vs idle (PMSCR/PMBLIMITR on stand-in EL2 registers)",
+        source: Source::SpeSwitchHw,
+        target: Some(20),
+        bar: "",
+    },
+    Metric {
+        name: "spe_switch_hw_vs_none",
+        what: "SPE's hardware path, buffer enabled, vs a CPU without SPE (adds the backend dispatch)",
+        source: Source::SpeSwitchHwVsNone,
         target: None,
         bar: "",
     },
@@ -223,7 +248,9 @@ pub fn guest_value(run: &GuestRun, source: Source) -> Value {
             }
             None => Value::Missing(format!("no VM {vm}")),
         },
-        Source::SpeDecode | Source::MemCopy | Source::SpeSwitch => Value::Missing("not a guest metric".into()),
+        Source::SpeDecode | Source::MemCopy | Source::SpeSwitch | Source::SpeSwitchHw | Source::SpeSwitchHwVsNone => {
+            Value::Missing("not a guest metric".into())
+        }
     }
 }
 
@@ -235,6 +262,8 @@ pub enum Spe {
     /// The SPE model enabled with no sampling interrupt (period beyond the
     /// run): the cost is save/restore_host_buffers alone.
     ModelQuiet,
+    /// No profiler, and the `--spe-hw-standin` image's buffer left disabled.
+    StandInIdle,
 }
 
 impl Spe {
@@ -242,6 +271,7 @@ impl Spe {
         match self {
             Spe::Off => "spevisor.spe=off",
             Spe::ModelQuiet => "spevisor.spe=model spevisor.spe_period=4294967295",
+            Spe::StandInIdle => "spevisor.spe=off spevisor.spe_standin=idle",
         }
     }
 }
@@ -330,14 +360,14 @@ pub fn table(rows: &[(Metric, Value)], qemu: &str, cntfrq: u64) -> String {
         s.push_str(&format!(": {:.0} instructions per tick", instructions_per_tick(cntfrq)));
     }
     s.push_str(")\n\n");
-    s.push_str(&format!("{:<12} {:>14} {:>24}  {:<26} {}\n", "metric", "iterations", "instructions", "", "bar"));
+    s.push_str(&format!("{:<21} {:>14} {:>16}  {:<26} {}\n", "metric", "iterations", "instructions", "", "bar"));
     for (m, v) in rows {
         let (iters, value) = cell(v);
-        s.push_str(&format!("{:<12} {:>14} {:>24}  {:<26} {}\n", m.name, iters, value, verdict(m, v), m.bar));
+        s.push_str(&format!("{:<21} {:>14} {:>16}  {:<26} {}\n", m.name, iters, value, verdict(m, v), m.bar));
     }
     s.push('\n');
     for (m, _) in rows {
-        s.push_str(&format!("  {:<12} {}\n", m.name, m.what));
+        s.push_str(&format!("  {:<21} {}\n", m.name, m.what));
     }
     s
 }
@@ -409,13 +439,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let (run, _) = boot(&q, &image, n, Spe::Off)?;
     eprintln!("xtask: bench: again with the host's SPE model enabled (for spe_switch)");
     let (spe_run, _) = boot(&q, &image, n, Spe::ModelQuiet)?;
-    let hvc_host = Source::Guest { vm: "bench", name: "hvc_host" };
-    let spe_switch = match (guest_value(&spe_run, hvc_host), guest_value(&run, hvc_host)) {
-        (Value::Instructions { iterations, per_iteration: on }, Value::Instructions { per_iteration: off, .. }) => {
-            Value::Instructions { iterations, per_iteration: on - off }
-        }
-        (a, b) => Value::Missing(format!("hvc_host with SPE: {a:?}, without: {b:?}")),
-    };
+    let standin = build_image(&BuildOpts { release, spe_hw_standin: true, ..BuildOpts::default() })?;
+    eprintln!("xtask: bench: {} (SPE hardware path on stand-in registers, for spe_switch_hw)", standin.display());
+    let (hw_run, _) = boot(&q, &standin, n, Spe::Off)?;
+    let (hw_idle_run, _) = boot(&q, &standin, n, Spe::StandInIdle)?;
+    let spe_switch = hvc_host_difference(&spe_run, &run);
+    let spe_switch_hw = hvc_host_difference(&hw_run, &hw_idle_run);
+    let spe_switch_hw_vs_none = hvc_host_difference(&hw_run, &run);
     let cntfrq = run.vms.get("bench").map_or(0, |v| v.1);
     if cntfrq == 0 {
         return Err("the bench VM reported no CNTFRQ".into());
@@ -430,6 +460,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 (Source::MemCopy, Ok((bytes, _, c))) => Value::Throughput { bytes: *bytes, mb_per_s: *c },
                 (Source::SpeDecode | Source::MemCopy, Err(e)) => Value::Missing(e.clone()),
                 (Source::SpeSwitch, _) => spe_switch.clone(),
+                (Source::SpeSwitchHw, _) => spe_switch_hw.clone(),
+                (Source::SpeSwitchHwVsNone, _) => spe_switch_hw_vs_none.clone(),
                 (s, _) => guest_value(&run, s),
             };
             (*m, v)
@@ -454,6 +486,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// `hvc_host` of the boot `on` minus `hvc_host` of the boot `off`.
+fn hvc_host_difference(on: &GuestRun, off: &GuestRun) -> Value {
+    let hvc_host = Source::Guest { vm: "bench", name: "hvc_host" };
+    match (guest_value(on, hvc_host), guest_value(off, hvc_host)) {
+        (Value::Instructions { iterations, per_iteration: a }, Value::Instructions { per_iteration: b, .. }) => {
+            Value::Instructions { iterations, per_iteration: a - b }
+        }
+        (a, b) => Value::Missing(format!("hvc_host with SPE: {a:?}, without: {b:?}")),
+    }
+}
+
 /// The QEMU test's check: every guest metric present with `n` iterations and
 /// no wrong answers, every VM ended with status 0. No timing is asserted.
 pub fn check_run(run: &GuestRun, n: u64) -> Result<(), String> {
@@ -474,7 +517,14 @@ pub fn check_run(run: &GuestRun, n: u64) -> Result<(), String> {
             }
         }
         if let v @ Value::Missing(_) = guest_value(run, s) {
-            if !matches!(s, Source::SpeDecode | Source::MemCopy | Source::SpeSwitch) {
+            if !matches!(
+                s,
+                Source::SpeDecode
+                    | Source::MemCopy
+                    | Source::SpeSwitch
+                    | Source::SpeSwitchHw
+                    | Source::SpeSwitchHwVsNone
+            ) {
                 return Err(format!("{v:?}"));
             }
         }

@@ -35,6 +35,8 @@ pub struct BuildOpts {
     pub pre_2021: bool,
     /// For boards: no semihosting exit, no QEMU fallback console.
     pub board: bool,
+    /// SPE's hardware world-switch path on stand-in EL2 registers (bench).
+    pub spe_hw_standin: bool,
 }
 
 pub fn root() -> PathBuf {
@@ -81,10 +83,11 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
     let guest = build_guest(opts.release)?;
     let target_dir = root().join("target");
     let flavour = format!(
-        "{}{}{}",
+        "{}{}{}{}",
         if opts.release { "release" } else { "debug" },
         if opts.test_hooks { "-test" } else { "" },
         if opts.pre_2021 { "-pre2021" } else { "" },
+        if opts.spe_hw_standin { "-spestandin" } else { "" },
     );
     let flavour = if opts.board { format!("{flavour}-board") } else { flavour };
     // Each flavour gets its own target dir so switching does not rebuild all.
@@ -95,6 +98,9 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
     }
     if opts.pre_2021 {
         features.push("switch-order-pre-2021");
+    }
+    if opts.spe_hw_standin {
+        features.push("spe-hw-standin");
     }
     let mut cmd = cargo();
     cmd.current_dir(root())
@@ -130,6 +136,7 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
             "--release" => opts.release = true,
             "--test-hooks" => opts.test_hooks = true,
             "--board" => opts.board = true,
+            "--spe-hw-standin" => opts.spe_hw_standin = true,
             "--switch-order=fixed" => opts.pre_2021 = false,
             "--switch-order=pre-2021" => opts.pre_2021 = true,
             s if s.starts_with("--switch-order=") => {
@@ -147,7 +154,7 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
 
 fn usage() -> String {
     "usage: cargo xtask <build|run|test|bench|spe-report> [options]\n\
-     \x20 build [--release] [--board] [--test-hooks] [--switch-order=fixed|pre-2021]\n\
+     \x20 build [--release] [--board] [--test-hooks] [--switch-order=fixed|pre-2021] [--spe-hw-standin]\n\
      \x20 run   [--gdb] [--release] [--switch-order=...] [--spe=auto|hw|model|off] [--scenario=NAME]\n\
      \x20       [-- <extra QEMU args>]\n\
      \x20 test  [--quick]   (--quick: skip fmt/clippy)\n\

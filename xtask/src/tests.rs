@@ -247,6 +247,32 @@ fn fields(output: &str, prefix: &str) -> Result<HashMap<String, String>, String>
         .collect())
 }
 
+/// The stand-in SPE registers hold `want` (PMBLIMITR_EL1, PMSCR_EL1) at boot
+/// and again at shutdown, after every round trip's drain and restore, and
+/// the ping loop completed.
+fn check_standin(b: &Boot, want: (&str, &str)) -> Result<(), String> {
+    expect_exit(b, status::OK)?;
+    let f = fields(&b.output, "ping:")?;
+    expect_num(&f, "status", 0)?;
+    if num(&f, "exits")? < 200 {
+        return Err("fewer than 200 world switches".into());
+    }
+    let lines: Vec<&str> = b.output.lines().filter(|l| l.contains("spe-hw-standin:")).collect();
+    let [at_boot, at_shutdown] = lines[..] else {
+        return Err(format!("expected a boot and a shutdown spe-hw-standin line, got {}", lines.len()));
+    };
+    for (when, line) in [("boot", at_boot), ("shutdown", at_shutdown)] {
+        let kv = |k: &str| {
+            line.split_whitespace().find_map(|w| w.strip_prefix(k)).ok_or_else(|| format!("no {k} at {when}"))
+        };
+        let got = (kv("PMBLIMITR_EL1=")?, kv("PMSCR_EL1=")?);
+        if got != want {
+            return Err(format!("stand-in registers at {when}: {got:?}, expected {want:?}"));
+        }
+    }
+    Ok(())
+}
+
 fn num(f: &HashMap<String, String>, k: &str) -> Result<i64, String> {
     let v = f.get(k).ok_or_else(|| format!("no {k}="))?;
     v.parse().map_err(|_| format!("{k}={v} is not a number"))
@@ -443,6 +469,8 @@ struct Ctx {
     image: PathBuf,
     test_image: PathBuf,
     pre2021_image: PathBuf,
+    /// SPE's hardware path on stand-in EL2 registers (`--spe-hw-standin`).
+    standin_image: PathBuf,
 }
 
 fn scenario(name: &str) -> Machine {
@@ -660,6 +688,17 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let (run, _) = crate::bench::boot(&c.q, &c.image, N, crate::bench::Spe::ModelQuiet)?;
             crate::bench::check_run(&run, N)
         }),
+        ("spe_hardware_path_restores_the_host_buffer", |c| {
+            // The hardware path of save/restore_host_buffers on stand-in
+            // registers: 200 round trips with the buffer enabled, then idle.
+            for (extra, want) in [("", ("0x48000001", "0x3")), (" spevisor.spe_standin=idle", ("0x0", "0x0"))] {
+                let mut m = scenario("ping-loop");
+                m.append.push_str(&format!(" spevisor.iterations=200 spevisor.spe=off{extra}"));
+                let b = boot(c, &c.standin_image, m)?;
+                with_output(&b, check_standin(&b, want))?;
+            }
+            Ok(())
+        }),
         ("executed_switch_order_follows_the_rules", |c| {
             let b = boot(c, &c.image, Machine::default())?;
             with_output(&b, check_recorded_order(&b, None))
@@ -784,7 +823,8 @@ pub fn run_all(quick: bool) -> Result<(), String> {
     let image = build_image(&BuildOpts::default())?;
     let test_image = build_image(&BuildOpts { test_hooks: true, ..BuildOpts::default() })?;
     let pre2021_image = build_image(&BuildOpts { pre_2021: true, ..BuildOpts::default() })?;
-    let ctx = Ctx { q, image, test_image, pre2021_image };
+    let standin_image = build_image(&BuildOpts { spe_hw_standin: true, ..BuildOpts::default() })?;
+    let ctx = Ctx { q, image, test_image, pre2021_image, standin_image };
     let tests = qemu_tests();
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in &tests {

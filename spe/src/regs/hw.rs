@@ -18,7 +18,7 @@ use super::{PmbIdr, PmsIdr, SavedSpe, SpeId};
 use core::arch::asm;
 
 macro_rules! spe_read {
-    ($(#[$doc:meta])* $fn:ident, $enc:literal) => {
+    ($(#[$doc:meta])* $fn:ident, $enc:expr) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -42,7 +42,7 @@ macro_rules! spe_read {
 }
 
 macro_rules! spe_write {
-    ($(#[$doc:meta])* $fn:ident, $enc:literal) => {
+    ($(#[$doc:meta])* $fn:ident, $enc:expr) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -64,10 +64,64 @@ macro_rules! spe_write {
     };
 }
 
+// The two registers the world switch touches. The `hw-standin` feature (a
+// QEMU-only instruction-count build, `cargo xtask bench`) names two spare
+// EL2 registers instead, so the hardware path runs instruction for
+// instruction on a CPU without SPE: CNTHP_CVAL_EL2 (the EL2 physical timer
+// stays disabled, CNTHP_CTL_EL2 = 0) and CNTHV_CVAL_EL2 (FEAT_VHE; the EL2
+// virtual timer is unused in nVHE). Never on hardware: the host's own SPE
+// accesses would then miss the real registers.
+#[cfg(not(feature = "hw-standin"))]
+macro_rules! pmscr_el1 {
+    () => {
+        "S3_0_C9_C9_0"
+    };
+}
+#[cfg(feature = "hw-standin")]
+macro_rules! pmscr_el1 {
+    () => {
+        "S3_4_C14_C2_2"
+    };
+}
+#[cfg(not(feature = "hw-standin"))]
+macro_rules! pmblimitr_el1 {
+    () => {
+        "S3_0_C9_C10_0"
+    };
+}
+#[cfg(feature = "hw-standin")]
+macro_rules! pmblimitr_el1 {
+    () => {
+        "S3_4_C14_C3_2"
+    };
+}
+
+/// Defines `unsafe fn $fn()`: one `msr <reg>, xzr` (no register to zero first).
+macro_rules! spe_clear {
+    ($(#[$doc:meta])* $fn:ident, $enc:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As for the readers.
+        #[inline(always)]
+        pub unsafe fn $fn() {
+            // SAFETY: one `msr` of XZR to an SPE register, preconditions from
+            // the caller; not `nomem`, as for the writers.
+            unsafe {
+                asm!(concat!("msr ", $enc, ", xzr"), options(nostack, preserves_flags));
+            }
+        }
+    };
+}
+
 spe_read!(/// Reads PMSCR_EL1.
-    read_pmscr_el1, "S3_0_C9_C9_0");
+    read_pmscr_el1, pmscr_el1!());
+spe_clear!(/// Writes 0 to PMSCR_EL1 (no sampling at EL0/EL1).
+    clear_pmscr_el1, pmscr_el1!());
+spe_clear!(/// Writes 0 to PMBLIMITR_EL1 (E = 0: buffer disabled).
+    clear_pmblimitr_el1, pmblimitr_el1!());
 spe_write!(/// Writes PMSCR_EL1.
-    write_pmscr_el1, "S3_0_C9_C9_0");
+    write_pmscr_el1, pmscr_el1!());
 spe_read!(/// Reads PMSCR_EL2 (EL2 only).
     read_pmscr_el2, "S3_4_C9_C9_0");
 spe_write!(/// Writes PMSCR_EL2 (EL2 only).
@@ -95,9 +149,9 @@ spe_write!(/// Writes PMSLATFR_EL1.
 spe_read!(/// Reads PMSIDR_EL1.
     read_pmsidr_el1, "S3_0_C9_C9_7");
 spe_read!(/// Reads PMBLIMITR_EL1.
-    read_pmblimitr_el1, "S3_0_C9_C10_0");
+    read_pmblimitr_el1, pmblimitr_el1!());
 spe_write!(/// Writes PMBLIMITR_EL1.
-    write_pmblimitr_el1, "S3_0_C9_C10_0");
+    write_pmblimitr_el1, pmblimitr_el1!());
 spe_read!(/// Reads PMBPTR_EL1.
     read_pmbptr_el1, "S3_0_C9_C10_1");
 spe_write!(/// Writes PMBPTR_EL1.
@@ -169,39 +223,46 @@ pub fn probe() -> SpeId {
 /// 2. `psb csync` (buffered records are pushed to the buffer writes);
 /// 3. `dsb nsh` (those writes complete, through the translation regime that
 ///    is live *now*: call this while the owner's regime is loaded);
-/// 4. save PMBLIMITR_EL1, write 0 (E clear: buffer disabled), `isb`.
+/// 4. write PMBLIMITR_EL1 = 0 (E clear: buffer disabled), `isb`.
+///
+/// `pmblimitr` is PMBLIMITR_EL1 as the caller just read it to decide that
+/// the buffer is enabled (only software writes that register).
 ///
 /// # Safety
 /// FEAT_SPE implemented, EL1 buffer not owned by a higher EL, running at
 /// EL1 or EL2 with the buffer owner's translation regime still live.
-pub unsafe fn disable_and_drain() -> SavedSpe {
+#[inline(always)]
+pub unsafe fn disable_and_drain(pmblimitr: u64) -> SavedSpe {
     // SAFETY: preconditions from the caller; each step is a single access.
     unsafe {
         let pmscr_el1 = read_pmscr_el1();
-        write_pmscr_el1(0);
+        clear_pmscr_el1();
         isb();
         psb_csync();
         dsb_nsh();
-        let pmblimitr_el1 = read_pmblimitr_el1();
-        write_pmblimitr_el1(0);
+        clear_pmblimitr_el1();
         isb();
-        SavedSpe { pmscr_el1, pmblimitr_el1 }
+        SavedSpe { pmscr_el1, pmblimitr_el1: pmblimitr }
     }
 }
 
-/// Inverse of [`disable_and_drain`]: `isb`, restore PMBLIMITR_EL1, `isb`,
-/// restore PMSCR_EL1. Call only once the owner's translation regime (its
-/// TTBRs) is live again.
+/// Inverse of [`disable_and_drain`]: `isb`, restore PMBLIMITR_EL1, restore
+/// PMSCR_EL1. Call only once the owner's translation regime (its TTBRs) is
+/// live again: the `isb` puts those writes into effect before the buffer is
+/// enabled. No `isb` is needed between the two writes: whichever takes
+/// effect first, no record is made until both have (sampling needs an
+/// enabled buffer, ProfilingBufferEnabled() in the Arm ARM, and an enabled
+/// buffer with PMSCR_EL1 still 0 samples nothing at EL0/EL1); the exception
+/// return to the owner synchronises both.
 ///
 /// # Safety
 /// As for [`disable_and_drain`]; `saved` must come from it on this CPU.
+#[inline(always)]
 pub unsafe fn restore(saved: SavedSpe) {
-    // SAFETY: preconditions from the caller; the buffer is re-enabled before
-    // sampling so no record is produced into a disabled buffer.
+    // SAFETY: preconditions from the caller; each step is a single access.
     unsafe {
         isb();
         write_pmblimitr_el1(saved.pmblimitr_el1);
-        isb();
         write_pmscr_el1(saved.pmscr_el1);
     }
 }
