@@ -10,7 +10,10 @@ and the per-symbol difference between the two boots, divided by N2 - N1, is
 what one round trip costs in each function. Boot and teardown cancel out.
 
 Usage: scripts/insn-profile.py [--scenario ping-loop] [--n1 500] [--n2 1500]
-                               [--annotate SUBSTRING]...
+                               [--annotate SUBSTRING]... [--args "..."]
+                               [--flavour release|release-spestandin]
+`--args` adds kernel command-line words (default `spevisor.spe=off`; for
+the SPE model: "spevisor.spe=model spevisor.spe_period=4294967295").
 `--annotate` also prints the disassembly of every symbol whose name contains
 SUBSTRING, each instruction with how often it ran per iteration.
 Needs: `cargo xtask build --release` done (it is run here), qemu-system-aarch64,
@@ -26,7 +29,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IMAGE_ELF = os.path.join(ROOT, "target/spevisor-release.elf")
+FLAVOUR = "release"
 GUEST_ELF = os.path.join(ROOT, "target/guest/aarch64-unknown-none-softfloat/release/spevisor-guest")
 # Where QEMU's -kernel puts an arm64 Image with text_offset 0 on `virt`.
 IMAGE_LOAD = 0x4020_0000
@@ -63,14 +66,18 @@ def demangle(name):
     return "::".join(parts)
 
 
-def profile(n, scenario, tables, workdir):
+def image_elf():
+    return os.path.join(ROOT, f"target/spevisor-{FLAVOUR}.elf")
+
+
+def profile(n, scenario, tables, workdir, args):
     log = os.path.join(workdir, f"exec-{n}.log")
     cmd = [
         "qemu-system-aarch64", "-M", "virt,virtualization=on,gic-version=3", "-cpu", "max", "-m", "1G",
         "-nographic", "-no-reboot", "-nic", "none", "-semihosting-config", "enable=on,target=native",
         "-accel", "tcg,one-insn-per-tb=on", "-d", "exec,nochain", "-D", log,
-        "-kernel", os.path.join(ROOT, "target/spevisor-release.Image"),
-        "-append", f"spevisor.scenario={scenario} spevisor.iterations={n} spevisor.spe=off",
+        "-kernel", os.path.join(ROOT, f"target/spevisor-{FLAVOUR}.Image"),
+        "-append", f"spevisor.scenario={scenario} spevisor.iterations={n} {args}",
     ]
     subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, timeout=600)
     counts = collections.Counter()
@@ -103,15 +110,20 @@ def main():
     ap.add_argument("--n1", type=int, default=500)
     ap.add_argument("--n2", type=int, default=1500)
     ap.add_argument("--annotate", action="append", default=[])
+    ap.add_argument("--args", default="spevisor.spe=off")
+    ap.add_argument("--flavour", default="release", choices=["release", "release-spestandin"])
     a = ap.parse_args()
-    subprocess.run(["cargo", "xtask", "build", "--release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    global FLAVOUR
+    FLAVOUR = a.flavour
+    build = ["cargo", "xtask", "build", "--release"] + (["--spe-hw-standin"] if "spestandin" in FLAVOUR else [])
+    subprocess.run(build, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     tables = []
-    for elf, bias in ((GUEST_ELF, 0), (IMAGE_ELF, IMAGE_LOAD)):
+    for elf, bias in ((GUEST_ELF, 0), (image_elf(), IMAGE_LOAD)):
         addrs, names = symbols(elf, bias)
         tables.append((addrs, [demangle(x) for x in names], addrs[0], addrs[-1] + 0x10000))
     with tempfile.TemporaryDirectory() as d:
-        c1 = profile(a.n1, a.scenario, tables, d)
-        c2 = profile(a.n2, a.scenario, tables, d)
+        c1 = profile(a.n1, a.scenario, tables, d, a.args)
+        c2 = profile(a.n2, a.scenario, tables, d, a.args)
     p1, p2 = by_symbol(c1, tables), by_symbol(c2, tables)
     n = a.n2 - a.n1
     rows = [(name, (p2[name] - p1[name]) / n) for name in set(p1) | set(p2)]
@@ -126,7 +138,7 @@ def main():
 
 def annotate(want, tables, c1, c2, n):
     """Disassembly of the symbols matching `want`, with runs per iteration."""
-    for (addrs, names, _, _), (elf, bias) in zip(tables, ((GUEST_ELF, 0), (IMAGE_ELF, IMAGE_LOAD))):
+    for (addrs, names, _, _), (elf, bias) in zip(tables, ((GUEST_ELF, 0), (image_elf(), IMAGE_LOAD))):
         for i, name in enumerate(names):
             if want not in name:
                 continue

@@ -671,7 +671,16 @@ impl SpeModel {
     }
 
     /// Writes the pending records out, as `psb csync` does on hardware.
+    #[inline]
     pub fn drain<W: BufferWriter>(&mut self, w: &mut W) -> DrainReport {
+        if self.pending_records() == 0 {
+            // The common case at a world switch: the host drains eagerly.
+            return DrainReport::default();
+        }
+        self.drain_pending(w)
+    }
+
+    fn drain_pending<W: BufferWriter>(&mut self, w: &mut W) -> DrainReport {
         let mut report = DrainReport::default();
         let records = self.pending_records();
         let mut i = 0;

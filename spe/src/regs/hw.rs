@@ -246,14 +246,13 @@ pub unsafe fn disable_and_drain(pmblimitr: u64) -> SavedSpe {
     }
 }
 
-/// Inverse of [`disable_and_drain`]: `isb`, restore PMBLIMITR_EL1, restore
-/// PMSCR_EL1. Call only once the owner's translation regime (its TTBRs) is
-/// live again: the `isb` puts those writes into effect before the buffer is
-/// enabled. No `isb` is needed between the two writes: whichever takes
-/// effect first, no record is made until both have (sampling needs an
-/// enabled buffer, ProfilingBufferEnabled() in the Arm ARM, and an enabled
-/// buffer with PMSCR_EL1 still 0 samples nothing at EL0/EL1); the exception
-/// return to the owner synchronises both.
+/// Inverse of [`disable_and_drain`]: `isb`, restore PMBLIMITR_EL1, `isb`,
+/// restore PMSCR_EL1. Call only once the owner's translation regime (its
+/// TTBRs) is live again: the first `isb` puts those writes into effect
+/// before the buffer is enabled, the second enables the buffer before
+/// sampling (the order Linux's SPE driver uses). At EL2 neither is strictly
+/// needed, since nothing samples EL2 (PMSCR_EL2 = 0) and the exception
+/// return synchronises everything; they stay, as the cheap side of doubt.
 ///
 /// # Safety
 /// As for [`disable_and_drain`]; `saved` must come from it on this CPU.
@@ -263,6 +262,7 @@ pub unsafe fn restore(saved: SavedSpe) {
     unsafe {
         isb();
         write_pmblimitr_el1(saved.pmblimitr_el1);
+        isb();
         write_pmscr_el1(saved.pmscr_el1);
     }
 }
