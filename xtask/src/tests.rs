@@ -865,6 +865,27 @@ mod unit {
     }
 
     #[test]
+    fn standin_check_needs_the_registers_back_and_the_loop_done() {
+        let out = |shutdown: &str, exits: u32| {
+            format!(
+                "[el2] INFO  spe-hw-standin: SPE hardware path on stand-in EL2 registers, buffer enabled (instruction counting only), PMBLIMITR_EL1=0x48000001 PMSCR_EL1=0x3\n\
+                 ping: n=200 ending=off status=0 exits={exits}\n\
+                 [el2] INFO  spe-hw-standin: at shutdown {shutdown}\n"
+            )
+        };
+        let want = ("0x48000001", "0x3");
+        assert!(check_standin(&b(0, &out("PMBLIMITR_EL1=0x48000001 PMSCR_EL1=0x3", 202)), want).is_ok());
+        // The buffer left disabled by a restore that forgot PMBLIMITR_EL1.
+        assert!(check_standin(&b(0, &out("PMBLIMITR_EL1=0x0 PMSCR_EL1=0x3", 202)), want).is_err());
+        assert!(check_standin(&b(0, &out("PMBLIMITR_EL1=0x48000001 PMSCR_EL1=0x0", 202)), want).is_err());
+        assert!(check_standin(&b(0, &out("PMBLIMITR_EL1=0x48000001 PMSCR_EL1=0x3", 20)), want).is_err());
+        assert!(check_standin(&b(1, &out("PMBLIMITR_EL1=0x48000001 PMSCR_EL1=0x3", 202)), want).is_err());
+        let no_shutdown_line =
+            "[el2] INFO  spe-hw-standin: PMBLIMITR_EL1=0x48000001 PMSCR_EL1=0x3\nping: status=0 exits=202\n";
+        assert!(check_standin(&b(0, no_shutdown_line), want).is_err());
+    }
+
+    #[test]
     fn ping_check_catches_a_wrong_answer() {
         let good = "hvc ping: sent 0x1 0x2 0x3 got 0xfffffffffffffffe 0xfffffffffffffffd 0xfffffffffffffffc hyp_el=2";
         assert!(check_ping(&b(0, good)).is_ok());
