@@ -39,6 +39,13 @@ pub const FUNCTION_BASE: u64 = 0xC600_0000;
 /// Number of argument/result registers the ABI uses (x0..=x7).
 pub const REGS: usize = 8;
 
+/// Pages of host memory EL2 sets aside for the host's first page tables. At
+/// host entry (EL1, MMU off) x0 = the DTB, x1..x2 = host memory `[start,
+/// end)`, x3 = the start of this many pages inside it that hold neither the
+/// DTB nor any firmware reservation: EL2 has parsed the DTB with its MMU on,
+/// the host cannot before it has built tables somewhere.
+pub const HOST_BOOT_TABLE_PAGES: u64 = 64;
+
 /// The hypercalls, by function ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]

@@ -134,12 +134,3 @@ pub fn dcache_line() -> u64 {
     unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
     4 << ((ctr >> 16) & 0xf)
 }
-
-/// Drops every EL1&0 TLB entry of this VMID (after removing mappings).
-pub fn flush_tlb() {
-    barrier::dsb(barrier::ISHST);
-    // SAFETY: TLB maintenance only.
-    unsafe { asm!("tlbi vmalle1", options(nostack, preserves_flags)) };
-    barrier::dsb(barrier::ISH);
-    barrier::isb(barrier::SY);
-}

@@ -26,8 +26,8 @@ extern "C" {
 
 /// Host virtual address bits for TTBR0 (identity) and TTBR1 (kernel high half).
 const HOST_VA_BITS: u32 = 48;
-/// Pages reserved at the bottom of host memory for the first page tables.
-const BOOT_TABLE_PAGES: u64 = 64;
+/// Pages EL2 set aside in host memory for the first page tables (x3 at entry).
+const BOOT_TABLE_PAGES: u64 = spevisor_abi::HOST_BOOT_TABLE_PAGES;
 /// Exit status when the host kernel itself crashes.
 pub const HOST_CRASH_STATUS: u64 = 4;
 /// Exit status when the demo guest did not report status 0.
@@ -85,30 +85,29 @@ pub fn start(args: BootArgs) -> ! {
     let dtb_size = unsafe { spevisor_dtb::early_totalsize(args.dtb as usize) }.unwrap_or(0) as u64;
     let dtb = Range::new(args.dtb, args.dtb + dtb_size).align_out(PAGE_SIZE);
     let host_mem = Range::new(args.mem_start, args.mem_end);
-    // Tables from the first free window of host memory, built with the MMU off.
-    let (free, n) = subtract(host_mem, &[dtb]);
-    let boot_tables = free[..n]
-        .iter()
-        .find(|r| r.size() >= BOOT_TABLE_PAGES * PAGE_SIZE)
-        .map(|r| Range::new(r.start, r.start + BOOT_TABLE_PAGES * PAGE_SIZE))
-        .unwrap_or_else(|| fail(()));
+    // The first tables go where EL2 said (clear of the DTB and of every
+    // reservation, which only EL2 could read yet), built with the MMU off.
+    let boot_tables = Range::new(args.boot_tables, args.boot_tables.saturating_add(BOOT_TABLE_PAGES * PAGE_SIZE));
+    if !host_mem.contains_range(boot_tables.start, boot_tables.size())
+        || dtb.overlaps(boot_tables.start, boot_tables.size())
+    {
+        fail(())
+    }
     let mut bump = BumpPages { next: boot_tables.start, end: boot_tables.end };
     let mut tables = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
     let mut high = PageTable::new(&mut bump, Regime::El1, HOST_VA_BITS).unwrap_or_else(fail);
+    // Phase 1: only what runs before the DTB is read: the image, the boot
+    // tables (later tables are written through the map) and the DTB.
     let maps = [
         (img, text_end, Attributes::RX),
         (text_end, ro_end, Attributes::RO),
         (ro_end, img_end, Attributes::RW),
-        (args.mem_start, args.mem_end, Attributes::RW),
+        (boot_tables.start, boot_tables.end, Attributes::RW),
     ];
     for (s, e, a) in maps {
         tables.map_range(&mut bump, s, s, e - s, a).unwrap_or_else(fail);
     }
-    // The DTB read-only (outside host memory; inside it, the RW map covers it).
-    if !dtb.is_empty()
-        && !host_mem.overlaps(dtb.start, dtb.size())
-        && !Range::new(img, img_end).overlaps(dtb.start, dtb.size())
-    {
+    if !dtb.is_empty() && !Range::new(img, img_end).overlaps(dtb.start, dtb.size()) {
         tables.map_range(&mut bump, dtb.start, dtb.start, dtb.size(), Attributes::RO).unwrap_or_else(fail);
     }
     // The tables and the stack were written with the caches off, and EL2's
@@ -118,8 +117,8 @@ pub fn start(args: BootArgs) -> ! {
         core::ptr::addr_of!(__host_stack_bottom) as u64,
         core::ptr::addr_of!(__host_stack_top) as u64,
     );
-    // SAFETY: the tables identity-map the image and host memory (stack and
-    // data included) with the attributes the code needs.
+    // SAFETY: the tables identity-map the image (stack and data included),
+    // the boot tables and the DTB with the attributes the code needs.
     unsafe { arch::enable_mmu(tables.root_pa(), high.root_pa(), tregs::tcr_el1(HOST_VA_BITS, pa_bits), MAIR_VALUE) };
 
     // Now the DTB can be parsed (unaligned accesses are fine on Normal memory).
@@ -133,20 +132,16 @@ pub fn start(args: BootArgs) -> ! {
     for (h, r) in holes[2..].iter_mut().zip(platform.reserved.as_slice()) {
         *h = Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE);
     }
-    // Firmware reservations inside host memory come out of the identity map
-    // too (the map was made before the DTB could be read).
-    let mut unmapped = false;
-    for r in &holes[2..] {
-        let (inside, k) = subtract(*r, &[Range::new(0, host_mem.start), Range::new(host_mem.end, u64::MAX)]);
-        for piece in &inside[..k] {
-            unmapped |= tables.unmap_range(&mut bump, piece.start, piece.size()).is_ok();
-        }
-    }
-    if unmapped {
-        arch::flush_tlb();
-    }
-    let mut pages = PagePool::empty();
+    // Phase 2: the rest of host memory, reservations left out. Only invalid
+    // entries are written, so no live mapping changes: mapping everything
+    // first and unmapping the reservations afterwards would split live
+    // blocks, which needs break-before-make on hardware.
     let (free, n) = subtract(host_mem, &holes);
+    for r in &free[..n] {
+        tables.map_range(&mut bump, r.start, r.start, r.size(), Attributes::RW).unwrap_or_else(fail);
+    }
+    arch::publish_new_mappings();
+    let mut pages = PagePool::empty();
     for r in &free[..n] {
         // SAFETY: host memory outside the boot tables, the DTB and the
         // reservations is unused and identity mapped RW.
@@ -158,6 +153,16 @@ pub fn start(args: BootArgs) -> ! {
         arch::publish_new_mappings();
         // SAFETY: mapped as device memory just above; the DTB names a PL011.
         unsafe { console::init(uart.region.base as usize, LevelFilter::Info) };
+    }
+    // Each reservation inside host memory: out of the map and the allocator.
+    for r in holes[2..].iter().filter(|r| !r.is_empty() && host_mem.overlaps(r.start, r.size())) {
+        let mapped = (r.start..r.end).step_by(PAGE_SIZE as usize).any(|va| tables.translate(&bump, va).is_some());
+        info!(
+            "firmware reservation {:#x}..{:#x} in host memory: {}",
+            r.start,
+            r.end,
+            if mapped { "MAPPED" } else { "not mapped, not allocatable" }
+        );
     }
     let bootargs = spevisor_dtb::Fdt::new(blob)
         .ok()

@@ -36,6 +36,9 @@ pub struct BootArgs {
     /// The host's memory: `[mem_start, mem_end)`.
     pub mem_start: u64,
     pub mem_end: u64,
+    /// Start of `spevisor_abi::HOST_BOOT_TABLE_PAGES` pages of host memory
+    /// clear of the DTB and every reservation (for the first page tables).
+    pub boot_tables: u64,
 }
 
 #[cfg(target_arch = "aarch64")]

@@ -205,6 +205,14 @@ pub fn start(args: BootArgs) -> ! {
         Err(e) => fatal(format_args!("cannot place the hypervisor: {}", e)),
     };
     reserved[spevisor_dtb::MAX_RESERVED_REGIONS + 1] = layout.pool;
+    let Some(host_boot_tables) = layout.host_boot_tables(&reserved, spevisor_abi::HOST_BOOT_TABLE_PAGES) else {
+        fatal(format_args!(
+            "no {} free pages in host memory {:#x}..{:#x} for the host's boot tables",
+            spevisor_abi::HOST_BOOT_TABLE_PAGES,
+            layout.host.start,
+            layout.host.end
+        ))
+    };
     let console = platform.console.as_ref().map(|u| u.region.base);
     // The buddy allocator keeps its free lists in the free pages: map the pool
     // before handing it over.
@@ -313,7 +321,7 @@ pub fn start(args: BootArgs) -> ! {
     let entry = HostEntry {
         pc: args.host_entry as u64,
         sp: args.host_stack_top as u64,
-        args: [args.dtb as u64, layout.host.start, layout.host.end, 0],
+        args: [args.dtb as u64, layout.host.start, layout.host.end, host_boot_tables],
     };
     info!("entering the host at EL1 ({:#x})", entry.pc);
     // SAFETY: EL1 was configured for the host just above.

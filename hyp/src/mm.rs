@@ -81,11 +81,39 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// Where the host builds its first page tables (`pages` pages, passed in
+    /// x3 at host entry, `spevisor_abi::HOST_BOOT_TABLE_PAGES`): the first
+    /// window of host memory clear of every `reserved` range. The host
+    /// cannot read the DTB's reservations before it has tables to turn its
+    /// MMU on with; EL2 has read them.
+    pub fn host_boot_tables(&self, reserved: &[Range], pages: u64) -> Option<u64> {
+        let want = pages.checked_mul(spevisor_pgtable::PAGE_SIZE)?;
+        let (free, n) = spevisor_pgtable::range::subtract(self.host, reserved);
+        free[..n].iter().find(|r| r.size() >= want).map(|r| r.start)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn host_boot_tables_avoid_the_dtb_and_reservations() {
+        let ram = [Range::new(0x4000_0000, 0x8000_0000)];
+        let l = Layout::new(&ram, Range::new(0x4020_0000, 0x4023_5000), &[]).unwrap();
+        let host = l.host.start;
+        assert_eq!(l.host_boot_tables(&[], 64), Some(host));
+        // A reservation at the very start of host memory, then a gap too small.
+        let fw = Range::new(host, host + 0x1000);
+        let small_gap_end = host + 0x1000 + 63 * 0x1000;
+        let dtb = Range::new(small_gap_end, small_gap_end + 0x10_0000);
+        assert_eq!(l.host_boot_tables(&[fw, dtb], 64), Some(dtb.end));
+        assert_eq!(l.host_boot_tables(&[l.host], 64), None, "all of host memory reserved");
+        assert_eq!(l.host_boot_tables(&[], u64::MAX), None, "no overflow");
+    }
 
     #[test]
     fn layout_splits_ram_after_the_image() {

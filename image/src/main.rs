@@ -29,8 +29,8 @@ extern "C" fn spevisor_el2_start(dtb: usize, image_start: usize) -> ! {
 
 /// First Rust code of the host, at EL1 with its MMU off (x0..x3 from EL2).
 #[no_mangle]
-extern "C" fn spevisor_host_start(dtb: u64, host_mem_start: u64, host_mem_end: u64) -> ! {
-    spevisor_host::start(spevisor_host::BootArgs { dtb, mem_start: host_mem_start, mem_end: host_mem_end })
+extern "C" fn spevisor_host_start(dtb: u64, host_mem_start: u64, host_mem_end: u64, boot_tables: u64) -> ! {
+    spevisor_host::start(spevisor_host::BootArgs { dtb, mem_start: host_mem_start, mem_end: host_mem_end, boot_tables })
 }
 
 #[panic_handler]

@@ -221,6 +221,29 @@ fn qemu_dtb_variant(q: &Qemu, name: &str, edit: impl Fn(&mut Vec<u8>) -> usize) 
     Ok(out)
 }
 
+/// Adds a `/memreserve/` entry (`base`, `size`) to the DTB `d` in place:
+/// 16 bytes inserted at the head of the reservation map, the offsets behind
+/// it and the total size moved on. Returns the bytes added.
+fn add_memreserve(d: &mut Vec<u8>, base: u64, size: u64) -> usize {
+    const TOTALSIZE: usize = 4;
+    const OFF_DT_STRUCT: usize = 8;
+    const OFF_DT_STRINGS: usize = 12;
+    const OFF_MEM_RSVMAP: usize = 16;
+    const ENTRY: usize = 16;
+    let word = |d: &Vec<u8>, o: usize| u32::from_be_bytes(d[o..o + 4].try_into().unwrap()) as usize;
+    let rsv = word(d, OFF_MEM_RSVMAP);
+    let mut entry = base.to_be_bytes().to_vec();
+    entry.extend_from_slice(&size.to_be_bytes());
+    d.splice(rsv..rsv, entry);
+    for field in [TOTALSIZE, OFF_DT_STRUCT, OFF_DT_STRINGS] {
+        let v = word(d, field);
+        if field == TOTALSIZE || v >= rsv {
+            d[field..field + 4].copy_from_slice(&((v + ENTRY) as u32).to_be_bytes());
+        }
+    }
+    ENTRY
+}
+
 /// A copy of `image` asking to be loaded `offset` bytes above a 2 MiB boundary
 /// (the header's text_offset): the image must run wherever it is put.
 fn relocated_copy(image: &Path, offset: u64) -> Result<PathBuf, String> {
@@ -629,6 +652,43 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 })
             })
         }),
+        ("firmware_reservation_in_host_memory_stays_out", |c| {
+            // A /memreserve/ in the middle of host memory (not 2 MiB aligned,
+            // so the host maps around it with pages): the host must neither
+            // map nor hand out those pages, and everything else must work.
+            const BASE: u64 = 0x5008_0000;
+            const SIZE: u64 = 0x8_0000;
+            let dtb = qemu_dtb_variant(&c.q, "memreserve", |d| add_memreserve(d, BASE, SIZE))?;
+            let plain = qemu_dtb_variant(&c.q, "plain", |_| 1)?;
+            let with =
+                |path: &Path| Machine { extra: vec!["-dtb".into(), path.display().to_string()], ..Machine::default() };
+            let reserved = boot(c, &c.image, with(&dtb))?;
+            let normal = boot(c, &c.image, with(&plain))?;
+            with_output(&reserved, {
+                check_selftest(&reserved).and_then(|_| check_selftest(&normal)).and_then(|_| {
+                    let want = format!(
+                        "firmware reservation {BASE:#x}..{:#x} in host memory: not mapped, not allocatable",
+                        BASE + SIZE
+                    );
+                    if !reserved.output.contains(&want) {
+                        return Err(format!("no {want:?} line"));
+                    }
+                    let free = |b: &Boot| -> Result<i64, String> {
+                        field(&summary(&b.output).ok_or("no summary line")?, "host_free_pages")?
+                            .parse()
+                            .map_err(|_| "host_free_pages is not a number".to_string())
+                    };
+                    let (a, b) = (free(&normal)?, free(&reserved)?);
+                    if a - b != (SIZE / 4096) as i64 {
+                        return Err(format!(
+                            "host free pages {b} with the reservation, {a} without: expected {} fewer",
+                            SIZE / 4096
+                        ));
+                    }
+                    Ok(())
+                })
+            })
+        }),
         ("dtb_without_gic_is_reported", |c| {
             // QEMU's own DTB, trimmed to its contents, with the GIC's
             // compatible string changed: the boot must stop with the reason.
@@ -862,6 +922,20 @@ mod unit {
         assert_eq!(s["el2"], "yes");
         assert_eq!(s["reason"], "a b=c");
         assert_eq!(s["n"], "1");
+    }
+
+    #[test]
+    fn memreserve_insertion_keeps_the_tree_valid() {
+        let fixture = root().join("dtb/tests/fixtures/virt-gicv3-smp1-256M.dtb");
+        let orig = std::fs::read(fixture).unwrap();
+        let mut d = orig.clone();
+        assert_eq!(add_memreserve(&mut d, 0x5008_0000, 0x8_0000), 16);
+        let (before, after) = (spevisor_dtb::parse(&orig).unwrap(), spevisor_dtb::parse(&d).unwrap());
+        assert!(before.reserved.as_slice().is_empty());
+        assert_eq!(after.reserved.as_slice(), &[spevisor_dtb::Region { base: 0x5008_0000, size: 0x8_0000 }]);
+        assert_eq!(after.ram(), before.ram());
+        assert_eq!(after.cpus.mpidrs(), before.cpus.mpidrs());
+        assert_eq!(after.console.map(|u| u.region), before.console.map(|u| u.region));
     }
 
     #[test]
