@@ -285,12 +285,12 @@ pub fn start(args: BootArgs) -> ! {
     let (hcr_host, hcr_guest) = crate::traps::hcr_values(arch::has_pauth(), arch::has_lor());
     let gic_v3 = gic_version == 3 && arch::has_gic_sysregs();
     let spe_id = spevisor_spe::regs::hw::probe();
-    let bootargs = platform.bootargs.unwrap_or("");
-    let spe_backend = if spe_id.host_may_own_buffer() || crate::spe::hw_standin::enable(bootargs) {
-        crate::spe::Backend::Hardware
-    } else {
-        crate::spe::Backend::None
+    let standin = match crate::spe::hw_standin::enable(platform.bootargs.unwrap_or(""), &spe_id) {
+        Ok(s) => s,
+        Err(e) => fatal(format_args!("{e}")),
     };
+    let spe_backend =
+        if standin || spe_id.host_may_own_buffer() { crate::spe::Backend::Hardware } else { crate::spe::Backend::None };
     let mut el2 = EL2.lock();
     el2.vms.set_pa_bits(pa_bits);
     el2.hyp = Some(Hyp {
@@ -363,8 +363,9 @@ fn configure_host_el1(gic_version: u64, hcr_host: u64) {
         // No virtual CPU interface (or maintenance interrupts) for the host.
         ICH_HCR_EL2.set(0);
     }
-    // EL2 timer off; its state is UNKNOWN out of reset.
+    // EL2 timers off; their state is UNKNOWN out of reset.
     CNTHP_CTL_EL2.set(0);
+    arch::disable_el2_virtual_timer();
     // No EL2 sampling into whatever buffer is live (PMSCR_EL2 = 0).
     if arch::debug_features().1 != 0 {
         // SAFETY: PMSVer != 0, so PMSCR_EL2 exists.

@@ -95,8 +95,10 @@ pub fn save_host_buffers(h: &mut HostSpe) -> Parked {
         #[cfg(target_arch = "aarch64")]
         Backend::Hardware => {
             use spevisor_spe::regs::hw;
-            // SAFETY: Backend::Hardware is chosen only when PMSVer != 0, so the
-            // buffer registers exist; reading PMBLIMITR_EL1 has no side effects.
+            // SAFETY: Backend::Hardware is chosen only when PMSVer != 0 (or, in
+            // the `spe-hw-standin` build, on a CPU without SPE, where the
+            // accessors name two spare EL2 registers), so the registers
+            // exist; reading PMBLIMITR_EL1 has no side effects.
             let limit = unsafe { hw::read_pmblimitr_el1() };
             // Boot picks Backend::Hardware only where the host may program
             // the buffer (PMBIDR_EL1.P == 0, fixed by EL3): whether it is
@@ -182,35 +184,42 @@ mod arch_barriers {
 /// does not profile: the board's "off"). The host sees no SPE (the ID
 /// registers are unchanged) and never touches the stand-ins.
 pub mod hw_standin {
+    // A QEMU-only build: never a board image (xtask refuses `--board` with it).
+    #[cfg(all(feature = "spe-hw-standin", not(feature = "semihosting")))]
+    compile_error!("spe-hw-standin is a QEMU instruction-counting build (needs the `qemu` image feature)");
+
     /// PMBLIMITR_EL1 as an enabled host buffer would have it: a limit, E = 1.
     #[cfg(feature = "spe-hw-standin")]
     const LIMIT_ENABLED: u64 = 0x4800_0000 | 1;
     /// PMSCR_EL1 with E0SPE and E1SPE set (sampling at EL0 and EL1).
     #[cfg(feature = "spe-hw-standin")]
     const PMSCR_SAMPLING: u64 = 0b11;
-    /// ID_AA64MMFR1_EL1.VH: FEAT_VHE, which CNTHV_CVAL_EL2 (a stand-in) needs.
-    #[cfg(feature = "spe-hw-standin")]
-    const MMFR1_VH_SHIFT: u64 = 8;
     /// The command-line word that leaves the stand-in buffer disabled.
     #[cfg(feature = "spe-hw-standin")]
     const IDLE_ARG: &str = "spevisor.spe_standin=idle";
 
-    /// Loads the stand-ins; `true` if this build has them (and the CPU the
-    /// registers they use), so boot picks the hardware backend. `bootargs`
-    /// is the kernel command line (`/chosen/bootargs`).
-    pub fn enable(bootargs: &str) -> bool {
+    /// Loads the stand-ins; `Ok(true)` if this build has them (and the CPU
+    /// the registers they use), so boot picks the hardware backend. `bootargs`
+    /// is the kernel command line (`/chosen/bootargs`). A CPU with real SPE
+    /// is refused: there this build's accessors would miss the real buffer,
+    /// and the host's buffer would never be drained.
+    pub fn enable(bootargs: &str, id: &spevisor_spe::regs::SpeId) -> Result<bool, &'static str> {
         #[cfg(all(feature = "spe-hw-standin", target_arch = "aarch64"))]
         {
-            use aarch64_cpu::registers::{Readable, ID_AA64MMFR1_EL1};
             use spevisor_spe::regs::hw;
-            if (ID_AA64MMFR1_EL1.get() >> MMFR1_VH_SHIFT) & 0xf == 0 {
+            if id.implemented() {
+                return Err("spe-hw-standin is for CPUs without SPE (QEMU); this CPU has SPE");
+            }
+            if !crate::arch::has_vhe() {
                 crate::warn!("spe-hw-standin: no FEAT_VHE (CNTHV_CVAL_EL2); SPE stays off");
-                return false;
+                return Ok(false);
             }
             let idle = bootargs.split_ascii_whitespace().any(|a| a == IDLE_ARG);
+            // Both stand-ins belong to EL2 timers that boot turned off
+            // (CNTHP_CTL_EL2 and CNTHV_CTL_EL2 = 0) before this runs.
             // SAFETY: in this build the accessors name CNTHP_CVAL_EL2 and
-            // CNTHV_CVAL_EL2 (present: FEAT_VHE checked above), timer compare
-            // values of two EL2 timers that stay disabled; nothing else reads them.
+            // CNTHV_CVAL_EL2 (present: FEAT_VHE checked above), compare values
+            // of two disabled EL2 timers; nothing else reads them.
             unsafe {
                 hw::write_pmblimitr_el1(if idle { 0 } else { LIMIT_ENABLED });
                 hw::write_pmscr_el1(if idle { 0 } else { PMSCR_SAMPLING });
@@ -222,12 +231,12 @@ pub mod hw_standin {
                 if idle { 0 } else { LIMIT_ENABLED },
                 if idle { 0 } else { PMSCR_SAMPLING }
             );
-            true
+            Ok(true)
         }
         #[cfg(not(all(feature = "spe-hw-standin", target_arch = "aarch64")))]
         {
-            let _ = bootargs;
-            false
+            let _ = (bootargs, id);
+            Ok(false)
         }
     }
 

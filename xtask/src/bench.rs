@@ -128,15 +128,14 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: "spe_switch",
-        what:
-            "extra per hvc_host round trip: host SPE (model) enabled vs off (save_host_buffers + restore_host_buffers)",
+        what: "extra per hvc_host round trip, host SPE model enabled vs off: EL2's save/restore_host_buffers and the host's poll",
         source: Source::SpeSwitch,
         target: None,
         bar: "",
     },
     Metric {
         name: "spe_switch_hw",
-        what: "the same on SPE's hardware path, buffer enabled vs idle (PMSCR/PMBLIMITR on stand-in EL2 registers)",
+        what: "EL2's save/restore_host_buffers on SPE's hardware path, buffer enabled vs idle (stand-in EL2 registers)",
         source: Source::SpeSwitchHw,
         target: Some(20),
         bar: "",
@@ -441,11 +440,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let (spe_run, _) = boot(&q, &image, n, Spe::ModelQuiet)?;
     let standin = build_image(&BuildOpts { release, spe_hw_standin: true, ..BuildOpts::default() })?;
     eprintln!("xtask: bench: {} (SPE hardware path on stand-in registers, for spe_switch_hw)", standin.display());
-    let (hw_run, _) = boot(&q, &standin, n, Spe::Off)?;
-    let (hw_idle_run, _) = boot(&q, &standin, n, Spe::StandInIdle)?;
+    let (hw_run, hw_console) = boot(&q, &standin, n, Spe::Off)?;
+    let (hw_idle_run, idle_console) = boot(&q, &standin, n, Spe::StandInIdle)?;
     let spe_switch = hvc_host_difference(&spe_run, &run);
-    let spe_switch_hw = hvc_host_difference(&hw_run, &hw_idle_run);
-    let spe_switch_hw_vs_none = hvc_host_difference(&hw_run, &run);
+    // Only if the stand-ins were loaded as asked (no FEAT_VHE, say, would
+    // leave both boots without SPE and the difference meaningless).
+    let (spe_switch_hw, spe_switch_hw_vs_none) =
+        match (standin_loaded(&hw_console, "enabled"), standin_loaded(&idle_console, "disabled")) {
+            (Ok(()), Ok(())) => (hvc_host_difference(&hw_run, &hw_idle_run), hvc_host_difference(&hw_run, &run)),
+            (Err(e), _) | (_, Err(e)) => (Value::Missing(e.clone()), Value::Missing(e)),
+        };
     let cntfrq = run.vms.get("bench").map_or(0, |v| v.1);
     if cntfrq == 0 {
         return Err("the bench VM reported no CNTFRQ".into());
@@ -483,6 +487,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("no figure for {}", missing.join(", ")))
+    }
+}
+
+/// Whether a `--spe-hw-standin` boot loaded its stand-in buffer as `state`
+/// ("enabled" or "disabled"), from EL2's boot line.
+fn standin_loaded(console: &str, state: &str) -> Result<(), String> {
+    let want = format!("spe-hw-standin: SPE hardware path on stand-in EL2 registers, buffer {state}");
+    if console.contains(&want) {
+        Ok(())
+    } else {
+        Err(format!("the --spe-hw-standin boot did not load its registers ({want:?} not printed)"))
     }
 }
 

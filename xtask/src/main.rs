@@ -149,6 +149,9 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
             other => rest.push(other.to_string()),
         }
     }
+    if opts.board && opts.spe_hw_standin {
+        return Err("--spe-hw-standin is a QEMU instruction-counting build; it cannot be a --board image".into());
+    }
     Ok((opts, rest))
 }
 

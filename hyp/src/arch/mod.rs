@@ -195,6 +195,22 @@ pub fn has_gic_sysregs() -> bool {
     (ID_AA64PFR0_EL1.get() >> GIC_SHIFT) & 0xf != 0
 }
 
+/// ID_AA64MMFR1_EL1.VH: FEAT_VHE is implemented.
+pub fn has_vhe() -> bool {
+    const VH_SHIFT: u64 = 8;
+    (ID_AA64MMFR1_EL1.get() >> VH_SHIFT) & 0xf != 0
+}
+
+/// Turns FEAT_VHE's EL2 virtual timer off (CNTHV_CTL_EL2 = 0; UNKNOWN out of
+/// reset, and unused in nVHE). Nothing to do without FEAT_VHE.
+pub fn disable_el2_virtual_timer() {
+    if has_vhe() {
+        // SAFETY: CNTHV_CTL_EL2 (S3_4_C14_C3_1) exists with FEAT_VHE and is
+        // writable at EL2; clearing ENABLE only stops a timer EL2 never uses.
+        unsafe { core::arch::asm!("msr S3_4_C14_C3_1, xzr", options(nomem, nostack, preserves_flags)) };
+    }
+}
+
 /// Registers the host is entered with.
 pub struct HostEntry {
     pub pc: u64,
