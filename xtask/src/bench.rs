@@ -2,7 +2,7 @@
 //! costs in instructions, and the SPE decoder's throughput.
 //!
 //! The image (release build unless `--debug`) boots under
-//! `qemu-system-aarch64 -icount shift=0` with `spevisor.scenario=bench`
+//! `qemu-system-aarch64 -icount shift=0,sleep=off` with `spevisor.scenario=bench`
 //! (`host/src/bench.rs`, `guest/src/bench.rs`). With `shift=0` every
 //! instruction advances virtual time by 1 ns, so counter ticks convert to
 //! instructions as `ticks * 1e9 / CNTFRQ` (QEMU 10: CNTFRQ = 1 GHz, one tick
@@ -279,7 +279,9 @@ impl Spe {
 pub fn machine(n: u64, spe: Spe) -> Machine {
     Machine {
         append: format!("spevisor.scenario=bench spevisor.iterations={n} {}", spe.args()),
-        extra: vec!["-icount".into(), "shift=0".into()],
+        // sleep=off: virtual time never follows the host's clock (else
+        // `boot` varies between runs by a few percent).
+        extra: vec!["-icount".into(), "shift=0,sleep=off".into()],
         ..Machine::default()
     }
 }
@@ -354,7 +356,7 @@ fn verdict(m: &Metric, v: &Value) -> String {
 
 /// The table as printed.
 pub fn table(rows: &[(Metric, Value)], qemu: &str, cntfrq: u64) -> String {
-    let mut s = format!("spevisor bench (QEMU {qemu}, -icount shift=0, CNTFRQ {cntfrq} Hz");
+    let mut s = format!("spevisor bench (QEMU {qemu}, -icount shift=0,sleep=off, CNTFRQ {cntfrq} Hz");
     if cntfrq as f64 != INSTRUCTIONS_PER_SECOND {
         s.push_str(&format!(": {:.0} instructions per tick", instructions_per_tick(cntfrq)));
     }
