@@ -543,6 +543,30 @@ pub fn unpack_steps(reg: u64, out: &mut [u8; TRACE_STEPS_PER_REG]) -> usize {
 /// Guest-facing calls (PSCI 1.x and spevisor's small guest test ABI), made by
 /// guests with `hvc #0`.
 pub mod guest {
+    /// The guest machine's memory map (DESIGN.md, "The guest machine"):
+    /// QEMU `virt`'s addresses. The host describes it in a device tree
+    /// (`host/src/guest_dtb.rs`) written into the last [`machine::DTB_SLOT`]
+    /// bytes of guest RAM.
+    pub mod machine {
+        /// Guest RAM IPA.
+        pub const RAM_IPA: u64 = 0x4000_0000;
+        /// The emulated PL011.
+        pub const UART_IPA: u64 = 0x0900_0000;
+        /// GICv3 distributor frame.
+        pub const GICD_IPA: u64 = 0x0800_0000;
+        pub const GICD_SIZE: u64 = 0x1_0000;
+        /// GICv3 redistributor frames (RD and SGI, 64 KiB each) of vcpu 0.
+        pub const GICR_IPA: u64 = 0x080a_0000;
+        pub const GICR_SIZE: u64 = 0x2_0000;
+        /// Bytes at the top of guest RAM holding the device tree.
+        pub const DTB_SLOT: u64 = 64 << 10;
+
+        /// Where the device tree of a guest with `ram_size` bytes of RAM is.
+        pub const fn dtb_ipa(ram_size: u64) -> u64 {
+            RAM_IPA + ram_size - DTB_SLOT
+        }
+    }
+
     /// PSCI function IDs (SMC32/SMC64 as PSCI 1.1 defines them).
     pub mod psci {
         pub const VERSION: u64 = 0x8400_0000;

@@ -40,6 +40,7 @@
 pub mod error;
 pub mod fdt;
 pub mod platform;
+pub mod writer;
 
 pub use error::{Block, DtbError, Malformation, NodeName};
 pub use fdt::{Fdt, Header, Node, Property, FDT_MAGIC, HEADER_SIZE, MAX_DEPTH};

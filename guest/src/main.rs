@@ -56,14 +56,16 @@ macro_rules! read_sysreg {
 }
 
 mod bench;
+mod dtb;
 mod fp;
 mod hvc;
 mod mmu;
 mod pauth;
 mod uart;
 
-/// Boot stack size (in .bss).
-const STACK_SIZE: usize = 16 * 1024;
+/// Boot stack size (in .bss). The debug build's device-tree parse
+/// (`dtb-check`) needs more than 16 KiB; a guest has no guard page.
+const STACK_SIZE: usize = 64 * 1024;
 /// Bytes start.S saves per exception: x0..x18, x29, x30 (21 registers),
 /// rounded up to keep SP 16-byte aligned.
 const EXCEPTION_FRAME_SIZE: usize = 176;
@@ -196,6 +198,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         pauth::MODE_PAUTH_CHECK => pauth::check(arg),
         bench::MODE_BENCH => bench::run(arg, entry_counter),
         bench::MODE_BENCH_SWITCH => bench::switch(arg, entry_counter),
+        dtb::MODE_DTB_CHECK => dtb::check(ram_size),
         _ => {
             println!("guest: unknown mode {mode}");
             status::UNKNOWN_MODE

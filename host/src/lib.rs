@@ -14,6 +14,7 @@ pub mod cmdline;
 mod console;
 #[cfg(target_arch = "aarch64")]
 mod gic;
+pub mod guest_dtb;
 pub mod guestcall;
 #[cfg(target_arch = "aarch64")]
 pub mod hyp;

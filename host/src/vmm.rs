@@ -10,17 +10,24 @@ use spevisor_abi::{Call, Completion, Exit, MmioAccess, StopReason};
 use spevisor_pgtable::PAGE_SIZE;
 use spevisor_pl011::model::Pl011Model;
 
-/// Guest RAM IPA (the guest machine's memory map).
-pub const GUEST_RAM_IPA: u64 = 0x4000_0000;
+use crate::guest_dtb::{self, GuestMachine};
+use spevisor_abi::guest::machine::DTB_SLOT;
+
+/// Guest RAM IPA (the guest machine's memory map, `spevisor_abi::guest::machine`).
+pub const GUEST_RAM_IPA: u64 = spevisor_abi::guest::machine::RAM_IPA;
 /// The emulated PL011's IPA.
-pub const GUEST_UART_IPA: u64 = 0x0900_0000;
-const GUEST_UART_SIZE: u64 = spevisor_pl011::reg::FRAME_SIZE;
+pub const GUEST_UART_IPA: u64 = spevisor_abi::guest::machine::UART_IPA;
+const GUEST_UART_SIZE: u64 = guest_dtb::UART_SIZE;
+/// The command line every guest's device tree carries.
+pub const GUEST_BOOTARGS: &str = "console=ttyAMA0 earlycon";
 
 /// Why a VM could not be made or run.
 #[derive(Debug)]
 pub enum VmError {
-    /// The guest image does not fit in its RAM (or is empty).
+    /// The guest image does not fit in its RAM below the device tree (or is empty).
     BadImage { len: usize, ram: u64 },
+    /// The guest's device tree could not be written.
+    Dtb(spevisor_dtb::writer::WriteError),
     /// The host ran out of pages.
     NoMemory { pages: u64 },
     /// The hypervisor refused a call.
@@ -30,7 +37,10 @@ pub enum VmError {
 impl core::fmt::Display for VmError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::BadImage { len, ram } => write!(f, "bad guest image: {len} bytes for {ram:#x} bytes of RAM"),
+            Self::BadImage { len, ram } => {
+                write!(f, "bad guest image: {len} bytes for {ram:#x} bytes of RAM ({DTB_SLOT:#x} of them for the device tree)")
+            }
+            Self::Dtb(e) => write!(f, "guest device tree: {e}"),
             Self::NoMemory { pages } => write!(f, "host out of memory for {pages} guest pages"),
             Self::Hyp { call, err } => write!(f, "{call} refused: {err}"),
         }
@@ -89,23 +99,32 @@ fn clean_for_guest(pa: u64, len: u64) {
 }
 
 impl Vm {
-    /// Creates a VM with `ram` bytes of RAM holding `image` at its base, and one
-    /// vcpu entering there with x0..x2 = `args`.
+    /// Creates a VM with `ram` bytes of RAM holding `image` at its base and
+    /// the guest machine's device tree in its last `DTB_SLOT` bytes
+    /// (`guest_dtb.rs`), and one vcpu entering at the image with x0..x2 = `args`.
     pub fn create(name: &'static str, image: &[u8], ram: u64, args: [u64; 3]) -> Result<Self, VmError> {
         let pages = ram.div_ceil(PAGE_SIZE);
-        if image.is_empty() || image.len() as u64 > ram {
+        let ram = pages * PAGE_SIZE;
+        if image.is_empty() || ram < DTB_SLOT || image.len() as u64 > ram - DTB_SLOT {
             return Err(VmError::BadImage { len: image.len(), ram });
         }
         let ram_pa = with_pages(|p| p.alloc_pages(pages as usize)).ok_or(VmError::NoMemory { pages })?;
-        // SAFETY: `ram_pa` is `pages` fresh host pages, identity mapped RW.
-        unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), ram_pa as *mut u8, image.len()) };
-        clean_for_guest(ram_pa, image.len() as u64);
         let give_back = |e| {
             // SAFETY: allocated above with this count; the hypervisor holds no
             // mapping of them once the VM is destroyed (or was never made).
             with_pages(|p| unsafe { p.free_pages_at(ram_pa, pages as usize) });
             e
         };
+        // SAFETY: `ram_pa` is `pages` fresh host pages, identity mapped RW.
+        unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), ram_pa as *mut u8, image.len()) };
+        clean_for_guest(ram_pa, image.len() as u64);
+        let machine = GuestMachine { ram_size: ram, bootargs: GUEST_BOOTARGS };
+        let dtb_pa = ram_pa + (machine.dtb_ipa() - GUEST_RAM_IPA);
+        // SAFETY: the last DTB_SLOT bytes of the RAM just allocated (the image
+        // ends below them, checked above); nothing else refers to them yet.
+        let slot = unsafe { core::slice::from_raw_parts_mut(dtb_pa as *mut u8, DTB_SLOT as usize) };
+        let dtb_len = guest_dtb::write(slot, &machine).map_err(|e| give_back(VmError::Dtb(e)))?;
+        clean_for_guest(dtb_pa, dtb_len as u64);
         let handle = hyp_call(Call::VmCreate, "VM_CREATE", [0; 7]).map_err(give_back)?[0];
         let made =
             hyp_call(Call::VmDonate, "VM_DONATE", [handle, ram_pa, GUEST_RAM_IPA, pages, 0, 0, 0]).and_then(|_| {
@@ -115,7 +134,13 @@ impl Vm {
             let _ = hyp::call(Call::VmDestroy, [handle, 0, 0, 0, 0, 0, 0]);
             return Err(give_back(e));
         }
-        info!("{name}: VM {handle} with {} KiB at {:#x} (IPA {:#x})", ram / 1024, ram_pa, GUEST_RAM_IPA);
+        info!(
+            "{name}: VM {handle} with {} KiB at {:#x} (IPA {:#x}), device tree at IPA {:#x} ({dtb_len} bytes)",
+            ram / 1024,
+            ram_pa,
+            GUEST_RAM_IPA,
+            machine.dtb_ipa()
+        );
         crate::profiler::note_guest_memory(ram_pa, ram_pa + pages * PAGE_SIZE);
         Ok(Self {
             name,

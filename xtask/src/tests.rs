@@ -689,6 +689,27 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 })
             })
         }),
+        ("guest_reads_the_device_tree_the_host_wrote", |c| {
+            // The demo guest in mode 13 (dtb-check) parses the tree at the
+            // top of its RAM and checks it describes its machine.
+            let m = Machine { append: "spevisor.guest_mode=13".into(), ..Machine::default() };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, {
+                expect_exit(&b, status::OK).and_then(|_| {
+                    let s = summary(&b.output).ok_or("no summary line")?;
+                    expect_eq("guest_status", field(&s, "guest_status")?, "0")?;
+                    // 2 MiB of RAM from 0x4000_0000, the tree in its last 64 KiB;
+                    // the command line is host/src/vmm.rs's GUEST_BOOTARGS.
+                    let want =
+                        r#"[guest0] dtb: at 0x401f0000, model "spevisor guest", bootargs "console=ttyAMA0 earlycon""#;
+                    if b.output.lines().any(|l| l == want) {
+                        Ok(())
+                    } else {
+                        Err(format!("no {want:?} line"))
+                    }
+                })
+            })
+        }),
         ("dtb_without_gic_is_reported", |c| {
             // QEMU's own DTB, trimmed to its contents, with the GIC's
             // compatible string changed: the boot must stop with the reason.

@@ -1,0 +1,183 @@
+//! The device tree the host gives each guest: DESIGN.md's guest machine, a
+//! small `virt`-like board with RAM at 0x4000_0000, a PL011 at 0x0900_0000,
+//! a GICv3 (distributor and one redistributor frame), the generic timer and
+//! PSCI over `hvc`. Addresses and interrupt numbers are QEMU `virt`'s, so
+//! software written for that board finds its devices where it expects them.
+//!
+//! The host writes the tree into the last `DTB_SLOT` bytes of guest RAM
+//! (`vmm.rs`). Pure: the unit tests read every tree back with the parser the
+//! hypervisor itself boots with.
+//!
+//! Not yet behind the description: the GIC distributor and redistributor
+//! frames are not emulated (an access stops the VM), so interrupts cannot
+//! be delivered yet; that is the guest-interrupt work still to come.
+
+use spevisor_abi::guest::machine::{GICD_IPA, GICD_SIZE, GICR_IPA, GICR_SIZE, RAM_IPA, UART_IPA};
+use spevisor_dtb::writer::{FdtWriter, WriteError};
+
+/// The emulated PL011's frame size.
+pub const UART_SIZE: u64 = spevisor_pl011::reg::FRAME_SIZE;
+
+/// GIC binding interrupt specifiers: `<type number flags>`.
+const GIC_SPI: u32 = 0;
+const GIC_PPI: u32 = 1;
+const IRQ_LEVEL_HIGH: u32 = 4;
+/// PPI numbers (INTID − 16) of the generic timer: secure physical,
+/// non-secure physical, virtual, EL2 physical (INTIDs 29, 30, 27, 26).
+const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
+/// The PL011's SPI number (INTID 33).
+const UART_SPI: u32 = 1;
+/// The fixed clock Linux's PL011 (AMBA) driver asks for, in Hz.
+const APB_PCLK_HZ: u32 = 24_000_000;
+
+const PHANDLE_GIC: u32 = 1;
+const PHANDLE_APB_PCLK: u32 = 2;
+
+/// What varies from one guest to another.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestMachine<'a> {
+    /// Bytes of RAM from [`RAM_IPA`].
+    pub ram_size: u64,
+    /// `/chosen/bootargs`.
+    pub bootargs: &'a str,
+}
+
+impl GuestMachine<'_> {
+    /// The IPA the tree is written at: the start of the last `DTB_SLOT`
+    /// bytes of RAM (8-byte aligned, as the arm64 boot protocol wants).
+    pub fn dtb_ipa(&self) -> u64 {
+        spevisor_abi::guest::machine::dtb_ipa(self.ram_size)
+    }
+}
+
+/// Writes the guest's tree into `buf`; returns its size.
+pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, WriteError> {
+    let mut w = FdtWriter::new(buf, &[]);
+    w.begin_node("");
+    w.prop_u32("#address-cells", 2);
+    w.prop_u32("#size-cells", 2);
+    w.prop_strs("compatible", &["spevisor,guest", "linux,dummy-virt"]);
+    w.prop_str("model", "spevisor guest");
+    w.prop_u32("interrupt-parent", PHANDLE_GIC);
+
+    w.begin_node("chosen");
+    w.prop_str("bootargs", m.bootargs);
+    w.prop_str("stdout-path", "/pl011@9000000");
+    w.end_node();
+
+    w.begin_node("memory@40000000");
+    w.prop_str("device_type", "memory");
+    w.prop_u64s("reg", &[RAM_IPA, m.ram_size]);
+    w.end_node();
+
+    w.begin_node("cpus");
+    w.prop_u32("#address-cells", 1);
+    w.prop_u32("#size-cells", 0);
+    w.begin_node("cpu@0");
+    w.prop_str("device_type", "cpu");
+    w.prop_str("compatible", "arm,armv8");
+    w.prop_u32("reg", 0);
+    w.prop_str("enable-method", "psci");
+    w.end_node();
+    w.end_node();
+
+    w.begin_node("psci");
+    w.prop_strs("compatible", &["arm,psci-1.0", "arm,psci-0.2"]);
+    w.prop_str("method", "hvc");
+    w.end_node();
+
+    w.begin_node("timer");
+    w.prop_strs("compatible", &["arm,armv8-timer"]);
+    let mut irqs = [0u32; 12];
+    for (slot, ppi) in irqs.chunks_exact_mut(3).zip(TIMER_PPIS) {
+        slot.copy_from_slice(&[GIC_PPI, ppi, IRQ_LEVEL_HIGH]);
+    }
+    w.prop_cells("interrupts", &irqs);
+    w.prop_empty("always-on");
+    w.end_node();
+
+    w.begin_node("intc@8000000");
+    w.prop_str("compatible", "arm,gic-v3");
+    w.prop_u32("#interrupt-cells", 3);
+    w.prop_empty("interrupt-controller");
+    w.prop_u32("#redistributor-regions", 1);
+    w.prop_u64s("reg", &[GICD_IPA, GICD_SIZE, GICR_IPA, GICR_SIZE]);
+    w.prop_u32("phandle", PHANDLE_GIC);
+    w.end_node();
+
+    w.begin_node("apb-pclk");
+    w.prop_str("compatible", "fixed-clock");
+    w.prop_u32("#clock-cells", 0);
+    w.prop_u32("clock-frequency", APB_PCLK_HZ);
+    w.prop_str("clock-output-names", "clk24mhz");
+    w.prop_u32("phandle", PHANDLE_APB_PCLK);
+    w.end_node();
+
+    w.begin_node("pl011@9000000");
+    w.prop_strs("compatible", &["arm,pl011", "arm,primecell"]);
+    w.prop_u64s("reg", &[UART_IPA, UART_SIZE]);
+    w.prop_cells("interrupts", &[GIC_SPI, UART_SPI, IRQ_LEVEL_HIGH]);
+    w.prop_cells("clocks", &[PHANDLE_APB_PCLK, PHANDLE_APB_PCLK]);
+    w.prop_strs("clock-names", &["uartclk", "apb_pclk"]);
+    w.end_node();
+
+    w.end_node();
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spevisor_abi::guest::machine::DTB_SLOT;
+    use spevisor_dtb::{parse, GicVersion, IntId, PsciConduit, Region, UartKind};
+
+    const MIB: u64 = 1 << 20;
+
+    fn tree(ram_size: u64, bootargs: &str) -> Vec<u8> {
+        let mut buf = vec![0u8; DTB_SLOT as usize];
+        let len = write(&mut buf, &GuestMachine { ram_size, bootargs }).unwrap();
+        buf.truncate(len);
+        buf
+    }
+
+    #[test]
+    fn the_guest_tree_describes_the_guest_machine() {
+        let dtb = tree(256 * MIB, "console=ttyAMA0 earlycon");
+        let p = parse(&dtb).unwrap();
+        assert_eq!(p.ram(), &[Region { base: RAM_IPA, size: 256 * MIB }]);
+        assert!(p.reserved.as_slice().is_empty());
+        let uart = p.console.expect("stdout-path names the PL011");
+        assert_eq!(uart.kind, UartKind::Pl011);
+        assert_eq!(uart.region, Region { base: UART_IPA, size: UART_SIZE });
+        assert_eq!(p.gic.version, GicVersion::V3);
+        assert_eq!(p.gic.distributor, Region { base: GICD_IPA, size: GICD_SIZE });
+        assert_eq!(p.gic.redistributors.as_slice(), &[Region { base: GICR_IPA, size: GICR_SIZE }]);
+        assert_eq!(p.timer.virt.intid, IntId(27));
+        assert_eq!(p.timer.nonsecure_phys.intid, IntId(30));
+        assert_eq!(p.timer.hyp_phys.intid, IntId(26));
+        assert_eq!(p.psci.map(|p| p.conduit), Some(PsciConduit::Hvc));
+        assert_eq!(p.cpus.mpidrs(), &[0]);
+        assert_eq!(p.bootargs, Some("console=ttyAMA0 earlycon"));
+        assert_eq!(p.model, Some("spevisor guest"));
+    }
+
+    #[test]
+    fn the_tree_fits_its_slot_with_a_long_command_line() {
+        let long = "x".repeat(4096);
+        let dtb = tree(2 * MIB, &long);
+        assert!(dtb.len() < DTB_SLOT as usize / 2, "{} bytes", dtb.len());
+        assert_eq!(parse(&dtb).unwrap().bootargs, Some(long.as_str()));
+        let mut small = [0u8; 256];
+        assert_eq!(
+            write(&mut small, &GuestMachine { ram_size: 2 * MIB, bootargs: "" }),
+            Err(WriteError::BufferTooSmall)
+        );
+    }
+
+    #[test]
+    fn the_slot_is_at_the_top_of_ram_and_aligned() {
+        let m = GuestMachine { ram_size: 2 * MIB, bootargs: "" };
+        assert_eq!(m.dtb_ipa(), RAM_IPA + 2 * MIB - DTB_SLOT);
+        assert!(m.dtb_ipa().is_multiple_of(spevisor_dtb::DTB_ALIGN as u64));
+    }
+}
