@@ -319,6 +319,9 @@ pub struct Platform<'a> {
     pub cpus: CpuList,
     /// `/chosen/bootargs`, the kernel command line, if present and a string.
     pub bootargs: Option<&'a str>,
+    /// `/chosen/linux,initrd-start` .. `linux,initrd-end` (what QEMU's
+    /// `-initrd` loaded), if both are present and the range is not empty.
+    pub initrd: Option<Region>,
 }
 
 impl<'a> Platform<'a> {
@@ -393,6 +396,11 @@ impl<'a> Platform<'a> {
             psci: ctx.psci()?,
             cpus: ctx.cpus()?,
             bootargs: fdt.find_node("/chosen").and_then(|c| str_prop(&c, "bootargs")),
+            initrd: fdt.find_node("/chosen").and_then(|c| {
+                let start = c.property("linux,initrd-start")?.as_u64()?;
+                let end = c.property("linux,initrd-end")?.as_u64()?;
+                (end > start).then(|| Region { base: start, size: end - start })
+            }),
         })
     }
 }

@@ -47,6 +47,7 @@ fn spe_board_with_hvc_conduit() {
     assert_eq!(p.timer.clock_frequency, Some(25_000_000));
     assert_eq!(p.cpus.mpidrs(), &[0, 1, 0x100, 0x101]);
     assert_eq!(p.bootargs, Some("spevisor.spe=off quiet"));
+    assert_eq!(p.initrd, Some(Region { base: 0x4900_0000, size: 0x100_0000 }), "one- and two-cell forms");
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub const GUEST_FAILED_STATUS: u64 = 5;
 /// Host-wide state after boot.
 pub struct Host {
     pub pages: PagePool,
+    /// What QEMU's `-initrd` loaded (`/chosen/linux,initrd-*`), mapped
+    /// read-only: a guest kernel for `spevisor.scenario=linux`.
+    pub initrd: Option<Range>,
 }
 
 pub static HOST: Mutex<Option<Host>> = Mutex::new(None);
@@ -125,10 +128,13 @@ pub fn start(args: BootArgs) -> ! {
     // SAFETY: mapped read-only above, never written.
     let blob = unsafe { spevisor_dtb::from_raw(args.dtb as *const u8) }.unwrap_or_else(fail);
     let platform = spevisor_dtb::parse(blob).unwrap_or_else(fail);
-    // Host memory minus the boot tables, the DTB and firmware reservations.
-    let mut holes = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 2];
+    // Host memory minus the boot tables, the DTB, the initrd (mapped
+    // read-only below) and firmware reservations.
+    let initrd = platform.initrd.map(|r| Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE));
+    let mut holes = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 3];
     holes[0] = boot_tables;
     holes[1] = dtb;
+    holes[spevisor_dtb::MAX_RESERVED_REGIONS + 2] = initrd.unwrap_or_default();
     for (h, r) in holes[2..].iter_mut().zip(platform.reserved.as_slice()) {
         *h = Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE);
     }
@@ -139,6 +145,12 @@ pub fn start(args: BootArgs) -> ! {
     let (free, n) = subtract(host_mem, &holes);
     for r in &free[..n] {
         tables.map_range(&mut bump, r.start, r.start, r.size(), Attributes::RW).unwrap_or_else(fail);
+    }
+    // The initrd (a guest kernel, `spevisor.scenario=linux`), read-only.
+    if let Some(r) =
+        initrd.filter(|r| !r.overlaps(dtb.start, dtb.size()) && !Range::new(img, img_end).overlaps(r.start, r.size()))
+    {
+        tables.map_range(&mut bump, r.start, r.start, r.size(), Attributes::RO).unwrap_or_else(fail);
     }
     arch::publish_new_mappings();
     let mut pages = PagePool::empty();
@@ -155,7 +167,10 @@ pub fn start(args: BootArgs) -> ! {
         unsafe { console::init(uart.region.base as usize, LevelFilter::Info) };
     }
     // Each reservation inside host memory: out of the map and the allocator.
-    for r in holes[2..].iter().filter(|r| !r.is_empty() && host_mem.overlaps(r.start, r.size())) {
+    for r in holes[2..spevisor_dtb::MAX_RESERVED_REGIONS + 2]
+        .iter()
+        .filter(|r| !r.is_empty() && host_mem.overlaps(r.start, r.size()))
+    {
         let mapped = (r.start..r.end).step_by(PAGE_SIZE as usize).any(|va| tables.translate(&bump, va).is_some());
         info!(
             "firmware reservation {:#x}..{:#x} in host memory: {}",
@@ -198,7 +213,8 @@ pub fn start(args: BootArgs) -> ! {
     if let Err(why) = spe {
         info!("SPE profiler not running: {why}");
     }
-    *HOST.lock() = Some(Host { pages });
+    let initrd_bytes = platform.initrd.map(|r| Range::new(r.base, r.base.saturating_add(r.size)));
+    *HOST.lock() = Some(Host { pages, initrd: initrd_bytes });
     main(bootargs, img)
 }
 
@@ -253,6 +269,10 @@ fn main(bootargs: &str, image_start: u64) -> ! {
             scenarios::loop_guest(&mut totals, "sysreg", scenarios::mode::SYSREG_LOOP, iterations.unwrap_or(1000))
         }
         "refusals" => scenarios::refusals(),
+        "linux" => {
+            let ram_mib = cmdline::param(bootargs, "guest_ram_mib").and_then(|v| v.parse().ok());
+            scenarios::linux(&mut totals, ram_mib.unwrap_or(scenarios::LINUX_RAM_MIB))
+        }
         "bench" => crate::bench::run(&mut totals, iterations.unwrap_or(crate::bench::DEFAULT_ITERATIONS)),
         "none" => {}
         other => error!("unknown scenario {other:?}"),

@@ -20,6 +20,7 @@ pub mod guestcall;
 pub mod hyp;
 #[cfg(target_arch = "aarch64")]
 mod kmain;
+pub mod linux_image;
 pub mod mm;
 #[cfg(target_arch = "aarch64")]
 mod pmu;

@@ -5,7 +5,7 @@
 
 use crate::hprintln;
 use crate::hyp;
-use crate::vmm::{host_free_pages, run_alternately, Ending, Vm};
+use crate::vmm::{host_free_pages, run_alternately, Boot, Ending, Vm};
 use log::{error, info};
 use spevisor_abi::{check_switch_order, Call, InfoItem, Step, SwitchOrder, TRACE_REGS, TRACE_STEPS_PER_REG};
 
@@ -72,6 +72,36 @@ pub fn ending_name(e: Option<Ending>) -> &'static str {
         Some(Ending::Killed) => "killed",
         None => "running",
     }
+}
+
+/// Guest RAM of the `linux` scenario unless `spevisor.guest_ram_mib=` says otherwise.
+pub const LINUX_RAM_MIB: u64 = 256;
+/// The Linux guest's command line (in its device tree).
+const LINUX_BOOTARGS: &str = "console=ttyAMA0 earlycon=pl011,0x09000000 panic=-1";
+
+/// Boots the arm64 kernel QEMU's `-initrd` loaded (`cargo xtask run
+/// --linux`) as a guest with `ram_mib` MiB of RAM, and runs it until it ends
+/// or is stopped; its console lines are printed with a `[linux]` prefix.
+pub fn linux(t: &mut Totals, ram_mib: u64) {
+    let Some(initrd) = crate::kmain::HOST.lock().as_ref().and_then(|h| h.initrd) else {
+        error!("linux: no guest kernel; boot QEMU with -initrd <arm64 Image> (cargo xtask run --linux)");
+        return;
+    };
+    // SAFETY: QEMU loaded the initrd there; kmain mapped it read-only and
+    // nothing writes it.
+    let image = unsafe { core::slice::from_raw_parts(initrd.start as *const u8, initrd.size() as usize) };
+    let boot = Boot::Linux { image, bootargs: LINUX_BOOTARGS };
+    let mut vm = match Vm::create_booting("linux", boot, ram_mib << 20) {
+        Ok(vm) => vm,
+        Err(e) => {
+            error!("linux: cannot create the VM: {e}");
+            return;
+        }
+    };
+    let ending = vm.run();
+    info!("linux: ended ({}) after {} exits", ending_name(Some(ending)), vm.exits);
+    t.guest_status = vm.status;
+    finish(vm, t);
 }
 
 /// The demo: the tiny guest's self-test (or another mode, `guest_mode`).

@@ -28,6 +28,8 @@ pub enum VmError {
     BadImage { len: usize, ram: u64 },
     /// The guest's device tree could not be written.
     Dtb(spevisor_dtb::writer::WriteError),
+    /// `Boot::Linux` with something that is not an arm64 Linux Image.
+    NotLinux(crate::linux_image::ImageError),
     /// The host ran out of pages.
     NoMemory { pages: u64 },
     /// The hypervisor refused a call.
@@ -41,6 +43,7 @@ impl core::fmt::Display for VmError {
                 write!(f, "bad guest image: {len} bytes for {ram:#x} bytes of RAM ({DTB_SLOT:#x} of them for the device tree)")
             }
             Self::Dtb(e) => write!(f, "guest device tree: {e}"),
+            Self::NotLinux(e) => write!(f, "guest kernel: {e}"),
             Self::NoMemory { pages } => write!(f, "host out of memory for {pages} guest pages"),
             Self::Hyp { call, err } => write!(f, "{call} refused: {err}"),
         }
@@ -49,6 +52,45 @@ impl core::fmt::Display for VmError {
 
 fn hyp_call(call: Call, name: &'static str, args: [u64; 7]) -> Result<[u64; 7], VmError> {
     hyp::call(call, args).map_err(|err| VmError::Hyp { call: name, err })
+}
+
+/// What a VM boots and how (image placement, entry registers).
+#[derive(Clone, Copy, Debug)]
+pub enum Boot<'a> {
+    /// The test guest (`guest/`): `image` at the RAM base, entered there
+    /// with x0..x2 = `args`.
+    TestGuest { image: &'a [u8], args: [u64; 3] },
+    /// An arm64 Linux `Image`, by its boot protocol: loaded at RAM +
+    /// text_offset, entered there with x0 = the device tree, x1..x3 = 0.
+    Linux { image: &'a [u8], bootargs: &'a str },
+}
+
+impl Boot<'_> {
+    fn bootargs(&self) -> &str {
+        match self {
+            Boot::TestGuest { .. } => GUEST_BOOTARGS,
+            Boot::Linux { bootargs, .. } => bootargs,
+        }
+    }
+
+    /// The bytes to load, their offset in RAM, and the bytes they need there.
+    fn layout(&self) -> Result<(&[u8], u64, u64), VmError> {
+        match *self {
+            Boot::TestGuest { image, .. } => Ok((image, 0, image.len() as u64)),
+            Boot::Linux { image, .. } => {
+                let h = crate::linux_image::parse(image).map_err(VmError::NotLinux)?;
+                Ok((image, h.text_offset, h.text_offset + h.image_size))
+            }
+        }
+    }
+
+    /// The vcpu's entry point and x0..x2.
+    fn entry(&self, load_offset: u64, dtb_ipa: u64) -> (u64, [u64; 3]) {
+        match *self {
+            Boot::TestGuest { args, .. } => (GUEST_RAM_IPA, args),
+            Boot::Linux { .. } => (GUEST_RAM_IPA + load_offset, [dtb_ipa, 0, 0]),
+        }
+    }
 }
 
 /// How a guest run ended.
@@ -99,15 +141,24 @@ fn clean_for_guest(pa: u64, len: u64) {
 }
 
 impl Vm {
-    /// Creates a VM with `ram` bytes of RAM holding `image` at its base and
-    /// the guest machine's device tree in its last `DTB_SLOT` bytes
-    /// (`guest_dtb.rs`), and one vcpu entering at the image with x0..x2 = `args`.
+    /// Creates a VM with `ram` bytes of RAM holding the test guest's `image`
+    /// at its base, entered there with x0..x2 = `args`.
     pub fn create(name: &'static str, image: &[u8], ram: u64, args: [u64; 3]) -> Result<Self, VmError> {
+        Self::create_booting(name, Boot::TestGuest { image, args }, ram)
+    }
+
+    /// Creates a VM with `ram` bytes of RAM, the guest machine's device tree
+    /// in its last `DTB_SLOT` bytes (`guest_dtb.rs`), the image `boot` names
+    /// loaded as its protocol wants, and one vcpu ready to enter it.
+    pub fn create_booting(name: &'static str, boot: Boot, ram: u64) -> Result<Self, VmError> {
         let pages = ram.div_ceil(PAGE_SIZE);
         let ram = pages * PAGE_SIZE;
-        if image.is_empty() || ram < DTB_SLOT || image.len() as u64 > ram - DTB_SLOT {
+        let machine = GuestMachine { ram_size: ram, bootargs: boot.bootargs() };
+        let (image, load_offset, footprint) = boot.layout()?;
+        if image.is_empty() || ram < DTB_SLOT || footprint > ram - DTB_SLOT {
             return Err(VmError::BadImage { len: image.len(), ram });
         }
+        let (entry, args) = boot.entry(load_offset, machine.dtb_ipa());
         let ram_pa = with_pages(|p| p.alloc_pages(pages as usize)).ok_or(VmError::NoMemory { pages })?;
         let give_back = |e| {
             // SAFETY: allocated above with this count; the hypervisor holds no
@@ -115,10 +166,11 @@ impl Vm {
             with_pages(|p| unsafe { p.free_pages_at(ram_pa, pages as usize) });
             e
         };
-        // SAFETY: `ram_pa` is `pages` fresh host pages, identity mapped RW.
-        unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), ram_pa as *mut u8, image.len()) };
-        clean_for_guest(ram_pa, image.len() as u64);
-        let machine = GuestMachine { ram_size: ram, bootargs: GUEST_BOOTARGS };
+        let load_pa = ram_pa + load_offset;
+        // SAFETY: `[load_pa, load_pa + image.len())` lies in the `pages` fresh
+        // host pages just allocated (footprint checked above), identity mapped RW.
+        unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), load_pa as *mut u8, image.len()) };
+        clean_for_guest(load_pa, image.len() as u64);
         let dtb_pa = ram_pa + (machine.dtb_ipa() - GUEST_RAM_IPA);
         // SAFETY: the last DTB_SLOT bytes of the RAM just allocated (the image
         // ends below them, checked above); nothing else refers to them yet.
@@ -126,10 +178,8 @@ impl Vm {
         let dtb_len = guest_dtb::write(slot, &machine).map_err(|e| give_back(VmError::Dtb(e)))?;
         clean_for_guest(dtb_pa, dtb_len as u64);
         let handle = hyp_call(Call::VmCreate, "VM_CREATE", [0; 7]).map_err(give_back)?[0];
-        let made =
-            hyp_call(Call::VmDonate, "VM_DONATE", [handle, ram_pa, GUEST_RAM_IPA, pages, 0, 0, 0]).and_then(|_| {
-                hyp_call(Call::VcpuCreate, "VCPU_CREATE", [handle, GUEST_RAM_IPA, args[0], args[1], args[2], 0, 0])
-            });
+        let made = hyp_call(Call::VmDonate, "VM_DONATE", [handle, ram_pa, GUEST_RAM_IPA, pages, 0, 0, 0])
+            .and_then(|_| hyp_call(Call::VcpuCreate, "VCPU_CREATE", [handle, entry, args[0], args[1], args[2], 0, 0]));
         if let Err(e) = made {
             let _ = hyp::call(Call::VmDestroy, [handle, 0, 0, 0, 0, 0, 0]);
             return Err(give_back(e));

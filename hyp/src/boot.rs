@@ -193,10 +193,13 @@ pub fn start(args: BootArgs) -> ! {
     let ram: [Range; spevisor_dtb::MAX_MEMORY_REGIONS] =
         core::array::from_fn(|i| platform.ram().get(i).map_or(Range::new(0, 0), |r| Range::new(r.base, r.end())));
     let dtb_hole = dtb_range.unwrap_or_default();
-    // The DTB, firmware reservations and (once placed) the pool: never part
-    // of EL2's RW map of RAM, and never the pool.
-    let mut reserved = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 2];
+    // The DTB, the initrd (the host's to read), firmware reservations and
+    // (once placed) the pool: never part of EL2's RW map of RAM, and never
+    // the pool.
+    let mut reserved = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 3];
     reserved[0] = dtb_hole;
+    let initrd = platform.initrd.map(|r| Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE));
+    reserved[spevisor_dtb::MAX_RESERVED_REGIONS + 2] = initrd.unwrap_or_default();
     for (slot, r) in reserved[1..].iter_mut().zip(platform.reserved.as_slice()) {
         *slot = Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE);
     }

@@ -158,7 +158,7 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
 fn usage() -> String {
     "usage: cargo xtask <build|run|test|bench|spe-report> [options]\n\
      \x20 build [--release] [--board] [--test-hooks] [--switch-order=fixed|pre-2021] [--spe-hw-standin]\n\
-     \x20 run   [--gdb] [--release] [--switch-order=...] [--spe=auto|hw|model|off] [--scenario=NAME]\n\
+     \x20 run   [--gdb] [--release] [--switch-order=...] [--spe=auto|hw|model|off] [--scenario=NAME] [--linux]\n\
      \x20       [-- <extra QEMU args>]\n\
      \x20 test  [--quick]   (--quick: skip fmt/clippy)\n\
      \x20 bench [--iterations N] [--json FILE] [--debug]\n\
@@ -187,6 +187,7 @@ fn real_main() -> Result<(), String> {
             // Host kernel options: --spe=auto|hw|model|off, --scenario=NAME.
             let mut append = vec![];
             let mut filtered = vec![];
+            let mut linux_initrd = None;
             let mut passthrough = false;
             for a in rest {
                 passthrough |= a == "--";
@@ -198,11 +199,21 @@ fn real_main() -> Result<(), String> {
                         append.push(format!("spevisor.spe={v}"));
                     }
                     Some(("--scenario", v)) if !passthrough => append.push(format!("spevisor.scenario={v}")),
+                    None if a == "--linux" && !passthrough => {
+                        // Debian's cloud kernel as a guest, loaded by QEMU as the initrd.
+                        let kernel = setup::guest_kernel()?;
+                        eprintln!("xtask: guest kernel {}", kernel.display());
+                        append.push("spevisor.scenario=linux spevisor.spe=off".into());
+                        linux_initrd = Some(kernel);
+                    }
                     _ if a == "--gdb" && !passthrough => {}
                     _ => filtered.push(a.clone()),
                 }
             }
-            let (opts, extra) = parse_build_opts(&filtered)?;
+            let (opts, mut extra) = parse_build_opts(&filtered)?;
+            if let Some(k) = linux_initrd {
+                extra.extend(["-initrd".to_string(), k.display().to_string()]);
+            }
             let image = build_image(&opts)?;
             let qemu = setup::qemu()?;
             qemu::run_interactive(&qemu, &image, gdb, &append.join(" "), &extra)

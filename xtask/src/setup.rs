@@ -98,3 +98,53 @@ fn check_version(q: Qemu) -> Result<Qemu, String> {
     }
     Ok(q)
 }
+
+/// The Debian package whose kernel `cargo xtask run --linux` boots as a guest.
+const GUEST_KERNEL_PACKAGE: &str = "linux-image-cloud-arm64:arm64";
+const KERNEL_HINT: &str = "as root: dpkg --add-architecture arm64 && apt-get update && \
+     apt-get download linux-image-cloud-arm64:arm64 (then its dependency linux-image-<version>-cloud-arm64:arm64), \
+     dpkg-deb -x the .deb and pass its boot/vmlinuz-* to QEMU with -initrd";
+
+/// An arm64 Linux Image from Debian's cloud kernel, fetched once into
+/// `target/guest-kernel/` (downloaded at run time, never committed).
+pub fn guest_kernel() -> Result<std::path::PathBuf, String> {
+    let dir = crate::root().join("target").join("guest-kernel");
+    let find = |dir: &std::path::Path| -> Option<std::path::PathBuf> {
+        let boot = dir.join("x").join("boot");
+        std::fs::read_dir(boot)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+    };
+    if let Some(k) = find(&dir) {
+        return Ok(k);
+    }
+    if !(std::path::Path::new("/usr/bin/apt-get").exists() && is_root()) {
+        return Err(format!("no guest kernel in {}; {KERNEL_HINT}", dir.display()));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let foreign = Command::new("dpkg").arg("--print-foreign-architectures").output().map_err(|e| e.to_string())?;
+    if !String::from_utf8_lossy(&foreign.stdout).lines().any(|l| l.trim() == "arm64") {
+        eprintln!("xtask: adding the arm64 architecture to dpkg (for the guest kernel package)");
+        crate::run_cmd(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
+        crate::run_cmd(Command::new("apt-get").args(["update", "-qq"]))?;
+    }
+    // The meta package names the versioned one: download that.
+    let deps = Command::new("apt-cache").args(["depends", GUEST_KERNEL_PACKAGE]).output().map_err(|e| e.to_string())?;
+    let versioned = String::from_utf8_lossy(&deps.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: ").map(str::to_string))
+        .ok_or_else(|| format!("apt-cache knows no {GUEST_KERNEL_PACKAGE}; {KERNEL_HINT}"))?;
+    eprintln!("xtask: downloading {versioned} (the Linux guest kernel)");
+    crate::run_cmd(Command::new("apt-get").current_dir(&dir).args(["download", "-qq", &versioned]))?;
+    let deb = std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or("apt-get download left no .deb")?;
+    crate::run_cmd(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(dir.join("x")))?;
+    let _ = std::fs::remove_file(&deb);
+    find(&dir).ok_or_else(|| format!("{} has no boot/vmlinuz-*", deb.display()))
+}

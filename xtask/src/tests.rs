@@ -710,6 +710,28 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 })
             })
         }),
+        ("linux_scenario_refuses_an_initrd_that_is_not_a_kernel", |c| {
+            // The `linux` scenario boots what QEMU's -initrd loaded; 64 KiB of
+            // 0x5a is no arm64 Image: refused by name, and the run goes on.
+            let junk = root().join("target").join("not-an-image.bin");
+            std::fs::write(&junk, vec![0x5au8; 64 << 10]).map_err(|e| e.to_string())?;
+            let m = Machine {
+                append: "spevisor.scenario=linux spevisor.spe=off".into(),
+                extra: vec!["-initrd".into(), junk.display().to_string()],
+                ..Machine::default()
+            };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, {
+                expect_exit(&b, status::OK).and_then(|_| {
+                    let want = "linux: cannot create the VM: guest kernel: not an arm64 Image (magic 0x5a5a5a5a";
+                    if b.output.contains(want) {
+                        Ok(())
+                    } else {
+                        Err(format!("no {want:?}"))
+                    }
+                })
+            })
+        }),
         ("dtb_without_gic_is_reported", |c| {
             // QEMU's own DTB, trimmed to its contents, with the GIC's
             // compatible string changed: the boot must stop with the reason.

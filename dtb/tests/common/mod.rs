@@ -144,7 +144,12 @@ pub fn board(memory: bool, extra: impl FnOnce(&mut FdtBuilder)) -> Vec<u8> {
         .prop_str("model", "Hand-made SPE board")
         .prop_strs("compatible", &["spevisor,test-board", "arm,test"]);
     b.begin("aliases").prop_str("serial0", "/soc/serial@1000").end();
-    b.begin("chosen").prop_str("stdout-path", "serial0:115200n8").prop_str("bootargs", "spevisor.spe=off quiet").end();
+    b.begin("chosen")
+        .prop_str("stdout-path", "serial0:115200n8")
+        .prop_str("bootargs", "spevisor.spe=off quiet")
+        .prop_u32("linux,initrd-start", 0x4900_0000)
+        .prop_cells("linux,initrd-end", &[0, 0x4a00_0000])
+        .end();
     if memory {
         b.begin("memory@80000000")
             .prop_str("device_type", "memory")
