@@ -315,6 +315,7 @@ pub fn start(args: BootArgs) -> ! {
             vmpidr: MPIDR_EL1.get(),
             gic_v3,
         },
+        guest_ids: crate::idregs::IdRegs::new(arch::sysregs::read_id_group3),
         trace: Trace::new(),
         text_start: sections.text.start,
         spe_model: None,

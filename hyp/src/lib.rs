@@ -29,6 +29,7 @@ pub mod console;
 #[cfg(target_arch = "aarch64")]
 pub mod crash;
 pub mod hcall;
+pub mod idregs;
 pub mod mm;
 #[cfg(target_arch = "aarch64")]
 pub mod service;

@@ -21,6 +21,8 @@ pub struct Hyp {
     pub pmu_ver: u64,
     pub pms_ver: u64,
     pub host: HostContext,
+    /// The ID registers as guests read them (HCR_EL2.TID3).
+    pub guest_ids: crate::idregs::IdRegs,
     pub trace: Trace,
     /// Where the test hook writes (the start of hypervisor text).
     pub text_start: u64,
@@ -132,7 +134,8 @@ impl Services for Machine<'_> {
         let idx = usize::try_from(vcpu).map_err(|_| Status::NoSuchVcpu)?;
         let cpu = v.vcpus.get_mut(idx).and_then(|c| c.as_mut()).ok_or(Status::NoSuchVcpu)?;
         cpu.complete(completion)?;
-        let exit = switch::vcpu_run(&v.mem, idx, cpu, &mut self.hyp.host, &mut self.hyp.trace);
+        let h = &mut *self.hyp;
+        let exit = switch::vcpu_run(&v.mem, idx, cpu, &h.guest_ids, &mut h.host, &mut h.trace);
         if matches!(exit, Exit::Stopped { .. }) {
             v.stopped = true;
         }

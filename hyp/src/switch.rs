@@ -103,6 +103,7 @@ pub use imp::*;
 mod imp {
     use super::Trace;
     use crate::arch::{self, exit_kind, sysregs};
+    use crate::idregs::IdRegs;
     use crate::spe::{self, HostSpe};
     use crate::traps;
     use crate::vcpu::{handle_sync, Action, FpRegs, Vcpu};
@@ -133,11 +134,18 @@ mod imp {
     /// once the record is full the same code runs without the recording
     /// (one body, two monomorphic copies).
     #[inline(always)]
-    pub fn vcpu_run(vm: &VmMem, vcpu_idx: usize, vcpu: &mut Vcpu, host: &mut HostContext, trace: &mut Trace) -> Exit {
+    pub fn vcpu_run(
+        vm: &VmMem,
+        vcpu_idx: usize,
+        vcpu: &mut Vcpu,
+        ids: &IdRegs,
+        host: &mut HostContext,
+        trace: &mut Trace,
+    ) -> Exit {
         if trace.full() {
-            run::<false>(vm, vcpu_idx, vcpu, host, trace)
+            run::<false>(vm, vcpu_idx, vcpu, ids, host, trace)
         } else {
-            run::<true>(vm, vcpu_idx, vcpu, host, trace)
+            run::<true>(vm, vcpu_idx, vcpu, ids, host, trace)
         }
     }
 
@@ -155,6 +163,7 @@ mod imp {
         vm: &VmMem,
         vcpu_idx: usize,
         vcpu: &mut Vcpu,
+        ids: &IdRegs,
         host: &mut HostContext,
         trace: &mut Trace,
     ) -> Exit {
@@ -230,10 +239,11 @@ mod imp {
             if syn.esr >> crate::vcpu::ESR_EC_SHIFT == crate::vcpu::EC_SYSREG {
                 sysregs::refresh_injection_regs(&mut vcpu.el1);
             }
-            match handle_sync(vcpu, syn, |ipa| vm.ram_contains(ipa)) {
+            match handle_sync(vcpu, ids, syn, |ipa| vm.ram_contains(ipa)) {
                 // Answered at EL2: no host state is touched, the guest goes on.
                 Action::Resume => {}
                 Action::Injected => sysregs::write_exception_regs(&vcpu.el1),
+                Action::MdscrWritten => sysregs::write_mdscr(vcpu.el1.mdscr),
                 Action::FpTrap => {
                     // First FP/SIMD use in this run: park the host's FP state
                     // and give the guest its own, then let it retry.

@@ -12,6 +12,7 @@ pub mod hcr {
     pub const FB: u64 = 1 << 9;
     pub const BSU_INNER: u64 = 0b01 << 10;
     pub const TWI: u64 = 1 << 13;
+    pub const TID3: u64 = 1 << 18;
     pub const TSC: u64 = 1 << 19;
     pub const TIDCP: u64 = 1 << 20;
     pub const TACR: u64 = 1 << 21;
@@ -28,7 +29,8 @@ pub const HCR_HOST: u64 = hcr::RW;
 
 /// HCR_EL2 for guests: stage-2 on; physical IRQ/FIQ/SError to EL2; SMC, WFI,
 /// set/way maintenance, implementation-defined and auxiliary control
-/// registers trapped; stage-1 walks to device memory fault. Pointer
+/// registers trapped; ID group 3 reads trapped (TID3: `idregs.rs` hides
+/// what guests do not get); stage-1 walks to device memory fault. Pointer
 /// authentication (API/APK clear) traps until the guest first uses it, when
 /// the world switch loads its keys (lazy, like FP); LOR registers trap where
 /// they exist (TLOR): see [`hcr_values`].
@@ -41,6 +43,7 @@ pub const HCR_GUEST: u64 = hcr::VM
     | hcr::FB
     | hcr::BSU_INNER
     | hcr::TWI
+    | hcr::TID3
     | hcr::TSC
     | hcr::TIDCP
     | hcr::TACR

@@ -2,8 +2,9 @@
 //! MMIO completion, PC advance and exception injection. Pure: the world switch
 //! (`switch.rs`) moves this state in and out of the CPU.
 
+use crate::idregs::IdRegs;
 use spevisor_abi::{Completion, Exit, MmioAccess, Status, StopReason};
-use spevisor_armv8::esr::{Esr, ExceptionClass};
+use spevisor_armv8::esr::{Direction, Esr, ExceptionClass, SysRegIss};
 use spevisor_armv8::inject::{self, GuestContext, GuestFeatures, InstrLen};
 
 /// General-purpose registers as `vectors.S` saves and loads them (x0..x30),
@@ -120,6 +121,9 @@ pub struct Vcpu {
     pub pauth: PauthKeys,
     pub vgic: VgicState,
     pub pending: Pending,
+    /// MDSCR_EL1 as the guest wrote it (MDCR_EL2.TDA traps its accesses);
+    /// the CPU's copy in `el1` keeps only [`MDSCR_GUEST_LIVE`] of it.
+    pub mdscr: u64,
     /// Exits since creation (all of them, handled at EL2 or by the host).
     pub exits: u64,
 }
@@ -137,6 +141,7 @@ impl Vcpu {
             pauth: PauthKeys::default(),
             vgic: VgicState::default(),
             pending: Pending::None,
+            mdscr: 0,
             exits: 0,
         }
     }
@@ -199,6 +204,8 @@ pub enum Action {
     /// The guest used pointer authentication: switch keys, then resume
     /// (the trapped instruction runs again).
     PauthTrap,
+    /// MDSCR_EL1 was written (emulated): put `el1.mdscr` into the CPU, resume.
+    MdscrWritten,
     /// The host must handle it.
     ToHost(Exit),
     /// The VM cannot continue.
@@ -229,7 +236,7 @@ fn stop(reason: StopReason) -> Action {
 /// Decides what a synchronous exit means and updates the vcpu accordingly
 /// (PC advance, register results, injected exceptions, pending completions).
 /// `in_ram(ipa)` says whether an IPA is the VM's RAM.
-pub fn handle_sync(vcpu: &mut Vcpu, s: Syndrome, in_ram: impl Fn(u64) -> bool) -> Action {
+pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u64) -> bool) -> Action {
     let esr = Esr(s.esr);
     match esr.ec() {
         ExceptionClass::Hvc64 => {
@@ -271,7 +278,7 @@ pub fn handle_sync(vcpu: &mut Vcpu, s: Syndrome, in_ram: impl Fn(u64) -> bool) -
             if is_pauth_key(iss.op0(), iss.op1(), iss.crn(), iss.crm()) {
                 return Action::PauthTrap;
             }
-            inject_undef(vcpu, esr)
+            emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
         }
         ExceptionClass::DataAbortLower => {
             let ipa = s.fault_ipa();
@@ -298,6 +305,57 @@ pub fn handle_sync(vcpu: &mut Vcpu, s: Syndrome, in_ram: impl Fn(u64) -> bool) -
         ExceptionClass::InstrAbortLower => stop(StopReason::InstructionAbort),
         _ => stop(StopReason::Unhandled),
     }
+}
+
+/// MDSCR_EL1 bits a guest's value may keep in the CPU: TDCC (trap EL0's
+/// DCC accesses) and SS (software step). MDE and KDE stay clear: they would
+/// arm the breakpoint and watchpoint registers, which hold the host's values
+/// (not switched; MDCR_EL2.TDA traps the guest's accesses to them).
+pub const MDSCR_GUEST_LIVE: u64 = (1 << 12) | (1 << 0);
+/// OSLSR_EL1 as guests read it: OSLM = 0b10 (the OS lock is implemented),
+/// OSLK = 0 (unlocked; OSLAR_EL1 writes are ignored).
+const OSLSR_UNLOCKED: u64 = 0b1000;
+/// The debug register space (op0 = 2).
+const OP0_DEBUG: u8 = 2;
+
+/// Registers EL2 answers itself, the access then complete (PC past it):
+///
+/// - reads of the ID group 3 space (HCR_EL2.TID3): [`IdRegs`], with what
+///   guests do not get (PMU, SPE, trace, SVE, ...) hidden;
+/// - the debug registers (MDCR_EL2.TDA/TDOSA/TDRA): MDSCR_EL1 is the
+///   guest's own ([`Vcpu::mdscr`]), OSLSR_EL1 reads as unlocked, the rest
+///   (breakpoints, watchpoints, OS lock, DCC) read as zero and ignore writes,
+///   as a CPU whose debugger is not attached would appear.
+///
+/// `None`: not emulated (the caller injects UNDEF, as for the PMU and SPE
+/// registers a guest is told it does not have).
+fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Action> {
+    let read = iss.direction() == Direction::Read;
+    let rt = iss.rt();
+    let mut action = Action::Resume;
+    match (iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2()) {
+        (3, 0, 0, crm, op2) if read => vcpu.regs.set(rt, ids.get(crm, op2)?),
+        // MDSCR_EL1.
+        (OP0_DEBUG, 0, 0, 2, 2) => {
+            if read {
+                vcpu.regs.set(rt, vcpu.mdscr);
+            } else {
+                vcpu.mdscr = vcpu.regs.get(rt);
+                vcpu.el1.mdscr = vcpu.mdscr & MDSCR_GUEST_LIVE;
+                action = Action::MdscrWritten;
+            }
+        }
+        // OSLSR_EL1.
+        (OP0_DEBUG, 0, 1, 1, 4) if read => vcpu.regs.set(rt, OSLSR_UNLOCKED),
+        (OP0_DEBUG, ..) => {
+            if read {
+                vcpu.regs.set(rt, 0);
+            }
+        }
+        _ => return None,
+    }
+    vcpu.pc += 4;
+    Some(action)
 }
 
 /// APIAKeyLo_EL1 .. APGAKeyHi_EL1: op0=3, op1=0, CRn=2, CRm=1..=3.
@@ -363,7 +421,7 @@ mod tests {
     fn mmio_read_completes_with_extension_and_pc_advance() {
         let mut v = vcpu();
         // ldrsb w5, [..] from 0x0900_0018: 1 byte, sign-extended to 32 bits.
-        let a = handle_sync(&mut v, syn(da(true, 0, true, 5, false, false), 0x0900_0018), |_| false);
+        let a = handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 0, true, 5, false, false), 0x0900_0018), |_| false);
         assert_eq!(a, Action::ToHost(Exit::Mmio(MmioAccess { ipa: 0x0900_0018, size: 1, write: false, value: 0 })));
         assert_eq!(v.complete(Completion::MmioWrite), Err(Status::BadCompletion));
         v.complete(Completion::MmioRead(0x1_80)).unwrap();
@@ -376,22 +434,28 @@ mod tests {
     fn mmio_write_takes_the_register_value_and_xzr() {
         let mut v = vcpu();
         v.regs.x[3] = 0x1234_5678_9abc_def0;
-        let a = handle_sync(&mut v, syn(da(true, 1, false, 3, true, true), 0x0900_0000), |_| false);
+        let a = handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 1, false, 3, true, true), 0x0900_0000), |_| false);
         assert_eq!(a, Action::ToHost(Exit::Mmio(MmioAccess { ipa: 0x0900_0000, size: 2, write: true, value: 0xdef0 })));
         v.complete(Completion::MmioWrite).unwrap();
-        let a = handle_sync(&mut v, syn(da(true, 3, false, 31, true, true), 0x0900_0000), |_| false);
+        let a = handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 3, false, 31, true, true), 0x0900_0000), |_| false);
         assert_eq!(a, Action::ToHost(Exit::Mmio(MmioAccess { ipa: 0x0900_0000, size: 8, write: true, value: 0 })));
     }
 
     #[test]
     fn aborts_without_syndrome_or_in_ram_stop_the_vm() {
         let mut v = vcpu();
-        let a = handle_sync(&mut v, syn(da(false, 0, false, 0, false, false), 0x2_0000_0000), |_| false);
+        let a =
+            handle_sync(&mut v, &IdRegs::empty(), syn(da(false, 0, false, 0, false, false), 0x2_0000_0000), |_| false);
         assert_eq!(a, Action::Stop(StopReason::MmioNoSyndrome));
-        let a = handle_sync(&mut v, syn(da(true, 2, false, 0, false, false), 0x4000_0000), |ipa| ipa >= 0x4000_0000);
+        let a = handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 2, false, 0, false, false), 0x4000_0000), |ipa| {
+            ipa >= 0x4000_0000
+        });
         assert_eq!(a, Action::Stop(StopReason::Unhandled));
         let iabt = (0x20u64 << 26) | (1 << 25) | 0x07;
-        assert_eq!(handle_sync(&mut v, syn(iabt, 0x10), |_| false), Action::Stop(StopReason::InstructionAbort));
+        assert_eq!(
+            handle_sync(&mut v, &IdRegs::empty(), syn(iabt, 0x10), |_| false),
+            Action::Stop(StopReason::InstructionAbort)
+        );
     }
 
     #[test]
@@ -399,13 +463,13 @@ mod tests {
         let mut v = vcpu();
         v.regs.x[..4].copy_from_slice(&[0x8400_0000, 7, 8, 9]);
         let hvc = (0x16u64 << 26) | (1 << 25) | 0x5;
-        let a = handle_sync(&mut v, syn(hvc, 0), |_| false);
+        let a = handle_sync(&mut v, &IdRegs::empty(), syn(hvc, 0), |_| false);
         assert_eq!(a, Action::ToHost(Exit::Hvc { imm: 5, regs: [0x8400_0000, 7, 8, 9] }));
         assert_eq!(v.pc, 0x4000_1000, "no PC change after hvc");
         v.complete(Completion::Hvc([0x10001, 0, 0, 0])).unwrap();
         assert_eq!(v.regs.x[0], 0x10001);
         let smc = (0x17u64 << 26) | (1 << 25);
-        handle_sync(&mut v, syn(smc, 0), |_| false);
+        handle_sync(&mut v, &IdRegs::empty(), syn(smc, 0), |_| false);
         assert_eq!(v.pc, 0x4000_1004, "smc must be stepped over");
     }
 
@@ -413,13 +477,13 @@ mod tests {
     fn fp_and_pauth_traps_switch_lazily_without_moving_the_pc() {
         let mut v = vcpu();
         let fp = (0x07u64 << 26) | (1 << 25);
-        assert_eq!(handle_sync(&mut v, syn(fp, 0), |_| false), Action::FpTrap);
+        assert_eq!(handle_sync(&mut v, &IdRegs::empty(), syn(fp, 0), |_| false), Action::FpTrap);
         let pac = (0x09u64 << 26) | (1 << 25);
-        assert_eq!(handle_sync(&mut v, syn(pac, 0), |_| false), Action::PauthTrap);
+        assert_eq!(handle_sync(&mut v, &IdRegs::empty(), syn(pac, 0), |_| false), Action::PauthTrap);
         // MSR APIAKeyLo_EL1 (trapped by HCR_EL2.APK, EC 0x18).
         let key = SysRegIss::new(spevisor_armv8::sysreg::SysRegEnc::new(3, 0, 2, 1, 0), 4, Direction::Write);
         let esr = Esr::new(ExceptionClass::SysReg, true, key.0);
-        assert_eq!(handle_sync(&mut v, syn(esr.0, 0), |_| false), Action::PauthTrap);
+        assert_eq!(handle_sync(&mut v, &IdRegs::empty(), syn(esr.0, 0), |_| false), Action::PauthTrap);
         assert_eq!(v.pc, 0x4000_1000, "the trapped instruction runs again");
     }
 
@@ -429,7 +493,7 @@ mod tests {
         v.regs.x[0] = HYP_PING;
         v.regs.x[1] = 41;
         let hvc = (0x16u64 << 26) | (1 << 25);
-        assert_eq!(handle_sync(&mut v, syn(hvc, 0), |_| false), Action::Resume);
+        assert_eq!(handle_sync(&mut v, &IdRegs::empty(), syn(hvc, 0), |_| false), Action::Resume);
         assert_eq!((v.regs.x[0], v.regs.x[1]), (0, 42));
         assert_eq!(v.pending, Pending::None);
     }
@@ -439,10 +503,64 @@ mod tests {
         let mut v = vcpu();
         v.regs.x[..4].copy_from_slice(&[SMCCC_VERSION, 7, 8, 9]);
         let hvc = (0x16u64 << 26) | (1 << 25);
-        assert_eq!(handle_sync(&mut v, syn(hvc, 0), |_| false), Action::Resume);
+        assert_eq!(handle_sync(&mut v, &IdRegs::empty(), syn(hvc, 0), |_| false), Action::Resume);
         assert_eq!(v.regs.x[..4], [0x1_0001, 7, 8, 9], "x0 = 1.1, x1..x3 untouched");
         assert_eq!(v.pending, Pending::None, "nothing for the host to complete");
         assert_eq!(v.pc, 0x4000_1000, "no PC change after hvc");
+    }
+
+    fn sysreg(enc: sysreg::SysRegEnc, rt: u8, dir: Direction) -> Syndrome {
+        let iss = SysRegIss::new(enc, rt, dir);
+        syn(Esr::new(ExceptionClass::SysReg, true, iss.0).0, 0)
+    }
+
+    #[test]
+    fn id_register_reads_are_answered_from_the_guest_table() {
+        let ids = IdRegs::new(|_, _| u64::MAX);
+        let mut v = vcpu();
+        // ID_AA64DFR0_EL1 into x7: PMUVer and PMSVer hidden.
+        let dfr0 = sysreg::SysRegEnc::new(3, 0, 0, 5, 0);
+        assert_eq!(handle_sync(&mut v, &ids, sysreg(dfr0, 7, Direction::Read), |_| false), Action::Resume);
+        assert_eq!((v.regs.x[7] >> 8) & 0xf, 0, "no PMU");
+        assert_eq!((v.regs.x[7] >> 32) & 0xf, 0, "no SPE");
+        assert_eq!(v.pc, 0x4000_1004, "the mrs completed");
+        // A write to an ID register is UNDEFINED.
+        let a = handle_sync(&mut v, &ids, sysreg(dfr0, 7, Direction::Write), |_| false);
+        assert_eq!(a, Action::Injected);
+    }
+
+    #[test]
+    fn mdscr_is_the_guests_but_cannot_arm_the_hosts_breakpoints() {
+        let ids = IdRegs::empty();
+        let mut v = vcpu();
+        // MDE | KDE | TDCC | SS.
+        v.regs.x[3] = (1 << 15) | (1 << 13) | (1 << 12) | 1;
+        let w = handle_sync(&mut v, &ids, sysreg(sysreg::MDSCR_EL1, 3, Direction::Write), |_| false);
+        assert_eq!(w, Action::MdscrWritten);
+        assert_eq!(v.el1.mdscr, (1 << 12) | 1, "only TDCC and SS reach the CPU");
+        let r = handle_sync(&mut v, &ids, sysreg(sysreg::MDSCR_EL1, 9, Direction::Read), |_| false);
+        assert_eq!(r, Action::Resume);
+        assert_eq!(v.regs.x[9], (1 << 15) | (1 << 13) | (1 << 12) | 1, "the guest reads what it wrote");
+        assert_eq!(v.pc, 0x4000_1008);
+    }
+
+    #[test]
+    fn other_debug_registers_read_as_zero_and_ignore_writes() {
+        let ids = IdRegs::empty();
+        let mut v = vcpu();
+        v.regs.x[2] = 0xdead;
+        // DBGBCR0_EL1 (op0 2, CRn 0, CRm 0, op2 5).
+        let bcr0 = sysreg::SysRegEnc::new(2, 0, 0, 0, 5);
+        assert_eq!(handle_sync(&mut v, &ids, sysreg(bcr0, 2, Direction::Read), |_| false), Action::Resume);
+        assert_eq!(v.regs.x[2], 0);
+        // OSLSR_EL1: the OS lock implemented and open.
+        let oslsr = sysreg::SysRegEnc::new(2, 0, 1, 1, 4);
+        handle_sync(&mut v, &ids, sysreg(oslsr, 4, Direction::Read), |_| false);
+        assert_eq!(v.regs.x[4], 0b1000);
+        // OSLAR_EL1 write: ignored, completed.
+        let oslar = sysreg::SysRegEnc::new(2, 0, 1, 0, 4);
+        assert_eq!(handle_sync(&mut v, &ids, sysreg(oslar, 4, Direction::Write), |_| false), Action::Resume);
+        assert_eq!(v.pc, 0x4000_100c);
     }
 
     #[test]
@@ -452,7 +570,7 @@ mod tests {
             v.pstate = 0x3c5; // EL1h
             let iss = SysRegIss::new(enc, 2, Direction::Read);
             let esr = Esr::new(ExceptionClass::SysReg, true, iss.0);
-            assert_eq!(handle_sync(&mut v, syn(esr.0, 0), |_| false), Action::Injected);
+            assert_eq!(handle_sync(&mut v, &IdRegs::empty(), syn(esr.0, 0), |_| false), Action::Injected);
             assert_eq!(v.pc, 0x4000_8000 + 0x200, "current EL with SP_ELx, synchronous");
             assert_eq!(v.el1.elr, 0x4000_1000, "ELR_EL1 = the faulting instruction");
             assert_eq!(v.el1.esr >> 26, 0, "EC unknown");

@@ -7,7 +7,7 @@ use core::arch::asm;
 
 /// Reads a system register by name with `mrs` (for those aarch64-cpu lacks).
 macro_rules! mrs {
-    ($name:literal) => {{
+    ($name:expr) => {{
         let v: u64;
         // SAFETY: reading an EL1/EL0 system register at EL2 has no side effects.
         unsafe { asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack, preserves_flags)) };
@@ -72,6 +72,35 @@ pub fn write_exception_regs(c: &El1Context) {
     ESR_EL1.set(c.esr);
     ELR_EL1.set(c.elr);
     SPSR_EL1.set(c.spsr);
+}
+
+/// MDSCR_EL1 after an emulated guest write (`vcpu::emulate_sysreg`).
+pub fn write_mdscr(v: u64) {
+    MDSCR_EL1.set(v);
+}
+
+/// Reads the ID group 3 register (op0 3, op1 0, CRn 0, `crm`, `op2`),
+/// CRm 1..=7: the space HCR_EL2.TID3 traps. Unallocated encodings in it are
+/// RAZ (Arm ARM D19.1.2); outside it, 0.
+pub fn read_id_group3(crm: u8, op2: u8) -> u64 {
+    macro_rules! id_space {
+        ($($crm:literal),*) => {
+            match (crm, op2) {
+                $(
+                    ($crm, 0) => mrs!(concat!("S3_0_C0_C", $crm, "_0")),
+                    ($crm, 1) => mrs!(concat!("S3_0_C0_C", $crm, "_1")),
+                    ($crm, 2) => mrs!(concat!("S3_0_C0_C", $crm, "_2")),
+                    ($crm, 3) => mrs!(concat!("S3_0_C0_C", $crm, "_3")),
+                    ($crm, 4) => mrs!(concat!("S3_0_C0_C", $crm, "_4")),
+                    ($crm, 5) => mrs!(concat!("S3_0_C0_C", $crm, "_5")),
+                    ($crm, 6) => mrs!(concat!("S3_0_C0_C", $crm, "_6")),
+                    ($crm, 7) => mrs!(concat!("S3_0_C0_C", $crm, "_7")),
+                )*
+                _ => 0,
+            }
+        };
+    }
+    id_space!(1, 2, 3, 4, 5, 6, 7)
 }
 
 /// VMPIDR_EL2 for vcpu `idx`: what the guest reads as MPIDR_EL1 (Aff0 = idx,
