@@ -383,6 +383,7 @@ impl<'a> Platform<'a> {
         };
 
         ctx.reserved_memory(&mut reserved)?;
+        let chosen = fdt.find_node("/chosen");
         Ok(Platform {
             model: str_prop(&root, "model"),
             compatible: str_prop(&root, "compatible"),
@@ -395,8 +396,8 @@ impl<'a> Platform<'a> {
             spe,
             psci: ctx.psci()?,
             cpus: ctx.cpus()?,
-            bootargs: fdt.find_node("/chosen").and_then(|c| str_prop(&c, "bootargs")),
-            initrd: fdt.find_node("/chosen").and_then(|c| {
+            bootargs: chosen.as_ref().and_then(|c| str_prop(c, "bootargs")),
+            initrd: chosen.as_ref().and_then(|c| {
                 let start = c.property("linux,initrd-start")?.as_u64()?;
                 let end = c.property("linux,initrd-end")?.as_u64()?;
                 (end > start).then(|| Region { base: start, size: end - start })

@@ -105,23 +105,40 @@ const KERNEL_HINT: &str = "as root: dpkg --add-architecture arm64 && apt-get upd
      apt-get download linux-image-cloud-arm64:arm64 (then its dependency linux-image-<version>-cloud-arm64:arm64), \
      dpkg-deb -x the .deb and pass its boot/vmlinuz-* to QEMU with -initrd";
 
+fn guest_kernel_dir() -> std::path::PathBuf {
+    crate::root().join("target").join("guest-kernel")
+}
+
+fn cached_guest_kernel(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let boot = dir.join("x").join("boot");
+    std::fs::read_dir(boot)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+}
+
+/// Why [`guest_kernel`] cannot work here, if it cannot: nothing cached and
+/// no way to download (not root, or no apt-get). `None`: it can.
+pub fn guest_kernel_unavailable() -> Option<String> {
+    if cached_guest_kernel(&guest_kernel_dir()).is_some()
+        || (std::path::Path::new("/usr/bin/apt-get").exists() && is_root())
+    {
+        return None;
+    }
+    Some(format!("no guest kernel in {} and not root to fetch one; {KERNEL_HINT}", guest_kernel_dir().display()))
+}
+
 /// An arm64 Linux Image from Debian's cloud kernel, fetched once into
 /// `target/guest-kernel/` (downloaded at run time, never committed).
 pub fn guest_kernel() -> Result<std::path::PathBuf, String> {
-    let dir = crate::root().join("target").join("guest-kernel");
-    let find = |dir: &std::path::Path| -> Option<std::path::PathBuf> {
-        let boot = dir.join("x").join("boot");
-        std::fs::read_dir(boot)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
-    };
+    let dir = guest_kernel_dir();
+    let find = |dir: &std::path::Path| cached_guest_kernel(dir);
     if let Some(k) = find(&dir) {
         return Ok(k);
     }
-    if !(std::path::Path::new("/usr/bin/apt-get").exists() && is_root()) {
-        return Err(format!("no guest kernel in {}; {KERNEL_HINT}", dir.display()));
+    if let Some(why) = guest_kernel_unavailable() {
+        return Err(why);
     }
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let foreign = Command::new("dpkg").arg("--print-foreign-architectures").output().map_err(|e| e.to_string())?;
