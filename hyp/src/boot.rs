@@ -370,6 +370,7 @@ fn configure_host_el1(gic_version: u64, hcr_host: u64) {
     // EL2 timers off; their state is UNKNOWN out of reset.
     CNTHP_CTL_EL2.set(0);
     arch::disable_el2_virtual_timer();
+    arch::init_el2_controls();
     // No EL2 sampling into whatever buffer is live (PMSCR_EL2 = 0).
     if arch::debug_features().1 != 0 {
         // SAFETY: PMSVer != 0, so PMSCR_EL2 exists.

@@ -5,8 +5,13 @@
 //!
 //! - the PMU (MDCR_EL2.TPM traps it; the host profiles itself, not guests),
 //! - SPE and TRBE (the buffer belongs to the host; MDCR_EL2.E2PB/TPMS trap),
-//! - trace, BRBE, SVE and SME (trapped by CPTR_EL2, not switched), AMU, MPAM
-//!   and MTE (not switched either).
+//! - SVE and SME (CPTR_EL2.TZ/TSM trap them),
+//! - trace, BRBE, AMU, MPAM, MTE, GCS, LS64, MOPS and the TCR2/SCTLR2/
+//!   permission-indirection family: not context-switched. Some of these are
+//!   not trapped either (trace and AMU registers: CPTR_EL2.TTA/TAM are not
+//!   set), so a guest that ignores its ID registers can still reach them;
+//!   it would be touching the host's unswitched state. Trapping them is
+//!   still to do.
 //!
 //! Pure: the table is built from a reader the caller provides.
 
@@ -19,20 +24,47 @@ const fn field(shift: u32) -> u64 {
 }
 
 /// (CRm, op2, fields cleared) for each register that hides something.
+/// Anything whose registers the world switch does not carry, or whose
+/// enables EL2 keeps off (HCRX_EL2 = 0, no fine-grained traps lifted:
+/// `arch::init_el2_controls`), reads as absent.
 const HIDDEN: &[(u8, u8, u64)] = &[
     // ID_DFR0_EL1 (AArch32 view): PerfMon, MMapTrc, CopTrc.
     (1, 2, field(24) | field(16) | field(12)),
-    // ID_AA64PFR0_EL1: SVE, MPAM, AMU.
-    (4, 0, field(32) | field(40) | field(44)),
-    // ID_AA64PFR1_EL1: MTE, MPAM_frac, SME.
-    (4, 1, field(8) | field(16) | field(24)),
+    // ID_AA64PFR0_EL1: SVE, MPAM, AMU, RME.
+    (4, 0, field(32) | field(40) | field(44) | field(52)),
+    // ID_AA64PFR1_EL1: MTE, MPAM_frac, SME, NMI, GCS, THE.
+    (4, 1, field(8) | field(16) | field(24) | field(36) | field(44) | field(48)),
+    // ID_AA64PFR2_EL1 (FPMR, MTE extensions, ...): all.
+    (4, 2, u64::MAX),
     // ID_AA64ZFR0_EL1 (SVE) and ID_AA64SMFR0_EL1 (SME): all.
     (4, 4, u64::MAX),
     (4, 5, u64::MAX),
-    // ID_AA64DFR0_EL1: TraceVer, PMUVer, PMSVer, TraceFilt, TraceBuffer, MTPMU, BRBE.
-    (5, 0, field(4) | field(8) | field(32) | field(40) | field(44) | field(48) | field(52)),
+    // ID_AA64DFR0_EL1: TraceVer, PMUVer, PMSS, SEBEP, PMSVer, TraceFilt,
+    // TraceBuffer, MTPMU, BRBE, ExtTrcBuff, HPMN0.
+    (
+        5,
+        0,
+        field(4)
+            | field(8)
+            | field(16)
+            | field(24)
+            | field(32)
+            | field(40)
+            | field(44)
+            | field(48)
+            | field(52)
+            | field(56)
+            | field(60),
+    ),
     // ID_AA64DFR1_EL1: all.
     (5, 1, u64::MAX),
+    // ID_AA64ISAR1_EL1: LS64 (needs HCRX_EL2 enables).
+    (6, 1, field(60)),
+    // ID_AA64ISAR2_EL1: MOPS (needs HCRX_EL2.MSCEn), SYSREG_128.
+    (6, 2, field(16) | field(32)),
+    // ID_AA64MMFR3_EL1 (TCR2, SCTLR2, permission indirection and overlays,
+    // ...: EL1 registers the world switch does not carry): all.
+    (7, 3, u64::MAX),
 ];
 
 /// The guest's view of the ID group 3 registers.
@@ -88,8 +120,12 @@ mod tests {
         assert_eq!(pfr0 & 0xffff, 0xffff, "EL0..EL3 fields stay");
         assert_eq!(t.get(4, 4), Some(0), "ZFR0");
         assert_eq!((t.get(4, 1).unwrap() >> 8) & 0xf, 0, "MTE");
+        assert_eq!(t.get(7, 3), Some(0), "MMFR3: no TCR2/SCTLR2/permission indirection");
+        assert_eq!((t.get(6, 2).unwrap() >> 16) & 0xf, 0, "ISAR2.MOPS");
+        assert_eq!((t.get(4, 1).unwrap() >> 44) & 0xf, 0, "PFR1.GCS");
+        assert_eq!(t.get(4, 2), Some(0), "PFR2");
         assert_eq!(t.get(7, 0), Some(u64::MAX), "MMFR0 untouched");
-        assert_eq!(t.get(6, 1), Some(u64::MAX), "ISAR1 (pointer authentication) untouched");
+        assert_eq!(t.get(6, 1), Some(u64::MAX >> 4), "ISAR1: pointer authentication stays, LS64 goes");
     }
 
     #[test]

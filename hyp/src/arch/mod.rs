@@ -211,6 +211,38 @@ pub fn disable_el2_virtual_timer() {
     }
 }
 
+/// ID_AA64MMFR1_EL1.HCX and ID_AA64MMFR0_EL1.FGT.
+const MMFR1_HCX_SHIFT: u64 = 40;
+const MMFR0_FGT_SHIFT: u64 = 56;
+
+/// EL2 controls that are UNKNOWN out of reset and widen what EL1 may do:
+/// HCRX_EL2 = 0 (FEAT_HCX: TCR2_EL1, SCTLR2_EL1, MOPS, LS64 and the rest it
+/// enables stay off for the host and guests alike; guests' ID registers say
+/// these are absent) and the fine-grained trap registers = 0 (FEAT_FGT: no
+/// fine-grained trap set; their "n" bits, 0, trap the features they guard,
+/// which nobody here uses). Nothing to do where the features are absent.
+pub fn init_el2_controls() {
+    if (ID_AA64MMFR1_EL1.get() >> MMFR1_HCX_SHIFT) & 0xf != 0 {
+        // SAFETY: HCRX_EL2 (S3_4_C1_C2_2) exists with FEAT_HCX and is
+        // writable at EL2; 0 only disables EL1 features.
+        unsafe { core::arch::asm!("msr S3_4_C1_C2_2, xzr", options(nomem, nostack, preserves_flags)) };
+    }
+    if (ID_AA64MMFR0_EL1.get() >> MMFR0_FGT_SHIFT) & 0xf != 0 {
+        // SAFETY: HFGRTR/HFGWTR/HFGITR_EL2 and HDFGRTR/HDFGWTR_EL2 exist with
+        // FEAT_FGT and are writable at EL2; they only add traps to EL2.
+        unsafe {
+            core::arch::asm!(
+                "msr S3_4_C1_C1_4, xzr",
+                "msr S3_4_C1_C1_5, xzr",
+                "msr S3_4_C1_C1_6, xzr",
+                "msr S3_4_C3_C1_4, xzr",
+                "msr S3_4_C3_C1_5, xzr",
+                options(nomem, nostack, preserves_flags)
+            )
+        };
+    }
+}
+
 /// Registers the host is entered with.
 pub struct HostEntry {
     pub pc: u64,
