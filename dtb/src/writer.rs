@@ -111,16 +111,26 @@ impl<'a> FdtWriter<'a> {
 
     /// Appends `bytes` to the structure block, then zeros up to 4-byte alignment.
     fn put(&mut self, bytes: &[u8]) {
+        self.put_parts(&[bytes]);
+    }
+
+    /// Appends the `parts` one after the other, then zeros up to 4-byte
+    /// alignment.
+    fn put_parts(&mut self, parts: &[&[u8]]) {
         if self.error.is_some() {
             return;
         }
-        let end = self.pos + bytes.len();
-        let padded = end.next_multiple_of(4);
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let padded = (self.pos + len).next_multiple_of(4);
         let Some(dst) = self.buf.get_mut(self.pos..padded) else {
             return self.fail(WriteError::BufferTooSmall);
         };
-        dst[..bytes.len()].copy_from_slice(bytes);
-        dst[bytes.len()..].fill(0);
+        let mut at = 0;
+        for p in parts {
+            dst[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        dst[at..].fill(0);
         self.pos = padded;
     }
 
@@ -137,23 +147,8 @@ impl<'a> FdtWriter<'a> {
             return self.fail(WriteError::BadName);
         }
         self.word(FDT_BEGIN_NODE);
-        self.put_name(name);
+        self.put_parts(&[name.as_bytes(), &[0]]);
         self.depth += 1;
-    }
-
-    /// `name` and its NUL, padded (one `put` so the padding is right).
-    fn put_name(&mut self, name: &str) {
-        if self.error.is_some() {
-            return;
-        }
-        let end = self.pos + name.len() + 1;
-        let padded = end.next_multiple_of(4);
-        let Some(dst) = self.buf.get_mut(self.pos..padded) else {
-            return self.fail(WriteError::BufferTooSmall);
-        };
-        dst[..name.len()].copy_from_slice(name.as_bytes());
-        dst[name.len()..].fill(0);
-        self.pos = padded;
     }
 
     /// Closes the innermost open node.
@@ -190,22 +185,33 @@ impl<'a> FdtWriter<'a> {
         Some(off as u32)
     }
 
-    /// A property with a raw value.
-    pub fn prop(&mut self, name: &str, value: &[u8]) {
+    /// The token, length and name offset every property starts with; `false`
+    /// (and the error recorded) if the property cannot be written.
+    fn prop_header(&mut self, name: &str, len: usize) -> bool {
         if self.depth == 0 {
-            return self.fail(WriteError::Unbalanced);
+            self.fail(WriteError::Unbalanced);
+            return false;
         }
         if name.is_empty() || name.as_bytes().contains(&0) {
-            return self.fail(WriteError::BadName);
+            self.fail(WriteError::BadName);
+            return false;
         }
-        let Some(off) = self.name_offset(name) else { return };
-        let Ok(len) = u32::try_from(value.len()) else {
-            return self.fail(WriteError::BufferTooSmall);
+        let Ok(len) = u32::try_from(len) else {
+            self.fail(WriteError::BufferTooSmall);
+            return false;
         };
+        let Some(off) = self.name_offset(name) else { return false };
         self.word(FDT_PROP);
         self.word(len);
         self.word(off);
-        self.put(value);
+        self.error.is_none()
+    }
+
+    /// A property with a raw value.
+    pub fn prop(&mut self, name: &str, value: &[u8]) {
+        if self.prop_header(name, value.len()) {
+            self.put(value);
+        }
     }
 
     /// An empty property (a flag such as `interrupt-controller`).
@@ -215,15 +221,10 @@ impl<'a> FdtWriter<'a> {
 
     /// A property of 32-bit cells.
     pub fn prop_cells(&mut self, name: &str, cells: &[u32]) {
-        if self.depth == 0 {
-            return self.fail(WriteError::Unbalanced);
-        }
-        let Some(off) = self.name_offset(name) else { return };
-        self.word(FDT_PROP);
-        self.word((cells.len() * 4) as u32);
-        self.word(off);
-        for &c in cells {
-            self.word(c);
+        if self.prop_header(name, cells.len().saturating_mul(4)) {
+            for &c in cells {
+                self.word(c);
+            }
         }
     }
 
@@ -235,16 +236,11 @@ impl<'a> FdtWriter<'a> {
     /// A property of 64-bit values, each as two cells (high, low): `reg`
     /// with `#address-cells = #size-cells = 2`.
     pub fn prop_u64s(&mut self, name: &str, values: &[u64]) {
-        if self.depth == 0 {
-            return self.fail(WriteError::Unbalanced);
-        }
-        let Some(off) = self.name_offset(name) else { return };
-        self.word(FDT_PROP);
-        self.word((values.len() * 8) as u32);
-        self.word(off);
-        for &v in values {
-            self.word((v >> 32) as u32);
-            self.word(v as u32);
+        if self.prop_header(name, values.len().saturating_mul(8)) {
+            for &v in values {
+                self.word((v >> 32) as u32);
+                self.word(v as u32);
+            }
         }
     }
 
@@ -255,18 +251,11 @@ impl<'a> FdtWriter<'a> {
 
     /// A string-list property (`compatible`).
     pub fn prop_strs(&mut self, name: &str, list: &[&str]) {
-        if self.depth == 0 {
-            return self.fail(WriteError::Unbalanced);
-        }
         if list.iter().any(|s| s.as_bytes().contains(&0)) {
             return self.fail(WriteError::BadName);
         }
-        let Some(off) = self.name_offset(name) else { return };
         let len: usize = list.iter().map(|s| s.len() + 1).sum();
-        self.word(FDT_PROP);
-        self.word(len as u32);
-        self.word(off);
-        if self.error.is_some() {
+        if !self.prop_header(name, len) {
             return;
         }
         let end = self.pos + len;
@@ -411,6 +400,26 @@ mod tests {
         w.prop_str("bootargs", "a\0b");
         w.end_node();
         assert_eq!(w.finish(), Err(WriteError::BadName));
+
+        // Every property kind checks its name (a NUL would alias a prefix
+        // in the strings table).
+        for bad in ["", "a\0b"] {
+            let mut w = FdtWriter::new(&mut buf, &[]);
+            w.begin_node("");
+            w.prop_u32(bad, 1);
+            w.end_node();
+            assert_eq!(w.finish(), Err(WriteError::BadName), "prop_u32({bad:?})");
+            let mut w = FdtWriter::new(&mut buf, &[]);
+            w.begin_node("");
+            w.prop_u64s(bad, &[1]);
+            w.end_node();
+            assert_eq!(w.finish(), Err(WriteError::BadName), "prop_u64s({bad:?})");
+            let mut w = FdtWriter::new(&mut buf, &[]);
+            w.begin_node("");
+            w.prop_strs(bad, &["x"]);
+            w.end_node();
+            assert_eq!(w.finish(), Err(WriteError::BadName), "prop_strs({bad:?})");
+        }
     }
 
     #[test]

@@ -146,10 +146,14 @@ pub fn start(args: BootArgs) -> ! {
     for r in &free[..n] {
         tables.map_range(&mut bump, r.start, r.start, r.size(), Attributes::RW).unwrap_or_else(fail);
     }
-    // The initrd (a guest kernel, `spevisor.scenario=linux`), read-only.
-    if let Some(r) =
-        initrd.filter(|r| !r.overlaps(dtb.start, dtb.size()) && !Range::new(img, img_end).overlaps(r.start, r.size()))
-    {
+    // The initrd (a guest kernel, `spevisor.scenario=linux`), read-only,
+    // unless it shares pages with the image, the DTB, the boot tables or a
+    // reservation (then it is refused, below, once the console exists).
+    let initrd_clash = initrd.is_some_and(|r| {
+        Range::new(img, img_end).overlaps(r.start, r.size())
+            || holes[..spevisor_dtb::MAX_RESERVED_REGIONS + 2].iter().any(|h| h.overlaps(r.start, r.size()))
+    });
+    if let Some(r) = initrd.filter(|_| !initrd_clash) {
         tables.map_range(&mut bump, r.start, r.start, r.size(), Attributes::RO).unwrap_or_else(fail);
     }
     arch::publish_new_mappings();
@@ -179,12 +183,10 @@ pub fn start(args: BootArgs) -> ! {
             if mapped { "MAPPED" } else { "not mapped, not allocatable" }
         );
     }
-    let bootargs = spevisor_dtb::Fdt::new(blob)
-        .ok()
-        .and_then(|f| f.find_node("/chosen"))
-        .and_then(|n| n.property("bootargs"))
-        .and_then(|p| p.as_str())
-        .unwrap_or("");
+    if initrd_clash {
+        error!("the initrd {:?} shares pages with the image, the DTB or a reservation: not used", platform.initrd);
+    }
+    let bootargs = platform.bootargs.unwrap_or("");
     if !bootargs.is_empty() {
         info!("command line: {bootargs}");
     }
@@ -213,7 +215,8 @@ pub fn start(args: BootArgs) -> ! {
     if let Err(why) = spe {
         info!("SPE profiler not running: {why}");
     }
-    let initrd_bytes = platform.initrd.map(|r| Range::new(r.base, r.base.saturating_add(r.size)));
+    let initrd_bytes =
+        platform.initrd.filter(|_| !initrd_clash).map(|r| Range::new(r.base, r.base.saturating_add(r.size)));
     *HOST.lock() = Some(Host { pages, initrd: initrd_bytes });
     main(bootargs, img)
 }

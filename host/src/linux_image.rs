@@ -5,6 +5,9 @@
 /// Header fields, by byte offset.
 const TEXT_OFFSET: usize = 8;
 const IMAGE_SIZE: usize = 16;
+const FLAGS: usize = 24;
+/// flags bit 0: the kernel is big-endian.
+const FLAG_BE: u64 = 1;
 const MAGIC: usize = 56;
 /// "ARM\x64", little-endian.
 const ARM64_MAGIC: u32 = 0x644d_5241;
@@ -31,6 +34,8 @@ pub enum ImageError {
     BadMagic { found: u32 },
     /// `text_offset` not 4 KiB aligned, or the sizes overflow.
     BadHeader,
+    /// A big-endian kernel (guests start little-endian).
+    BigEndian,
 }
 
 impl core::fmt::Display for ImageError {
@@ -41,6 +46,7 @@ impl core::fmt::Display for ImageError {
                 write!(f, "not an arm64 Image (magic {found:#010x}, expected {ARM64_MAGIC:#010x})")
             }
             Self::BadHeader => write!(f, "arm64 Image header with an unaligned text_offset or overflowing sizes"),
+            Self::BigEndian => write!(f, "a big-endian arm64 Image (guests start little-endian)"),
         }
     }
 }
@@ -61,6 +67,8 @@ pub fn parse(image: &[u8]) -> Result<LinuxImage, ImageError> {
         return Err(ImageError::BadMagic { found: magic });
     }
     let (text_offset, image_size) = match le64(image, IMAGE_SIZE) {
+        // flags exist only where image_size does (kernels from 3.17).
+        size if size != 0 && le64(image, FLAGS) & FLAG_BE != 0 => return Err(ImageError::BigEndian),
         0 => (LEGACY_TEXT_OFFSET, 0),
         size => (le64(image, TEXT_OFFSET), size),
     };
@@ -108,6 +116,9 @@ mod tests {
         assert!(matches!(parse(&not_linux), Err(ImageError::BadMagic { .. })));
         assert_eq!(parse(&header(0x800, 0x1000, 4096)), Err(ImageError::BadHeader), "unaligned text_offset");
         assert_eq!(parse(&header(0x1000, u64::MAX, 4096)), Err(ImageError::BadHeader), "overflow");
+        let mut be = header(0, 0x1000, 4096);
+        be[FLAGS] = 1;
+        assert_eq!(parse(&be), Err(ImageError::BigEndian));
         // The spevisor image itself is an arm64 Image too: accepted.
         assert!(parse(&header(0, 0x20_0000, 64)).is_ok());
     }

@@ -83,6 +83,9 @@ pub fn ending_name(e: Option<Ending>) -> &'static str {
 
 /// Guest RAM of the `linux` scenario unless `spevisor.guest_ram_mib=` says otherwise.
 pub const LINUX_RAM_MIB: u64 = 256;
+/// The most `spevisor.guest_ram_mib=` may ask for (the guest map has RAM
+/// from 1 GiB; 64 GiB keeps it well inside the smallest, 39-bit, IPA space).
+const MAX_LINUX_RAM: u64 = 64 << 30;
 /// The Linux guest's command line (in its device tree).
 const LINUX_BOOTARGS: &str = "console=ttyAMA0 earlycon=pl011,0x09000000 panic=-1";
 
@@ -98,7 +101,11 @@ pub fn linux(t: &mut Totals, ram_mib: u64) {
     // nothing writes it.
     let image = unsafe { core::slice::from_raw_parts(initrd.start as *const u8, initrd.size() as usize) };
     let boot = Boot::Linux { image, bootargs: LINUX_BOOTARGS };
-    let mut vm = match Vm::create_booting("linux", boot, ram_mib << 20) {
+    let Some(ram) = ram_mib.checked_mul(1 << 20).filter(|r| *r <= MAX_LINUX_RAM) else {
+        error!("linux: spevisor.guest_ram_mib={ram_mib}: at most {} MiB", MAX_LINUX_RAM >> 20);
+        return;
+    };
+    let mut vm = match Vm::create_booting("linux", boot, ram) {
         Ok(vm) => vm,
         Err(e) => {
             error!("linux: cannot create the VM: {e}");

@@ -33,13 +33,19 @@ impl Range {
         size != 0 && start < self.end && self.start < end
     }
     /// The range grown to whole `align`-sized units.
+    /// (An end within `align` of 2^64 stays at the last aligned boundary
+    /// below it rather than wrapping: such a range is not memory anyway.)
     pub const fn align_out(&self, align: u64) -> Self {
-        Self::new(self.start & !(align - 1), (self.end + align - 1) & !(align - 1))
+        let end = match self.end.checked_add(align - 1) {
+            Some(e) => e & !(align - 1),
+            None => self.end & !(align - 1),
+        };
+        Self::new(self.start & !(align - 1), end)
     }
 }
 
 /// Maximum pieces [`subtract`] returns.
-pub const MAX_PIECES: usize = 16;
+pub const MAX_PIECES: usize = 32;
 
 /// `from` minus every range in `holes`, in ascending order (at most
 /// [`MAX_PIECES`] pieces; the rest is dropped, which only loses memory).

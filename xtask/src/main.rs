@@ -201,7 +201,7 @@ fn real_main() -> Result<(), String> {
                     Some(("--scenario", v)) if !passthrough => append.push(format!("spevisor.scenario={v}")),
                     None if a == "--linux" && !passthrough => {
                         // Debian's cloud kernel as a guest, loaded by QEMU as the initrd.
-                        let kernel = setup::guest_kernel()?;
+                        let kernel = setup::guest_kernel().map_err(|e| e.to_string())?;
                         eprintln!("xtask: guest kernel {}", kernel.display());
                         append.push("spevisor.scenario=linux spevisor.spe=off".into());
                         linux_initrd = Some(kernel);

@@ -118,50 +118,86 @@ fn cached_guest_kernel(dir: &std::path::Path) -> Option<std::path::PathBuf> {
         .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
 }
 
-/// Why [`guest_kernel`] cannot work here, if it cannot: nothing cached and
-/// no way to download (not root, or no apt-get). `None`: it can.
-pub fn guest_kernel_unavailable() -> Option<String> {
-    if cached_guest_kernel(&guest_kernel_dir()).is_some()
-        || (std::path::Path::new("/usr/bin/apt-get").exists() && is_root())
-    {
-        return None;
+/// Why the guest kernel cannot be had.
+#[derive(Debug)]
+pub enum KernelError {
+    /// Not here: nothing cached and no way to fetch it (not root, not
+    /// Debian, or Debian's arm64 packages unreachable). The Linux test skips.
+    Unavailable(String),
+    /// Fetched but unusable (extraction failed, no kernel in the package):
+    /// a real failure.
+    Broken(String),
+}
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable(s) | Self::Broken(s) => f.write_str(s),
+        }
     }
-    Some(format!("no guest kernel in {} and not root to fetch one; {KERNEL_HINT}", guest_kernel_dir().display()))
+}
+
+/// Whether this is Debian (whose mirrors carry arm64 packages under the same
+/// sources; Ubuntu's, for one, do not, and adding the architecture there
+/// breaks `apt-get update`).
+fn is_debian() -> bool {
+    std::fs::read_to_string("/etc/os-release").is_ok_and(|s| s.lines().any(|l| l.trim() == "ID=debian"))
 }
 
 /// An arm64 Linux Image from Debian's cloud kernel, fetched once into
 /// `target/guest-kernel/` (downloaded at run time, never committed).
-pub fn guest_kernel() -> Result<std::path::PathBuf, String> {
+pub fn guest_kernel() -> Result<std::path::PathBuf, KernelError> {
+    use KernelError::{Broken, Unavailable};
     let dir = guest_kernel_dir();
-    let find = |dir: &std::path::Path| cached_guest_kernel(dir);
-    if let Some(k) = find(&dir) {
+    if let Some(k) = cached_guest_kernel(&dir) {
         return Ok(k);
     }
-    if let Some(why) = guest_kernel_unavailable() {
-        return Err(why);
+    if !(std::path::Path::new("/usr/bin/apt-get").exists() && is_root() && is_debian()) {
+        let why = format!("no guest kernel in {} and no way to fetch one here (needs root on Debian)", dir.display());
+        return Err(Unavailable(format!("{why}; {KERNEL_HINT}")));
     }
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let foreign = Command::new("dpkg").arg("--print-foreign-architectures").output().map_err(|e| e.to_string())?;
+    let unavailable = |e: String| Unavailable(format!("{e}; {KERNEL_HINT}"));
+    std::fs::create_dir_all(&dir).map_err(|e| Broken(e.to_string()))?;
+    let foreign =
+        Command::new("dpkg").arg("--print-foreign-architectures").output().map_err(|e| unavailable(e.to_string()))?;
     if !String::from_utf8_lossy(&foreign.stdout).lines().any(|l| l.trim() == "arm64") {
         eprintln!("xtask: adding the arm64 architecture to dpkg (for the guest kernel package)");
-        crate::run_cmd(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
-        crate::run_cmd(Command::new("apt-get").args(["update", "-qq"]))?;
+        crate::run_cmd(Command::new("dpkg").args(["--add-architecture", "arm64"])).map_err(unavailable)?;
+        crate::run_cmd(Command::new("apt-get").args(["update", "-qq"])).map_err(unavailable)?;
     }
-    // The meta package names the versioned one: download that.
-    let deps = Command::new("apt-cache").args(["depends", GUEST_KERNEL_PACKAGE]).output().map_err(|e| e.to_string())?;
+    // The meta package names the versioned one (a plain `Depends:` line,
+    // not an alternative): download that.
+    let deps = Command::new("apt-cache")
+        .args(["depends", GUEST_KERNEL_PACKAGE])
+        .output()
+        .map_err(|e| unavailable(e.to_string()))?;
     let versioned = String::from_utf8_lossy(&deps.stdout)
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Depends: ").map(str::to_string))
-        .ok_or_else(|| format!("apt-cache knows no {GUEST_KERNEL_PACKAGE}; {KERNEL_HINT}"))?;
+        .find_map(|l| l.strip_prefix("  Depends: ").map(|v| v.trim().to_string()))
+        .ok_or_else(|| unavailable(format!("apt-cache knows no {GUEST_KERNEL_PACKAGE}")))?;
+    let package = versioned.split(':').next().unwrap_or(&versioned).to_string();
     eprintln!("xtask: downloading {versioned} (the Linux guest kernel)");
-    crate::run_cmd(Command::new("apt-get").current_dir(&dir).args(["download", "-qq", &versioned]))?;
-    let deb = std::fs::read_dir(&dir)
-        .map_err(|e| e.to_string())?
+    let download = dir.join("download");
+    let _ = std::fs::remove_dir_all(&download);
+    std::fs::create_dir_all(&download).map_err(|e| Broken(e.to_string()))?;
+    crate::run_cmd(Command::new("apt-get").current_dir(&download).args(["download", "-qq", &versioned]))
+        .map_err(unavailable)?;
+    let deb = std::fs::read_dir(&download)
+        .map_err(|e| Broken(e.to_string()))?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or("apt-get download left no .deb")?;
-    crate::run_cmd(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(dir.join("x")))?;
-    let _ = std::fs::remove_file(&deb);
-    find(&dir).ok_or_else(|| format!("{} has no boot/vmlinuz-*", deb.display()))
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "deb")
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{package}_")))
+        })
+        .ok_or_else(|| Broken(format!("apt-get download left no {package}_*.deb")))?;
+    // Extract beside the cache and move into place: an interrupted run
+    // leaves no half kernel behind.
+    let partial = dir.join("x.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    crate::run_cmd(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial)).map_err(Broken)?;
+    let _ = std::fs::remove_dir_all(dir.join("x"));
+    std::fs::rename(&partial, dir.join("x")).map_err(|e| Broken(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&download);
+    cached_guest_kernel(&dir).ok_or_else(|| Broken(format!("{} has no boot/vmlinuz-*", deb.display())))
 }
