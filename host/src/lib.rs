@@ -28,6 +28,7 @@ mod pmu;
 mod profiler;
 #[cfg(target_arch = "aarch64")]
 mod scenarios;
+pub mod vgic;
 #[cfg(target_arch = "aarch64")]
 mod vmm;
 

@@ -113,6 +113,7 @@ pub struct Vm {
     pub ram_pa: u64,
     pub ram_pages: u64,
     uart: Pl011Model,
+    gic: crate::vgic::Vgic,
     line: [u8; 160],
     line_len: usize,
     /// The answer to the last exit, already encoded as the next VCPU_RUN's
@@ -198,6 +199,7 @@ impl Vm {
             ram_pa,
             ram_pages: pages,
             uart: Pl011Model::new(),
+            gic: crate::vgic::Vgic::new(),
             line: [0; 160],
             line_len: 0,
             completion: Completion::None.to_regs(),
@@ -246,6 +248,12 @@ impl Vm {
 
     /// Emulates an MMIO access; `None` if no device is there.
     fn mmio(&mut self, m: MmioAccess) -> Option<Completion> {
+        use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA};
+        if (GICD_IPA..GICD_IPA + crate::vgic::GICD_SIZE).contains(&m.ipa)
+            || (GICR_IPA..GICR_IPA + crate::vgic::GICR_SIZE).contains(&m.ipa)
+        {
+            return Some(self.gic_access(m));
+        }
         if !(GUEST_UART_IPA..GUEST_UART_IPA + GUEST_UART_SIZE).contains(&m.ipa) {
             return None;
         }
@@ -270,6 +278,30 @@ impl Vm {
                 0
             });
             Some(Completion::MmioRead(v))
+        }
+    }
+
+    /// A distributor or redistributor access (`vgic.rs`). A size or
+    /// alignment the register does not take reads as zero and ignores the
+    /// write, with a warning: the guest goes on.
+    fn gic_access(&mut self, m: MmioAccess) -> Completion {
+        use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA};
+        let dist = m.ipa < GICR_IPA;
+        let off = m.ipa - if dist { GICD_IPA } else { GICR_IPA };
+        let r = match (dist, m.write) {
+            (true, true) => self.gic.write_dist(off, m.size, m.value).map(|()| 0),
+            (true, false) => self.gic.read_dist(off, m.size),
+            (false, true) => self.gic.write_redist(off, m.size, m.value).map(|()| 0),
+            (false, false) => self.gic.read_redist(off, m.size),
+        };
+        let v = r.unwrap_or_else(|e| {
+            warn!("{}: GIC access at IPA {:#x} refused ({e:?}): RAZ/WI", self.name, m.ipa);
+            0
+        });
+        if m.write {
+            Completion::MmioWrite
+        } else {
+            Completion::MmioRead(v)
         }
     }
 
@@ -351,6 +383,20 @@ impl Vm {
     /// Runs until the VM ends.
     pub fn run(&mut self) -> Ending {
         while self.step() {}
+        self.ending.unwrap_or(Ending::Killed)
+    }
+
+    /// Runs until the VM ends or `max_exits` exits have been handled (then
+    /// it is stopped: a guest that waits for an interrupt nothing delivers
+    /// yet would otherwise run forever).
+    pub fn run_for(&mut self, max_exits: u64) -> Ending {
+        while self.step() {
+            if self.exits >= max_exits {
+                error!("{}: exit budget of {max_exits} spent; VM stopped", self.name);
+                self.ending = Some(Ending::Killed);
+                break;
+            }
+        }
         self.ending.unwrap_or(Ending::Killed)
     }
 

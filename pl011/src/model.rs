@@ -14,7 +14,9 @@
 //!   write (the FIFO drains at once, so it falls below any trigger level) and
 //!   cleared through ICR. MIS = RIS & IMSC.
 //! - The peripheral and PrimeCell ID registers identify a PL011.
-//! - DR takes 8-, 16- and 32-bit accesses; every other register 32-bit only.
+//! - DR takes 8-, 16- and 32-bit accesses; every other register 16- and
+//!   32-bit accesses at its own offset (its low half: Linux's `amba-pl011`
+//!   uses 16-bit accesses, as real PL011s on a 16-bit-capable bus allow).
 //!   Other reserved offsets in the frame read as zero and ignore writes, like
 //!   writes to the read-only registers.
 
@@ -134,8 +136,9 @@ impl Pl011Model {
         if !offset.is_multiple_of(u64::from(size)) {
             return Err(AccessError::Misaligned { offset, size });
         }
-        // Narrow accesses only at DR's own offset (its data byte).
-        let narrow_ok = offset == reg::DR && size < REG_SIZE;
+        // Narrow accesses only at a register's own offset: 8-bit for DR (its
+        // data byte), 16-bit for every register (its low half).
+        let narrow_ok = offset.is_multiple_of(u64::from(REG_SIZE)) && (size == 2 || (size == 1 && offset == reg::DR));
         if size != REG_SIZE && !narrow_ok {
             return Err(AccessError::BadSize { offset, size });
         }
@@ -165,7 +168,9 @@ impl Pl011Model {
             // ICR is write-only; reserved offsets read as zero.
             _ => 0,
         };
-        Ok(value.into())
+        // A narrow read sees the register's low bytes.
+        let mask = if size >= REG_SIZE { u32::MAX } else { (1u32 << (8 * size)) - 1 };
+        Ok((value & mask).into())
     }
 
     /// A guest store of `size` bytes of `value` at `offset` into the frame.
@@ -325,15 +330,19 @@ mod tests {
     }
 
     #[test]
-    fn narrow_accesses_only_to_dr() {
+    fn narrow_accesses_16_bit_everywhere_8_bit_only_to_dr() {
         let mut m = Pl011Model::new();
         for r in [reg::FR, reg::CR, reg::IMSC, reg::PERIPH_ID0] {
-            for size in [1, 2] {
-                let err = AccessError::BadSize { offset: r, size };
-                assert_eq!(m.read(r, size), Err(err));
-                assert_eq!(m.write(r, size, 0, &mut no_output), Err(err));
-            }
+            let err = AccessError::BadSize { offset: r, size: 1 };
+            assert_eq!(m.read(r, 1), Err(err));
+            assert_eq!(m.write(r, 1, 0, &mut no_output), Err(err));
         }
+        // 16-bit: the register's low half (Linux's amba-pl011 reads FR so).
+        assert_eq!(m.read(reg::FR, 2), Ok((fr::TXFE | fr::RXFE).into()));
+        m.write(reg::CR, 2, 0x0301, &mut no_output).unwrap();
+        assert_eq!(rd(&mut m, reg::CR), 0x0301);
+        // Not at a register's own offset: refused.
+        assert_eq!(m.read(reg::FR + 2, 2), Err(AccessError::BadSize { offset: reg::FR + 2, size: 2 }));
         // A byte access into DR's upper bytes is not a DR access.
         assert_eq!(
             m.write(reg::DR + 1, 1, 0x41, &mut no_output),
