@@ -309,6 +309,8 @@ pub fn start(args: BootArgs) -> ! {
             fp: Default::default(),
             spe: HostSpe { backend: spe_backend, id: spe_id },
             mdcr: host_mdcr,
+            mdcr_guest: crate::traps::mdcr_guest(host_mdcr, arch::has_trace_filter()),
+            cptr_guest: crate::traps::cptr_guest(arch::has_sysreg_trace(), arch::has_amu()),
             hcr_host,
             hcr_guest,
             pauth: Default::default(),

@@ -7,11 +7,11 @@
 //! - SPE and TRBE (the buffer belongs to the host; MDCR_EL2.E2PB/TPMS trap),
 //! - SVE and SME (CPTR_EL2.TZ/TSM trap them),
 //! - trace, BRBE, AMU, MPAM, MTE, GCS, LS64, MOPS and the TCR2/SCTLR2/
-//!   permission-indirection family: not context-switched. Some of these are
-//!   not trapped either (trace and AMU registers: CPTR_EL2.TTA/TAM are not
-//!   set), so a guest that ignores its ID registers can still reach them;
-//!   it would be touching the host's unswitched state. Trapping them is
-//!   still to do.
+//!   permission-indirection family: not context-switched. Trace, the trace
+//!   filter and the activity monitors are also trapped where they exist
+//!   (CPTR_EL2.TTA/TAM, MDCR_EL2.TTRF: `traps.rs`), so a guest that ignores
+//!   its ID registers still cannot reach the host's; MTE and the HCRX_EL2
+//!   family stay disabled for EL1 (HCR_EL2.ATA clear, HCRX_EL2 = 0).
 //!
 //! Pure: the table is built from a reader the caller provides.
 

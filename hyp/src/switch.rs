@@ -115,8 +115,12 @@ mod imp {
         pub el1: crate::vcpu::El1Context,
         pub fp: FpRegs,
         pub spe: HostSpe,
-        /// MDCR_EL2 while the host runs (HPMN, E2PB = 0b11).
+        /// MDCR_EL2 while the host runs (HPMN, E2PB = 0b11), and for guests
+        /// (`traps::mdcr_guest`).
         pub mdcr: u64,
+        pub mdcr_guest: u64,
+        /// CPTR_EL2 for guests on this CPU (`traps::cptr_guest`).
+        pub cptr_guest: u64,
         /// HCR_EL2 for the host and for guests on this CPU (`traps::hcr_values`).
         pub hcr_host: u64,
         pub hcr_guest: u64,
@@ -200,7 +204,7 @@ mod imp {
         // now belongs to EL2 and EL1 accesses trap; TPMS; PMU/debug traps),
         // CPTR_EL2 (FP trapped for the lazy switch), CNTHCTL_EL2; and the
         // host's PMU counters stop so guest cycles are not charged to it.
-        traps::activate_guest(host.mdcr, host.hcr_guest);
+        traps::activate_guest(host.hcr_guest, host.mdcr_guest, host.cptr_guest);
         let host_counters = sysregs::pause_host_counters();
         step::<TRACED>(trace, Step::ActivateGuestTraps);
 
@@ -249,7 +253,7 @@ mod imp {
                     // and give the guest its own, then let it retry.
                     // CPTR_EL2.TFP traps EL2's own FP accesses too (nVHE), so
                     // lift it before touching the registers.
-                    traps::allow_guest_fp();
+                    traps::allow_guest_fp(host.cptr_guest);
                     if !fp_loaded {
                         arch::fp_save(&mut host.fp);
                         arch::fp_restore(&vcpu.fp);

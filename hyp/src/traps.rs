@@ -74,12 +74,16 @@ pub mod mdcr {
     /// E2PB = 0b00: the buffer uses EL2's regime; EL1 accesses trap.
     pub const E2PB_EL2: u64 = 0b00 << E2PB_SHIFT;
     pub const TPMS: u64 = 1 << 14;
+    /// Trap TRFCR_EL1 (FEAT_TRF; RES0 without it).
+    pub const TTRF: u64 = 1 << 19;
 }
 
 /// MDCR_EL2 for a guest from the host's: same HPMN, the buffer taken away
-/// from EL1 (E2PB=0b00), sampling controls (TPMS), PMU and debug trapped.
-pub const fn mdcr_guest(host_mdcr: u64) -> u64 {
-    (host_mdcr & mdcr::HPMN_MASK)
+/// from EL1 (E2PB=0b00), sampling controls (TPMS), PMU and debug trapped,
+/// and the trace filter control (TTRF) where FEAT_TRF exists (`trf`).
+pub const fn mdcr_guest(host_mdcr: u64, trf: bool) -> u64 {
+    (if trf { mdcr::TTRF } else { 0 })
+        | (host_mdcr & mdcr::HPMN_MASK)
         | mdcr::E2PB_EL2
         | mdcr::TPMS
         | mdcr::TPM
@@ -99,12 +103,25 @@ pub mod cptr {
     pub const TFP: u64 = 1 << 10;
     /// Trap SME.
     pub const TSM: u64 = 1 << 12;
+    /// Trap the trace registers (RES0 without System register trace).
+    pub const TTA: u64 = 1 << 20;
+    /// Trap the activity monitors (FEAT_AMUv1; RES0 without).
+    pub const TAM: u64 = 1 << 30;
 }
 
 /// CPTR_EL2 for the host: FP allowed, SVE/SME trapped (unused by the host).
 pub const CPTR_HOST: u64 = cptr::RES1 | cptr::TZ | cptr::TSM;
 /// CPTR_EL2 for a guest: FP/SIMD trapped until its first use (lazy switch).
 pub const CPTR_GUEST: u64 = CPTR_HOST | cptr::TFP;
+
+/// CPTR_EL2 for guests on this CPU: [`CPTR_GUEST`] plus the trace (`trace`:
+/// System register trace exists) and activity-monitor (`amu`) traps. The
+/// world switch carries neither: the ID registers tell guests they are
+/// absent, and the traps make sure (an access gets what an absent register
+/// gives, `vcpu::emulate_sysreg`).
+pub const fn cptr_guest(trace: bool, amu: bool) -> u64 {
+    CPTR_GUEST | if trace { cptr::TTA } else { 0 } | if amu { cptr::TAM } else { 0 }
+}
 
 /// CNTHCTL_EL2 (nVHE): EL1PCTEN (bit 0) lets EL1 read the physical counter,
 /// EL1PCEN (bit 1) lets it use the physical timer.
@@ -120,17 +137,19 @@ mod imp {
     use super::*;
     use aarch64_cpu::registers::*;
 
-    /// Guest traps on; in the order the contract lists them.
-    pub fn activate_guest(host_mdcr: u64, hcr_guest: u64) {
+    /// Guest traps on; in the order the contract lists them. The values
+    /// come from [`hcr_values`], [`mdcr_guest`] and [`cptr_guest`] (for
+    /// this CPU's features, computed once at boot).
+    pub fn activate_guest(hcr_guest: u64, mdcr_guest: u64, cptr_guest: u64) {
         HCR_EL2.set(hcr_guest);
-        MDCR_EL2.set(mdcr_guest(host_mdcr));
-        CPTR_EL2.set(CPTR_GUEST);
+        MDCR_EL2.set(mdcr_guest);
+        CPTR_EL2.set(cptr_guest);
         CNTHCTL_EL2.set(CNTHCTL_GUEST);
     }
 
     /// The guest used FP/SIMD and now owns the registers: stop trapping it.
-    pub fn allow_guest_fp() {
-        CPTR_EL2.set(CPTR_GUEST & !cptr::TFP);
+    pub fn allow_guest_fp(cptr_guest: u64) {
+        CPTR_EL2.set(cptr_guest & !cptr::TFP);
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     }
 
@@ -157,7 +176,9 @@ mod tests {
     #[test]
     fn the_guest_loses_the_profiling_buffer_and_the_host_keeps_it() {
         let host = 6 | mdcr::E2PB_EL1;
-        let g = mdcr_guest(host);
+        let g = mdcr_guest(host, false);
+        assert_eq!(g & mdcr::TTRF, 0, "RES0 without FEAT_TRF");
+        assert_ne!(mdcr_guest(host, true) & mdcr::TTRF, 0);
         assert_eq!(g & mdcr::E2PB_MASK, 0, "E2PB must be 0b00 for guests");
         assert_ne!(g & mdcr::TPMS, 0);
         assert_ne!(g & mdcr::TPM, 0);
@@ -182,5 +203,8 @@ mod tests {
         assert_ne!(CPTR_GUEST & cptr::TFP, 0, "lazy FP needs the trap");
         assert_eq!(CPTR_HOST & cptr::TFP, 0, "the host may use FP");
         assert_eq!(CNTHCTL_GUEST & 0b10, 0, "guests may not use the physical timer");
+        assert_eq!(cptr_guest(false, false), CPTR_GUEST, "TTA/TAM RES0 without trace/AMU");
+        assert_eq!(cptr_guest(true, true) & (cptr::TTA | cptr::TAM), cptr::TTA | cptr::TAM);
+        assert_eq!(CPTR_HOST & (cptr::TTA | cptr::TAM), 0, "the host keeps trace and AMU");
     }
 }

@@ -211,6 +211,24 @@ pub fn disable_el2_virtual_timer() {
     }
 }
 
+/// ID_AA64DFR0_EL1.TraceVer: System register access to trace.
+pub fn has_sysreg_trace() -> bool {
+    const TRACEVER_SHIFT: u64 = 4;
+    (ID_AA64DFR0_EL1.get() >> TRACEVER_SHIFT) & 0xf != 0
+}
+
+/// ID_AA64DFR0_EL1.TraceFilt: FEAT_TRF (TRFCR_EL1).
+pub fn has_trace_filter() -> bool {
+    const TRACEFILT_SHIFT: u64 = 40;
+    (ID_AA64DFR0_EL1.get() >> TRACEFILT_SHIFT) & 0xf != 0
+}
+
+/// ID_AA64PFR0_EL1.AMU: the activity monitors.
+pub fn has_amu() -> bool {
+    const AMU_SHIFT: u64 = 44;
+    (ID_AA64PFR0_EL1.get() >> AMU_SHIFT) & 0xf != 0
+}
+
 /// ID_AA64MMFR1_EL1.HCX and ID_AA64MMFR0_EL1.FGT.
 const MMFR1_HCX_SHIFT: u64 = 40;
 const MMFR0_FGT_SHIFT: u64 = 56;
