@@ -130,13 +130,13 @@ pub fn start(args: BootArgs) -> ! {
     let platform = spevisor_dtb::parse(blob).unwrap_or_else(fail);
     // Host memory minus the boot tables, the DTB, the initrd (mapped
     // read-only below) and firmware reservations.
-    let initrd = platform.initrd.map(|r| Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE));
+    let initrd = platform.initrd.map(|r| Range::pages_of(r.base, r.size));
     let mut holes = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 3];
     holes[0] = boot_tables;
     holes[1] = dtb;
     holes[spevisor_dtb::MAX_RESERVED_REGIONS + 2] = initrd.unwrap_or_default();
     for (h, r) in holes[2..].iter_mut().zip(platform.reserved.as_slice()) {
-        *h = Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE);
+        *h = Range::pages_of(r.base, r.size);
     }
     // Phase 2: the rest of host memory, reservations left out. Only invalid
     // entries are written, so no live mapping changes: mapping everything

@@ -215,7 +215,7 @@ impl Vgic {
             0x0008 => IIDR,
             0xffe8 => PIDR2_GICV3,
             // SGIs and PPIs live in the redistributor when ARE = 1.
-            0x080 | 0x100 | 0x180 | 0x200 | 0x280 | 0x300 | 0x380 | 0xc00 | 0xc04 | 0xd00 => 0,
+            o if is_word0(o) => 0,
             0x400..=0x41c => 0,
             _ => self.read_common(off, 0).unwrap_or(0),
         };
@@ -249,7 +249,7 @@ impl Vgic {
         let v = v as u32;
         match off {
             0x0000 => self.gicd_ctlr = CTLR_DS | CTLR_ARE | (v & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1)),
-            0x080 | 0x100 | 0x180 | 0x200 | 0x280 | 0x300 | 0x380 | 0xc00 | 0xc04 | 0xd00 => {}
+            o if is_word0(o) => {}
             0x400..=0x41c => {}
             _ => {
                 // Everything else is read-only or reserved: writes ignored.
@@ -283,9 +283,7 @@ impl Vgic {
                 let o = o - SGI_BASE;
                 // Word 0 only: SGIs and PPIs (the priority block up to 0x41c).
                 match o {
-                    0x080 | 0x100 | 0x180 | 0x200 | 0x280 | 0x300 | 0x380 | 0xc00 | 0xc04 | 0xd00 => {
-                        self.read_common(o, 0).unwrap_or(0)
-                    }
+                    o if is_word0(o) => self.read_common(o, 0).unwrap_or(0),
                     0x400..=0x41c => self.read_common(o, 0).unwrap_or(0),
                     _ => 0,
                 }
@@ -310,9 +308,7 @@ impl Vgic {
             0x0014 => self.waker_sleep = v & WAKER_PROCESSOR_SLEEP != 0,
             o if o >= SGI_BASE => {
                 let o = o - SGI_BASE;
-                if matches!(o, 0x080 | 0x100 | 0x180 | 0x200 | 0x280 | 0x300 | 0x380 | 0xc00 | 0xc04 | 0xd00)
-                    || (0x400..=0x41c).contains(&o)
-                {
+                if is_word0(o) || (0x400..=0x41c).contains(&o) {
                     self.write_common(o, 0, v);
                 }
             }
@@ -320,6 +316,13 @@ impl Vgic {
         }
         Ok(())
     }
+}
+
+/// The group/enable/pend/active/configuration registers of INTIDs 0..31
+/// (word 0; ICFGR takes two words): banked in the redistributor's SGI frame,
+/// RAZ/WI in the distributor under affinity routing.
+const fn is_word0(off: u64) -> bool {
+    matches!(off, 0x080 | 0x100 | 0x180 | 0x200 | 0x280 | 0x300 | 0x380 | 0xc00 | 0xc04 | 0xd00)
 }
 
 /// Sizes the frames take (1, 4 or 8 bytes), naturally aligned.

@@ -198,10 +198,10 @@ pub fn start(args: BootArgs) -> ! {
     // the pool.
     let mut reserved = [Range::default(); spevisor_dtb::MAX_RESERVED_REGIONS + 3];
     reserved[0] = dtb_hole;
-    let initrd = platform.initrd.map(|r| Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE));
+    let initrd = platform.initrd.map(|r| Range::pages_of(r.base, r.size));
     reserved[spevisor_dtb::MAX_RESERVED_REGIONS + 2] = initrd.unwrap_or_default();
     for (slot, r) in reserved[1..].iter_mut().zip(platform.reserved.as_slice()) {
-        *slot = Range::new(r.base, r.base.saturating_add(r.size)).align_out(PAGE_SIZE);
+        *slot = Range::pages_of(r.base, r.size);
     }
     let layout = match Layout::new(&ram[..platform.ram().len()], sections.image, &reserved) {
         Ok(l) => l,

@@ -32,6 +32,12 @@ impl Range {
         let end = start.saturating_add(size);
         size != 0 && start < self.end && self.start < end
     }
+    /// The whole pages holding `size` bytes from `base` (a DTB region, a
+    /// reservation): saturating, never wrapping past 2^64.
+    pub const fn pages_of(base: u64, size: u64) -> Self {
+        Self::new(base, base.saturating_add(size)).align_out(crate::PAGE_SIZE)
+    }
+
     /// The range grown to whole `align`-sized units.
     /// (An end within `align` of 2^64 stays at the last aligned boundary
     /// below it rather than wrapping: such a range is not memory anyway.)
@@ -81,6 +87,15 @@ mod tests {
     fn pieces(from: Range, holes: &[Range]) -> Vec<Range> {
         let (p, n) = subtract(from, holes);
         p[..n].to_vec()
+    }
+
+    #[test]
+    fn pages_of_rounds_out_and_never_wraps() {
+        assert_eq!(Range::pages_of(0x4800_0010, 0x20), Range::new(0x4800_0000, 0x4800_1000));
+        assert_eq!(Range::pages_of(0x4800_0000, 0x1000), Range::new(0x4800_0000, 0x4800_1000));
+        let top = Range::pages_of(u64::MAX - 0x10, 0x100);
+        assert_eq!(top.start, !0xfff);
+        assert!(top.end >= top.start, "saturated, not wrapped");
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub fn has_pauth() -> bool {
 /// ID_AA64MMFR1_EL1.LO: LORegions exist (HCR_EL2.TLOR is RES0 otherwise).
 pub fn has_lor() -> bool {
     const LO_SHIFT: u64 = 16;
-    (ID_AA64MMFR1_EL1.get() >> LO_SHIFT) & 0xf != 0
+    has_field(ID_AA64MMFR1_EL1.get(), LO_SHIFT)
 }
 
 /// `dsb nsh`: this CPU's outstanding memory accesses and table walks complete.
@@ -192,13 +192,13 @@ pub fn debug_features() -> (u64, u64) {
 /// ID_AA64PFR0_EL1.GIC: the GIC system-register interface is implemented.
 pub fn has_gic_sysregs() -> bool {
     const GIC_SHIFT: u64 = 24;
-    (ID_AA64PFR0_EL1.get() >> GIC_SHIFT) & 0xf != 0
+    has_field(ID_AA64PFR0_EL1.get(), GIC_SHIFT)
 }
 
 /// ID_AA64MMFR1_EL1.VH: FEAT_VHE is implemented.
 pub fn has_vhe() -> bool {
     const VH_SHIFT: u64 = 8;
-    (ID_AA64MMFR1_EL1.get() >> VH_SHIFT) & 0xf != 0
+    has_field(ID_AA64MMFR1_EL1.get(), VH_SHIFT)
 }
 
 /// Turns FEAT_VHE's EL2 virtual timer off (CNTHV_CTL_EL2 = 0; UNKNOWN out of
@@ -211,22 +211,27 @@ pub fn disable_el2_virtual_timer() {
     }
 }
 
+/// Whether the 4-bit ID register field at `shift` says "implemented" (non-zero).
+fn has_field(id: u64, shift: u64) -> bool {
+    (id >> shift) & 0xf != 0
+}
+
 /// ID_AA64DFR0_EL1.TraceVer: System register access to trace.
 pub fn has_sysreg_trace() -> bool {
     const TRACEVER_SHIFT: u64 = 4;
-    (ID_AA64DFR0_EL1.get() >> TRACEVER_SHIFT) & 0xf != 0
+    has_field(ID_AA64DFR0_EL1.get(), TRACEVER_SHIFT)
 }
 
 /// ID_AA64DFR0_EL1.TraceFilt: FEAT_TRF (TRFCR_EL1).
 pub fn has_trace_filter() -> bool {
     const TRACEFILT_SHIFT: u64 = 40;
-    (ID_AA64DFR0_EL1.get() >> TRACEFILT_SHIFT) & 0xf != 0
+    has_field(ID_AA64DFR0_EL1.get(), TRACEFILT_SHIFT)
 }
 
 /// ID_AA64PFR0_EL1.AMU: the activity monitors.
 pub fn has_amu() -> bool {
     const AMU_SHIFT: u64 = 44;
-    (ID_AA64PFR0_EL1.get() >> AMU_SHIFT) & 0xf != 0
+    has_field(ID_AA64PFR0_EL1.get(), AMU_SHIFT)
 }
 
 /// ID_AA64MMFR1_EL1.HCX and ID_AA64MMFR0_EL1.FGT.
@@ -240,12 +245,12 @@ const MMFR0_FGT_SHIFT: u64 = 56;
 /// fine-grained trap set; their "n" bits, 0, trap the features they guard,
 /// which nobody here uses). Nothing to do where the features are absent.
 pub fn init_el2_controls() {
-    if (ID_AA64MMFR1_EL1.get() >> MMFR1_HCX_SHIFT) & 0xf != 0 {
+    if has_field(ID_AA64MMFR1_EL1.get(), MMFR1_HCX_SHIFT) {
         // SAFETY: HCRX_EL2 (S3_4_C1_C2_2) exists with FEAT_HCX and is
         // writable at EL2; 0 only disables EL1 features.
         unsafe { core::arch::asm!("msr S3_4_C1_C2_2, xzr", options(nomem, nostack, preserves_flags)) };
     }
-    if (ID_AA64MMFR0_EL1.get() >> MMFR0_FGT_SHIFT) & 0xf != 0 {
+    if has_field(ID_AA64MMFR0_EL1.get(), MMFR0_FGT_SHIFT) {
         // SAFETY: HFGRTR/HFGWTR/HFGITR_EL2 and HDFGRTR/HDFGWTR_EL2 exist with
         // FEAT_FGT and are writable at EL2; they only add traps to EL2.
         unsafe {
