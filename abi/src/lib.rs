@@ -22,11 +22,13 @@
 //! | `0xC600_0014` | [`Call::VmDestroy`] | x1 = VM | – |
 //! | `0xC600_0015` | [`Call::SwitchTrace`] | x1 = chunk | x1 = steps in record, x2..x5 = 8 step codes each |
 //! | `0xC600_0016` | [`Call::SpeModelAttach`] | x1 = PA of the host's SPE model, x2 = its size in bytes | – |
+//! | `0xC600_0017` | [`Call::VcpuShare`] | x1 = VM, x2 = vcpu, x3 = PA of a host page holding a [`vgic::VcpuShared`] | – |
+//! | `0xC600_0018` | [`Call::VcpuReset`] | x1 = VM, x2 = vcpu, x3 = entry IPA, x4 = guest x0 | – |
 //! | `0xC600_00F0` | [`Call::TestFault`] | x1 = [`TestFault`] | test builds only |
 #![cfg_attr(not(test), no_std)]
 
 /// ABI version: major in bits [31:16], minor in [15:0].
-pub const ABI_VERSION: u64 = abi_version(0, 3);
+pub const ABI_VERSION: u64 = abi_version(0, 4);
 
 /// Packs an ABI version.
 pub const fn abi_version(major: u16, minor: u16) -> u64 {
@@ -61,12 +63,14 @@ pub enum Call {
     VmDestroy = FUNCTION_BASE + 0x14,
     SwitchTrace = FUNCTION_BASE + 0x15,
     SpeModelAttach = FUNCTION_BASE + 0x16,
+    VcpuShare = FUNCTION_BASE + 0x17,
+    VcpuReset = FUNCTION_BASE + 0x18,
     TestFault = FUNCTION_BASE + 0xF0,
 }
 
 impl Call {
     #[cfg(test)]
-    const ALL: [Call; 12] = [
+    const ALL: [Call; 14] = [
         Call::Version,
         Call::Info,
         Call::Ping,
@@ -78,6 +82,8 @@ impl Call {
         Call::VmDestroy,
         Call::SwitchTrace,
         Call::SpeModelAttach,
+        Call::VcpuShare,
+        Call::VcpuReset,
         Call::TestFault,
     ];
 
@@ -97,6 +103,8 @@ impl Call {
             0x14 => Call::VmDestroy,
             0x15 => Call::SwitchTrace,
             0x16 => Call::SpeModelAttach,
+            0x17 => Call::VcpuShare,
+            0x18 => Call::VcpuReset,
             0xF0 => Call::TestFault,
             _ => return None,
         })
@@ -142,11 +150,14 @@ pub enum Status {
     BadCompletion = -27,
     /// The entry IPA is outside the VM's memory.
     BadEntry = -28,
+    /// The pages are shared with the hypervisor (a vcpu's shared page or
+    /// the SPE model) and cannot be given or shared again.
+    InUse = -29,
 }
 
 impl Status {
     #[cfg(test)]
-    const ALL: [Status; 16] = [
+    const ALL: [Status; 17] = [
         Status::Success,
         Status::NotSupported,
         Status::InvalidParameter,
@@ -163,6 +174,7 @@ impl Status {
         Status::VmStopped,
         Status::BadCompletion,
         Status::BadEntry,
+        Status::InUse,
     ];
 
     /// The status a register value holds; `None` for codes this ABI never uses.
@@ -185,6 +197,7 @@ impl Status {
             -26 => Status::VmStopped,
             -27 => Status::BadCompletion,
             -28 => Status::BadEntry,
+            -29 => Status::InUse,
             _ => return None,
         })
     }
@@ -212,6 +225,7 @@ impl Status {
             Status::VmStopped => "VM_STOPPED",
             Status::BadCompletion => "BAD_COMPLETION",
             Status::BadEntry => "BAD_ENTRY",
+            Status::InUse => "IN_USE",
         }
     }
 }
@@ -244,6 +258,9 @@ pub enum InfoItem {
     IpaBits = 7,
     /// Which world-switch order this build runs ([`SwitchOrder`]).
     SwitchOrder = 8,
+    /// GICv3 list registers guests get (ICH_VTR_EL2.ListRegs + 1; 0 without
+    /// a GICv3 virtual interface).
+    ListRegs = 9,
 }
 
 impl InfoItem {
@@ -258,6 +275,7 @@ impl InfoItem {
             6 => Self::HypFreePages,
             7 => Self::IpaBits,
             8 => Self::SwitchOrder,
+            9 => Self::ListRegs,
             _ => return None,
         })
     }
@@ -409,6 +427,10 @@ pub enum Exit {
     Irq,
     /// The guest executed WFI/WFE.
     Wfx,
+    /// The guest wrote an SGI generation register (ICC_SGI1R_EL1 or
+    /// ICC_ASGI1R_EL1: `group1`; ICC_SGI0R_EL1: group 0); `value` is what it
+    /// wrote. The write is complete (PC past it).
+    Sgi { value: u64, group1: bool },
     /// The hypervisor stopped the VM; it cannot run again.
     Stopped { reason: StopReason, esr: u64, far: u64, elr: u64 },
 }
@@ -418,6 +440,7 @@ const EXIT_MMIO: u64 = 2;
 const EXIT_IRQ: u64 = 3;
 const EXIT_WFX: u64 = 4;
 const EXIT_STOPPED: u64 = 5;
+const EXIT_SGI: u64 = 6;
 const MMIO_WRITE_FLAG: u64 = 1 << 8;
 
 impl Exit {
@@ -432,6 +455,7 @@ impl Exit {
             }
             Exit::Irq => [EXIT_IRQ, 0, 0, 0, 0, 0, 0],
             Exit::Wfx => [EXIT_WFX, 0, 0, 0, 0, 0, 0],
+            Exit::Sgi { value, group1 } => [EXIT_SGI, value, group1 as u64, 0, 0, 0, 0],
             Exit::Stopped { reason, esr, far, elr } => [EXIT_STOPPED, reason as u64, esr, far, elr, 0, 0],
         }
     }
@@ -449,6 +473,7 @@ impl Exit {
             }
             EXIT_IRQ => Exit::Irq,
             EXIT_WFX => Exit::Wfx,
+            EXIT_SGI => Exit::Sgi { value: r[1], group1: r[2] != 0 },
             EXIT_STOPPED => Exit::Stopped { reason: StopReason::from_reg(r[1])?, esr: r[2], far: r[3], elr: r[4] },
             _ => return None,
         })
@@ -560,6 +585,18 @@ pub mod guest {
         pub const GICR_SIZE: u64 = 0x2_0000;
         /// Bytes at the top of guest RAM holding the device tree.
         pub const DTB_SLOT: u64 = 64 << 10;
+        /// vcpus a VM may have (MPIDR Aff0 = 0..MAX_VCPUS).
+        pub const MAX_VCPUS: usize = 8;
+        /// Bytes of redistributor frames per vcpu (RD + SGI, 64 KiB each).
+        pub const GICR_STRIDE: u64 = 0x2_0000;
+        /// INTIDs of the guest machine: the virtual timer's and the EL1
+        /// physical timer's PPIs, the PMU's, the GIC maintenance interrupt's,
+        /// and the PL011's SPI (QEMU `virt`'s numbers).
+        pub const VTIMER_INTID: u32 = 27;
+        pub const PTIMER_INTID: u32 = 30;
+        pub const PMU_INTID: u32 = 23;
+        pub const MAINTENANCE_INTID: u32 = 25;
+        pub const UART_INTID: u32 = 33;
 
         /// Where the device tree of a guest with `ram_size` bytes of RAM is.
         pub const fn dtb_ipa(ram_size: u64) -> u64 {
@@ -575,6 +612,21 @@ pub mod guest {
         pub const SYSTEM_OFF: u64 = 0x8400_0008;
         pub const SYSTEM_RESET: u64 = 0x8400_0009;
         pub const CPU_ON_64: u64 = 0xC400_0003;
+        pub const CPU_ON_32: u64 = 0x8400_0003;
+        pub const CPU_SUSPEND_32: u64 = 0x8400_0001;
+        pub const CPU_SUSPEND_64: u64 = 0xC400_0001;
+        pub const AFFINITY_INFO_32: u64 = 0x8400_0004;
+        pub const AFFINITY_INFO_64: u64 = 0xC400_0004;
+        pub const MIGRATE_INFO_TYPE: u64 = 0x8400_0006;
+        /// MIGRATE_INFO_TYPE: no Trusted OS needs migrating.
+        pub const TOS_NOT_PRESENT: u64 = 2;
+        /// AFFINITY_INFO answers.
+        pub const AFFINITY_ON: u64 = 0;
+        pub const AFFINITY_OFF: u64 = 1;
+        pub const AFFINITY_ON_PENDING: u64 = 2;
+        pub const DENIED: u64 = -3i64 as u64;
+        pub const ALREADY_ON: u64 = -4i64 as u64;
+        pub const INVALID_ADDRESS: u64 = -9i64 as u64;
         /// PSCI 1.1.
         pub const VERSION_1_1: u64 = 0x0001_0001;
         pub const SUCCESS: u64 = 0;
@@ -587,6 +639,7 @@ pub mod guest {
         /// SMCCC 1.1.
         pub const VERSION_1_1: u64 = 0x0001_0001;
         pub const NOT_SUPPORTED: u64 = -1i64 as u64;
+        pub const ARCH_FEATURES: u64 = 0x8000_0001;
     }
     /// spevisor's guest test ABI (vendor hypervisor range, SMC64 fast calls).
     pub mod test {
@@ -598,6 +651,137 @@ pub mod guest {
         pub const SET_STATUS: u64 = 0xC600_1002;
         /// The guest reports a value for the host to print: x1 = tag, x2 = value.
         pub const REPORT: u64 = 0xC600_1003;
+    }
+}
+
+/// The guest interrupt state a vcpu shares with EL2 ([`Call::VcpuShare`]):
+/// the host's GIC model decides what the list registers hold, EL2 loads
+/// them on entry and writes their state back on exit.
+pub mod vgic {
+    /// GICv3 list registers at most (ICH_VTR_EL2.ListRegs + 1 <= 16).
+    pub const MAX_LRS: usize = 16;
+
+    /// ICH_LR<n>_EL2 fields (Arm IHI 0069, 12.4.6).
+    pub mod lr {
+        pub const VINTID_MASK: u64 = 0xffff_ffff;
+        pub const PINTID_SHIFT: u64 = 32;
+        pub const PINTID_MASK: u64 = 0x1fff << PINTID_SHIFT;
+        /// HW = 0: a maintenance interrupt when the guest EOIs it.
+        pub const EOI: u64 = 1 << 41;
+        pub const PRIORITY_SHIFT: u64 = 48;
+        pub const PRIORITY_MASK: u64 = 0xff << PRIORITY_SHIFT;
+        pub const GROUP1: u64 = 1 << 60;
+        /// The virtual interrupt is tied to physical `pINTID`: the guest's
+        /// deactivation deactivates it.
+        pub const HW: u64 = 1 << 61;
+        pub const STATE_SHIFT: u64 = 62;
+        pub const PENDING: u64 = 1 << 62;
+        pub const ACTIVE: u64 = 1 << 63;
+        pub const STATE_MASK: u64 = PENDING | ACTIVE;
+        /// INTIDs from 1020 are special: never a list register's vINTID.
+        pub const SPECIAL_FIRST: u64 = 1020;
+        /// PPIs (16..32): the only physical interrupts a list register may
+        /// be tied to.
+        pub const PPI_FIRST: u64 = 16;
+        pub const PPI_END: u64 = 32;
+
+        /// A list register for `vintid` in `state` (PENDING/ACTIVE bits).
+        pub const fn make(vintid: u32, priority: u8, group1: bool, state: u64) -> u64 {
+            vintid as u64 | (priority as u64) << PRIORITY_SHIFT | if group1 { GROUP1 } else { 0 } | (state & STATE_MASK)
+        }
+
+        /// The same, tied to physical PPI `pintid` (HW = 1).
+        pub const fn make_hw(vintid: u32, pintid: u32, priority: u8, group1: bool, state: u64) -> u64 {
+            make(vintid, priority, group1, state) | HW | (pintid as u64) << PINTID_SHIFT
+        }
+
+        /// What EL2 loads for a host-supplied value: the architected fields
+        /// only; an invalid or special vINTID, or HW with a physical INTID
+        /// that is not a PPI, loads an empty (invalid) register instead.
+        pub const fn sanitize(v: u64) -> u64 {
+            let vintid = v & VINTID_MASK;
+            if vintid >= SPECIAL_FIRST || v & STATE_MASK == 0 {
+                return 0;
+            }
+            let keep = vintid | (v & (PRIORITY_MASK | GROUP1 | STATE_MASK));
+            if v & HW != 0 {
+                let p = (v & PINTID_MASK) >> PINTID_SHIFT;
+                if p < PPI_FIRST || p >= PPI_END {
+                    return 0;
+                }
+                keep | HW | (p << PINTID_SHIFT)
+            } else {
+                keep | (v & EOI)
+            }
+        }
+
+        pub const fn vintid(v: u64) -> u32 {
+            (v & VINTID_MASK) as u32
+        }
+        pub const fn state(v: u64) -> u64 {
+            v & STATE_MASK
+        }
+    }
+
+    /// ICH_HCR_EL2 bits the host may ask for ([`VcpuShared::hcr_flags`]).
+    pub mod hcr {
+        /// Underflow: a maintenance interrupt (an exit) when at most one
+        /// list register is valid, so the host can refill them.
+        pub const UIE: u32 = 1 << 1;
+        /// Not an ICH_HCR_EL2 bit: asks EL2 to report EOIcount at exit.
+        pub const REPORT_EOICOUNT: u32 = 1 << 31;
+        /// What reaches ICH_HCR_EL2.
+        pub const HW_MASK: u32 = UIE;
+        /// ICH_HCR_EL2.EOIcount.
+        pub const EOICOUNT_SHIFT: u64 = 27;
+        pub const EOICOUNT_MASK: u64 = 0x1f;
+    }
+
+    /// One vcpu's shared page (`repr(C)`: the host and EL2 agree on it).
+    /// Written by the host before VCPU_RUN (`lrs`, `nr_lrs`, `hcr_flags`)
+    /// and by EL2 at exit (`lrs[..nr_lrs]` with their new state,
+    /// `eoicount`, and at WFI exits the guest's virtual timer).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct VcpuShared {
+        pub lrs: [u64; MAX_LRS],
+        /// List registers in use (EL2 loads at most as many as it has).
+        pub nr_lrs: u32,
+        /// [`hcr`] bits.
+        pub hcr_flags: u32,
+        /// ICH_HCR_EL2.EOIcount at the last exit (with `REPORT_EOICOUNT`).
+        pub eoicount: u32,
+        pub _pad: u32,
+        /// CNTV_CTL_EL0 and CNTV_CVAL_EL0 of the guest at its last WFI or
+        /// IRQ exit (the host's wake-up deadline, and whether its timer is
+        /// firing; CNTVOFF_EL2 is 0).
+        pub cntv_ctl: u64,
+        pub cntv_cval: u64,
+    }
+
+    /// CNTV_CTL_EL0 bits.
+    pub mod cntv {
+        pub const ENABLE: u64 = 1 << 0;
+        pub const IMASK: u64 = 1 << 1;
+        pub const ISTATUS: u64 = 1 << 2;
+    }
+
+    impl VcpuShared {
+        /// Whether the guest's virtual timer was asserting its interrupt
+        /// (enabled, unmasked, condition met) at its last WFI or IRQ exit.
+        pub const fn timer_firing(&self) -> bool {
+            self.cntv_ctl & (cntv::ENABLE | cntv::IMASK | cntv::ISTATUS) == cntv::ENABLE | cntv::ISTATUS
+        }
+
+        /// When the guest's virtual timer will fire, in counter ticks, if it
+        /// is armed (enabled and unmasked) at its last WFI exit.
+        pub const fn timer_deadline(&self) -> Option<u64> {
+            if self.cntv_ctl & (cntv::ENABLE | cntv::IMASK) == cntv::ENABLE {
+                Some(self.cntv_cval)
+            } else {
+                None
+            }
+        }
     }
 }
 
@@ -752,6 +936,7 @@ mod tests {
             Exit::Mmio(MmioAccess { ipa: 0x0900_0000, size: 1, write: true, value: 0x41 }),
             Exit::Irq,
             Exit::Wfx,
+            Exit::Sgi { value: 0x0100_0000_0001, group1: true },
             Exit::Stopped { reason: StopReason::InstructionAbort, esr: 0x8200_0006, far: 0x10, elr: 0x20 },
         ];
         for e in exits {
@@ -759,6 +944,30 @@ mod tests {
         }
         assert_eq!(Exit::from_regs([99, 0, 0, 0, 0, 0, 0]), None);
         assert_eq!(Exit::from_regs([EXIT_MMIO, 0, 3, 0, 0, 0, 0]), None, "size 3 is no access size");
+    }
+
+    #[test]
+    fn list_registers_are_sanitised() {
+        use vgic::lr;
+        let ok = lr::make(33, 0xa0, true, lr::PENDING);
+        assert_eq!(lr::sanitize(ok), ok);
+        assert_eq!(lr::sanitize(ok | lr::EOI), ok | lr::EOI);
+        let hw = lr::make_hw(27, 27, 0xa0, true, lr::PENDING);
+        assert_eq!(lr::sanitize(hw), hw);
+        assert_eq!(lr::sanitize(lr::make_hw(27, 40, 0, true, lr::PENDING)), 0, "HW tied to an SPI");
+        assert_eq!(lr::sanitize(lr::make_hw(27, 3, 0, true, lr::PENDING)), 0, "HW tied to an SGI");
+        assert_eq!(lr::sanitize(lr::make(1023, 0, true, lr::PENDING)), 0, "special INTID");
+        assert_eq!(lr::sanitize(lr::make(5, 0, true, 0)), 0, "no state: empty");
+        assert_eq!(lr::sanitize(ok | 1 << 56 | 1 << 58), ok, "reserved bits dropped");
+        assert_eq!(lr::sanitize(ok | 5 << 32), ok, "pINTID dropped without HW");
+        let s = vgic::VcpuShared { cntv_ctl: 1, cntv_cval: 99, ..Default::default() };
+        assert_eq!(s.timer_deadline(), Some(99));
+        assert_eq!(vgic::VcpuShared { cntv_ctl: 3, ..s }.timer_deadline(), None, "masked");
+        assert_eq!(vgic::VcpuShared { cntv_ctl: 0, ..s }.timer_deadline(), None, "disabled");
+        assert!(vgic::VcpuShared { cntv_ctl: 0b101, ..s }.timer_firing());
+        assert!(!vgic::VcpuShared { cntv_ctl: 0b111, ..s }.timer_firing(), "masked");
+        assert!(!vgic::VcpuShared { cntv_ctl: 0b001, ..s }.timer_firing(), "not yet");
+        assert_eq!(core::mem::size_of::<vgic::VcpuShared>(), 16 * 8 + 16 + 16);
     }
 
     #[test]

@@ -59,6 +59,7 @@ mod bench;
 mod dtb;
 mod fp;
 mod hvc;
+mod irqs;
 mod mmu;
 mod pauth;
 mod uart;
@@ -79,6 +80,7 @@ global_asm!(
     STACK_SIZE = const STACK_SIZE,
     L1_TABLE = sym mmu::L1_TABLE,
     guest_main = sym guest_main,
+    secondary_main = sym irqs::secondary_main,
     exception = sym exception,
 );
 
@@ -199,6 +201,10 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         bench::MODE_BENCH => bench::run(arg, entry_counter),
         bench::MODE_BENCH_SWITCH => bench::switch(arg, entry_counter),
         dtb::MODE_DTB_CHECK => dtb::check(ram_size),
+        irqs::MODE_VTIMER => irqs::vtimer(arg),
+        irqs::MODE_VGIC => irqs::vgic(),
+        irqs::MODE_SMP => irqs::smp(arg),
+        irqs::MODE_SPIN => irqs::spin(),
         _ => {
             println!("guest: unknown mode {mode}");
             status::UNKNOWN_MODE
@@ -469,6 +475,10 @@ fn sysreg_loop(n: u64) -> u64 {
 /// (0..15). Returns only for an expected UNDEF, after skipping the
 /// instruction.
 extern "C" fn exception(vector: u64) {
+    if vector == irqs::VECTOR_CURRENT_EL_SPX_IRQ {
+        irqs::handle();
+        return;
+    }
     let esr = read_sysreg!("esr_el1");
     let elr = read_sysreg!("elr_el1");
     let ec = esr >> ESR_EC_SHIFT & ESR_EC_MASK;

@@ -99,6 +99,38 @@ _start:
 3:  wfi
     b 3b
 
+// Secondary vcpus (PSCI CPU_ON) start here with the MMU off and x0 = the
+// context vcpu 0 passed: the top of this vcpu's stack (16-byte aligned, in
+// .bss, which vcpu 0 zeroed and cleaned long ago). Same vectors and
+// translation as vcpu 0; then secondary_main(stack top).
+.global secondary_start
+secondary_start:
+    msr daifset, #DAIF_ALL
+    msr spsel, #SPSEL_ELX
+    mov sp, x0
+    mov x19, x0
+    adr_l x0, guest_vectors
+    msr vbar_el1, x0
+    mov64 x0, {MAIR}
+    msr mair_el1, x0
+    mov64 x0, {TCR}
+    msr tcr_el1, x0
+    adr_l x0, {L1_TABLE}
+    msr ttbr0_el1, x0
+    msr ttbr1_el1, xzr
+    // As for vcpu 0: register writes visible, no stale translations, then on.
+    isb
+    tlbi vmalle1
+    dsb nsh
+    isb
+    mov64 x0, {SCTLR}
+    msr sctlr_el1, x0
+    isb
+    mov x0, x19
+    bl {secondary_main}
+5:  wfi
+    b 5b
+
 // Cleans and invalidates (DC IVAC; at EL1 under a hypervisor's stage 2 it
 // also cleans) the data cache lines covering [x0, x1) to the point of
 // coherency. Clobbers x0, x2, x3. Ends with dsb sy: the maintenance is

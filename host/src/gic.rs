@@ -1,6 +1,12 @@
 //! The host's GICv3: distributor and its redistributor brought up just enough
-//! to receive private peripheral interrupts (the PMU overflow), and the CPU
-//! interface through ICC_* system registers.
+//! to receive private peripheral interrupts (the PMU overflow, the host's
+//! timer, the virtual timer of the guest that ran, the GIC's maintenance
+//! interrupt), and the CPU interface through ICC_* system registers.
+//!
+//! The CPU interface runs with ICC_CTLR_EL1.EOImode = 1: ending an
+//! interrupt is two steps, the priority drop (`eoi`) and the deactivation
+//! (`deactivate`), so the host can leave the virtual timer's physical
+//! interrupt active for the guest to deactivate through its list register.
 
 use core::arch::asm;
 
@@ -18,6 +24,10 @@ const GICR_SGI_FRAME: usize = 0x1_0000;
 const GICR_IGROUPR0: usize = 0x0080;
 const GICR_ISENABLER0: usize = 0x0100;
 const GICR_IPRIORITYR: usize = 0x0400;
+const GICR_ISACTIVER0: usize = 0x0300;
+const GICR_ICACTIVER0: usize = 0x0380;
+/// ICC_CTLR_EL1.EOImode: EOIR drops the priority only, DIR deactivates.
+const ICC_CTLR_EOIMODE: u64 = 1 << 1;
 /// Priority given to the host's interrupts (lower is more urgent).
 const HOST_IRQ_PRIORITY: u8 = 0x80;
 /// ICC_PMR_EL1: let every priority through.
@@ -73,6 +83,9 @@ impl Gic {
             asm!("msr icc_sre_el1, {}", "isb", in(reg) sre | 1, options(nostack));
             asm!("msr icc_pmr_el1, {}", in(reg) PMR_ALLOW_ALL, options(nostack));
             asm!("msr icc_bpr1_el1, xzr", options(nostack));
+            let ctlr: u64;
+            asm!("mrs {}, icc_ctlr_el1", out(reg) ctlr, options(nomem, nostack));
+            asm!("msr icc_ctlr_el1, {}", in(reg) ctlr | ICC_CTLR_EOIMODE, options(nostack));
             asm!("msr icc_igrpen1_el1, {}", "isb", in(reg) 1u64, options(nostack));
         }
         Ok(g)
@@ -97,9 +110,26 @@ impl Gic {
         v as u32 & 0xff_ffff
     }
 
-    /// Ends interrupt `intid`.
+    /// Drops the running priority of interrupt `intid` (EOImode = 1: it
+    /// stays active until `deactivate`).
     pub fn eoi(intid: u32) {
-        // SAFETY: ends the interrupt `ack` returned.
+        // SAFETY: the priority drop of the interrupt `ack` returned.
         unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) intid as u64, options(nostack)) };
+    }
+
+    /// Deactivates interrupt `intid` (after its `eoi`).
+    pub fn deactivate(intid: u32) {
+        // SAFETY: deactivates an interrupt the host acknowledged; the isb
+        // makes it take effect before anything that depends on it.
+        unsafe { asm!("msr icc_dir_el1, {}", "isb", in(reg) intid as u64, options(nostack)) };
+    }
+
+    /// Sets or clears the active state of private interrupt `intid` (16..32)
+    /// through the redistributor: the virtual timer's physical interrupt
+    /// follows the vcpu that is loaded.
+    pub fn set_ppi_active(&self, intid: u32, active: bool) {
+        let sgi = self.redist + GICR_SGI_FRAME;
+        let reg = if active { GICR_ISACTIVER0 } else { GICR_ICACTIVER0 };
+        write32(sgi + reg, 1 << intid);
     }
 }

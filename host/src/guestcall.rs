@@ -13,14 +13,46 @@ pub enum Outcome {
     Status { status: u64, answer: [u64; 4] },
     /// Resume after printing a value the guest reported (REPORT).
     Report { tag: u64, value: u64, answer: [u64; 4] },
-    /// The VM powers off (SYSTEM_OFF, or CPU_OFF of its only vcpu).
+    /// The VM powers off (SYSTEM_OFF).
     Off,
     /// The VM resets (SYSTEM_RESET).
     Reset,
+    /// PSCI CPU_OFF: the calling vcpu stops (the VM with its last one).
+    CpuOff,
+    /// PSCI CPU_ON of the vcpu with MPIDR `target` at `entry`, x0 = `context`.
+    CpuOn { target: u64, entry: u64, context: u64 },
+    /// PSCI AFFINITY_INFO of `target` at affinity level `level`.
+    AffinityInfo { target: u64, level: u64 },
+    /// PSCI CPU_SUSPEND: a standby, as WFI (the call then returns SUCCESS).
+    Suspend,
 }
 
 /// The PSCI functions this host implements (PSCI_FEATURES answers 0 for them).
-const PSCI_IMPLEMENTED: [u64; 5] = [psci::VERSION, psci::FEATURES, psci::SYSTEM_OFF, psci::SYSTEM_RESET, psci::CPU_OFF];
+const PSCI_IMPLEMENTED: [u64; 13] = [
+    psci::VERSION,
+    psci::FEATURES,
+    psci::SYSTEM_OFF,
+    psci::SYSTEM_RESET,
+    psci::CPU_OFF,
+    psci::CPU_ON_32,
+    psci::CPU_ON_64,
+    psci::CPU_SUSPEND_32,
+    psci::CPU_SUSPEND_64,
+    psci::AFFINITY_INFO_32,
+    psci::AFFINITY_INFO_64,
+    psci::MIGRATE_INFO_TYPE,
+    smccc::VERSION,
+];
+
+/// Clears the upper half of an SMC32 call's argument (SMCCC: W registers).
+const fn arg32(id: u64, v: u64) -> u64 {
+    const SMC64: u64 = 1 << 30;
+    if id & SMC64 == 0 {
+        v & 0xffff_ffff
+    } else {
+        v
+    }
+}
 
 /// Decides the answer to a guest call with x0..x3 = `r`.
 #[inline(always)]
@@ -31,9 +63,23 @@ pub fn handle(r: [u64; 4]) -> Outcome {
         psci::VERSION => ok(psci::VERSION_1_1),
         psci::FEATURES if PSCI_IMPLEMENTED.contains(&r[1]) => ok(psci::SUCCESS),
         psci::FEATURES => ok(psci::NOT_SUPPORTED),
-        psci::SYSTEM_OFF | psci::CPU_OFF => Outcome::Off,
+        psci::SYSTEM_OFF => Outcome::Off,
+        psci::CPU_OFF => Outcome::CpuOff,
         psci::SYSTEM_RESET => Outcome::Reset,
+        psci::CPU_ON_32 | psci::CPU_ON_64 => {
+            let id = r[0];
+            Outcome::CpuOn { target: arg32(id, r[1]), entry: arg32(id, r[2]), context: arg32(id, r[3]) }
+        }
+        psci::AFFINITY_INFO_32 | psci::AFFINITY_INFO_64 => {
+            Outcome::AffinityInfo { target: arg32(r[0], r[1]), level: arg32(r[0], r[2]) }
+        }
+        psci::CPU_SUSPEND_32 | psci::CPU_SUSPEND_64 => Outcome::Suspend,
+        psci::MIGRATE_INFO_TYPE => ok(psci::TOS_NOT_PRESENT),
         smccc::VERSION => ok(smccc::VERSION_1_1),
+        // SMCCC_ARCH_FEATURES: the call itself exists; no firmware
+        // workaround is offered (guests see NOT_SUPPORTED for each).
+        smccc::ARCH_FEATURES if r[1] == smccc::ARCH_FEATURES => ok(0),
+        smccc::ARCH_FEATURES => ok(smccc::NOT_SUPPORTED),
         test::SET_STATUS => Outcome::Status { status: r[1], answer: [0, r[1], r[2], r[3]] },
         test::REPORT => Outcome::Report { tag: r[1], value: r[2], answer: [0, r[1], r[2], r[3]] },
         _ => ok(smccc::NOT_SUPPORTED),
@@ -48,13 +94,30 @@ mod tests {
     fn psci_version_features_and_power() {
         assert_eq!(handle([psci::VERSION, 0, 0, 0]), Outcome::Answer([psci::VERSION_1_1, 0, 0, 0]));
         assert_eq!(handle([psci::FEATURES, psci::SYSTEM_OFF, 0, 0]), Outcome::Answer([0, psci::SYSTEM_OFF, 0, 0]));
+        assert_eq!(handle([psci::FEATURES, psci::CPU_ON_64, 0, 0]), Outcome::Answer([0, psci::CPU_ON_64, 0, 0]));
         assert_eq!(
-            handle([psci::FEATURES, psci::CPU_ON_64, 0, 0]),
-            Outcome::Answer([psci::NOT_SUPPORTED, psci::CPU_ON_64, 0, 0]),
-            "CPU_ON is not offered"
+            handle([psci::FEATURES, 0x8400_0012, 0, 0]),
+            Outcome::Answer([psci::NOT_SUPPORTED, 0x8400_0012, 0, 0]),
+            "SYSTEM_SUSPEND is not offered"
         );
         assert_eq!(handle([psci::SYSTEM_OFF, 0, 0, 0]), Outcome::Off);
-        assert_eq!(handle([psci::CPU_OFF, 0, 0, 0]), Outcome::Off);
+        assert_eq!(handle([psci::CPU_OFF, 0, 0, 0]), Outcome::CpuOff);
+        assert_eq!(
+            handle([psci::CPU_ON_64, 1, 0x4000_1000, 7]),
+            Outcome::CpuOn { target: 1, entry: 0x4000_1000, context: 7 }
+        );
+        assert_eq!(
+            handle([psci::CPU_ON_32, 1 | 1 << 32, 0x1_4000_1000, 7]),
+            Outcome::CpuOn { target: 1, entry: 0x4000_1000, context: 7 },
+            "SMC32: W registers"
+        );
+        assert_eq!(handle([psci::AFFINITY_INFO_64, 2, 0, 0]), Outcome::AffinityInfo { target: 2, level: 0 });
+        assert_eq!(handle([psci::CPU_SUSPEND_64, 0, 0, 0]), Outcome::Suspend);
+        assert_eq!(handle([psci::MIGRATE_INFO_TYPE, 0, 0, 0]), Outcome::Answer([2, 0, 0, 0]));
+        assert_eq!(
+            handle([smccc::ARCH_FEATURES, 0x8000_8000, 0, 0]).clone(),
+            Outcome::Answer([smccc::NOT_SUPPORTED, 0x8000_8000, 0, 0])
+        );
         assert_eq!(handle([psci::SYSTEM_RESET, 0, 0, 0]), Outcome::Reset);
         assert_eq!(handle([smccc::VERSION, 0, 0, 0]), Outcome::Answer([smccc::VERSION_1_1, 0, 0, 0]));
     }

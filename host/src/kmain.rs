@@ -8,7 +8,7 @@ use crate::mm::{BumpPages, PagePool};
 use crate::profiler;
 use crate::scenarios;
 use crate::{hprintln, BootArgs};
-use log::{error, info, LevelFilter};
+use log::{error, info, warn, LevelFilter};
 use spevisor_abi::{spe_state, InfoItem, Status, TestFault};
 use spevisor_armv8::esr::Esr;
 use spevisor_pgtable::range::{subtract, Range};
@@ -197,6 +197,10 @@ pub fn start(args: BootArgs) -> ! {
         args.mem_end,
         pages.free_pages()
     );
+    // The GIC: the host's timer, guests' interrupts, the profiler's.
+    if let Err(why) = start_gic(&platform, &mut BootMem { low: &mut tables, high: &mut high, pages: &mut pages }) {
+        warn!("no interrupts ({why}): guests run without timers or preemption");
+    }
     // The SPE profiler: on by default, `spevisor.spe=auto|hw|model|off`.
     let mode = cmdline::param(bootargs, "spe").map_or(Some(profiler::Mode::Auto), profiler::Mode::parse);
     let num = |k| cmdline::param(bootargs, k).and_then(|v: &str| v.parse::<u64>().ok());
@@ -219,6 +223,29 @@ pub fn start(args: BootArgs) -> ! {
         platform.initrd.filter(|_| !initrd_clash).map(|r| Range::new(r.base, r.base.saturating_add(r.size)));
     *HOST.lock() = Some(Host { pages, initrd: initrd_bytes });
     main(bootargs, img)
+}
+
+/// Maps the GICv3 distributor and this CPU's redistributor and hands the
+/// GIC to `irq` (which unmasks IRQs).
+fn start_gic(platform: &spevisor_dtb::Platform, mem: &mut BootMem) -> Result<(), &'static str> {
+    use profiler::HostMem;
+    let gic = &platform.gic;
+    if gic.version != spevisor_dtb::GicVersion::V3 {
+        return Err("the host needs a GICv3");
+    }
+    let Some(redist) = gic.redistributors.as_slice().first().copied() else {
+        return Err("no GICv3 redistributor in the DTB");
+    };
+    let dist = gic.distributor;
+    if !mem.map_device(dist.base, dist.size) || !mem.map_device(redist.base, redist.size) {
+        return Err("cannot map the GIC");
+    }
+    arch::publish_new_mappings();
+    // SAFETY: both frames were just mapped as device memory; only the host
+    // drives the physical GIC.
+    let g = unsafe { crate::gic::Gic::new(dist.base as usize, redist.base as usize) }?;
+    crate::irq::init(g);
+    Ok(())
 }
 
 fn main(bootargs: &str, image_start: u64) -> ! {
@@ -250,6 +277,9 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         run_test_scenario(t);
     }
 
+    if let Some(us) = cmdline::param(bootargs, "slice_us").and_then(|v| v.parse().ok()) {
+        crate::vmm::set_slice_us(us);
+    }
     let mut totals = scenarios::Totals::default();
     let iterations = cmdline::param(bootargs, "iterations").and_then(|v| v.parse().ok());
     let scenario = cmdline::param(bootargs, "scenario").unwrap_or("demo");
@@ -272,6 +302,10 @@ fn main(bootargs: &str, image_start: u64) -> ! {
             scenarios::loop_guest(&mut totals, "sysreg", scenarios::mode::SYSREG_LOOP, iterations.unwrap_or(1000))
         }
         "refusals" => scenarios::refusals(),
+        "vtimer" => scenarios::irq_guest(&mut totals, "vtimer", scenarios::mode::VTIMER, 1, iterations.unwrap_or(10)),
+        "vgic" => scenarios::irq_guest(&mut totals, "vgic", scenarios::mode::VGIC, 1, 0),
+        "smp" => scenarios::irq_guest(&mut totals, "smp", scenarios::mode::SMP, 2, iterations.unwrap_or(50)),
+        "preempt" => scenarios::preempt(&mut totals, iterations.unwrap_or(100)),
         "linux" => {
             let ram_mib = cmdline::param(bootargs, "guest_ram_mib").and_then(|v| v.parse().ok());
             scenarios::linux(&mut totals, ram_mib.unwrap_or(scenarios::LINUX_RAM_MIB))
@@ -367,7 +401,7 @@ const IRQ_CURRENT_EL_SPX: u64 = 5;
 extern "C" fn host_exception(frame: &mut arch::ExceptionFrame, code: u64) {
     use aarch64_cpu::registers::*;
     if code == IRQ_CURRENT_EL_SPX {
-        profiler::irq(frame.elr, frame.spsr);
+        crate::irq::handle(frame.elr, frame.spsr);
         return;
     }
     let esr = ESR_EL1.get();

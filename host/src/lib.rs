@@ -19,6 +19,8 @@ pub mod guestcall;
 #[cfg(target_arch = "aarch64")]
 pub mod hyp;
 #[cfg(target_arch = "aarch64")]
+mod irq;
+#[cfg(target_arch = "aarch64")]
 mod kmain;
 pub mod linux_image;
 pub mod mm;

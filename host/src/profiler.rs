@@ -14,7 +14,6 @@
 //! the rest, print the report.
 
 use crate::arch;
-use crate::gic::Gic;
 use crate::hprintln;
 use crate::pmu;
 use core::arch::asm;
@@ -206,7 +205,6 @@ pub struct Profiler {
 }
 
 static PROFILER: Mutex<Option<Profiler>> = Mutex::new(None);
-static GIC: Mutex<Option<Gic>> = Mutex::new(None);
 
 /// Runs `f` on the profiler with IRQs masked (the PMU interrupt uses it too).
 fn with<T>(f: impl FnOnce(&mut Profiler) -> T) -> Option<T> {
@@ -247,20 +245,9 @@ pub fn start(s: Setup) -> Result<&'static str, &'static str> {
         Mode::Model => false,
         Mode::Auto => hw_ok,
     };
-    let gic = &s.platform.gic;
-    let Some(redist) = gic.redistributors.as_slice().first().copied() else {
-        return Err("no GICv3 redistributor (the profiler needs GICv3)");
-    };
-    if gic.version != spevisor_dtb::GicVersion::V3 {
-        return Err("the profiler needs GICv3");
+    if !crate::irq::ready() {
+        return Err("the profiler needs the host's GICv3");
     }
-    let dist = gic.distributor;
-    if !s.mem.map_device(dist.base, dist.size) || !s.mem.map_device(redist.base, redist.size) {
-        return Err("cannot map the GIC");
-    }
-    // SAFETY: both frames were just mapped as device memory; only the host
-    // drives the physical GIC.
-    let g = unsafe { Gic::new(dist.base as usize, redist.base as usize) }?;
 
     let buf_size = s.buffer.max(2 * PAGE_SIZE).next_multiple_of(PAGE_SIZE);
     let buf_pa = s.mem.alloc((buf_size / PAGE_SIZE) as usize).ok_or("no memory for the buffer")?;
@@ -306,14 +293,13 @@ pub fn start(s: Setup) -> Result<&'static str, &'static str> {
     p.arm();
     let name = p.unit.name();
     match (&p.unit, spe_intid) {
-        (Unit::Hardware, Some(i)) => g.enable_ppi(i),
+        (Unit::Hardware, Some(i)) => crate::irq::enable_ppi(i),
         (Unit::Hardware, None) => warn!("no SPE interrupt in the DTB: the buffer is serviced only when polled"),
         (Unit::Model(_), _) => {
-            g.enable_ppi(pmu_intid);
+            crate::irq::enable_ppi(pmu_intid);
             pmu::start(s.period);
         }
     }
-    *GIC.lock() = Some(g);
     *PROFILER.lock() = Some(p);
     RUNNING.store(true, core::sync::atomic::Ordering::Relaxed);
     info!(
@@ -484,26 +470,26 @@ fn dump_frame(data: &[u8]) {
     let _ = spevisor_spe::frame::write_frame(&mut Console, data);
 }
 
-/// The host's IRQ entry: PMU overflows (model sampling) and the SPE
-/// buffer-management interrupt. `pc`/`spsr`: the interrupted context.
-pub fn irq(pc: u64, spsr: u64) {
-    let intid = Gic::ack();
-    if intid >= crate::gic::SPURIOUS_FIRST {
-        return;
-    }
-    if let Some(p) = PROFILER.lock().as_mut() {
-        if intid == p.pmu_intid && pmu::overflow(p.period) {
+/// The profiler's interrupts (`irq::handle` passes them on): PMU
+/// overflows (model sampling) and the SPE buffer-management interrupt.
+/// `pc`/`spsr`: the interrupted context. `false` if `intid` is not one.
+pub fn irq(intid: u32, pc: u64, spsr: u64) -> bool {
+    let mut guard = PROFILER.lock();
+    let Some(p) = guard.as_mut() else { return false };
+    if intid == p.pmu_intid {
+        if pmu::overflow(p.period) {
             // Service first: a stopped buffer (S set) samples nothing.
             p.service();
             p.sample(pc, spsr);
             p.service();
-        } else if Some(intid) == p.spe_intid {
-            p.service();
-        } else {
-            warn!("unexpected interrupt {intid}");
         }
+        true
+    } else if Some(intid) == p.spe_intid {
+        p.service();
+        true
+    } else {
+        false
     }
-    Gic::eoi(intid);
 }
 
 /// Set once the profiler runs: lets `poll` cost one load when it does not.

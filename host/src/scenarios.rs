@@ -33,6 +33,62 @@ pub mod mode {
     pub const EXEC_OUTSIDE: u64 = 10;
     pub const HOSTILE: u64 = 11;
     pub const PAUTH_CHECK: u64 = 12;
+    pub const VTIMER: u64 = 14;
+    pub const VGIC: u64 = 15;
+    pub const SMP: u64 = 16;
+    pub const SPIN: u64 = 17;
+}
+
+/// Runs one test guest in `mode` with `vcpus` vcpus and argument `arg` to
+/// its end; prints `<name>: ending=... status=...`.
+pub fn irq_guest(t: &mut Totals, name: &'static str, mode: u64, vcpus: usize, arg: u64) {
+    let boot = Boot::TestGuest { image: GUEST_IMAGE, args: [mode, GUEST_RAM, arg] };
+    let mut vm = match Vm::create_booting(name, boot, GUEST_RAM, vcpus) {
+        Ok(vm) => vm,
+        Err(e) => return error!("{name}: cannot create the VM: {e}"),
+    };
+    let ending = vm.run();
+    hprintln!(
+        "{name}: ending={} status={} exits={}",
+        ending_name(Some(ending)),
+        vm.status.map_or(-1, |s| s as i64),
+        vm.exits
+    );
+    t.guest_status = vm.status;
+    finish(vm, t);
+}
+
+/// Preemption: a VM whose vcpu 1 spins in `b .` with IRQs masked (its vcpu
+/// 0 must still finish), a VM that only spins (stopped after `spin_exits`
+/// exits, every one of them a preemption), and the selftest guest, all on
+/// one CPU. The free-page counters must come back.
+pub fn preempt(t: &mut Totals, spin_exits: u64) {
+    let free = (hyp::info(InfoItem::HypFreePages).unwrap_or(0), host_free_pages());
+    let mk = |name, mode, vcpus, arg| {
+        let boot = Boot::TestGuest { image: GUEST_IMAGE, args: [mode, GUEST_RAM, arg] };
+        Vm::create_booting(name, boot, GUEST_RAM, vcpus).map_err(|e| error!("{name}: cannot create the VM: {e}")).ok()
+    };
+    let (Some(mut smp), Some(mut spin), Some(mut good)) =
+        (mk("smp-spin", mode::SMP, 2, 0), mk("spinner", mode::SPIN, 1, 0), mk("selftest", mode::SELFTEST, 1, 0))
+    else {
+        return;
+    };
+    spin.max_exits = spin_exits;
+    crate::vmm::run_all(&mut [&mut smp, &mut spin, &mut good]);
+    hprintln!(
+        "preempt: smp-spin={} status={} spinner={} exits={} selftest={} status={}",
+        ending_name(smp.ending),
+        smp.status.map_or(-1, |s| s as i64),
+        ending_name(spin.ending),
+        spin.exits,
+        ending_name(good.ending),
+        good.status.map_or(-1, |s| s as i64)
+    );
+    for vm in [smp, spin, good] {
+        finish(vm, t);
+    }
+    let after = (hyp::info(InfoItem::HypFreePages).unwrap_or(0), host_free_pages());
+    hprintln!("preempt: free pages before={:?} after={:?} same={}", free, after, free == after);
 }
 
 /// Where the check mode writes: from 1 MiB into its RAM.
@@ -108,7 +164,7 @@ pub fn linux(t: &mut Totals, ram_mib: u64) {
         error!("linux: spevisor.guest_ram_mib={ram_mib}: at most {} MiB", MAX_LINUX_RAM >> 20);
         return;
     };
-    let mut vm = match Vm::create_booting("linux", boot, ram) {
+    let mut vm = match Vm::create_booting("linux", boot, ram, 1) {
         Ok(vm) => vm,
         Err(e) => {
             error!("linux: cannot create the VM: {e}");

@@ -1,12 +1,25 @@
 //! The host's VM manager: guest memory, loading images, the run loop and exit
-//! handling (PSCI, the guest test ABI, the emulated PL011).
+//! handling (PSCI, the guest test ABI, the emulated PL011 and GIC), and the
+//! scheduler that shares the one physical CPU between vcpus.
+//!
+//! Scheduling: every runnable vcpu of every VM gets a time slice in turn
+//! (`spevisor.slice_us=`, default [`DEFAULT_SLICE_US`]), enforced by the
+//! host's timer (`irq::timer`): a vcpu that never exits is preempted by the
+//! IRQ exit the timer causes. A vcpu in WFI (or PSCI CPU_SUSPEND) sleeps
+//! until an interrupt is pending for it or its virtual timer's deadline
+//! passes; with nothing runnable the host sleeps in WFI until the earliest
+//! deadline. A VM whose vcpus all sleep with no deadline and nothing that
+//! could wake them is stopped with a report rather than waited on forever.
 
 use crate::guestcall::{self, Outcome};
 use crate::hyp::{self, HypError};
 use crate::kmain::HOST;
 use crate::mm::PagePool;
 use log::{error, info, warn};
-use spevisor_abi::{Call, Completion, Exit, MmioAccess, StopReason};
+use spevisor_abi::guest::machine::{MAX_VCPUS, UART_INTID, VTIMER_INTID};
+use spevisor_abi::guest::psci;
+use spevisor_abi::vgic::VcpuShared;
+use spevisor_abi::{Call, Completion, Exit, InfoItem, MmioAccess, StopReason};
 use spevisor_pgtable::PAGE_SIZE;
 use spevisor_pl011::model::Pl011Model;
 
@@ -34,6 +47,8 @@ pub enum VmError {
     NoMemory { pages: u64 },
     /// The hypervisor refused a call.
     Hyp { call: &'static str, err: HypError },
+    /// A vcpu count outside 1..=MAX_VCPUS.
+    BadVcpus(usize),
 }
 
 impl core::fmt::Display for VmError {
@@ -46,6 +61,7 @@ impl core::fmt::Display for VmError {
             Self::NotLinux(e) => write!(f, "guest kernel: {e}"),
             Self::NoMemory { pages } => write!(f, "host out of memory for {pages} guest pages"),
             Self::Hyp { call, err } => write!(f, "{call} refused: {err}"),
+            Self::BadVcpus(n) => write!(f, "{n} vcpus: a VM has 1 to {MAX_VCPUS}"),
         }
     }
 }
@@ -93,6 +109,34 @@ impl Boot<'_> {
     }
 }
 
+/// The time slice a vcpu runs before another gets the CPU, unless
+/// `spevisor.slice_us=` says otherwise.
+pub const DEFAULT_SLICE_US: u64 = 10_000;
+
+/// Whether a vcpu may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcpuRun {
+    /// Not started, or after PSCI CPU_OFF: waits for CPU_ON.
+    Off,
+    Runnable,
+    /// In WFI or CPU_SUSPEND: waits for an interrupt or its timer.
+    Blocked,
+}
+
+/// The host's side of a vcpu.
+#[derive(Clone, Copy, Debug)]
+struct HostVcpu {
+    run: VcpuRun,
+    /// The answer to its last exit, encoded as VCPU_RUN's x3..x7.
+    completion: [u64; 5],
+    /// The page it shares with EL2 (list registers), 0 without a vGIC.
+    shared: u64,
+}
+
+/// The vcpu whose state the physical CPU's virtual-timer interrupt
+/// (active or not) belongs to: (VM handle << 8) | vcpu.
+static VTIMER_OWNER: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
 /// How a guest run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ending {
@@ -102,7 +146,8 @@ pub enum Ending {
     Reset,
     /// The hypervisor stopped it.
     Stopped(StopReason),
-    /// The host stopped it (an access outside every device, a refused run).
+    /// The host stopped it (an access outside every device, a refused run,
+    /// every vcpu asleep with nothing to wake it).
     Killed,
 }
 
@@ -116,12 +161,21 @@ pub struct Vm {
     gic: crate::vgic::Vgic,
     line: [u8; 160],
     line_len: usize,
-    /// The answer to the last exit, already encoded as the next VCPU_RUN's
-    /// x3..x7 (`Completion::to_regs`, folded where the variant is known).
-    completion: [u64; 5],
+    vcpus: [HostVcpu; MAX_VCPUS],
+    pub nr_vcpus: usize,
+    /// List registers the CPU gives guests (0: no vGIC, no interrupts).
+    nr_lrs: usize,
+    /// Bit n: vcpu n needs the slow path around its next run (list
+    /// registers to fill or read back, the virtual timer's physical state
+    /// to switch). Clear bits keep `step` on its short path.
+    attention: u32,
+    /// Bit n: vcpu n's list registers were filled for its run.
+    lrs_loaded: u32,
     /// The status the guest reported (SET_STATUS), if any.
     pub status: Option<u64>,
     pub exits: u64,
+    /// Exits after which the scheduler stops the VM (`run_all`).
+    pub max_exits: u64,
     pub ending: Option<Ending>,
 }
 
@@ -145,13 +199,19 @@ impl Vm {
     /// Creates a VM with `ram` bytes of RAM holding the test guest's `image`
     /// at its base, entered there with x0..x2 = `args`.
     pub fn create(name: &'static str, image: &[u8], ram: u64, args: [u64; 3]) -> Result<Self, VmError> {
-        Self::create_booting(name, Boot::TestGuest { image, args }, ram)
+        Self::create_booting(name, Boot::TestGuest { image, args }, ram, 1)
     }
 
     /// Creates a VM with `ram` bytes of RAM, the guest machine's device tree
     /// in its last `DTB_SLOT` bytes (`guest_dtb.rs`), the image `boot` names
     /// loaded as its protocol wants, and one vcpu ready to enter it.
-    pub fn create_booting(name: &'static str, boot: Boot, ram: u64) -> Result<Self, VmError> {
+    ///
+    /// With `vcpus` > 1 the others exist from the start, off, for PSCI
+    /// CPU_ON; each shares a page with EL2 for its list registers.
+    pub fn create_booting(name: &'static str, boot: Boot, ram: u64, vcpus: usize) -> Result<Self, VmError> {
+        if !(1..=MAX_VCPUS).contains(&vcpus) {
+            return Err(VmError::BadVcpus(vcpus));
+        }
         let pages = ram.div_ceil(PAGE_SIZE);
         let ram = pages * PAGE_SIZE;
         let machine = GuestMachine { ram_size: ram, bootargs: boot.bootargs() };
@@ -179,12 +239,27 @@ impl Vm {
         let dtb_len = guest_dtb::write(slot, &machine).map_err(|e| give_back(VmError::Dtb(e)))?;
         clean_for_guest(dtb_pa, dtb_len as u64);
         let handle = hyp_call(Call::VmCreate, "VM_CREATE", [0; 7]).map_err(give_back)?[0];
-        let made = hyp_call(Call::VmDonate, "VM_DONATE", [handle, ram_pa, GUEST_RAM_IPA, pages, 0, 0, 0])
-            .and_then(|_| hyp_call(Call::VcpuCreate, "VCPU_CREATE", [handle, entry, args[0], args[1], args[2], 0, 0]));
+        let nr_lrs = if crate::irq::ready() { hyp::info(InfoItem::ListRegs).unwrap_or(0) as usize } else { 0 };
+        let mut host_vcpus =
+            [HostVcpu { run: VcpuRun::Off, completion: Completion::None.to_regs(), shared: 0 }; MAX_VCPUS];
+        let made =
+            hyp_call(Call::VmDonate, "VM_DONATE", [handle, ram_pa, GUEST_RAM_IPA, pages, 0, 0, 0]).and_then(|_| {
+                for (i, v) in host_vcpus[..vcpus].iter_mut().enumerate() {
+                    hyp_call(Call::VcpuCreate, "VCPU_CREATE", [handle, entry, args[0], args[1], args[2], 0, 0])?;
+                    if nr_lrs > 0 {
+                        let page = with_pages(|p| p.alloc_pages(1)).ok_or(VmError::NoMemory { pages: 1 })?;
+                        v.shared = page;
+                        hyp_call(Call::VcpuShare, "VCPU_SHARE", [handle, i as u64, page, 0, 0, 0, 0])?;
+                    }
+                }
+                Ok(())
+            });
         if let Err(e) = made {
             let _ = hyp::call(Call::VmDestroy, [handle, 0, 0, 0, 0, 0, 0]);
+            free_shared(&host_vcpus);
             return Err(give_back(e));
         }
+        host_vcpus[0].run = VcpuRun::Runnable;
         info!(
             "{name}: VM {handle} with {} KiB at {:#x} (IPA {:#x}), device tree at IPA {:#x} ({dtb_len} bytes)",
             ram / 1024,
@@ -199,12 +274,17 @@ impl Vm {
             ram_pa,
             ram_pages: pages,
             uart: Pl011Model::new(),
-            gic: crate::vgic::Vgic::new(),
+            gic: crate::vgic::Vgic::new(vcpus),
             line: [0; 160],
             line_len: 0,
-            completion: Completion::None.to_regs(),
+            vcpus: host_vcpus,
+            nr_vcpus: vcpus,
+            nr_lrs,
+            attention: 0,
+            lrs_loaded: 0,
             status: None,
             exits: 0,
+            max_exits: u64::MAX,
             ending: None,
         })
     }
@@ -222,9 +302,9 @@ impl Vm {
         self.line_len += 1;
     }
 
-    /// Answers a guest `hvc`/`smc` (`guestcall::handle`); `None` once the
-    /// VM has powered off or reset.
-    fn hvc(&mut self, r: [u64; 4]) -> Option<[u64; 4]> {
+    /// Answers a guest `hvc`/`smc` of vcpu `i` (`guestcall::handle`);
+    /// `None` once the VM has powered off or reset, or the vcpu is off.
+    fn hvc(&mut self, i: usize, r: [u64; 4]) -> Option<[u64; 4]> {
         match guestcall::handle(r) {
             Outcome::Answer(a) => Some(a),
             Outcome::Status { status, answer } => {
@@ -243,6 +323,61 @@ impl Vm {
                 self.ending = Some(Ending::Reset);
                 None
             }
+            Outcome::CpuOff => {
+                self.vcpus[i].run = VcpuRun::Off;
+                if self.vcpus[..self.nr_vcpus].iter().all(|v| v.run == VcpuRun::Off) {
+                    self.ending = Some(Ending::Off);
+                }
+                None
+            }
+            Outcome::CpuOn { target, entry, context } => Some([self.cpu_on(target, entry, context), 0, 0, 0]),
+            Outcome::AffinityInfo { target, level } => Some([self.affinity_info(target, level), 0, 0, 0]),
+            Outcome::Suspend => {
+                self.wfi(i);
+                Some([psci::SUCCESS, 0, 0, 0])
+            }
+        }
+    }
+
+    /// The vcpu an MPIDR names: Aff0 = index, the other affinity fields 0.
+    fn vcpu_of(&self, mpidr: u64) -> Option<usize> {
+        const AFF0: u64 = 0xff;
+        const AFFINITY: u64 = 0xff_00ff_ffff;
+        let i = (mpidr & AFF0) as usize;
+        (mpidr & AFFINITY & !AFF0 == 0 && i < self.nr_vcpus).then_some(i)
+    }
+
+    /// PSCI CPU_ON: the PSCI status.
+    fn cpu_on(&mut self, target: u64, entry: u64, context: u64) -> u64 {
+        let Some(t) = self.vcpu_of(target) else { return psci::INVALID_PARAMETERS };
+        if self.vcpus[t].run != VcpuRun::Off {
+            return psci::ALREADY_ON;
+        }
+        let ram = GUEST_RAM_IPA..GUEST_RAM_IPA + self.ram_pages * PAGE_SIZE;
+        if !ram.contains(&entry) || !entry.is_multiple_of(4) {
+            return psci::INVALID_ADDRESS;
+        }
+        if let Err(e) = hyp::call(Call::VcpuReset, [self.handle, t as u64, entry, context, 0, 0, 0]) {
+            warn!("{}: CPU_ON of vcpu {t}: VCPU_RESET refused: {e}", self.name);
+            return psci::INVALID_ADDRESS;
+        }
+        self.vcpus[t].run = VcpuRun::Runnable;
+        self.vcpus[t].completion = Completion::None.to_regs();
+        self.attention |= 1 << t;
+        psci::SUCCESS
+    }
+
+    /// PSCI AFFINITY_INFO (level 0 only: every vcpu is its own cluster-less core).
+    fn affinity_info(&self, target: u64, level: u64) -> u64 {
+        match self.vcpu_of(target) {
+            Some(t) if level == 0 => {
+                if self.vcpus[t].run == VcpuRun::Off {
+                    psci::AFFINITY_OFF
+                } else {
+                    psci::AFFINITY_ON
+                }
+            }
+            _ => psci::INVALID_PARAMETERS,
         }
     }
 
@@ -252,7 +387,7 @@ impl Vm {
     fn mmio(&mut self, m: MmioAccess) -> Option<Completion> {
         use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA};
         if (GICD_IPA..GICD_IPA + crate::vgic::GICD_SIZE).contains(&m.ipa)
-            || (GICR_IPA..GICR_IPA + crate::vgic::GICR_SIZE).contains(&m.ipa)
+            || (GICR_IPA..GICR_IPA + self.gic.redist_size()).contains(&m.ipa)
         {
             return Some(self.gic_access(m));
         }
@@ -273,6 +408,7 @@ impl Vm {
             if let Err(e) = r {
                 warn!("{}: PL011 write at +{off:#x} ignored: {e:?}", self.name);
             }
+            self.uart_irq();
             Some(Completion::MmioWrite)
         } else {
             let v = self.uart.read(off, m.size).unwrap_or_else(|e| {
@@ -283,10 +419,22 @@ impl Vm {
         }
     }
 
+    /// The PL011's interrupt output into its SPI's line.
+    fn uart_irq(&mut self) {
+        let level = self.uart.irq_pending();
+        if let Some(cpu) = self.gic.set_level(UART_INTID as usize, level) {
+            self.interrupts_changed(1 << cpu);
+        }
+    }
+
     /// A distributor or redistributor access (`vgic.rs`). A size or
     /// alignment the register does not take reads as zero and ignores the
     /// write, with a warning: the guest goes on.
     fn gic_access(&mut self, m: MmioAccess) -> Completion {
+        if m.write {
+            // Enables, priorities, routes or pending bits may change.
+            self.interrupts_changed((1 << self.nr_vcpus) - 1);
+        }
         use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA};
         let dist = m.ipa < GICR_IPA;
         let off = m.ipa - if dist { GICD_IPA } else { GICR_IPA };
@@ -307,36 +455,169 @@ impl Vm {
         }
     }
 
-    /// Runs the vcpu once (to its next exit) and handles the exit. Returns
-    /// `false` once the VM has ended.
-    pub fn step(&mut self) -> bool {
+    /// Runs vcpu `i` once (to its next exit) and handles the exit. Returns
+    /// `true` while it may go on running: `false` once the VM has ended,
+    /// the vcpu sleeps or is off, or the host's timer ended its slice.
+    pub fn step(&mut self, i: usize) -> bool {
         if self.ending.is_some() {
             return false;
         }
-        let c = self.completion;
-        let r = hyp::call(Call::VcpuRun, [self.handle, 0, c[0], c[1], c[2], c[3], c[4]]);
-        self.completion = Completion::None.to_regs();
+        let slow = self.attention & (1 << i) != 0;
+        if slow {
+            self.before_run(i);
+        }
+        let c = self.vcpus[i].completion;
+        let r = hyp::call(Call::VcpuRun, [self.handle, i as u64, c[0], c[1], c[2], c[3], c[4]]);
+        self.vcpus[i].completion = Completion::None.to_regs();
         // The world switch drained the host's SPE buffer: it may be full.
         crate::profiler::poll();
+        if slow {
+            self.after_run(i);
+        }
         let exit = match r {
             Ok(r) => Exit::from_regs(r),
             Err(e) => return self.refused(e),
         };
         self.exits += 1;
-        match exit {
-            Some(Exit::Hvc { regs, .. }) => match self.hvc(regs) {
-                Some(answer) => self.completion = Completion::Hvc(answer).to_regs(),
-                None => return false,
+        let go_on = match exit {
+            Some(Exit::Hvc { regs, .. }) => match self.hvc(i, regs) {
+                Some(answer) => {
+                    self.vcpus[i].completion = Completion::Hvc(answer).to_regs();
+                    self.vcpus[i].run == VcpuRun::Runnable
+                }
+                None => false,
             },
             Some(Exit::Mmio(m)) => match self.mmio(m) {
-                Some(c) => self.completion = c.to_regs(),
+                Some(c) => {
+                    self.vcpus[i].completion = c.to_regs();
+                    true
+                }
                 None => return self.no_device(m),
             },
-            Some(Exit::Irq) | Some(Exit::Wfx) => {}
+            Some(Exit::Irq) => self.irq_exit(i),
+            Some(Exit::Wfx) => self.wfi(i),
+            Some(Exit::Sgi { value, group1 }) => {
+                let targets = self.gic.sgi(i, value, group1);
+                self.interrupts_changed(targets);
+                true
+            }
             Some(Exit::Stopped { reason, esr, far, elr }) => return self.stopped(reason, esr, far, elr),
             None => return self.undecodable(),
+        };
+        // The handler recorded what the interrupt that may have ended the
+        // run was (or one that arrived during the exit).
+        let events = crate::irq::take_events();
+        if events != 0 {
+            return self.events(i, events) && go_on;
+        }
+        go_on
+    }
+
+    /// Before vcpu `i` runs: the physical virtual-timer interrupt's active
+    /// state becomes this vcpu's (set while its tied virtual interrupt is
+    /// pending or active, so the timer cannot fire again before the guest
+    /// has deactivated it; clear otherwise, so its own timer can fire), and
+    /// its list registers are filled.
+    #[inline(never)]
+    fn before_run(&mut self, i: usize) {
+        use core::sync::atomic::Ordering;
+        let key = self.handle << 8 | i as u64;
+        if VTIMER_OWNER.swap(key, Ordering::Relaxed) != key {
+            crate::irq::set_vtimer_active(self.gic.in_flight(i, VTIMER_INTID as usize));
+        }
+        if self.vcpus[i].shared != 0 && self.gic.needs_flush(i) {
+            self.gic.flush(i, shared_page(self.vcpus[i].shared), self.nr_lrs);
+            self.lrs_loaded |= 1 << i;
+        }
+    }
+
+    /// After vcpu `i` ran: its list registers' state back into the model.
+    #[inline(never)]
+    fn after_run(&mut self, i: usize) {
+        if self.lrs_loaded & (1 << i) != 0 {
+            self.gic.fold(i, shared_page(self.vcpus[i].shared));
+            self.lrs_loaded &= !(1 << i);
+        }
+        if !self.gic.needs_flush(i) {
+            self.attention &= !(1 << i);
+        }
+    }
+
+    /// The model changed for the vcpus in `targets` (bit mask): each needs
+    /// its list registers filled, and one asleep wakes up.
+    fn interrupts_changed(&mut self, targets: u32) {
+        if self.nr_lrs == 0 {
+            return;
+        }
+        self.attention |= targets;
+        for (n, v) in self.vcpus[..self.nr_vcpus].iter_mut().enumerate() {
+            if targets & (1 << n) != 0 && v.run == VcpuRun::Blocked && self.gic.has_work(n) {
+                v.run = VcpuRun::Runnable;
+            }
+        }
+    }
+
+    /// Acts on what the host's interrupt handler recorded after vcpu `i`
+    /// ran. `false`: its slice is over.
+    #[cold]
+    fn events(&mut self, i: usize, events: u32) -> bool {
+        if events & crate::irq::event::VTIMER != 0 && self.nr_lrs > 0 {
+            // Its timer fired while it ran: its virtual INTID 27, tied to
+            // the physical one the handler left active.
+            self.gic.inject_private(i, VTIMER_INTID as usize, true);
+            self.interrupts_changed(1 << i);
+        }
+        if events & crate::irq::event::HOST_TIMER != 0 {
+            SLICE_OVER.store(true, core::sync::atomic::Ordering::Relaxed);
+            return false;
         }
         true
+    }
+
+    /// An IRQ ended vcpu `i`'s run: if its virtual timer was firing, its
+    /// virtual INTID 27 becomes pending, tied to the physical PPI, which
+    /// is made active now so that it cannot fire again (and end every run
+    /// at once) before the guest has deactivated it.
+    fn irq_exit(&mut self, i: usize) -> bool {
+        let v = &self.vcpus[i];
+        if self.nr_lrs == 0 || v.shared == 0 || !shared_page(v.shared).timer_firing() {
+            return true;
+        }
+        if !self.gic.in_flight(i, VTIMER_INTID as usize) {
+            self.gic.inject_private(i, VTIMER_INTID as usize, true);
+            self.interrupts_changed(1 << i);
+        }
+        crate::irq::set_vtimer_active(true);
+        true
+    }
+
+    /// WFI: vcpu `i` sleeps unless an interrupt is already there for it.
+    fn wfi(&mut self, i: usize) -> bool {
+        if self.gic.has_work(i) {
+            return true;
+        }
+        self.vcpus[i].run = VcpuRun::Blocked;
+        false
+    }
+
+    /// When sleeping vcpu `i`'s virtual timer fires (counter ticks), if armed.
+    fn deadline(&self, i: usize) -> Option<u64> {
+        let v = &self.vcpus[i];
+        if v.run != VcpuRun::Blocked || v.shared == 0 {
+            return None;
+        }
+        shared_page(v.shared).timer_deadline()
+    }
+
+    /// Wakes sleeping vcpus whose timer deadline is `now` or past: once
+    /// loaded, their timer fires (its interrupt comes as an IRQ exit).
+    fn wake_due(&mut self, now: u64) {
+        for i in 0..self.nr_vcpus {
+            if self.deadline(i).is_some_and(|d| d <= now) {
+                self.vcpus[i].run = VcpuRun::Runnable;
+                self.attention |= 1 << i;
+            }
+        }
     }
 
     // The ways a run ends badly: reported here, out of `step`'s hot path.
@@ -384,21 +665,15 @@ impl Vm {
 
     /// Runs until the VM ends.
     pub fn run(&mut self) -> Ending {
-        while self.step() {}
+        run_all(&mut [self]);
         self.ending.unwrap_or(Ending::Killed)
     }
 
     /// Runs until the VM ends or `max_exits` exits have been handled (then
-    /// it is stopped: a guest that waits for an interrupt nothing delivers
-    /// yet would otherwise run forever).
+    /// it is stopped with a report).
     pub fn run_for(&mut self, max_exits: u64) -> Ending {
-        while self.step() {
-            if self.exits >= max_exits {
-                error!("{}: exit budget of {max_exits} spent; VM stopped", self.name);
-                self.ending = Some(Ending::Killed);
-                break;
-            }
-        }
+        self.max_exits = max_exits;
+        run_all(&mut [self]);
         self.ending.unwrap_or(Ending::Killed)
     }
 
@@ -414,8 +689,116 @@ impl Vm {
         hyp_call(Call::VmDestroy, "VM_DESTROY", [self.handle, 0, 0, 0, 0, 0, 0])?;
         // SAFETY: the hypervisor has unmapped the pages and flushed the VMID.
         with_pages(|p| unsafe { p.free_pages_at(self.ram_pa, self.ram_pages as usize) });
+        free_shared(&self.vcpus);
         Ok(())
     }
+}
+
+/// Gives back the pages vcpus shared with EL2 (their VM is gone, or was
+/// never made).
+fn free_shared(vcpus: &[HostVcpu]) {
+    for v in vcpus.iter().filter(|v| v.shared != 0) {
+        // SAFETY: one page from `alloc_pages(1)`; EL2 forgot it with its VM.
+        with_pages(|p| unsafe { p.free_pages_at(v.shared, 1) });
+    }
+}
+
+/// The page vcpu shares with EL2.
+fn shared_page<'a>(pa: u64) -> &'a mut VcpuShared {
+    // SAFETY: a page the host allocated for this vcpu and shared with EL2
+    // (VCPU_SHARE), identity mapped RW; EL2 touches it only inside
+    // VCPU_RUN, when the host does not run (one CPU).
+    unsafe { &mut *(pa as *mut VcpuShared) }
+}
+
+/// Set by a vcpu's `events` when the host's timer ends its slice.
+static SLICE_OVER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The time slice in counter ticks (`spevisor.slice_us=`).
+static SLICE_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Sets the time slice (from the command line).
+pub fn set_slice_us(us: u64) {
+    SLICE_TICKS.store(crate::irq::timer::ticks_us(us.max(1)), core::sync::atomic::Ordering::Relaxed);
+}
+
+fn slice_ticks() -> u64 {
+    match SLICE_TICKS.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => crate::irq::timer::ticks_us(DEFAULT_SLICE_US),
+        t => t,
+    }
+}
+
+/// Runs every VM of `vms` until each has ended (or handled its
+/// `max_exits` exits: then it is stopped with a report): every runnable
+/// vcpu gets a time slice in turn; with none runnable, the host sleeps
+/// until the earliest timer deadline of a sleeping vcpu.
+pub fn run_all(vms: &mut [&mut Vm]) {
+    use crate::irq::timer;
+    use core::sync::atomic::Ordering;
+    let slice = slice_ticks();
+    loop {
+        let mut ran = false;
+        for vm in vms.iter_mut() {
+            for i in 0..vm.nr_vcpus {
+                if vm.ending.is_some() {
+                    break;
+                }
+                vm.wake_due(timer::now());
+                if vm.vcpus[i].run != VcpuRun::Runnable {
+                    continue;
+                }
+                ran = true;
+                SLICE_OVER.store(false, Ordering::Relaxed);
+                timer::arm(timer::now() + slice);
+                vm.attention |= 1 << i;
+                while vm.step(i) {
+                    if vm.exits >= vm.max_exits {
+                        break;
+                    }
+                }
+                if vm.exits >= vm.max_exits && vm.ending.is_none() {
+                    error!("{}: exit budget of {} spent; VM stopped", vm.name, vm.max_exits);
+                    vm.ending = Some(Ending::Killed);
+                }
+            }
+        }
+        if vms.iter().all(|vm| vm.ending.is_some()) {
+            timer::stop();
+            return;
+        }
+        if !ran {
+            idle(vms);
+        }
+    }
+}
+
+/// Nothing is runnable: sleeps until the earliest deadline of a sleeping
+/// vcpu (an interrupt for the host ends the sleep too). A VM none of whose
+/// vcpus can ever wake (asleep without a timer, or off) is stopped.
+fn idle(vms: &mut [&mut Vm]) {
+    use crate::irq::timer;
+    let mut earliest = u64::MAX;
+    for vm in vms.iter_mut().filter(|vm| vm.ending.is_none()) {
+        let next = (0..vm.nr_vcpus).filter_map(|i| vm.deadline(i)).min();
+        match next {
+            Some(d) => earliest = earliest.min(d),
+            None => {
+                error!("{}: every vcpu waits for an interrupt nothing will send; VM stopped", vm.name);
+                vm.ending = Some(Ending::Killed);
+            }
+        }
+    }
+    if earliest == u64::MAX {
+        return;
+    }
+    let daif = crate::arch::mask_irqs();
+    timer::arm(earliest);
+    // SAFETY: waits for an interrupt with IRQs masked (WFI wakes on a
+    // pending one regardless); the handler runs once they are unmasked.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack, preserves_flags)) };
+    crate::arch::restore_irqs(daif);
+    timer::stop();
 }
 
 fn with_pages<T>(f: impl FnOnce(&mut PagePool) -> T) -> T {
@@ -429,15 +812,18 @@ pub fn host_free_pages() -> usize {
     HOST.lock().as_ref().map_or(0, |h| h.pages.free_pages())
 }
 
-/// Runs two VMs alternately, switching at every exit, until both end;
-/// returns the number of alternations.
+/// Runs vcpu 0 of two VMs alternately, switching at every exit, until
+/// both end; returns the number of alternations.
 pub fn run_alternately(a: &mut Vm, b: &mut Vm) -> u64 {
     let mut alternations = 0;
     loop {
-        let ra = a.step();
-        let rb = b.step();
+        for vm in [&mut *a, &mut *b] {
+            // The virtual timer's physical state follows the switch.
+            vm.attention |= 1;
+            vm.step(0);
+        }
         alternations += 1;
-        if !ra && !rb {
+        if a.ending.is_some() && b.ending.is_some() {
             return alternations;
         }
     }

@@ -316,6 +316,7 @@ pub fn start(args: BootArgs) -> ! {
             pauth: Default::default(),
             vmpidr: MPIDR_EL1.get(),
             gic_v3,
+            nr_lrs: if gic_v3 { arch::sysregs::list_regs() } else { 0 },
         },
         guest_ids: crate::idregs::IdRegs::new(arch::sysregs::read_id_group3),
         trace: Trace::new(),

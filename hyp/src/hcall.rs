@@ -34,6 +34,10 @@ pub trait Services {
     fn switch_trace(&self) -> &[u8];
     /// Uses the software SPE model at `pa` (`size` bytes of host memory).
     fn spe_model_attach(&mut self, pa: u64, size: u64) -> Result<(), Status>;
+    /// Shares the host page at `pa` with vcpu `vcpu` of `vm` (its list registers).
+    fn vcpu_share(&mut self, vm: u64, vcpu: u64, pa: u64) -> Result<(), Status>;
+    /// Resets vcpu `vcpu` of `vm` to start at `entry` with x0 = `x0`.
+    fn vcpu_reset(&mut self, vm: u64, vcpu: u64, entry: u64, x0: u64) -> Result<(), Status>;
 }
 
 #[inline(always)]
@@ -86,6 +90,8 @@ pub fn dispatch(regs: &mut Regs, svc: &mut impl Services) {
         Call::VcpuRun => vcpu_run(regs, svc),
         Call::VmDestroy => reply(regs, svc.vm_destroy(regs[1]).map(|()| [])),
         Call::SpeModelAttach => reply(regs, svc.spe_model_attach(regs[1], regs[2]).map(|()| [])),
+        Call::VcpuShare => reply(regs, svc.vcpu_share(regs[1], regs[2], regs[3]).map(|()| [])),
+        Call::VcpuReset => reply(regs, svc.vcpu_reset(regs[1], regs[2], regs[3], regs[4]).map(|()| [])),
         Call::SwitchTrace => {
             // x1 = chunk k: steps [32k, 32k+32) packed 8 per register in x2..x5.
             let steps = svc.switch_trace();
@@ -175,6 +181,14 @@ mod tests {
                 Ok(())
             }
         }
+        fn vcpu_share(&mut self, vm: u64, vcpu: u64, pa: u64) -> Result<(), Status> {
+            self.runs.push((vm, vcpu, Completion::MmioRead(pa)));
+            Err(Status::InUse)
+        }
+        fn vcpu_reset(&mut self, vm: u64, vcpu: u64, entry: u64, x0: u64) -> Result<(), Status> {
+            self.runs.push((vm, vcpu, Completion::Hvc([entry, x0, 0, 0])));
+            Ok(())
+        }
     }
 
     fn fake(hooks: bool) -> Fake {
@@ -199,6 +213,17 @@ mod tests {
         assert_eq!(Exit::from_regs([r[1], r[2], r[3], r[4], r[5], r[6], r[7]]), Some(Exit::Wfx));
         let r = call([Call::VcpuRun.id(), 3, 0, 99, 0, 0, 0, 0], false);
         assert_eq!(r[0], Status::InvalidParameter.to_reg(), "unknown completion kind");
+        let mut f = fake(false);
+        let mut r = [Call::VcpuShare.id(), 3, 1, 0x5000_0000, 0, 0, 0, 0];
+        dispatch(&mut r, &mut f);
+        assert_eq!(r[0], Status::InUse.to_reg());
+        let mut r = [Call::VcpuReset.id(), 3, 2, 0x4000_1000, 42, 0, 0, 0];
+        dispatch(&mut r, &mut f);
+        assert_eq!(r[0], 0);
+        assert_eq!(
+            f.runs,
+            vec![(3, 1, Completion::MmioRead(0x5000_0000)), (3, 2, Completion::Hvc([0x4000_1000, 42, 0, 0]))]
+        );
     }
 
     #[test]

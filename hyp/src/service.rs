@@ -7,6 +7,7 @@ use crate::mm::{Layout, PagePool, Range};
 use crate::spe::Backend;
 use crate::switch::{self, HostContext, Trace};
 use crate::vm::Vms;
+use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{spe_state, Completion, Exit, InfoItem, Status, SwitchOrder, TestFault};
 use spevisor_pgtable::PAGE_SIZE;
 use spin::Mutex;
@@ -68,6 +69,7 @@ impl Services for Machine<'_> {
             InfoItem::PmuVer => h.pmu_ver,
             InfoItem::HypFreePages => h.pool.free_pages() as u64,
             InfoItem::IpaBits => self.vms.ipa_bits() as u64,
+            InfoItem::ListRegs => h.host.nr_lrs as u64,
             InfoItem::SwitchOrder => {
                 if cfg!(feature = "switch-order-pre-2021") {
                     SwitchOrder::Pre2021 as u64
@@ -127,15 +129,30 @@ impl Services for Machine<'_> {
     }
 
     fn vcpu_run(&mut self, vm: u64, vcpu: u64, completion: Completion) -> Result<Exit, Status> {
-        let v = self.vms.get_mut(vm)?;
+        let (v, cpu) = self.vms.vm_and_vcpu(vm, vcpu)?;
         if v.stopped {
             return Err(Status::VmStopped);
         }
-        let idx = usize::try_from(vcpu).map_err(|_| Status::NoSuchVcpu)?;
-        let cpu = v.vcpus.get_mut(idx).and_then(|c| c.as_mut()).ok_or(Status::NoSuchVcpu)?;
+        let idx = vcpu as usize;
         cpu.complete(completion)?;
         let h = &mut *self.hyp;
+        // The host's list registers in (nothing to copy when neither side
+        // has any: the common case stays off the GIC's path).
+        let shared = cpu.shared;
+        let gic_work = shared != 0 && cpu.vgic.load(shared_page(shared), h.host.nr_lrs);
         let exit = switch::vcpu_run(&v.mem, idx, cpu, &h.guest_ids, &mut h.host, &mut h.trace);
+        if gic_work {
+            cpu.vgic.store(shared_page(shared));
+        }
+        if shared != 0 && matches!(exit, Exit::Wfx | Exit::Irq) {
+            // WFI: the host sleeps the vcpu until its timer's deadline at
+            // the latest. IRQ: the interrupt may be its timer's, which the
+            // host cannot see once the host's CNTV is back (the line
+            // drops): CNTV_CTL_EL0.ISTATUS as the guest left it says.
+            let page = shared_page(shared);
+            page.cntv_ctl = cpu.el1.cntv_ctl;
+            page.cntv_cval = cpu.el1.cntv_cval;
+        }
         if matches!(exit, Exit::Stopped { .. }) {
             v.stopped = true;
         }
@@ -162,4 +179,24 @@ impl Services for Machine<'_> {
         info!("SPE model attached at {:#x} ({} bytes)", pa, size);
         Ok(())
     }
+
+    fn vcpu_share(&mut self, vm: u64, vcpu: u64, pa: u64) -> Result<(), Status> {
+        let h = &*self.hyp;
+        let model = h.spe_model.is_some_and(|m| m.overlaps(pa, PAGE_SIZE));
+        self.vms.share(&h.layout, vm, vcpu, pa, model)
+    }
+
+    fn vcpu_reset(&mut self, vm: u64, vcpu: u64, entry: u64, x0: u64) -> Result<(), Status> {
+        self.vms.reset_vcpu(vm, vcpu, entry, x0)
+    }
+}
+
+/// The page a vcpu shares with EL2 (`VCPU_SHARE`).
+fn shared_page<'a>(pa: u64) -> &'a mut VcpuShared {
+    // SAFETY: `Vms::share` checked `pa`: a whole page of host memory, given
+    // to no VM and shared with nothing else, which EL2 maps RW at its
+    // physical address; the host cannot touch it while it is inside this
+    // hypercall (one CPU), and `VcpuShared` (plain integers, 160 bytes) fits
+    // a page at its alignment.
+    unsafe { &mut *(pa as *mut VcpuShared) }
 }

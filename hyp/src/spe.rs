@@ -57,6 +57,9 @@ pub fn check_model_attach(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Res
     if vms.host_range_donated(pa, size) {
         return Err(Status::AlreadyDonated);
     }
+    if vms.host_range_shared(pa, size) {
+        return Err(Status::InUse);
+    }
     Ok(Range::new(pa, pa + size))
 }
 

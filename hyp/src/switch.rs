@@ -129,6 +129,8 @@ mod imp {
         /// VMPIDR_EL2 while the host runs (its own MPIDR_EL1).
         pub vmpidr: u64,
         pub gic_v3: bool,
+        /// GICv3 list registers guests get (0 without the virtual interface).
+        pub nr_lrs: usize,
     }
 
     /// Runs `vcpu` of `vm` until an exit the host must handle. EL2, with the

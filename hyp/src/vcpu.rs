@@ -3,6 +3,7 @@
 //! (`switch.rs`) moves this state in and out of the CPU.
 
 use crate::idregs::IdRegs;
+use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{Completion, Exit, MmioAccess, Status, StopReason};
 use spevisor_armv8::esr::{Direction, Esr, ExceptionClass, SysRegIss};
 use spevisor_armv8::inject::{self, GuestContext, GuestFeatures, InstrLen};
@@ -81,7 +82,7 @@ pub struct FpRegs {
 pub struct PauthKeys(pub [u64; 10]);
 
 /// Maximum GICv3 list registers (ICH_VTR_EL2.ListRegs + 1 ≤ 16).
-pub const MAX_LRS: usize = 16;
+pub const MAX_LRS: usize = spevisor_abi::vgic::MAX_LRS;
 
 /// A vcpu's GICv3 virtual CPU interface state.
 #[derive(Clone, Copy, Debug, Default)]
@@ -90,6 +91,39 @@ pub struct VgicState {
     pub lrs: [u64; MAX_LRS],
     /// List registers holding state; only these are switched.
     pub used_lrs: usize,
+    /// ICH_HCR_EL2 bits besides En while the guest runs (UIE), and whether
+    /// the host wants EOIcount back (`spevisor_abi::vgic::hcr`).
+    pub hcr_flags: u32,
+    /// ICH_HCR_EL2.EOIcount at the last exit (when asked for).
+    pub eoicount: u32,
+}
+
+impl VgicState {
+    /// Takes the host's list registers for the next run from its shared
+    /// page: at most `hw_lrs` of them, each sanitised
+    /// (`spevisor_abi::vgic::lr::sanitize`: the host cannot tie a guest
+    /// interrupt to anything but a PPI). Returns whether there is GIC work.
+    #[inline(always)]
+    pub fn load(&mut self, shared: &VcpuShared, hw_lrs: usize) -> bool {
+        let n = (shared.nr_lrs as usize).min(hw_lrs);
+        self.hcr_flags = shared.hcr_flags;
+        if n == 0 && self.used_lrs == 0 {
+            return self.hcr_flags != 0;
+        }
+        for (dst, src) in self.lrs[..n].iter_mut().zip(&shared.lrs) {
+            *dst = spevisor_abi::vgic::lr::sanitize(*src);
+        }
+        self.used_lrs = n;
+        true
+    }
+
+    /// Gives the list registers' state after a run back to the host.
+    #[inline(always)]
+    pub fn store(&self, shared: &mut VcpuShared) {
+        shared.lrs[..self.used_lrs].copy_from_slice(&self.lrs[..self.used_lrs]);
+        shared.nr_lrs = self.used_lrs as u32;
+        shared.eoicount = self.eoicount;
+    }
 }
 
 /// SCTLR_EL1 at reset for a guest: RES1 bits only (MMU and caches off).
@@ -126,6 +160,8 @@ pub struct Vcpu {
     pub mdscr: u64,
     /// Exits since creation (all of them, handled at EL2 or by the host).
     pub exits: u64,
+    /// PA of the host page shared with this vcpu (`VCPU_SHARE`), 0 if none.
+    pub shared: u64,
 }
 
 impl Vcpu {
@@ -143,7 +179,17 @@ impl Vcpu {
             pending: Pending::None,
             mdscr: 0,
             exits: 0,
+            shared: 0,
         }
+    }
+
+    /// Back to the state `new` gives, at `entry` with x0 = `x0` (PSCI
+    /// CPU_ON of a vcpu that was off): the shared page and the exit count
+    /// stay.
+    pub fn reset(&mut self, entry: u64, x0: u64) {
+        let keep = (self.shared, self.exits);
+        *self = Self::new(entry, [x0, 0, 0]);
+        (self.shared, self.exits) = keep;
     }
 
     /// Applies the host's answer to the last exit (VCPU_RUN's completion).
@@ -278,6 +324,15 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             if is_pauth_key(iss.op0(), iss.op1(), iss.crn(), iss.crm()) {
                 return Action::PauthTrap;
             }
+            // SGI generation (HCR_EL2.IMO traps the writes): the host's GIC
+            // model delivers it to the target vcpus.
+            if let Some(group1) = sgi_register(iss) {
+                if iss.direction() == Direction::Write {
+                    vcpu.pc += 4;
+                    return Action::ToHost(Exit::Sgi { value: vcpu.regs.get(iss.rt()), group1 });
+                }
+                return inject_undef(vcpu, esr);
+            }
             emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
         }
         ExceptionClass::DataAbortLower => {
@@ -356,6 +411,16 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
     }
     vcpu.pc += 4;
     Some(action)
+}
+
+/// ICC_SGI1R_EL1 (op1 0, op2 5) and ICC_ASGI1R_EL1 (op1 1, op2 6) raise
+/// group 1 SGIs, ICC_SGI0R_EL1 (op1 2, op2 7) group 0 ones: `Some(group1)`.
+fn sgi_register(iss: SysRegIss) -> Option<bool> {
+    match (iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2()) {
+        (3, 0, 12, 11, 5) | (3, 1, 12, 11, 6) => Some(true),
+        (3, 2, 12, 11, 7) => Some(false),
+        _ => None,
+    }
 }
 
 /// APIAKeyLo_EL1 .. APGAKeyHi_EL1: op0=3, op1=0, CRn=2, CRm=1..=3.
@@ -578,6 +643,45 @@ mod tests {
             assert_eq!(v.el1.spsr, 0x3c5);
             assert_eq!(v.pstate & 0xf, 0b0101, "EL1h");
         }
+    }
+
+    #[test]
+    fn sgi_writes_go_to_the_host_and_reads_undef() {
+        let mut v = vcpu();
+        v.regs.x[4] = 0x0100_0000_0002;
+        let sgi1r = sysreg::SysRegEnc::new(3, 0, 12, 11, 5);
+        let a = handle_sync(&mut v, &IdRegs::empty(), sysreg(sgi1r, 4, Direction::Write), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::Sgi { value: 0x0100_0000_0002, group1: true }));
+        assert_eq!(v.pc, 0x4000_1004, "the write is complete");
+        let sgi0r = sysreg::SysRegEnc::new(3, 2, 12, 11, 7);
+        let a = handle_sync(&mut v, &IdRegs::empty(), sysreg(sgi0r, 4, Direction::Write), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::Sgi { value: 0x0100_0000_0002, group1: false }));
+        let a = handle_sync(&mut v, &IdRegs::empty(), sysreg(sgi1r, 4, Direction::Read), |_| false);
+        assert_eq!(a, Action::Injected, "write-only register");
+    }
+
+    #[test]
+    fn list_registers_load_sanitised_and_store_back() {
+        use spevisor_abi::vgic::lr;
+        let mut g = VgicState::default();
+        let mut sh = VcpuShared::default();
+        assert!(!g.load(&sh, 4), "nothing to do");
+        sh.lrs[0] = lr::make(33, 0x80, true, lr::PENDING);
+        sh.lrs[1] = lr::make_hw(27, 40, 0x80, true, lr::PENDING);
+        sh.lrs[2] = lr::make(34, 0x80, true, lr::PENDING);
+        sh.nr_lrs = 16;
+        assert!(g.load(&sh, 2));
+        assert_eq!(g.used_lrs, 2, "no more than the CPU has");
+        assert_eq!(g.lrs[0], sh.lrs[0]);
+        assert_eq!(g.lrs[1], 0, "HW tied to an SPI is refused");
+        g.lrs[0] = lr::make(33, 0x80, true, lr::ACTIVE);
+        g.eoicount = 3;
+        let mut out = VcpuShared::default();
+        g.store(&mut out);
+        assert_eq!((out.nr_lrs, out.lrs[0], out.eoicount), (2, g.lrs[0], 3));
+        sh.nr_lrs = 0;
+        assert!(g.load(&sh, 4), "the LRs in use must still be emptied");
+        assert_eq!(g.used_lrs, 0);
     }
 
     #[test]

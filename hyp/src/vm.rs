@@ -14,7 +14,7 @@ pub const MAX_VMS: usize = 16;
 /// Memory regions (donations) per VM.
 pub const MAX_REGIONS: usize = 16;
 /// vcpus per VM (one physical CPU runs them in turn).
-pub const MAX_VCPUS: usize = 4;
+pub const MAX_VCPUS: usize = spevisor_abi::guest::machine::MAX_VCPUS;
 /// The largest single donation: 1 GiB of pages.
 pub const MAX_DONATION_PAGES: u64 = 1 << 18;
 /// Guest IPA window reserved for emulated devices (PL011, GIC): never RAM.
@@ -47,13 +47,16 @@ pub struct VmMem {
     pub vttbr: u64,
 }
 
-/// A VM.
+/// A VM (its vcpus live beside it, in [`Vms`]: at over 1 KiB each, eight
+/// of them inside `Vm` would make a `Vm` value too big to build on the
+/// EL2 stack).
 pub struct Vm {
     pub mem: VmMem,
-    pub vcpus: [Option<Vcpu>; MAX_VCPUS],
     /// Set when the hypervisor stopped the VM after a fatal guest fault.
     pub stopped: bool,
 }
+
+type VcpuSlots = [Option<Vcpu>; MAX_VCPUS];
 
 impl VmMem {
     /// Whether `ipa` is guest RAM.
@@ -65,6 +68,8 @@ impl VmMem {
 /// All VMs, indexed by handle (slot + 1; 0 is never a handle).
 pub struct Vms {
     slots: [Option<Vm>; MAX_VMS],
+    /// The vcpus of the VM in the same slot.
+    vcpus: [VcpuSlots; MAX_VMS],
     /// Bit n set = VMID n in use. VMID 0 is the host's (never given out).
     vmids: [u64; 4],
     ipa_bits: u32,
@@ -75,7 +80,9 @@ pub struct Vms {
 impl Vms {
     pub const fn new(ipa_bits: u32) -> Self {
         const NONE: Option<Vm> = None;
-        Self { slots: [NONE; MAX_VMS], vmids: [1, 0, 0, 0], ipa_bits, pa_bits: ipa_bits }
+        const NO_VCPU: Option<Vcpu> = None;
+        const NO_VCPUS: VcpuSlots = [NO_VCPU; MAX_VCPUS];
+        Self { slots: [NONE; MAX_VMS], vcpus: [NO_VCPUS; MAX_VMS], vmids: [1, 0, 0, 0], ipa_bits, pa_bits: ipa_bits }
     }
 
     pub fn ipa_bits(&self) -> u32 {
@@ -128,7 +135,6 @@ impl Vms {
                 stage2,
                 regions: [NO_REGION; MAX_REGIONS],
             },
-            vcpus: Default::default(),
             stopped: false,
         });
         Ok(slot as u64 + 1)
@@ -139,9 +145,77 @@ impl Vms {
         self.slots.get(slot).and_then(|s| s.as_ref()).ok_or(Status::NoSuchVm)
     }
 
+    /// VM `handle` and its vcpu `idx`, for a run.
+    pub fn vm_and_vcpu(&mut self, handle: u64, idx: u64) -> Result<(&mut Vm, &mut Vcpu), Status> {
+        let slot = handle.checked_sub(1).ok_or(Status::NoSuchVm)? as usize;
+        let vm = self.slots.get_mut(slot).and_then(|s| s.as_mut()).ok_or(Status::NoSuchVm)?;
+        let cpu = usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.vcpus[slot].get_mut(i))
+            .and_then(|c| c.as_mut())
+            .ok_or(Status::NoSuchVcpu)?;
+        Ok((vm, cpu))
+    }
+
+    /// The vcpus of VM `handle`.
+    pub fn vcpus(&self, handle: u64) -> Result<&VcpuSlots, Status> {
+        self.get(handle)?;
+        Ok(&self.vcpus[handle as usize - 1])
+    }
+
     pub fn get_mut(&mut self, handle: u64) -> Result<&mut Vm, Status> {
         let slot = handle.checked_sub(1).ok_or(Status::NoSuchVm)? as usize;
         self.slots.get_mut(slot).and_then(|s| s.as_mut()).ok_or(Status::NoSuchVm)
+    }
+
+    /// Whether `[pa, pa+size)` holds a page some vcpu shares with EL2.
+    pub fn host_range_shared(&self, pa: u64, size: u64) -> bool {
+        self.slots
+            .iter()
+            .zip(&self.vcpus)
+            .filter(|(vm, _)| vm.is_some())
+            .flat_map(|(_, cpus)| cpus.iter().flatten())
+            .any(|c| c.shared != 0 && Range::new(c.shared, c.shared + PAGE_SIZE).overlaps(pa, size))
+    }
+
+    /// Makes the host page at `pa` vcpu `idx` of VM `handle`'s shared page
+    /// (`VCPU_SHARE`): page aligned, host memory, given to no VM and not
+    /// already shared (`in_use`: other pages EL2 already uses, the SPE
+    /// model). A vcpu shares one page for its life; a second call replaces
+    /// nothing and is refused.
+    pub fn share(&mut self, layout: &Layout, handle: u64, idx: u64, pa: u64, in_use: bool) -> Result<(), Status> {
+        self.vcpus(handle)?.get(idx as usize).and_then(|c| c.as_ref()).ok_or(Status::NoSuchVcpu)?;
+        if !pa.is_multiple_of(PAGE_SIZE) {
+            return Err(Status::Unaligned);
+        }
+        if Range::new(layout.image.start, layout.pool.end).overlaps(pa, PAGE_SIZE) {
+            return Err(Status::HypOwned);
+        }
+        if !layout.host.contains_range(pa, PAGE_SIZE) {
+            return Err(Status::OutOfBounds);
+        }
+        if self.host_range_donated(pa, PAGE_SIZE) {
+            return Err(Status::AlreadyDonated);
+        }
+        if in_use || self.host_range_shared(pa, PAGE_SIZE) {
+            return Err(Status::InUse);
+        }
+        let (_, cpu) = self.vm_and_vcpu(handle, idx)?;
+        if cpu.shared != 0 {
+            return Err(Status::InUse);
+        }
+        cpu.shared = pa;
+        Ok(())
+    }
+
+    /// Puts vcpu `idx` back to its reset state at `entry` with x0 = `x0`.
+    pub fn reset_vcpu(&mut self, handle: u64, idx: u64, entry: u64, x0: u64) -> Result<(), Status> {
+        let (vm, cpu) = self.vm_and_vcpu(handle, idx)?;
+        if !vm.mem.ram_contains(entry) || !entry.is_multiple_of(4) {
+            return Err(Status::BadEntry);
+        }
+        cpu.reset(entry, x0);
+        Ok(())
     }
 
     /// Whether any VM holds a page of `[pa, pa+size)`.
@@ -180,6 +254,9 @@ impl Vms {
         }
         if self.host_range_donated(host_pa, size) {
             return Err(Status::AlreadyDonated);
+        }
+        if self.host_range_shared(host_pa, size) {
+            return Err(Status::InUse);
         }
         let ipa_space = Range::new(0, 1 << self.ipa_bits);
         if !ipa_space.contains_range(ipa, size) || DEVICE_WINDOW.overlaps(ipa, size) {
@@ -227,6 +304,9 @@ impl Vms {
     ) -> Result<(), Status> {
         let slot = handle.checked_sub(1).ok_or(Status::NoSuchVm)? as usize;
         let vm = self.slots.get_mut(slot).and_then(|s| s.take()).ok_or(Status::NoSuchVm)?;
+        for cpu in &mut self.vcpus[slot] {
+            *cpu = None;
+        }
         let mut mem = vm.mem;
         for r in mem.regions.iter().flatten() {
             let _ = mem.stage2.unmap_range(alloc, r.ipa, r.pages * PAGE_SIZE);
@@ -245,8 +325,9 @@ impl Vms {
         if !vm.mem.ram_contains(entry) || !entry.is_multiple_of(4) {
             return Err(Status::BadEntry);
         }
-        let idx = vm.vcpus.iter().position(|v| v.is_none()).ok_or(Status::TooManyVcpus)?;
-        vm.vcpus[idx] = Some(Vcpu::new(entry, args));
+        let slot = handle as usize - 1;
+        let idx = self.vcpus[slot].iter().position(|v| v.is_none()).ok_or(Status::TooManyVcpus)?;
+        self.vcpus[slot][idx] = Some(Vcpu::new(entry, args));
         Ok(idx as u64)
     }
 }
@@ -345,6 +426,44 @@ mod tests {
         assert_eq!(ids.len(), MAX_VMS);
         assert!(!ids.contains(&0), "VMID 0 is the host's");
         assert_eq!(vms.create(&mut a).err(), Some(Status::TooManyVms));
+    }
+
+    #[test]
+    fn shared_pages_are_checked_and_never_donated() {
+        let (l, mut vms, mut a) = setup();
+        let vm = vms.create(&mut a).unwrap();
+        vms.donate(&l, &mut a, vm, HOST, RAM_IPA, 4).unwrap();
+        assert_eq!(vms.share(&l, vm, 0, HOST + 0x10_0000, false), Err(Status::NoSuchVcpu));
+        vms.create_vcpu(vm, RAM_IPA, [0; 3]).unwrap();
+        vms.create_vcpu(vm, RAM_IPA, [0; 3]).unwrap();
+        let page = HOST + 0x10_0000;
+        assert_eq!(vms.share(&l, vm, 0, page + 8, false), Err(Status::Unaligned));
+        assert_eq!(vms.share(&l, vm, 0, l.pool.start, false), Err(Status::HypOwned));
+        assert_eq!(vms.share(&l, vm, 0, 0x8000_0000, false), Err(Status::OutOfBounds));
+        assert_eq!(vms.share(&l, vm, 0, HOST, false), Err(Status::AlreadyDonated));
+        assert_eq!(vms.share(&l, vm, 0, page, true), Err(Status::InUse), "the SPE model's page");
+        assert_eq!(vms.share(&l, 99, 0, page, false), Err(Status::NoSuchVm));
+        vms.share(&l, vm, 0, page, false).unwrap();
+        assert_eq!(vms.share(&l, vm, 0, page + PAGE_SIZE, false), Err(Status::InUse), "one page per vcpu");
+        assert_eq!(vms.share(&l, vm, 1, page, false), Err(Status::InUse), "one vcpu per page");
+        let vm2 = vms.create(&mut a).unwrap();
+        assert_eq!(vms.check_donation(&l, vm2, page, RAM_IPA, 1), Err(Status::InUse));
+        vms.destroy(&mut a, vm, |_| {}).unwrap();
+        assert!(vms.check_donation(&l, vm2, page, RAM_IPA, 1).is_ok(), "free again with its VM gone");
+    }
+
+    #[test]
+    fn a_reset_vcpu_starts_again_at_its_new_entry() {
+        let (l, mut vms, mut a) = setup();
+        let vm = vms.create(&mut a).unwrap();
+        vms.donate(&l, &mut a, vm, HOST, RAM_IPA, 4).unwrap();
+        vms.create_vcpu(vm, RAM_IPA, [1, 2, 3]).unwrap();
+        vms.share(&l, vm, 0, HOST + 0x10_0000, false).unwrap();
+        assert_eq!(vms.reset_vcpu(vm, 0, RAM_IPA + 4 * PAGE_SIZE, 7), Err(Status::BadEntry));
+        assert_eq!(vms.reset_vcpu(vm, 1, RAM_IPA, 7), Err(Status::NoSuchVcpu));
+        vms.reset_vcpu(vm, 0, RAM_IPA + 0x100, 7).unwrap();
+        let c = vms.vcpus(vm).unwrap()[0].as_ref().unwrap();
+        assert_eq!((c.pc, c.regs.x[0], c.regs.x[1], c.shared), (RAM_IPA + 0x100, 7, 0, HOST + 0x10_0000));
     }
 
     #[test]

@@ -125,14 +125,20 @@ spevisor_host_entry:
     bl      spevisor_host_start
     b       park
 
-/* Stacks: 64 KiB each, page aligned, in .bss (RW, never executable). */
+/* Stacks, page aligned, in .bss (RW, never executable): 64 KiB for EL2,
+ * 256 KiB for the host, whose VMs (GIC model included, several KiB each)
+ * live on its stack. A page between them that nothing uses keeps a host
+ * stack overflow from reaching EL2's stack first (there is no guard page:
+ * EL2 maps .bss RW as one range). */
 .equ STACK_SIZE, 64 * 1024
+.equ HOST_STACK_SIZE, 256 * 1024
 .section .bss.stacks, "aw", %nobits
 .balign 4096
 .global __el2_stack_bottom, __el2_stack_top, __host_stack_bottom, __host_stack_top
 __el2_stack_bottom:
     .space  STACK_SIZE
 __el2_stack_top:
+    .space  4096
 __host_stack_bottom:
-    .space  STACK_SIZE
+    .space  HOST_STACK_SIZE
 __host_stack_top:

@@ -128,6 +128,14 @@ pub fn unload_stage2() {
     VTTBR_EL2.set(0);
 }
 
+/// List registers this CPU has: ICH_VTR_EL2.ListRegs (bits [4:0]) + 1.
+/// Only called with a GICv3 system-register interface.
+pub fn list_regs() -> usize {
+    const LIST_REGS_MASK: u64 = 0x1f;
+    let vtr: u64 = mrs!("ich_vtr_el2");
+    ((vtr & LIST_REGS_MASK) as usize + 1).min(crate::vcpu::MAX_LRS)
+}
+
 /// ICH_HCR_EL2.En: the virtual CPU interface is on while a guest runs.
 const ICH_HCR_EN: u64 = 1;
 
@@ -186,7 +194,10 @@ pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool) {
         for (i, lr) in g.lrs[..g.used_lrs].iter().enumerate() {
             write_lr(i, *lr);
         }
-        msr!("ich_hcr_el2", ICH_HCR_EN);
+        // UIE (from the host, `VgicState::load`) asks for an exit when the
+        // list registers run low: more is pending than they hold.
+        let flags = (g.hcr_flags & spevisor_abi::vgic::hcr::HW_MASK) as u64;
+        msr!("ich_hcr_el2", ICH_HCR_EN | flags);
     }
 }
 
@@ -196,6 +207,13 @@ pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool) {
     if gic_v3 {
         let g = &mut vcpu.vgic;
         g.vmcr = mrs!("ich_vmcr_el2");
+        if g.hcr_flags & spevisor_abi::vgic::hcr::REPORT_EOICOUNT != 0 {
+            // EOIs of interrupts no list register held (more were active
+            // than fit): the host deactivates that many in its model.
+            let hcr: u64 = mrs!("ich_hcr_el2");
+            use spevisor_abi::vgic::hcr::{EOICOUNT_MASK, EOICOUNT_SHIFT};
+            g.eoicount = ((hcr >> EOICOUNT_SHIFT) & EOICOUNT_MASK) as u32;
+        }
         for i in 0..g.used_lrs {
             g.lrs[i] = read_lr(i);
             write_lr(i, 0);
