@@ -420,12 +420,18 @@ pub const MODE_HOSTILE: u64 = 11;
 
 fn hostile() -> u64 {
     let mut wrong = 0;
-    for id in [0u64, 0xC600_FFFF, 0x8400_FFFF, u64::MAX, 0xC400_0003] {
+    for id in [0u64, 0xC600_FFFF, 0x8400_FFFF, u64::MAX] {
         let r = hvc::call(id, 1, 2, 3);
         if r[0] != spevisor_abi::guest::smccc::NOT_SUPPORTED {
             println!("guest: hostile: hvc {id:#x} answered {:#x}", r[0]);
             wrong += 1;
         }
+    }
+    // CPU_ON of a vcpu this one-vcpu VM does not have, with a garbage entry.
+    let r = hvc::call(spevisor_abi::guest::psci::CPU_ON_64, 1, 2, 3);
+    if r[0] != spevisor_abi::guest::psci::INVALID_PARAMETERS {
+        println!("guest: hostile: CPU_ON of a missing vcpu answered {:#x}", r[0]);
+        wrong += 1;
     }
     let version: u64;
     // SAFETY: an SMC trapped to EL2 (HCR_EL2.TSC) and answered like PSCI via

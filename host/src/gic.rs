@@ -101,6 +101,12 @@ impl Gic {
         write32(sgi + GICR_ISENABLER0, bit);
     }
 
+    /// Disables private interrupt `intid` (16..32).
+    pub fn disable_ppi(&self, intid: u32) {
+        const GICR_ICENABLER0: usize = 0x0180;
+        write32(self.redist + GICR_SGI_FRAME + GICR_ICENABLER0, 1 << intid);
+    }
+
     /// Acknowledges the highest-priority pending interrupt.
     pub fn ack() -> u32 {
         let v: u64;

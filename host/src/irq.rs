@@ -93,8 +93,16 @@ pub fn handle(pc: u64, spsr: u64) {
         // itself is what the host wanted (it refills them).
         MAINTENANCE_INTID => {}
         _ => {
+            // Anything else (say the PMU's once the profiler has stopped)
+            // has nobody to clear its source: a private one is disabled so
+            // a level-sensitive line cannot hold the CPU in this handler.
             if !crate::profiler::irq(intid, pc, spsr) {
-                log::warn!("unexpected interrupt {intid}");
+                if (16..32).contains(&intid) {
+                    if let Some(g) = GIC.lock().as_ref() {
+                        g.disable_ppi(intid);
+                    }
+                }
+                log::debug!("interrupt {intid}: no handler, disabled");
             }
         }
     }

@@ -234,8 +234,17 @@ pub trait HostMem {
     fn alloc(&mut self, pages: usize) -> Option<u64>;
 }
 
-/// Starts profiling; returns the backend's name or why not.
+/// Starts profiling; returns the backend's name or why not. IRQs stay
+/// masked until the profiler is in place to take its interrupts (its PMU
+/// overflow can fire as soon as the counters start).
 pub fn start(s: Setup) -> Result<&'static str, &'static str> {
+    let daif = arch::mask_irqs();
+    let r = start_masked(s);
+    arch::restore_irqs(daif);
+    r
+}
+
+fn start_masked(s: Setup) -> Result<&'static str, &'static str> {
     let spe = crate::hyp::info(spevisor_abi::InfoItem::Spe).unwrap_or(0);
     let hw_ok = spe & spevisor_abi::spe_state::HOST_OWNED != 0;
     let use_hw = match s.mode {
@@ -309,7 +318,6 @@ pub fn start(s: Setup) -> Result<&'static str, &'static str> {
         buf_pa,
         s.period
     );
-    arch::unmask_irqs();
     Ok(name)
 }
 

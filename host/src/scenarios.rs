@@ -76,7 +76,7 @@ pub fn preempt(t: &mut Totals, spin_exits: u64) {
     spin.max_exits = spin_exits;
     crate::vmm::run_all(&mut [&mut smp, &mut spin, &mut good]);
     hprintln!(
-        "preempt: smp-spin={} status={} spinner={} exits={} selftest={} status={}",
+        "preempt: smp_spin={} smp_status={} spinner={} spinner_exits={} selftest={} selftest_status={}",
         ending_name(smp.ending),
         smp.status.map_or(-1, |s| s as i64),
         ending_name(spin.ending),
@@ -88,7 +88,7 @@ pub fn preempt(t: &mut Totals, spin_exits: u64) {
         finish(vm, t);
     }
     let after = (hyp::info(InfoItem::HypFreePages).unwrap_or(0), host_free_pages());
-    hprintln!("preempt: free pages before={:?} after={:?} same={}", free, after, free == after);
+    hprintln!("preempt-pages: before={:?} after={:?} same={}", free, after, free == after);
 }
 
 /// Where the check mode writes: from 1 MiB into its RAM.

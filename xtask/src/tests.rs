@@ -336,6 +336,13 @@ fn expect_num(f: &HashMap<String, String>, k: &str, want: i64) -> Result<(), Str
     }
 }
 
+/// `<name>: ending=<ending> status=<status> exits=N` from `scenarios::irq_guest`.
+fn check_guest_line(boot: &Boot, name: &str, ending: &str, status: i64) -> Result<(), String> {
+    let f = fields(&boot.output, &format!("{name}: "))?;
+    expect_eq(&format!("{name} ending"), field(&f, "ending")?, ending)?;
+    expect_num(&f, "status", status)
+}
+
 fn check_selftest(boot: &Boot) -> Result<(), String> {
     expect_exit(boot, status::OK)?;
     let s = summary(&boot.output).ok_or("no summary line")?;
@@ -630,6 +637,39 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                     expect_eq("status", field(&s, "status")?, "guest-failed")?;
                     expect_eq("guest_status", field(&s, "guest_status")?, &0xbad_badu64.to_string())
                 })
+            })
+        }),
+        ("virtual_timer_interrupt_fires_on_time", |c| {
+            // icount: the 10 ms timeout and its tolerance in guest time,
+            // whatever the load on the machine running QEMU.
+            let mut m = scenario("vtimer");
+            m.extra = vec!["-icount".into(), "shift=0,sleep=off".into()];
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, check_guest_line(&b, "vtimer", "off", 0).and_then(|_| check_spe_clean(&b, 1).map(|_| ())))
+        }),
+        ("vgic_enable_priority_states_eoi_and_more_than_list_registers", |c| {
+            let b = boot(c, &c.image, scenario("vgic"))?;
+            with_output(&b, check_guest_line(&b, "vgic", "off", 0))
+        }),
+        ("smp_cpu_on_psci_errors_and_sgi_ping_pong", |c| {
+            let b = boot(c, &c.image, scenario("smp"))?;
+            with_output(&b, check_guest_line(&b, "smp", "off", 0).and_then(|_| check_spe_clean(&b, 1).map(|_| ())))
+        }),
+        ("spinning_vcpus_are_preempted_and_others_finish", |c| {
+            let b = boot(c, &c.image, scenario("preempt"))?;
+            with_output(&b, {
+                let f = fields(&b.output, "preempt: ")?;
+                expect_eq("smp_spin (its vcpu 1 spins)", field(&f, "smp_spin")?, "off")
+                    .and_then(|_| expect_num(&f, "smp_status", 0))
+                    .and_then(|_| expect_eq("spinner", field(&f, "spinner")?, "killed"))
+                    .and_then(|_| expect_num(&f, "spinner_exits", 100))
+                    .and_then(|_| expect_eq("selftest", field(&f, "selftest")?, "off"))
+                    .and_then(|_| expect_num(&f, "selftest_status", 0))
+                    .and_then(|_| {
+                        let p = fields(&b.output, "preempt-pages: ")?;
+                        expect_eq("free pages back", field(&p, "same")?, "true")
+                    })
+                    .and_then(|_| check_spe_clean(&b, 1).map(|_| ()))
             })
         }),
         ("two_vms_alternate_and_stay_isolated", |c| {
