@@ -15,6 +15,8 @@
 mod bench;
 mod elf;
 mod qemu;
+#[cfg(test)]
+mod repo;
 mod setup;
 mod tests;
 
