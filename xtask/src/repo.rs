@@ -7,8 +7,10 @@ use std::process::Command;
 
 /// Text no tracked file may contain, and why. Built with `concat!` so that
 /// this file does not match its own patterns.
-pub const FORBIDDEN: &[(&str, &str)] =
-    &[(concat!("..", "/shared"), "a directory beside the repository, which a clone does not have")];
+pub const FORBIDDEN: &[(&str, &str)] = &[
+    (concat!("..", "/shared"), "a directory beside the repository, which a clone does not have"),
+    (concat!("DESIGN", ".md"), "the original design map outside the repository; docs/design.md replaced it"),
+];
 
 /// The repository's tracked files (relative paths), from `git ls-files`;
 /// outside a git checkout (an unpacked archive), every file under `root`
@@ -118,6 +120,9 @@ mod unit {
         let bad = format!("line one\nsee {}/x\n", FORBIDDEN[0].0);
         let files = vec![(PathBuf::from("a.md"), bad.into_bytes()), (PathBuf::from("b.rs"), b"clean\n".to_vec())];
         assert_eq!(forbidden_mentions(&files), vec![(PathBuf::from("a.md"), 2, FORBIDDEN[0].0)]);
+        let design = format!("// per {}\n", FORBIDDEN[1].0);
+        assert_eq!(forbidden_mentions(&[(PathBuf::from("c.rs"), design.into_bytes())]).len(), 1);
+        assert!(forbidden_mentions(&[(PathBuf::from("d.md"), b"see docs/design.md\n".to_vec())]).is_empty());
     }
 
     #[test]
