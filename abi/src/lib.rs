@@ -568,7 +568,7 @@ pub fn unpack_steps(reg: u64, out: &mut [u8; TRACE_STEPS_PER_REG]) -> usize {
 /// Guest-facing calls (PSCI 1.x and spevisor's small guest test ABI), made by
 /// guests with `hvc #0`.
 pub mod guest {
-    /// The guest machine's memory map (DESIGN.md, "The guest machine"):
+    /// The guest machine's memory map (docs/design.md, "The guest machine"):
     /// QEMU `virt`'s addresses. The host describes it in a device tree
     /// (`host/src/guest_dtb.rs`) written into the last [`machine::DTB_SLOT`]
     /// bytes of guest RAM.
@@ -842,8 +842,9 @@ pub const GUEST_STATE_STEPS: [Step; 3] = [Step::RestoreGuestSysregs, Step::LoadS
 pub const HOST_STATE_STEPS: [Step; 3] = [Step::DeactivateTraps, Step::UnloadStage2, Step::RestoreHostSysregs];
 
 /// Checks one round trip of the world switch (entry through exit) against
-/// DESIGN.md's contract. Used on the plan by unit tests and on the steps the
-/// hypervisor actually executed by the host.
+/// the contract in docs/design.md, "The world switch contract". Used on the
+/// plan by unit tests and on the steps the hypervisor actually executed by
+/// the host.
 pub fn check_switch_order(steps: &[Step]) -> Result<(), OrderViolation> {
     let pos = |s: Step| steps.iter().position(|x| *x == s);
     for s in Step::ALL {

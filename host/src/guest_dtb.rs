@@ -1,5 +1,6 @@
-//! The device tree the host gives each guest: DESIGN.md's guest machine, a
-//! small `virt`-like board with RAM at 0x4000_0000, a PL011 at 0x0900_0000,
+//! The device tree the host gives each guest: the guest machine of
+//! docs/design.md ("The guest machine"), a small `virt`-like board with RAM
+//! at 0x4000_0000, a PL011 at 0x0900_0000,
 //! a GICv3 (distributor and one redistributor frame), the generic timer and
 //! PSCI over `hvc`. Addresses and interrupt numbers are QEMU `virt`'s, so
 //! software written for that board finds its devices where it expects them.
@@ -9,8 +10,8 @@
 //! hypervisor itself boots with.
 //!
 //! Not yet behind the description: the GIC distributor and redistributor
-//! frames are not emulated (an access stops the VM), so interrupts cannot
-//! be delivered yet; that is the guest-interrupt work still to come.
+//! frames are emulated as registers only (`vgic.rs`); no interrupt is
+//! delivered yet, which is the guest-interrupt work still to come.
 
 use spevisor_abi::guest::machine::{GICD_IPA, GICD_SIZE, GICR_IPA, GICR_SIZE, RAM_IPA, UART_IPA};
 use spevisor_dtb::writer::{FdtWriter, WriteError};

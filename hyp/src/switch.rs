@@ -1,13 +1,14 @@
 //! The world switch: `vcpu_run` runs a vcpu until the host must see an exit.
 //!
-//! The order is DESIGN.md's contract, and the point of this hypervisor: the
-//! host's SPE buffer is drained and disabled (`save_host_buffers`) while the
-//! host's own translation regime is still the live one, before any guest
-//! state is loaded, and re-enabled (`restore_host_buffers`) only after every
-//! piece of host state is back. The same order is written down as data in
-//! [`PLAN_FIXED`]; the unit tests check the plan against the rules in
-//! `spevisor_abi::check_switch_order`, and the steps `vcpu_run` actually
-//! executes are recorded ([`Trace`]) so the host can check them on a real run.
+//! The order is the contract of docs/design.md ("The world switch contract"),
+//! and the point of this hypervisor: the host's SPE buffer is drained and
+//! disabled (`save_host_buffers`) while the host's own translation regime is
+//! still the live one, before any guest state is loaded, and re-enabled
+//! (`restore_host_buffers`) only after every piece of host state is back.
+//! The same order is written down as data in [`PLAN_FIXED`]; the unit tests
+//! check the plan against the rules in `spevisor_abi::check_switch_order`,
+//! and the steps `vcpu_run` actually executes are recorded ([`Trace`]) so the
+//! host can check them on a real run.
 //!
 //! The `switch-order-pre-2021` feature builds Linux's pre-2021 nVHE order
 //! instead (the drain inside the debug switch, after the guest's registers,
@@ -15,7 +16,7 @@
 
 use spevisor_abi::Step;
 
-/// The correct order of one round trip (DESIGN.md, "The world switch contract").
+/// The correct order of one round trip (docs/design.md, "The world switch contract").
 pub const PLAN_FIXED: [Step; 14] = [
     Step::SaveHostSysregs,
     Step::SaveHostBuffers,

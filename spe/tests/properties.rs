@@ -154,7 +154,7 @@ fn random_buffers_never_panic() {
 
 #[test]
 fn mutated_vectors_never_panic() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spe-vectors/");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/");
     let mut rng = Rng(42);
     for name in ["spe-b1-ts0.data", "spe-b1-ts1.data", "spe-parser-frame-ld.bin", "quipper-2rec.bin"] {
         let orig =

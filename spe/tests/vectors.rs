@@ -1,6 +1,6 @@
-//! The real SPE captures in `shared/spe-vectors/` (beside the repository)
-//! must dump exactly to their `*.expected.txt` and decode to the records
-//! the `.csv` files describe.
+//! The real SPE captures in `spe/tests/vectors/` (provenance and licences in
+//! its README) must dump exactly to their `*.expected.txt` and decode to the
+//! records the `.csv` files describe.
 
 use spevisor_spe::dump::{dump_buffer, write_header};
 use spevisor_spe::packet::{event, op, OpClass};
@@ -10,14 +10,12 @@ use std::path::PathBuf;
 const VECTORS: [&str; 4] = ["spe-b1-ts0.data", "spe-b1-ts1.data", "spe-parser-frame-ld.bin", "quipper-2rec.bin"];
 
 fn vector_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spe-vectors"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))
 }
 
 fn read(name: &str) -> Vec<u8> {
     let path = vector_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("cannot read test vector {}: {e} (the repository expects shared/ beside it)", path.display())
-    })
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read test vector {}: {e}", path.display()))
 }
 
 fn read_text(name: &str) -> String {

@@ -3,7 +3,8 @@
 //! ```text
 //! cargo xtask build [--release] [--test-hooks] [--switch-order=fixed|pre-2021]
 //! cargo xtask run   [--gdb] [--switch-order=...] [-- <extra QEMU options>]
-//! cargo xtask test  [--quick]        host tests, fmt, clippy, QEMU boots
+//! cargo xtask test  [--quick] [NAME...]   host tests, fmt, clippy, QEMU boots
+//! cargo xtask help  [COMMAND]        usage (also COMMAND --help)
 //! cargo xtask bench [--iterations N] [--json FILE] [--debug]   world-switch costs
 //! cargo xtask spe-report <args>      offline SPE dump/profile tool
 //! ```
@@ -13,8 +14,11 @@
 //! exactly what to install.
 
 mod bench;
+mod cli;
 mod elf;
 mod qemu;
+#[cfg(test)]
+mod repo;
 mod setup;
 mod tests;
 
@@ -156,14 +160,7 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <build|run|test|bench|spe-report> [options]\n\
-     \x20 build [--release] [--board] [--test-hooks] [--switch-order=fixed|pre-2021] [--spe-hw-standin]\n\
-     \x20 run   [--gdb] [--release] [--switch-order=...] [--spe=auto|hw|model|off] [--scenario=NAME] [--linux]\n\
-     \x20       [-- <extra QEMU args>]\n\
-     \x20 test  [--quick]   (--quick: skip fmt/clippy)\n\
-     \x20 bench [--iterations N] [--json FILE] [--debug]\n\
-     \x20 spe-report <dump FILE | profile FILE --elf ELF | records FILE --json>"
-        .to_string()
+    cli::usage(None).unwrap_or_default()
 }
 
 fn real_main() -> Result<(), String> {
@@ -172,6 +169,11 @@ fn real_main() -> Result<(), String> {
         return Err(usage());
     };
     let rest = &args[1..];
+    if cli::wants_help(rest) {
+        let text = cli::usage(Some(cmd)).ok_or_else(|| format!("unknown command {cmd}\n{}", usage()))?;
+        println!("{text}");
+        return Ok(());
+    }
     match cmd.as_str() {
         "build" => {
             let (opts, extra) = parse_build_opts(rest)?;
@@ -218,7 +220,7 @@ fn real_main() -> Result<(), String> {
             let qemu = setup::qemu()?;
             qemu::run_interactive(&qemu, &image, gdb, &append.join(" "), &extra)
         }
-        "test" => tests::run_all(rest.iter().any(|a| a == "--quick")),
+        "test" => tests::run_all(&cli::parse_test_args(rest)?),
         "bench" => bench::run(rest),
         "spe-report" => {
             let mut c = cargo();
@@ -226,7 +228,11 @@ fn real_main() -> Result<(), String> {
             run_cmd(&mut c)
         }
         "help" | "--help" | "-h" => {
-            println!("{}", usage());
+            let text = match rest.first() {
+                None => usage(),
+                Some(c) => cli::usage(Some(c)).ok_or_else(|| format!("unknown command {c}\n{}", usage()))?,
+            };
+            println!("{text}");
             Ok(())
         }
         other => Err(format!("unknown command {other}\n{}", usage())),

@@ -63,6 +63,19 @@ fn is_root() -> bool {
 const INSTALL_HINT: &str = "install QEMU with: sudo apt-get install qemu-system-arm \
      (Debian bookworm: 7.2; bookworm-backports: 10.0, add -t bookworm-backports)";
 
+/// The Debian package holding `qemu-system-aarch64`.
+const QEMU_PACKAGE: &str = "qemu-system-arm";
+/// The suite with the newer QEMU (10.0), used when configured.
+const BACKPORTS_SUITE: &str = "bookworm-backports";
+
+/// Whether `apt-cache policy PACKAGE` output lists a version of the package
+/// from `suite` (a source line such as
+/// `500 http://deb.debian.org/debian bookworm-backports/main amd64 Packages`).
+fn suite_offers(policy: &str, suite: &str) -> bool {
+    let prefix = format!("{suite}/");
+    policy.lines().any(|l| l.split_whitespace().any(|w| w.starts_with(&prefix)))
+}
+
 /// Finds QEMU, installing it with apt-get when missing and we are root on Debian.
 pub fn qemu() -> Result<Qemu, String> {
     if let Some(q) = probe_qemu() {
@@ -76,16 +89,25 @@ pub fn qemu() -> Result<Qemu, String> {
     let env = [("DEBIAN_FRONTEND", "noninteractive")];
     let _ = crate::run_cmd(Command::new("apt-get").args(["update", "-qq"]).envs(env));
     let base = ["install", "-y", "-qq", "--no-install-recommends"];
-    // Prefer bookworm-backports (QEMU 10) where that suite is configured.
-    let backports = Command::new("apt-get")
-        .args(base)
-        .args(["-t", "bookworm-backports", "qemu-system-arm"])
+    // Prefer bookworm-backports (QEMU 10), but only where that suite is
+    // configured and offers the package: asking apt-get for a suite it does
+    // not know prints an `E:` line (and fails) before the fallback.
+    let policy = Command::new("apt-cache")
+        .args(["policy", QEMU_PACKAGE])
         .envs(env)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let backports = suite_offers(&policy, BACKPORTS_SUITE)
+        && Command::new("apt-get")
+            .args(base)
+            .args(["-t", BACKPORTS_SUITE, QEMU_PACKAGE])
+            .envs(env)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
     if !backports {
-        crate::run_cmd(Command::new("apt-get").args(base).arg("qemu-system-arm").envs(env))
+        crate::run_cmd(Command::new("apt-get").args(base).arg(QEMU_PACKAGE).envs(env))
             .map_err(|e| format!("{e}\n{INSTALL_HINT}"))?;
     }
     let q = probe_qemu().ok_or_else(|| format!("QEMU still missing after install; {INSTALL_HINT}"))?;
@@ -200,4 +222,38 @@ pub fn guest_kernel() -> Result<std::path::PathBuf, KernelError> {
     std::fs::rename(&partial, dir.join("x")).map_err(|e| Broken(e.to_string()))?;
     let _ = std::fs::remove_dir_all(&download);
     cached_guest_kernel(&dir).ok_or_else(|| Broken(format!("{} has no boot/vmlinuz-*", deb.display())))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::suite_offers;
+
+    const BOOKWORM_ONLY: &str = "qemu-system-arm:
+  Installed: (none)
+  Candidate: 1:7.2+dfsg-7+deb12u18+b3
+  Version table:
+     1:7.2+dfsg-7+deb12u18+b3 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+     1:7.2+dfsg-7+deb12u15 500
+        500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+";
+
+    const WITH_BACKPORTS: &str = "qemu-system-arm:
+  Installed: (none)
+  Candidate: 1:7.2+dfsg-7+deb12u18+b3
+  Version table:
+     1:10.0.2+ds-1~bpo12+1 100
+        100 http://deb.debian.org/debian bookworm-backports/main amd64 Packages
+     1:7.2+dfsg-7+deb12u18+b3 500
+        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+";
+
+    #[test]
+    fn backports_is_used_only_where_apt_lists_it() {
+        assert!(!suite_offers(BOOKWORM_ONLY, "bookworm-backports"));
+        assert!(suite_offers(WITH_BACKPORTS, "bookworm-backports"));
+        assert!(suite_offers(BOOKWORM_ONLY, "bookworm"), "bookworm/main is bookworm");
+        assert!(!suite_offers("", "bookworm-backports"), "no apt-cache output: no backports");
+        assert!(!suite_offers("N: Unable to locate package qemu-system-arm", "bookworm-backports"));
+    }
 }

@@ -1026,22 +1026,27 @@ fn lint() -> Result<(), String> {
     ]))
 }
 
-pub fn run_all(quick: bool) -> Result<(), String> {
+pub fn run_all(args: &crate::cli::TestArgs) -> Result<(), String> {
     setup::rust_targets()?;
-    let q = setup::qemu()?;
-    eprintln!("xtask: using {}", q.version_text);
-    if !quick {
+    let tests: Vec<_> =
+        qemu_tests().into_iter().filter(|(name, _)| crate::cli::selected(name, &args.filters)).collect();
+    if args.lint() {
         lint()?;
     }
     eprintln!("xtask: host unit tests");
-    run_cmd(cargo().current_dir(root()).args(["test", "--quiet"]))?;
+    run_cmd(cargo().current_dir(root()).args(["test", "--quiet", "--"]).args(&args.filters))?;
+    if tests.is_empty() {
+        println!("qemu: no QEMU test name contains {}", args.filters.join(" or "));
+        return Ok(());
+    }
+    let q = setup::qemu()?;
+    eprintln!("xtask: using {}", q.version_text);
     eprintln!("xtask: building images");
     let image = build_image(&BuildOpts::default())?;
     let test_image = build_image(&BuildOpts { test_hooks: true, ..BuildOpts::default() })?;
     let pre2021_image = build_image(&BuildOpts { pre_2021: true, ..BuildOpts::default() })?;
     let standin_image = build_image(&BuildOpts { spe_hw_standin: true, ..BuildOpts::default() })?;
     let ctx = Ctx { q, image, test_image, pre2021_image, standin_image };
-    let tests = qemu_tests();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (name, check) in &tests {
         match check(&ctx) {

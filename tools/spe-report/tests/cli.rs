@@ -1,4 +1,5 @@
-//! End-to-end tests of the report tool on the shared SPE vectors.
+//! End-to-end tests of the report tool on the SPE test vectors in
+//! `spe/tests/vectors/`.
 
 use spe_report::{parse_args, run, Command, Error};
 use spevisor_spe::encode::encode_padded;
@@ -16,8 +17,8 @@ const VECTORS: [(&str, &str); 4] = [
 ];
 
 fn vector(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spe-vectors").join(name);
-    assert!(p.exists(), "missing test vector {} (shared/ must be beside the repository)", p.display());
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spe/tests/vectors").join(name);
+    assert!(p.exists(), "missing test vector {}", p.display());
     p
 }
 
