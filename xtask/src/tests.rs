@@ -41,10 +41,15 @@ pub mod status {
 }
 
 /// The Linux-to-init QEMU test (`linux_guest_runs_init_*`) needs guest
-/// interrupts (the virtual timer through the vGIC, issue 9): without them
-/// Linux stops in its first timer wait. SWITCH FOR THE LEAD: set this to
-/// true when interrupt delivery lands. Until then the test runs only with
-/// SPEVISOR_LINUX_INIT=1 (and says SKIPPED otherwise).
+/// interrupts (the virtual timer and the PL011 through the vGIC) and
+/// secondary vcpus (PSCI CPU_ON), issue 9. Without them (seen on the
+/// `guestload` branch, QEMU 7.2) Debian's 6.1 kernel reaches /init and runs
+/// it, but /proc/interrupts counts 0 timer and UART interrupts, CPU_ON
+/// answers -95 (NOT_SUPPORTED) so 2 vcpus show as 1, and `poweroff -f`
+/// never reaches SYSTEM_OFF (the guest spins without exiting until QEMU
+/// times out). SWITCH FOR THE LEAD: set this to true when interrupt
+/// delivery and secondary vcpus land. Until then the tests run only with
+/// SPEVISOR_LINUX_INIT=1 (and say SKIPPED otherwise).
 const LINUX_INIT_TEST_ENABLED: bool = false;
 
 /// `key=value` fields of the `spevisor:` summary line.
@@ -1362,6 +1367,63 @@ mod unit {
         assert!(check_linux_to_root_mount(&b(0, &good.replace("Kernel panic", "Oops"))).is_err(), "died elsewhere");
         assert!(check_linux_to_root_mount(&b(0, &good.replace("ended (reset)", "ended (killed)"))).is_err());
         assert!(check_linux_to_root_mount(&b(4, good)).is_err(), "the host crashed");
+    }
+
+    #[test]
+    fn linux_init_check_needs_init_the_cpus_the_interrupts_and_system_off() {
+        let good = "[guest] [    0.000000] Booting Linux on physical CPU 0x0000000000 [0x000f0510]\n\
+                    [guest] [    0.000000] Machine model: spevisor guest\n\
+                    [guest] spevisor-init: hello from Linux\n\
+                    [guest] processor\t: 0\n\
+                    [guest] processor\t: 1\n\
+                    [guest]            CPU0       CPU1\n\
+                    [guest]  11:        310        295     GICv3  27 Level     arch_timer\n\
+                    [guest]  13:         41          0     GICv3  33 Level     uart-pl011\n\
+                    [guest] spevisor-init: cpus=2\n\
+                    [host] INFO  guest: ended (off) after 91234 exits\n\
+                    spevisor: status=ok misdirected=0 lost=0\n";
+        assert!(check_linux_init(&b(0, good), 2).is_ok());
+        assert!(check_linux_init(&b(0, good), 1).is_err(), "two processors listed");
+        let no_timer = good.replace("310        295", "0          0");
+        assert!(check_linux_init(&b(0, &no_timer), 2).is_err(), "no timer interrupt taken");
+        let no_uart = good.replace(" 41          0", "  0          0");
+        assert!(check_linux_init(&b(0, &no_uart), 2).is_err(), "no UART interrupt taken");
+        assert!(check_linux_init(&b(0, &good.replace("hello from", "bye from")), 2).is_err());
+        assert!(check_linux_init(&b(0, &good.replace("ended (off)", "ended (killed)")), 2).is_err());
+        assert!(check_linux_init(&b(0, &good.replace("lost=0", "lost=3")), 2).is_err());
+        assert!(check_linux_init(&b(5, good), 2).is_err());
+    }
+
+    #[test]
+    fn raw_guest_check_needs_the_placement_the_tree_and_the_initrd() {
+        let initrd = b"initrd bytes";
+        let out = |entered: &str, cpus: u32, start: u64, sum: u64| {
+            format!(
+                "[guest] guest: entered at {entered} by the boot protocol, x0 = 0x40ff0000\n\
+                 [guest] dtb: at 0x40ff0000, model \"spevisor guest\", bootargs \"a b\"\n\
+                 [guest] dtb: cpus={cpus} initrd={start:#x}..{:#x} initrd_fnv1a64={sum:#x}\n\
+                 spevisor: status=ok guest_status=0\n",
+                start + initrd.len() as u64
+            )
+        };
+        let sum = fnv1a64(initrd);
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 2, 0x40fef000, sum)), 16, 2, "a b", initrd).is_ok());
+        assert!(check_raw_guest(&b(0, &out("0x40000000", 2, 0x40fef000, sum)), 16, 2, "a b", initrd).is_err());
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 1, 0x40fef000, sum)), 16, 2, "a b", initrd).is_err());
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 2, 0x40fef008, sum)), 16, 2, "a b", initrd).is_err());
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 2, 0x40fef000, sum ^ 1)), 16, 2, "a b", initrd).is_err());
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 2, 0x40fef000, sum)), 16, 2, "a c", initrd).is_err());
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c, "the published FNV-1a 64 value");
+    }
+
+    #[test]
+    fn refusal_check_needs_the_reason_and_the_status() {
+        let out = "[host] ERROR guest: bad guest bundle (10 bytes at 0x1): no SPVGUEST magic\nspevisor: status=guest-refused\n";
+        assert!(check_guest_refused(&b(6, out), "no SPVGUEST magic").is_ok());
+        assert!(check_guest_refused(&b(6, out), "bundle version").is_err());
+        assert!(check_guest_refused(&b(0, out), "no SPVGUEST magic").is_err());
+        assert!(check_guest_refused(&b(6, &out.replace("guest-refused", "ok")), "no SPVGUEST magic").is_err());
     }
 
     #[test]
