@@ -580,15 +580,25 @@ pub mod guest {
         /// GICv3 distributor frame.
         pub const GICD_IPA: u64 = 0x0800_0000;
         pub const GICD_SIZE: u64 = 0x1_0000;
-        /// GICv3 redistributor frames (RD and SGI, 64 KiB each) of vcpu 0.
+        /// GICv3 redistributor frames: vcpu `n`'s (RD and SGI, 64 KiB
+        /// each, [`GICR_SIZE`] together) at `GICR_IPA + n * GICR_SIZE`.
         pub const GICR_IPA: u64 = 0x080a_0000;
+        /// The redistributor frames of one vcpu.
         pub const GICR_SIZE: u64 = 0x2_0000;
+        /// The most vcpus a guest may have (the redistributor region of 8
+        /// ends at 0x081a_0000, clear of everything else in the map).
+        pub const MAX_VCPUS: u32 = 8;
+
+        /// Bytes of the redistributor region of a guest with `vcpus` vcpus.
+        pub const fn gicr_size(vcpus: u32) -> u64 {
+            vcpus as u64 * GICR_SIZE
+        }
         /// Bytes at the top of guest RAM holding the device tree.
         pub const DTB_SLOT: u64 = 64 << 10;
-        /// vcpus a VM may have (MPIDR Aff0 = 0..MAX_VCPUS).
-        pub const MAX_VCPUS: usize = 8;
-        /// Bytes of redistributor frames per vcpu (RD + SGI, 64 KiB each).
-        pub const GICR_STRIDE: u64 = 0x2_0000;
+        /// [`MAX_VCPUS`] as an array length.
+        pub const MAX_VCPUS_USIZE: usize = MAX_VCPUS as usize;
+        /// Bytes between two vcpus' redistributor frames ([`GICR_SIZE`]).
+        pub const GICR_STRIDE: u64 = GICR_SIZE;
         /// INTIDs of the guest machine: the virtual timer's and the EL1
         /// physical timer's PPIs, the PMU's, the GIC maintenance interrupt's,
         /// and the PL011's SPI (QEMU `virt`'s numbers).
@@ -603,6 +613,9 @@ pub mod guest {
             RAM_IPA + ram_size - DTB_SLOT
         }
     }
+
+    pub mod bundle;
+    pub mod kernel;
 
     /// PSCI function IDs (SMC32/SMC64 as PSCI 1.1 defines them).
     pub mod psci {

@@ -3,6 +3,12 @@
 //! with the parser the hypervisor boots with, and checks that it describes
 //! the machine this guest runs on. Prints the command line it found (the
 //! QEMU test compares it with the host's).
+//!
+//! Entered by the arm64 boot protocol instead (x0 = the tree's IPA, the
+//! guest built to run at RAM + 0x80000 as a raw `cargo xtask run --guest`
+//! payload), [`boot_protocol`] checks the same tree found through x0, and
+//! prints where it runs, the cpus and a checksum of the initrd the tree
+//! names, for the QEMU test to compare with what it packed.
 
 use crate::mmu::RAM_BASE;
 use core::fmt::Write;
@@ -21,21 +27,91 @@ mod bad {
     pub const TIMER: u64 = 1 << 4;
     pub const PSCI: u64 = 1 << 5;
     pub const BOOTARGS: u64 = 1 << 6;
+    pub const CPUS: u64 = 1 << 7;
+    pub const INITRD: u64 = 1 << 8;
+}
+
+/// Parses the tree at `ipa`.
+fn read_tree(ipa: u64) -> Result<spevisor_dtb::Platform<'static>, u64> {
+    if !(RAM_BASE..RAM_BASE + crate::mmu::RAM_MAPPED).contains(&ipa) {
+        println!("dtb: {ipa:#x} is outside this guest's RAM map");
+        return Err(bad::PARSE);
+    }
+    // SAFETY: `ipa` is in guest RAM, identity mapped Normal by mmu.rs and
+    // never written; the header is checked before the rest is read, within
+    // MAX_TOTALSIZE.
+    let parsed = unsafe { spevisor_dtb::from_raw(ipa as *const u8) }.and_then(spevisor_dtb::parse);
+    parsed.map_err(|e| {
+        println!("dtb: no valid device tree at {ipa:#x}: {e}");
+        bad::PARSE
+    })
 }
 
 /// Checks the tree of a guest with `ram_size` bytes of RAM; 0 if it is right.
 pub fn check(ram_size: u64) -> u64 {
     let ipa = machine::dtb_ipa(ram_size);
-    // SAFETY: the slot is guest RAM, identity mapped Normal by mmu.rs; the
-    // header is checked before the rest is read, within MAX_TOTALSIZE.
-    let parsed = unsafe { spevisor_dtb::from_raw(ipa as *const u8) }.and_then(spevisor_dtb::parse);
-    let p = match parsed {
+    match read_tree(ipa) {
+        Ok(p) => check_tree(&p, ipa, ram_size),
+        Err(bits) => bits,
+    }
+}
+
+/// 64-bit FNV-1a: the initrd's checksum the QEMU test recomputes.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes.iter().fold(OFFSET_BASIS, |h, b| (h ^ *b as u64).wrapping_mul(PRIME))
+}
+
+/// The arm64 boot protocol's entry: x0 = the device tree. Checks it as
+/// [`check`] does (RAM size from the tree's memory node, the tree at the
+/// top of it), then prints the load address, the cpus and the initrd.
+pub fn boot_protocol(dtb_ipa: u64) -> u64 {
+    let entry: u64;
+    // SAFETY: computes _start's address PC-relatively (where the guest was
+    // actually loaded); no memory access.
+    unsafe { core::arch::asm!("adr {}, _start", out(reg) entry, options(nomem, nostack, preserves_flags)) };
+    println!("guest: entered at {entry:#x} by the boot protocol, x0 = {dtb_ipa:#x}");
+    let p = match read_tree(dtb_ipa) {
         Ok(p) => p,
-        Err(e) => {
-            println!("dtb: no valid device tree at {ipa:#x}: {e}");
-            return bad::PARSE;
-        }
+        Err(bits) => return bits,
     };
+    let ram_size = p.ram().first().map_or(0, |r| r.size);
+    let mut failed = check_tree(&p, dtb_ipa, ram_size);
+    if dtb_ipa != machine::dtb_ipa(ram_size) {
+        println!("dtb: FAIL the tree is not at the top of RAM ({:#x})", machine::dtb_ipa(ram_size));
+        failed |= bad::RAM;
+    }
+    let mpidrs = p.cpus.mpidrs();
+    let in_order = mpidrs.iter().enumerate().all(|(i, m)| *m == i as u64);
+    if !in_order {
+        println!("dtb: FAIL cpu reg values are not 0..{}", mpidrs.len());
+        failed |= bad::CPUS;
+    }
+    match p.initrd {
+        Some(r) if r.base >= RAM_BASE && r.base.saturating_add(r.size) <= dtb_ipa => {
+            // SAFETY: inside guest RAM below the tree (checked just above),
+            // identity mapped Normal, not written by anyone while read.
+            let bytes = unsafe { core::slice::from_raw_parts(r.base as *const u8, r.size as usize) };
+            println!(
+                "dtb: cpus={} initrd={:#x}..{:#x} initrd_fnv1a64={:#x}",
+                mpidrs.len(),
+                r.base,
+                r.base + r.size,
+                fnv1a64(bytes)
+            );
+        }
+        Some(r) => {
+            println!("dtb: FAIL initrd {:#x}+{:#x} is not in RAM below the tree", r.base, r.size);
+            failed |= bad::INITRD;
+        }
+        None => println!("dtb: cpus={} initrd=none", mpidrs.len()),
+    }
+    failed
+}
+
+/// The checks common to both entries.
+fn check_tree(p: &spevisor_dtb::Platform, ipa: u64, ram_size: u64) -> u64 {
     let mut failed = 0;
     let mut expect = |ok: bool, bit: u64, what: &str| {
         if !ok {
@@ -52,7 +128,8 @@ pub fn check(ram_size: u64) -> u64 {
     expect(
         p.gic.version == GicVersion::V3
             && p.gic.distributor.base == machine::GICD_IPA
-            && p.gic.redistributors.as_slice() == [Region { base: machine::GICR_IPA, size: machine::GICR_SIZE }],
+            && p.gic.redistributors.as_slice()
+                == [Region { base: machine::GICR_IPA, size: machine::gicr_size(p.cpus.len() as u32) }],
         bad::GIC,
         "the GIC is not the guest machine's GICv3",
     );

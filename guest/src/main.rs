@@ -181,6 +181,9 @@ static DYING: AtomicBool = AtomicBool::new(false);
 /// as read by the guest's first instruction.
 extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64) -> ! {
     let status = match mode {
+        // The arm64 boot protocol (a raw `--guest` payload): x0 = the
+        // device tree, an IPA in RAM, where no mode number reaches.
+        dtb_ipa if dtb_ipa >= mmu::RAM_BASE => dtb::boot_protocol(dtb_ipa),
         mode::SELFTEST => selftest(ram_size),
         mode::FILL => {
             fill(ram_size, arg);

@@ -1,19 +1,16 @@
 //! The device tree the host gives each guest: the guest machine of
 //! docs/design.md ("The guest machine"), a small `virt`-like board with RAM
-//! at 0x4000_0000, a PL011 at 0x0900_0000,
-//! a GICv3 (distributor and one redistributor frame), the generic timer and
-//! PSCI over `hvc`. Addresses and interrupt numbers are QEMU `virt`'s, so
+//! at 0x4000_0000, a PL011 at 0x0900_0000, a GICv3 (distributor and one
+//! redistributor per vcpu), the generic timer, PSCI over `hvc`, one cpu
+//! node per vcpu and, for a guest given one, the initrd's place in
+//! `/chosen`. Addresses and interrupt numbers are QEMU `virt`'s, so
 //! software written for that board finds its devices where it expects them.
 //!
 //! The host writes the tree into the last `DTB_SLOT` bytes of guest RAM
 //! (`vmm.rs`). Pure: the unit tests read every tree back with the parser the
 //! hypervisor itself boots with.
-//!
-//! Not yet behind the description: the GIC distributor and redistributor
-//! frames are emulated as registers only (`vgic.rs`); no interrupt is
-//! delivered yet, which is the guest-interrupt work still to come.
 
-use spevisor_abi::guest::machine::{GICD_IPA, GICD_SIZE, GICR_IPA, GICR_SIZE, RAM_IPA, UART_IPA};
+use spevisor_abi::guest::machine::{gicr_size, GICD_IPA, GICD_SIZE, GICR_IPA, MAX_VCPUS, RAM_IPA, UART_IPA};
 use spevisor_dtb::writer::{FdtWriter, WriteError};
 
 /// The emulated PL011's frame size.
@@ -41,6 +38,32 @@ pub struct GuestMachine<'a> {
     pub ram_size: u64,
     /// `/chosen/bootargs`.
     pub bootargs: &'a str,
+    /// vcpus, `1..=MAX_VCPUS`: one `/cpus/cpu@N` node each (MPIDR Aff0 =
+    /// N) and a redistributor region of `gicr_size(vcpus)` bytes.
+    pub vcpus: u32,
+    /// The initrd's IPA range `[start, end)` in guest RAM, if any
+    /// (`/chosen/linux,initrd-start`, `linux,initrd-end`).
+    pub initrd: Option<(u64, u64)>,
+}
+
+/// Node names of the cpus (no formatting in the writer's no_std world).
+const CPU_NODES: [&str; MAX_VCPUS as usize] = ["cpu@0", "cpu@1", "cpu@2", "cpu@3", "cpu@4", "cpu@5", "cpu@6", "cpu@7"];
+
+/// Why a tree cannot be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeError {
+    /// vcpus outside `1..=MAX_VCPUS`.
+    Vcpus(u32),
+    Write(WriteError),
+}
+
+impl core::fmt::Display for TreeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Vcpus(n) => write!(f, "{n} vcpus: a guest has 1 to {MAX_VCPUS}"),
+            Self::Write(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 impl GuestMachine<'_> {
@@ -52,7 +75,10 @@ impl GuestMachine<'_> {
 }
 
 /// Writes the guest's tree into `buf`; returns its size.
-pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, WriteError> {
+pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, TreeError> {
+    if !(1..=MAX_VCPUS).contains(&m.vcpus) {
+        return Err(TreeError::Vcpus(m.vcpus));
+    }
     let mut w = FdtWriter::new(buf, &[]);
     w.begin_node("");
     w.prop_u32("#address-cells", 2);
@@ -64,6 +90,10 @@ pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, WriteError> {
     w.begin_node("chosen");
     w.prop_str("bootargs", m.bootargs);
     w.prop_str("stdout-path", "/pl011@9000000");
+    if let Some((start, end)) = m.initrd {
+        w.prop_u64s("linux,initrd-start", &[start]);
+        w.prop_u64s("linux,initrd-end", &[end]);
+    }
     w.end_node();
 
     w.begin_node("memory@40000000");
@@ -74,12 +104,14 @@ pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, WriteError> {
     w.begin_node("cpus");
     w.prop_u32("#address-cells", 1);
     w.prop_u32("#size-cells", 0);
-    w.begin_node("cpu@0");
-    w.prop_str("device_type", "cpu");
-    w.prop_str("compatible", "arm,armv8");
-    w.prop_u32("reg", 0);
-    w.prop_str("enable-method", "psci");
-    w.end_node();
+    for (aff0, name) in CPU_NODES.iter().enumerate().take(m.vcpus as usize) {
+        w.begin_node(name);
+        w.prop_str("device_type", "cpu");
+        w.prop_str("compatible", "arm,armv8");
+        w.prop_u32("reg", aff0 as u32);
+        w.prop_str("enable-method", "psci");
+        w.end_node();
+    }
     w.end_node();
 
     w.begin_node("psci");
@@ -102,7 +134,7 @@ pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, WriteError> {
     w.prop_u32("#interrupt-cells", 3);
     w.prop_empty("interrupt-controller");
     w.prop_u32("#redistributor-regions", 1);
-    w.prop_u64s("reg", &[GICD_IPA, GICD_SIZE, GICR_IPA, GICR_SIZE]);
+    w.prop_u64s("reg", &[GICD_IPA, GICD_SIZE, GICR_IPA, gicr_size(m.vcpus)]);
     w.prop_u32("phandle", PHANDLE_GIC);
     w.end_node();
 
@@ -123,22 +155,30 @@ pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, WriteError> {
     w.end_node();
 
     w.end_node();
-    w.finish()
+    w.finish().map_err(TreeError::Write)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spevisor_abi::guest::machine::DTB_SLOT;
+    use spevisor_abi::guest::machine::{DTB_SLOT, GICR_SIZE};
     use spevisor_dtb::{parse, GicVersion, IntId, PsciConduit, Region, UartKind};
 
     const MIB: u64 = 1 << 20;
 
-    fn tree(ram_size: u64, bootargs: &str) -> Vec<u8> {
+    fn machine(ram_size: u64, bootargs: &str) -> GuestMachine<'_> {
+        GuestMachine { ram_size, bootargs, vcpus: 1, initrd: None }
+    }
+
+    fn tree_of(m: &GuestMachine) -> Vec<u8> {
         let mut buf = vec![0u8; DTB_SLOT as usize];
-        let len = write(&mut buf, &GuestMachine { ram_size, bootargs }).unwrap();
+        let len = write(&mut buf, m).unwrap();
         buf.truncate(len);
         buf
+    }
+
+    fn tree(ram_size: u64, bootargs: &str) -> Vec<u8> {
+        tree_of(&machine(ram_size, bootargs))
     }
 
     #[test]
@@ -160,24 +200,63 @@ mod tests {
         assert_eq!(p.cpus.mpidrs(), &[0]);
         assert_eq!(p.bootargs, Some("console=ttyAMA0 earlycon"));
         assert_eq!(p.model, Some("spevisor guest"));
+        assert_eq!(p.initrd, None);
+    }
+
+    #[test]
+    fn one_cpu_node_and_one_redistributor_per_vcpu() {
+        for vcpus in 1..=MAX_VCPUS {
+            let p_dtb = tree_of(&GuestMachine { vcpus, ..machine(64 * MIB, "") });
+            let p = parse(&p_dtb).unwrap();
+            let want: Vec<u64> = (0..vcpus as u64).collect();
+            assert_eq!(p.cpus.mpidrs(), &want[..], "{vcpus} vcpus");
+            assert_eq!(
+                p.gic.redistributors.as_slice(),
+                &[Region { base: GICR_IPA, size: vcpus as u64 * 0x2_0000 }],
+                "{vcpus} vcpus"
+            );
+            // Every cpu node says how it is started.
+            let fdt = spevisor_dtb::fdt::Fdt::new(&p_dtb).unwrap();
+            let cpus = fdt.find_node("/cpus").unwrap();
+            let methods: Vec<_> =
+                cpus.children().map(|c| c.property("enable-method").and_then(|p| p.as_str()).unwrap()).collect();
+            assert_eq!(methods, vec!["psci"; vcpus as usize]);
+        }
+        let mut buf = vec![0u8; DTB_SLOT as usize];
+        for bad in [0, MAX_VCPUS + 1] {
+            assert_eq!(
+                write(&mut buf, &GuestMachine { vcpus: bad, ..machine(64 * MIB, "") }),
+                Err(TreeError::Vcpus(bad))
+            );
+        }
+    }
+
+    #[test]
+    fn the_initrd_is_in_chosen() {
+        let (start, end) = (RAM_IPA + 0x0f00_0000, RAM_IPA + 0x0f12_3456);
+        let dtb = tree_of(&GuestMachine { initrd: Some((start, end)), ..machine(256 * MIB, "x") });
+        let p = parse(&dtb).unwrap();
+        assert_eq!(p.initrd, Some(Region { base: start, size: end - start }));
+        assert_eq!(p.bootargs, Some("x"));
     }
 
     #[test]
     fn the_tree_fits_its_slot_with_a_long_command_line() {
         let long = "x".repeat(4096);
-        let dtb = tree(2 * MIB, &long);
+        let dtb = tree_of(&GuestMachine {
+            vcpus: MAX_VCPUS,
+            initrd: Some((RAM_IPA, RAM_IPA + 1)),
+            ..machine(2 * MIB, &long)
+        });
         assert!(dtb.len() < DTB_SLOT as usize / 2, "{} bytes", dtb.len());
         assert_eq!(parse(&dtb).unwrap().bootargs, Some(long.as_str()));
         let mut small = [0u8; 256];
-        assert_eq!(
-            write(&mut small, &GuestMachine { ram_size: 2 * MIB, bootargs: "" }),
-            Err(WriteError::BufferTooSmall)
-        );
+        assert_eq!(write(&mut small, &machine(2 * MIB, "")), Err(TreeError::Write(WriteError::BufferTooSmall)));
     }
 
     #[test]
     fn the_slot_is_at_the_top_of_ram_and_aligned() {
-        let m = GuestMachine { ram_size: 2 * MIB, bootargs: "" };
+        let m = machine(2 * MIB, "");
         assert_eq!(m.dtb_ipa(), RAM_IPA + 2 * MIB - DTB_SLOT);
         assert!(m.dtb_ipa().is_multiple_of(spevisor_dtb::DTB_ALIGN as u64));
     }

@@ -5,7 +5,7 @@
 
 use crate::hprintln;
 use crate::hyp;
-use crate::vmm::{host_free_pages, run_alternately, Boot, Ending, Vm};
+use crate::vmm::{host_free_pages, run_alternately, Boot, Ending, Vm, VmConfig};
 use log::{error, info};
 use spevisor_abi::{check_switch_order, Call, InfoItem, Step, SwitchOrder, TRACE_REGS, TRACE_STEPS_PER_REG};
 
@@ -41,9 +41,9 @@ pub mod mode {
 
 /// Runs one test guest in `mode` with `vcpus` vcpus and argument `arg` to
 /// its end; prints `<name>: ending=... status=...`.
-pub fn irq_guest(t: &mut Totals, name: &'static str, mode: u64, vcpus: usize, arg: u64) {
+pub fn irq_guest(t: &mut Totals, name: &'static str, mode: u64, vcpus: u32, arg: u64) {
     let boot = Boot::TestGuest { image: GUEST_IMAGE, args: [mode, GUEST_RAM, arg] };
-    let mut vm = match Vm::create_booting(name, boot, GUEST_RAM, vcpus) {
+    let mut vm = match Vm::create_booting(name, boot, VmConfig { ram: GUEST_RAM, vcpus }) {
         Ok(vm) => vm,
         Err(e) => return error!("{name}: cannot create the VM: {e}"),
     };
@@ -66,7 +66,9 @@ pub fn preempt(t: &mut Totals, spin_exits: u64) {
     let free = (hyp::info(InfoItem::HypFreePages).unwrap_or(0), host_free_pages());
     let mk = |name, mode, vcpus, arg| {
         let boot = Boot::TestGuest { image: GUEST_IMAGE, args: [mode, GUEST_RAM, arg] };
-        Vm::create_booting(name, boot, GUEST_RAM, vcpus).map_err(|e| error!("{name}: cannot create the VM: {e}")).ok()
+        Vm::create_booting(name, boot, VmConfig { ram: GUEST_RAM, vcpus })
+            .map_err(|e| error!("{name}: cannot create the VM: {e}"))
+            .ok()
     };
     let (Some(mut smp), Some(mut spin), Some(mut good)) =
         (mk("smp-spin", mode::SMP, 2, 0), mk("spinner", mode::SPIN, 1, 0), mk("selftest", mode::SELFTEST, 1, 0))
@@ -100,6 +102,17 @@ pub struct Totals {
     pub vms: u64,
     pub exits: u64,
     pub guest_status: Option<u64>,
+    /// How the `guest` scenario went (the run's exit status follows it).
+    pub guest_outcome: Option<GuestOutcome>,
+}
+
+/// How the `guest` scenario went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestOutcome {
+    /// No bundle, a bad bundle, or a guest that cannot be made from it.
+    Refused,
+    /// The VM ran and ended so.
+    Ended(Ending),
 }
 
 impl Totals {
@@ -164,7 +177,7 @@ pub fn linux(t: &mut Totals, ram_mib: u64) {
         error!("linux: spevisor.guest_ram_mib={ram_mib}: at most {} MiB", MAX_LINUX_RAM >> 20);
         return;
     };
-    let mut vm = match Vm::create_booting("linux", boot, ram, 1) {
+    let mut vm = match Vm::create_booting("linux", boot, VmConfig::uni(ram)) {
         Ok(vm) => vm,
         Err(e) => {
             error!("linux: cannot create the VM: {e}");
@@ -174,6 +187,57 @@ pub fn linux(t: &mut Totals, ram_mib: u64) {
     let ending = vm.run_for(LINUX_MAX_EXITS);
     info!("linux: ended ({}) after {} exits", ending_name(Some(ending)), vm.exits);
     t.guest_status = vm.status;
+    finish(vm, t);
+}
+
+/// Exits the `guest` scenario handles before stopping the guest (as the
+/// `linux` scenario's, for the same reason).
+const GUEST_MAX_EXITS: u64 = LINUX_MAX_EXITS;
+
+/// Boots the guest in the bundle QEMU's `-initrd` loaded (`cargo xtask run
+/// --guest FILE`, format `spevisor_abi::guest::bundle`): its kernel (a
+/// Linux Image or a raw binary), initrd, command line, vcpus and RAM. The
+/// bundle is checked here again (the host trusts no file it is handed); a
+/// bad one is refused with the reason and the run fails. Console lines of
+/// the guest are printed with a `[guest]` prefix.
+pub fn guest(t: &mut Totals) {
+    t.guest_outcome = Some(GuestOutcome::Refused);
+    let Some(region) = crate::kmain::HOST.lock().as_ref().and_then(|h| h.initrd) else {
+        error!("guest: no guest bundle; boot QEMU with -initrd <bundle> (cargo xtask run --guest FILE)");
+        return;
+    };
+    // SAFETY: QEMU loaded the initrd there; kmain mapped it read-only and
+    // nothing writes it.
+    let bytes = unsafe { core::slice::from_raw_parts(region.start as *const u8, region.size() as usize) };
+    let b = match spevisor_abi::guest::bundle::parse(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("guest: bad guest bundle ({} bytes at {:#x}): {e}", bytes.len(), region.start);
+            return;
+        }
+    };
+    let kind = spevisor_abi::guest::kernel::classify(b.kernel).map(|k| k.name()).unwrap_or("unbootable file");
+    info!(
+        "guest: bundle v{}: {kind} of {} bytes, initrd {} bytes, {} vcpus, {} MiB, command line {:?}",
+        spevisor_abi::guest::bundle::VERSION,
+        b.kernel.len(),
+        b.initrd.map_or(0, |i| i.len()),
+        b.vcpus,
+        b.mem_mib,
+        b.cmdline
+    );
+    let boot = Boot::Kernel { kernel: b.kernel, initrd: b.initrd, bootargs: b.cmdline };
+    let mut vm = match Vm::create_booting("guest", boot, VmConfig { ram: b.mem_bytes(), vcpus: b.vcpus }) {
+        Ok(vm) => vm,
+        Err(e) => {
+            error!("guest: cannot create the VM: {e}");
+            return;
+        }
+    };
+    let ending = vm.run_for(GUEST_MAX_EXITS);
+    info!("guest: ended ({}) after {} exits", ending_name(Some(ending)), vm.exits);
+    t.guest_status = vm.status;
+    t.guest_outcome = Some(GuestOutcome::Ended(ending));
     finish(vm, t);
 }
 

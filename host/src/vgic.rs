@@ -22,7 +22,7 @@
 //! Pure, so every register and the list-register bookkeeping are
 //! unit-tested here.
 
-use spevisor_abi::guest::machine::{GICR_STRIDE, MAX_VCPUS};
+use spevisor_abi::guest::machine::{GICR_STRIDE, MAX_VCPUS_USIZE as MAX_VCPUS};
 use spevisor_abi::vgic::{hcr, lr, VcpuShared, MAX_LRS};
 
 /// Number of interrupt IDs modelled: SGIs 0..15, PPIs 16..31, SPIs 32..63.

@@ -16,7 +16,7 @@ use crate::hyp::{self, HypError};
 use crate::kmain::HOST;
 use crate::mm::PagePool;
 use log::{error, info, warn};
-use spevisor_abi::guest::machine::{MAX_VCPUS, UART_INTID, VTIMER_INTID};
+use spevisor_abi::guest::machine::{UART_INTID, VTIMER_INTID};
 use spevisor_abi::guest::psci;
 use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{Call, Completion, Exit, InfoItem, MmioAccess, StopReason};
@@ -24,7 +24,8 @@ use spevisor_pgtable::PAGE_SIZE;
 use spevisor_pl011::model::Pl011Model;
 
 use crate::guest_dtb::{self, GuestMachine};
-use spevisor_abi::guest::machine::DTB_SLOT;
+use spevisor_abi::guest::kernel::{self, KernelError};
+use spevisor_abi::guest::machine::{DTB_SLOT, MAX_VCPUS};
 
 /// Guest RAM IPA (the guest machine's memory map, `spevisor_abi::guest::machine`).
 pub const GUEST_RAM_IPA: u64 = spevisor_abi::guest::machine::RAM_IPA;
@@ -40,15 +41,18 @@ pub enum VmError {
     /// The guest image does not fit in its RAM below the device tree (or is empty).
     BadImage { len: usize, ram: u64 },
     /// The guest's device tree could not be written.
-    Dtb(spevisor_dtb::writer::WriteError),
+    Dtb(guest_dtb::TreeError),
     /// `Boot::Linux` with something that is not an arm64 Linux Image.
     NotLinux(crate::linux_image::ImageError),
+    /// `Boot::Kernel` with a file that cannot boot, or kernel and initrd
+    /// too big for the RAM (`spevisor_abi::guest::kernel::plan`).
+    Kernel(KernelError),
+    /// vcpus outside `1..=MAX_VCPUS`.
+    Vcpus(u32),
     /// The host ran out of pages.
     NoMemory { pages: u64 },
     /// The hypervisor refused a call.
     Hyp { call: &'static str, err: HypError },
-    /// A vcpu count outside 1..=MAX_VCPUS.
-    BadVcpus(usize),
 }
 
 impl core::fmt::Display for VmError {
@@ -59,9 +63,10 @@ impl core::fmt::Display for VmError {
             }
             Self::Dtb(e) => write!(f, "guest device tree: {e}"),
             Self::NotLinux(e) => write!(f, "guest kernel: {e}"),
+            Self::Kernel(e) => write!(f, "guest kernel: {e}"),
+            Self::Vcpus(n) => write!(f, "{n} vcpus: a guest has 1 to {MAX_VCPUS}"),
             Self::NoMemory { pages } => write!(f, "host out of memory for {pages} guest pages"),
             Self::Hyp { call, err } => write!(f, "{call} refused: {err}"),
-            Self::BadVcpus(n) => write!(f, "{n} vcpus: a VM has 1 to {MAX_VCPUS}"),
         }
     }
 }
@@ -79,23 +84,66 @@ pub enum Boot<'a> {
     /// An arm64 Linux `Image`, by its boot protocol: loaded at RAM +
     /// text_offset, entered there with x0 = the device tree, x1..x3 = 0.
     Linux { image: &'a [u8], bootargs: &'a str },
+    /// Any arm64 kernel (`cargo xtask run --guest`): a Linux Image as
+    /// above, or a raw binary at RAM + `RAW_TEXT_OFFSET`, entered with x0 =
+    /// the device tree; the initrd high in RAM below the device tree, named
+    /// in its `/chosen` (`spevisor_abi::guest::kernel::plan`).
+    Kernel { kernel: &'a [u8], initrd: Option<&'a [u8]>, bootargs: &'a str },
+}
+
+/// The shape of a VM, beside what it boots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Bytes of guest RAM (rounded up to pages).
+    pub ram: u64,
+    /// vcpus, `1..=MAX_VCPUS`: all created at EL2 and described in the
+    /// guest's device tree; vcpu 0 runs, the others wait for PSCI CPU_ON.
+    pub vcpus: u32,
+}
+
+impl VmConfig {
+    /// One vcpu, `ram` bytes.
+    pub const fn uni(ram: u64) -> Self {
+        Self { ram, vcpus: 1 }
+    }
+}
+
+/// Where a boot's bytes go in guest RAM (offsets from the RAM base).
+struct Layout<'a> {
+    image: &'a [u8],
+    /// The image's load offset (and entry, for kernels).
+    offset: u64,
+    /// Where its footprint ends.
+    end: u64,
+    /// The initrd and its offset.
+    initrd: Option<(&'a [u8], u64)>,
 }
 
 impl Boot<'_> {
     fn bootargs(&self) -> &str {
         match self {
             Boot::TestGuest { .. } => GUEST_BOOTARGS,
-            Boot::Linux { bootargs, .. } => bootargs,
+            Boot::Linux { bootargs, .. } | Boot::Kernel { bootargs, .. } => bootargs,
         }
     }
 
-    /// The bytes to load, their offset in RAM, and the bytes they need there.
-    fn layout(&self) -> Result<(&[u8], u64, u64), VmError> {
+    /// Where the image (and initrd) go in `ram` bytes of RAM.
+    fn layout(&self, ram: u64) -> Result<Layout<'_>, VmError> {
         match *self {
-            Boot::TestGuest { image, .. } => Ok((image, 0, image.len() as u64)),
+            Boot::TestGuest { image, .. } => Ok(Layout { image, offset: 0, end: image.len() as u64, initrd: None }),
             Boot::Linux { image, .. } => {
                 let h = crate::linux_image::parse(image).map_err(VmError::NotLinux)?;
-                Ok((image, h.text_offset, h.text_offset + h.image_size))
+                Ok(Layout { image, offset: h.text_offset, end: h.text_offset + h.image_size, initrd: None })
+            }
+            Boot::Kernel { kernel, initrd, .. } => {
+                let initrd = initrd.filter(|i| !i.is_empty());
+                let p = kernel::plan(ram, kernel, initrd.map_or(0, |i| i.len() as u64)).map_err(VmError::Kernel)?;
+                Ok(Layout {
+                    image: kernel,
+                    offset: p.kernel_offset,
+                    end: p.kernel_end,
+                    initrd: initrd.zip(p.initrd_offset),
+                })
             }
         }
     }
@@ -104,7 +152,7 @@ impl Boot<'_> {
     fn entry(&self, load_offset: u64, dtb_ipa: u64) -> (u64, [u64; 3]) {
         match *self {
             Boot::TestGuest { args, .. } => (GUEST_RAM_IPA, args),
-            Boot::Linux { .. } => (GUEST_RAM_IPA + load_offset, [dtb_ipa, 0, 0]),
+            Boot::Linux { .. } | Boot::Kernel { .. } => (GUEST_RAM_IPA + load_offset, [dtb_ipa, 0, 0]),
         }
     }
 }
@@ -161,7 +209,7 @@ pub struct Vm {
     gic: crate::vgic::Vgic,
     line: [u8; 160],
     line_len: usize,
-    vcpus: [HostVcpu; MAX_VCPUS],
+    vcpus: [HostVcpu; MAX_VCPUS as usize],
     pub nr_vcpus: usize,
     /// List registers the CPU gives guests (0: no vGIC, no interrupts).
     nr_lrs: usize,
@@ -199,26 +247,29 @@ impl Vm {
     /// Creates a VM with `ram` bytes of RAM holding the test guest's `image`
     /// at its base, entered there with x0..x2 = `args`.
     pub fn create(name: &'static str, image: &[u8], ram: u64, args: [u64; 3]) -> Result<Self, VmError> {
-        Self::create_booting(name, Boot::TestGuest { image, args }, ram, 1)
+        Self::create_booting(name, Boot::TestGuest { image, args }, VmConfig::uni(ram))
     }
 
-    /// Creates a VM with `ram` bytes of RAM, the guest machine's device tree
-    /// in its last `DTB_SLOT` bytes (`guest_dtb.rs`), the image `boot` names
-    /// loaded as its protocol wants, and one vcpu ready to enter it.
-    ///
-    /// With `vcpus` > 1 the others exist from the start, off, for PSCI
-    /// CPU_ON; each shares a page with EL2 for its list registers.
-    pub fn create_booting(name: &'static str, boot: Boot, ram: u64, vcpus: usize) -> Result<Self, VmError> {
-        if !(1..=MAX_VCPUS).contains(&vcpus) {
-            return Err(VmError::BadVcpus(vcpus));
+    /// Creates a VM with `config.ram` bytes of RAM, the guest machine's
+    /// device tree (for `config.vcpus` vcpus) in its last `DTB_SLOT` bytes
+    /// (`guest_dtb.rs`), the image `boot` names loaded as its protocol
+    /// wants (and its initrd), and vcpu 0 ready to enter it. The other
+    /// vcpus exist from the start, off, for PSCI CPU_ON; each vcpu shares a
+    /// page with EL2 for its list registers.
+    pub fn create_booting(name: &'static str, boot: Boot, config: VmConfig) -> Result<Self, VmError> {
+        if !(1..=MAX_VCPUS).contains(&config.vcpus) {
+            return Err(VmError::Vcpus(config.vcpus));
         }
-        let pages = ram.div_ceil(PAGE_SIZE);
+        let vcpus = config.vcpus as usize;
+        let pages = config.ram.div_ceil(PAGE_SIZE);
         let ram = pages * PAGE_SIZE;
-        let machine = GuestMachine { ram_size: ram, bootargs: boot.bootargs() };
-        let (image, load_offset, footprint) = boot.layout()?;
+        let Layout { image, offset: load_offset, end: footprint, initrd } = boot.layout(ram)?;
         if image.is_empty() || ram < DTB_SLOT || footprint > ram - DTB_SLOT {
             return Err(VmError::BadImage { len: image.len(), ram });
         }
+        let initrd_ipa = initrd.map(|(i, off)| (GUEST_RAM_IPA + off, GUEST_RAM_IPA + off + i.len() as u64));
+        let machine =
+            GuestMachine { ram_size: ram, bootargs: boot.bootargs(), vcpus: config.vcpus, initrd: initrd_ipa };
         let (entry, args) = boot.entry(load_offset, machine.dtb_ipa());
         let ram_pa = with_pages(|p| p.alloc_pages(pages as usize)).ok_or(VmError::NoMemory { pages })?;
         let give_back = |e| {
@@ -232,6 +283,13 @@ impl Vm {
         // host pages just allocated (footprint checked above), identity mapped RW.
         unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), load_pa as *mut u8, image.len()) };
         clean_for_guest(load_pa, image.len() as u64);
+        if let Some((bytes, off)) = initrd {
+            let pa = ram_pa + off;
+            // SAFETY: `kernel::plan` put `[off, off + len)` inside the RAM
+            // just allocated, above the image and below the device tree slot.
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa as *mut u8, bytes.len()) };
+            clean_for_guest(pa, bytes.len() as u64);
+        }
         let dtb_pa = ram_pa + (machine.dtb_ipa() - GUEST_RAM_IPA);
         // SAFETY: the last DTB_SLOT bytes of the RAM just allocated (the image
         // ends below them, checked above); nothing else refers to them yet.
@@ -241,7 +299,7 @@ impl Vm {
         let handle = hyp_call(Call::VmCreate, "VM_CREATE", [0; 7]).map_err(give_back)?[0];
         let nr_lrs = if crate::irq::ready() { hyp::info(InfoItem::ListRegs).unwrap_or(0) as usize } else { 0 };
         let mut host_vcpus =
-            [HostVcpu { run: VcpuRun::Off, completion: Completion::None.to_regs(), shared: 0 }; MAX_VCPUS];
+            [HostVcpu { run: VcpuRun::Off, completion: Completion::None.to_regs(), shared: 0 }; MAX_VCPUS as usize];
         let made =
             hyp_call(Call::VmDonate, "VM_DONATE", [handle, ram_pa, GUEST_RAM_IPA, pages, 0, 0, 0]).and_then(|_| {
                 for (i, v) in host_vcpus[..vcpus].iter_mut().enumerate() {
@@ -267,6 +325,9 @@ impl Vm {
             GUEST_RAM_IPA,
             machine.dtb_ipa()
         );
+        if let Some((start, end)) = initrd_ipa {
+            info!("{name}: initrd at IPA {start:#x}..{end:#x}");
+        }
         crate::profiler::note_guest_memory(ram_pa, ram_pa + pages * PAGE_SIZE);
         Ok(Self {
             name,

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo xtask build [--release] [--test-hooks] [--switch-order=fixed|pre-2021]
 //! cargo xtask run   [--gdb] [--switch-order=...] [-- <extra QEMU options>]
+//! cargo xtask run   --guest FILE|linux [--initrd FILE] [--append "..."] [--vcpus N] [--mem MiB]
 //! cargo xtask test  [--quick] [NAME...]   host tests, fmt, clippy, QEMU boots
 //! cargo xtask help  [COMMAND]        usage (also COMMAND --help)
 //! cargo xtask bench [--iterations N] [--json FILE] [--debug]   world-switch costs
@@ -15,7 +16,9 @@
 
 mod bench;
 mod cli;
+mod cpio;
 mod elf;
+mod guest;
 mod qemu;
 #[cfg(test)]
 mod repo;
@@ -63,20 +66,36 @@ pub fn run_cmd(cmd: &mut Command) -> Result<(), String> {
 
 /// Builds the tiny guest and returns its flat binary (loaded at IPA 0x4000_0000).
 pub fn build_guest(release: bool) -> Result<PathBuf, String> {
+    build_guest_at(release, 0)
+}
+
+/// The variable guest/build.rs reads: the guest's load offset in RAM.
+const GUEST_LOAD_OFFSET_ENV: &str = "SPEVISOR_GUEST_LOAD_OFFSET";
+
+/// Builds the tiny guest linked to run at RAM + `load_offset` (its own
+/// target directory when not 0, so the two builds do not evict each other)
+/// and returns its flat binary.
+pub fn build_guest_at(release: bool, load_offset: u64) -> Result<PathBuf, String> {
     setup::rust_targets()?;
-    let dir = root().join("target").join("guest");
+    let suffix = if load_offset == 0 { String::new() } else { format!("-at{load_offset:x}") };
+    let dir = root().join("target").join(format!("guest{suffix}"));
     let mut cmd = cargo();
     cmd.current_dir(root())
         .args(["build", "--quiet", "-p", "spevisor-guest", "--target", BARE_TARGET])
         .arg("--target-dir")
         .arg(&dir);
+    if load_offset != 0 {
+        cmd.env(GUEST_LOAD_OFFSET_ENV, format!("{load_offset:#x}"));
+    } else {
+        cmd.env_remove(GUEST_LOAD_OFFSET_ENV);
+    }
     if release {
         cmd.arg("--release");
     }
     run_cmd(&mut cmd)?;
     let profile = if release { "release" } else { "debug" };
     let elf_path = dir.join(BARE_TARGET).join(profile).join("spevisor-guest");
-    let bin = root().join("target").join(format!("guest-{profile}.bin"));
+    let bin = root().join("target").join(format!("guest{suffix}-{profile}.bin"));
     elf::to_image(&elf_path, &bin)?;
     Ok(bin)
 }
@@ -186,12 +205,17 @@ fn real_main() -> Result<(), String> {
         }
         "run" => {
             let gdb = rest.iter().any(|a| a == "--gdb");
+            // A guest from outside: checked and packed before anything boots.
+            let (guest_opts, rest) = guest::take_opts(rest)?;
+            let bundle = guest_opts.map(|o| guest::make_bundle(&o, "run")).transpose()?;
             // Host kernel options: --spe=auto|hw|model|off, --scenario=NAME.
             let mut append = vec![];
             let mut filtered = vec![];
-            let mut linux_initrd = None;
             let mut passthrough = false;
-            for a in rest {
+            if bundle.is_some() {
+                append.push(guest::HOST_APPEND.to_string());
+            }
+            for a in &rest {
                 passthrough |= a == "--";
                 match a.split_once('=') {
                     Some(("--spe", v)) if !passthrough => {
@@ -201,20 +225,13 @@ fn real_main() -> Result<(), String> {
                         append.push(format!("spevisor.spe={v}"));
                     }
                     Some(("--scenario", v)) if !passthrough => append.push(format!("spevisor.scenario={v}")),
-                    None if a == "--linux" && !passthrough => {
-                        // Debian's cloud kernel as a guest, loaded by QEMU as the initrd.
-                        let kernel = setup::guest_kernel().map_err(|e| e.to_string())?;
-                        eprintln!("xtask: guest kernel {}", kernel.display());
-                        append.push("spevisor.scenario=linux spevisor.spe=off".into());
-                        linux_initrd = Some(kernel);
-                    }
                     _ if a == "--gdb" && !passthrough => {}
                     _ => filtered.push(a.clone()),
                 }
             }
             let (opts, mut extra) = parse_build_opts(&filtered)?;
-            if let Some(k) = linux_initrd {
-                extra.extend(["-initrd".to_string(), k.display().to_string()]);
+            if let Some(b) = bundle {
+                extra.extend(["-initrd".to_string(), b.display().to_string()]);
             }
             let image = build_image(&opts)?;
             let qemu = setup::qemu()?;

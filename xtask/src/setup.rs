@@ -121,11 +121,11 @@ fn check_version(q: Qemu) -> Result<Qemu, String> {
     Ok(q)
 }
 
-/// The Debian package whose kernel `cargo xtask run --linux` boots as a guest.
+/// The Debian package whose kernel `cargo xtask run --guest linux` boots.
 const GUEST_KERNEL_PACKAGE: &str = "linux-image-cloud-arm64:arm64";
 const KERNEL_HINT: &str = "as root: dpkg --add-architecture arm64 && apt-get update && \
-     apt-get download linux-image-cloud-arm64:arm64 (then its dependency linux-image-<version>-cloud-arm64:arm64), \
-     dpkg-deb -x the .deb and pass its boot/vmlinuz-* to QEMU with -initrd";
+     apt-get download linux-image-cloud-arm64:arm64 (then its dependency linux-image-<version>-cloud-arm64:arm64) \
+     busybox-static:arm64, dpkg-deb -x the .debs, and give the kernel's boot/vmlinuz-* to cargo xtask run --guest";
 
 fn guest_kernel_dir() -> std::path::PathBuf {
     crate::root().join("target").join("guest-kernel")
@@ -166,6 +166,54 @@ fn is_debian() -> bool {
     std::fs::read_to_string("/etc/os-release").is_ok_and(|s| s.lines().any(|l| l.trim() == "ID=debian"))
 }
 
+/// Root on Debian with the arm64 architecture added to dpkg (added here
+/// when missing), or why Debian's arm64 packages cannot be had.
+fn arm64_packages_usable(what: &str, dir: &std::path::Path) -> Result<(), KernelError> {
+    use KernelError::Unavailable;
+    if !(std::path::Path::new("/usr/bin/apt-get").exists() && is_root() && is_debian()) {
+        let why = format!("no {what} in {} and no way to fetch one here (needs root on Debian)", dir.display());
+        return Err(Unavailable(format!("{why}; {KERNEL_HINT}")));
+    }
+    let unavailable = |e: String| Unavailable(format!("{e}; {KERNEL_HINT}"));
+    let foreign =
+        Command::new("dpkg").arg("--print-foreign-architectures").output().map_err(|e| unavailable(e.to_string()))?;
+    if !String::from_utf8_lossy(&foreign.stdout).lines().any(|l| l.trim() == "arm64") {
+        eprintln!("xtask: adding the arm64 architecture to dpkg (for the guest's packages)");
+        crate::run_cmd(Command::new("dpkg").args(["--add-architecture", "arm64"])).map_err(unavailable)?;
+        crate::run_cmd(Command::new("apt-get").args(["update", "-qq"])).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Downloads `spec` (`name:arm64`) with apt-get and extracts it into
+/// `dir/x`, atomically: an interrupted run leaves no half package behind.
+fn fetch_deb(spec: &str, dir: &std::path::Path) -> Result<(), KernelError> {
+    use KernelError::{Broken, Unavailable};
+    let package = spec.split(':').next().unwrap_or(spec).to_string();
+    eprintln!("xtask: downloading {spec}");
+    let download = dir.join("download");
+    let _ = std::fs::remove_dir_all(&download);
+    std::fs::create_dir_all(&download).map_err(|e| Broken(e.to_string()))?;
+    crate::run_cmd(Command::new("apt-get").current_dir(&download).args(["download", "-qq", spec]))
+        .map_err(|e| Unavailable(format!("{e}; {KERNEL_HINT}")))?;
+    let deb = std::fs::read_dir(&download)
+        .map_err(|e| Broken(e.to_string()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "deb")
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{package}_")))
+        })
+        .ok_or_else(|| Broken(format!("apt-get download left no {package}_*.deb")))?;
+    let partial = dir.join("x.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    crate::run_cmd(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial)).map_err(Broken)?;
+    let _ = std::fs::remove_dir_all(dir.join("x"));
+    std::fs::rename(&partial, dir.join("x")).map_err(|e| Broken(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&download);
+    Ok(())
+}
+
 /// An arm64 Linux Image from Debian's cloud kernel, fetched once into
 /// `target/guest-kernel/` (downloaded at run time, never committed).
 pub fn guest_kernel() -> Result<std::path::PathBuf, KernelError> {
@@ -174,19 +222,9 @@ pub fn guest_kernel() -> Result<std::path::PathBuf, KernelError> {
     if let Some(k) = cached_guest_kernel(&dir) {
         return Ok(k);
     }
-    if !(std::path::Path::new("/usr/bin/apt-get").exists() && is_root() && is_debian()) {
-        let why = format!("no guest kernel in {} and no way to fetch one here (needs root on Debian)", dir.display());
-        return Err(Unavailable(format!("{why}; {KERNEL_HINT}")));
-    }
+    arm64_packages_usable("guest kernel", &dir)?;
     let unavailable = |e: String| Unavailable(format!("{e}; {KERNEL_HINT}"));
     std::fs::create_dir_all(&dir).map_err(|e| Broken(e.to_string()))?;
-    let foreign =
-        Command::new("dpkg").arg("--print-foreign-architectures").output().map_err(|e| unavailable(e.to_string()))?;
-    if !String::from_utf8_lossy(&foreign.stdout).lines().any(|l| l.trim() == "arm64") {
-        eprintln!("xtask: adding the arm64 architecture to dpkg (for the guest kernel package)");
-        crate::run_cmd(Command::new("dpkg").args(["--add-architecture", "arm64"])).map_err(unavailable)?;
-        crate::run_cmd(Command::new("apt-get").args(["update", "-qq"])).map_err(unavailable)?;
-    }
     // The meta package names the versioned one (a plain `Depends:` line,
     // not an alternative): download that.
     let deps = Command::new("apt-cache")
@@ -197,31 +235,29 @@ pub fn guest_kernel() -> Result<std::path::PathBuf, KernelError> {
         .lines()
         .find_map(|l| l.strip_prefix("  Depends: ").map(|v| v.trim().to_string()))
         .ok_or_else(|| unavailable(format!("apt-cache knows no {GUEST_KERNEL_PACKAGE}")))?;
-    let package = versioned.split(':').next().unwrap_or(&versioned).to_string();
-    eprintln!("xtask: downloading {versioned} (the Linux guest kernel)");
-    let download = dir.join("download");
-    let _ = std::fs::remove_dir_all(&download);
-    std::fs::create_dir_all(&download).map_err(|e| Broken(e.to_string()))?;
-    crate::run_cmd(Command::new("apt-get").current_dir(&download).args(["download", "-qq", &versioned]))
-        .map_err(unavailable)?;
-    let deb = std::fs::read_dir(&download)
-        .map_err(|e| Broken(e.to_string()))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.extension().is_some_and(|x| x == "deb")
-                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{package}_")))
-        })
-        .ok_or_else(|| Broken(format!("apt-get download left no {package}_*.deb")))?;
-    // Extract beside the cache and move into place: an interrupted run
-    // leaves no half kernel behind.
-    let partial = dir.join("x.partial");
-    let _ = std::fs::remove_dir_all(&partial);
-    crate::run_cmd(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial)).map_err(Broken)?;
-    let _ = std::fs::remove_dir_all(dir.join("x"));
-    std::fs::rename(&partial, dir.join("x")).map_err(|e| Broken(e.to_string()))?;
-    let _ = std::fs::remove_dir_all(&download);
-    cached_guest_kernel(&dir).ok_or_else(|| Broken(format!("{} has no boot/vmlinuz-*", deb.display())))
+    fetch_deb(&versioned, &dir)?;
+    cached_guest_kernel(&dir).ok_or_else(|| Broken(format!("{versioned} has no boot/vmlinuz-*")))
+}
+
+/// The Debian package whose static busybox runs the Linux guest's init.
+const BUSYBOX_PACKAGE: &str = "busybox-static:arm64";
+
+/// Debian's static arm64 busybox, fetched once into `target/guest-busybox/`
+/// (downloaded at run time, never committed).
+pub fn guest_busybox() -> Result<std::path::PathBuf, KernelError> {
+    let dir = crate::root().join("target").join("guest-busybox");
+    let cached = dir.join("x").join("bin").join("busybox");
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    arm64_packages_usable("static busybox", &dir)?;
+    std::fs::create_dir_all(&dir).map_err(|e| KernelError::Broken(e.to_string()))?;
+    fetch_deb(BUSYBOX_PACKAGE, &dir)?;
+    if cached.is_file() {
+        Ok(cached)
+    } else {
+        Err(KernelError::Broken(format!("{BUSYBOX_PACKAGE} has no bin/busybox")))
+    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,21 @@ pub mod status {
     pub const HYP_CRASH: i32 = 3;
     pub const HOST_CRASH: i32 = 4;
     pub const GUEST_FAILED: i32 = 5;
+    /// The `guest` scenario refused its bundle (host/src/kmain.rs).
+    pub const GUEST_REFUSED: i32 = 6;
 }
+
+/// The Linux-to-init QEMU test (`linux_guest_runs_init_*`) needs guest
+/// interrupts (the virtual timer and the PL011 through the vGIC) and
+/// secondary vcpus (PSCI CPU_ON), issue 9. Without them (seen on the
+/// `guestload` branch, QEMU 7.2) Debian's 6.1 kernel reaches /init and runs
+/// it, but /proc/interrupts counts 0 timer and UART interrupts, CPU_ON
+/// answers -95 (NOT_SUPPORTED) so 2 vcpus show as 1, and `poweroff -f`
+/// never reaches SYSTEM_OFF (the guest spins without exiting until QEMU
+/// times out). SWITCH FOR THE LEAD: set this to true when interrupt
+/// delivery and secondary vcpus land. Until then the tests run only with
+/// SPEVISOR_LINUX_INIT=1 (and say SKIPPED otherwise).
+const LINUX_INIT_TEST_ENABLED: bool = false;
 
 /// `key=value` fields of the `spevisor:` summary line.
 pub fn summary(output: &str) -> Option<HashMap<String, String>> {
@@ -321,6 +335,177 @@ fn check_linux_to_root_mount(b: &Boot) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Debian's Linux ran the busybox initramfs's /init on `vcpus` CPUs and
+/// powered off by PSCI SYSTEM_OFF; the run ended cleanly.
+fn check_linux_init(b: &Boot, vcpus: usize) -> Result<(), String> {
+    expect_exit(b, status::OK)?;
+    let s = summary(&b.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, "ok")?;
+    expect_eq("misdirected", field(&s, "misdirected")?, "0")?;
+    expect_eq("lost", field(&s, "lost")?, "0")?;
+    let guest: Vec<&str> = b.output.lines().filter_map(|l| l.strip_prefix("[guest] ")).collect();
+    for want in ["Booting Linux on physical CPU 0x0000000000", "Machine model: spevisor guest"] {
+        if !guest.iter().any(|l| l.contains(want)) {
+            return Err(format!("Linux never printed {want:?}"));
+        }
+    }
+    if !guest.contains(&"spevisor-init: hello from Linux") {
+        return Err("/init never ran (no spevisor-init line)".into());
+    }
+    let cpuinfo = guest.iter().filter(|l| l.starts_with("processor") && l.contains(':')).count();
+    if cpuinfo != vcpus {
+        return Err(format!("/proc/cpuinfo lists {cpuinfo} processors, expected {vcpus}"));
+    }
+    let counted = format!("spevisor-init: cpus={vcpus}");
+    if !guest.contains(&counted.as_str()) {
+        return Err(format!("no {counted:?} line"));
+    }
+    // /proc/interrupts: "  NN:  <count per CPU> ... GICv3  27 Level  arch_timer".
+    let irq_count = |name: &str| -> Result<u64, String> {
+        let line = guest
+            .iter()
+            .find(|l| {
+                l.trim_end().ends_with(name)
+                    && l.trim_start().split(':').next().is_some_and(|n| n.trim().parse::<u32>().is_ok())
+            })
+            .ok_or_else(|| format!("/proc/interrupts has no {name} line"))?;
+        let counts = line.split(':').nth(1).unwrap_or("");
+        Ok(counts.split_whitespace().take(vcpus).map_while(|w| w.parse::<u64>().ok()).sum())
+    };
+    for name in ["arch_timer", "uart-pl011"] {
+        if irq_count(name)? == 0 {
+            return Err(format!("/proc/interrupts: no {name} interrupt was ever taken"));
+        }
+    }
+    if !b.output.contains("[host] INFO  guest: ended (off)") {
+        return Err("the Linux VM did not end by PSCI SYSTEM_OFF".into());
+    }
+    Ok(())
+}
+
+/// The raw test guest (linked at RAM + 0x80000) entered by the boot
+/// protocol found its device tree in x0, at the top of `mem_mib` MiB, with
+/// `vcpus` cpus and the `initrd` the test packed, at a page-aligned place
+/// below the tree; the run ended with the guest's status 0.
+fn check_raw_guest(b: &Boot, mem_mib: u64, vcpus: usize, append: &str, initrd: &[u8]) -> Result<(), String> {
+    use spevisor_abi::guest::{kernel::RAW_TEXT_OFFSET, machine};
+    expect_exit(b, status::OK)?;
+    let s = summary(&b.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, "ok")?;
+    expect_eq("guest_status", field(&s, "guest_status")?, "0")?;
+    let dtb = machine::dtb_ipa(mem_mib << 20);
+    let entered = format!(
+        "[guest] guest: entered at {:#x} by the boot protocol, x0 = {dtb:#x}",
+        machine::RAM_IPA + RAW_TEXT_OFFSET
+    );
+    if !b.output.lines().any(|l| l == entered) {
+        return Err(format!("no {entered:?} line"));
+    }
+    let args = format!("[guest] dtb: at {dtb:#x}, model \"spevisor guest\", bootargs \"{append}\"");
+    if !b.output.lines().any(|l| l == args) {
+        return Err(format!("no {args:?} line"));
+    }
+    let f = fields(&b.output, "[guest] dtb: cpus=")?;
+    let cpus_line = b.output.lines().find(|l| l.starts_with("[guest] dtb: cpus=")).unwrap_or("");
+    let cpus = cpus_line["[guest] dtb: cpus=".len()..].split_whitespace().next().unwrap_or("");
+    expect_eq("cpus", cpus, &vcpus.to_string())?;
+    let range = f.get("initrd").ok_or("no initrd=")?;
+    let (start, end) = range.split_once("..").ok_or("initrd= is not a range")?;
+    let (start, end) = (parse_u64(start)?, parse_u64(end)?);
+    if end - start != initrd.len() as u64 || start % 4096 != 0 || end > dtb || start < machine::RAM_IPA {
+        return Err(format!("initrd {start:#x}..{end:#x}: not {} bytes page aligned below {dtb:#x}", initrd.len()));
+    }
+    let sum = parse_u64(f.get("initrd_fnv1a64").ok_or("no initrd_fnv1a64=")?)?;
+    if sum != fnv1a64(initrd) {
+        return Err(format!("the guest's initrd checksum {sum:#x} is not the packed file's {:#x}", fnv1a64(initrd)));
+    }
+    Ok(())
+}
+
+/// 64-bit FNV-1a (as guest/src/dtb.rs computes it).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The `guest` scenario refused its bundle with `want` in the reason, and
+/// the run failed with GUEST_REFUSED.
+fn check_guest_refused(b: &Boot, want: &str) -> Result<(), String> {
+    expect_exit(b, status::GUEST_REFUSED)?;
+    let s = summary(&b.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, "guest-refused")?;
+    if !b.output.lines().any(|l| l.contains("[host] ERROR guest: ") && l.contains(want)) {
+        return Err(format!("no host error naming {want:?}"));
+    }
+    Ok(())
+}
+
+/// A bundle file written directly (no xtask checks on the kernel: the
+/// host's own checks are under test).
+fn raw_bundle(
+    name: &str,
+    b: &spevisor_abi::guest::bundle::Bundle,
+    edit: impl Fn(&mut Vec<u8>),
+) -> Result<PathBuf, String> {
+    use spevisor_abi::guest::bundle;
+    let mut v = vec![0u8; bundle::encoded_len(b).ok_or("too big")?];
+    bundle::write(&mut v, b).map_err(|e| e.to_string())?;
+    edit(&mut v);
+    let dir = root().join("target").join("guest-bundle");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join(format!("{name}.bundle"));
+    std::fs::write(&path, v).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// Boots the `guest` scenario with `bundle` as QEMU's initrd.
+fn boot_bundle(c: &Ctx, bundle: &Path) -> Result<Boot, String> {
+    let m = Machine {
+        append: crate::guest::HOST_APPEND.into(),
+        extra: vec!["-initrd".into(), bundle.display().to_string()],
+        ..Machine::default()
+    };
+    boot(c, &c.image, m)
+}
+
+/// The Linux-to-init test for `vcpus` vCPUs (see LINUX_INIT_TEST_ENABLED).
+fn linux_init_test(c: &Ctx, vcpus: u32) -> Result<(), String> {
+    if !LINUX_INIT_TEST_ENABLED && std::env::var("SPEVISOR_LINUX_INIT").as_deref() != Ok("1") {
+        return Err(format!(
+            "{SKIPPED}needs guest interrupts (issue 9); LINUX_INIT_TEST_ENABLED in xtask/src/tests.rs, or SPEVISOR_LINUX_INIT=1"
+        ));
+    }
+    // As the root-mount test: a machine that cannot have Debian's arm64
+    // packages skips unless SPEVISOR_REQUIRE_LINUX=1.
+    for fetched in [setup::guest_kernel(), setup::guest_busybox()] {
+        match fetched {
+            Ok(_) => {}
+            Err(setup::KernelError::Unavailable(why))
+                if std::env::var("SPEVISOR_REQUIRE_LINUX").as_deref() != Ok("1") =>
+            {
+                return Err(format!("{SKIPPED}{why}"));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let mut o = crate::guest::GuestOpts::new(crate::guest::Kernel::DebianLinux);
+    o.vcpus = vcpus;
+    let bundle = crate::guest::make_bundle(&o, &format!("linux-{vcpus}"))?;
+    let b = qemu::run_captured(
+        &c.q,
+        &c.image,
+        &Machine {
+            append: crate::guest::HOST_APPEND.into(),
+            extra: vec!["-initrd".into(), bundle.display().to_string()],
+            ..Machine::default()
+        },
+        LINUX_TIMEOUT,
+    )?;
+    with_output(&b, check_linux_init(&b, vcpus as usize))
+}
+
+/// A Linux boot to init and back takes tens of seconds under TCG.
+const LINUX_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn num(f: &HashMap<String, String>, k: &str) -> Result<i64, String> {
     let v = f.get(k).ok_or_else(|| format!("no {k}="))?;
@@ -829,6 +1014,109 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, m)?;
             with_output(&b, check_linux_to_root_mount(&b))
         }),
+        ("raw_binary_guest_boots_by_the_boot_protocol", |c| {
+            // The test guest linked at RAM + 0x80000 is a raw binary (no
+            // Linux header): xtask packs it with an initrd, 2 vcpus and a
+            // command line; the guest reads its tree through x0.
+            const MEM_MIB: u32 = 16;
+            let raw = crate::build_guest_at(false, spevisor_abi::guest::kernel::RAW_TEXT_OFFSET)?;
+            let initrd: Vec<u8> = (0..10_007u32).map(|i| (i * 7 + i / 251) as u8).collect();
+            let initrd_path = root().join("target").join("guest-bundle-test-initrd.bin");
+            std::fs::write(&initrd_path, &initrd).map_err(|e| e.to_string())?;
+            let append = "raw guest says hi";
+            let mut o = crate::guest::GuestOpts::new(crate::guest::Kernel::File(raw));
+            o.initrd = Some(initrd_path);
+            o.append = Some(append.into());
+            o.vcpus = 2;
+            o.mem_mib = MEM_MIB;
+            let bundle = crate::guest::make_bundle(&o, "test-raw")?;
+            let b = boot_bundle(c, &bundle)?;
+            with_output(&b, check_raw_guest(&b, MEM_MIB.into(), 2, append, &initrd))
+        }),
+        ("unbootable_guest_files_are_refused_by_name", |c| {
+            // xtask refuses them before QEMU starts...
+            let dir = root().join("target").join("guest-bundle");
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let elf = root().join("target/guest").join(BARE_TARGET).join("debug/spevisor-guest");
+            let gzip = dir.join("kernel.gz");
+            // A gzip member header (magic, deflate, no flags) and junk.
+            std::fs::write(&gzip, [&[0x1f, 0x8b, 0x08, 0x00][..], &[0x5a; 4092]].concat())
+                .map_err(|e| e.to_string())?;
+            let empty = dir.join("empty");
+            std::fs::write(&empty, []).map_err(|e| e.to_string())?;
+            for (file, want) in [(&elf, "ELF file"), (&gzip, "gzip-compressed file"), (&empty, "empty file")] {
+                let o = crate::guest::GuestOpts::new(crate::guest::Kernel::File(file.clone()));
+                match crate::guest::make_bundle(&o, "test-refused") {
+                    Err(e) if e.contains(want) => {}
+                    other => return Err(format!("xtask on {}: {other:?}, expected {want:?}", file.display())),
+                }
+            }
+            // ...and the host, handed them anyway, refuses them too.
+            use spevisor_abi::guest::bundle::Bundle;
+            for (bytes, want) in [
+                (std::fs::read(&elf).map_err(|e| e.to_string())?, "guest kernel: ELF file"),
+                (std::fs::read(&gzip).map_err(|e| e.to_string())?, "guest kernel: gzip-compressed file"),
+            ] {
+                let bundle_b = Bundle { vcpus: 1, mem_mib: 16, kernel: &bytes, initrd: None, cmdline: "" };
+                let path = raw_bundle("test-host-refuses", &bundle_b, |_| {})?;
+                let b = boot_bundle(c, &path)?;
+                with_output(&b, check_guest_refused(&b, want))?;
+            }
+            Ok(())
+        }),
+        ("guest_too_big_for_its_ram_is_refused_with_the_sizes", |c| {
+            // 3 MiB of raw code for 2 MiB of RAM: xtask and the host both
+            // say what does not fit.
+            let kernel = vec![0x14u8; 3 << 20];
+            let path = root().join("target").join("guest-bundle-too-big.bin");
+            std::fs::write(&path, &kernel).map_err(|e| e.to_string())?;
+            let mut o = crate::guest::GuestOpts::new(crate::guest::Kernel::File(path));
+            o.mem_mib = 2;
+            let want = "too big for the guest's RAM: the kernel needs 0x380000 bytes from the RAM base (load offset included), the initrd 0x0, the device tree 0x10000; RAM is 0x200000 bytes (2 MiB)";
+            match crate::guest::make_bundle(&o, "test-too-big") {
+                Err(e) if e.contains(want) => {}
+                other => return Err(format!("xtask: {other:?}, expected {want:?}")),
+            }
+            let bundle_b = spevisor_abi::guest::bundle::Bundle {
+                vcpus: 1,
+                mem_mib: 2,
+                kernel: &kernel,
+                initrd: None,
+                cmdline: "",
+            };
+            let b = boot_bundle(c, &raw_bundle("test-too-big", &bundle_b, |_| {})?)?;
+            with_output(&b, check_guest_refused(&b, want))
+        }),
+        ("bad_guest_bundles_are_refused_by_the_host", |c| {
+            // Hand-made headers the host must not trust: a future version,
+            // a kernel section running past the end, 9 vcpus, no bundle.
+            use spevisor_abi::guest::bundle::Bundle;
+            const VERSION_FIELD: usize = 8;
+            const KERNEL_SIZE_FIELD: usize = 40;
+            const VCPUS_FIELD: usize = 24;
+            let kernel = [0x14u8; 4096];
+            let good = Bundle { vcpus: 1, mem_mib: 16, kernel: &kernel, initrd: None, cmdline: "x" };
+            type Edit = fn(&mut Vec<u8>);
+            let cases: [(&str, Edit, &str); 4] = [
+                ("version", |v| v[VERSION_FIELD] = 2, "bundle version 2; this host reads version 1"),
+                (
+                    "kernel-size",
+                    |v| v[KERNEL_SIZE_FIELD + 7] = 0x80,
+                    "kernel section at offset 0x1000, 0x8000000000001000 bytes",
+                ),
+                ("vcpus", |v| v[VCPUS_FIELD] = 9, "9 vcpus: a guest has 1 to 8"),
+                ("magic", |v| v[0] = b'X', "no SPVGUEST magic"),
+            ];
+            for (name, edit, want) in cases {
+                let b = boot_bundle(c, &raw_bundle(&format!("test-bad-{name}"), &good, edit)?)?;
+                with_output(&b, check_guest_refused(&b, want))?;
+            }
+            // The scenario without any initrd at all.
+            let b = boot(c, &c.image, scenario("guest"))?;
+            with_output(&b, check_guest_refused(&b, "no guest bundle"))
+        }),
+        ("linux_guest_runs_init_1_vcpu", |c| linux_init_test(c, 1)),
+        ("linux_guest_runs_init_2_vcpus", |c| linux_init_test(c, 2)),
         ("dtb_without_gic_is_reported", |c| {
             // QEMU's own DTB, trimmed to its contents, with the GIC's
             // compatible string changed: the boot must stop with the reason.
@@ -1122,6 +1410,63 @@ mod unit {
         assert!(check_linux_to_root_mount(&b(0, &good.replace("Kernel panic", "Oops"))).is_err(), "died elsewhere");
         assert!(check_linux_to_root_mount(&b(0, &good.replace("ended (reset)", "ended (killed)"))).is_err());
         assert!(check_linux_to_root_mount(&b(4, good)).is_err(), "the host crashed");
+    }
+
+    #[test]
+    fn linux_init_check_needs_init_the_cpus_the_interrupts_and_system_off() {
+        let good = "[guest] [    0.000000] Booting Linux on physical CPU 0x0000000000 [0x000f0510]\n\
+                    [guest] [    0.000000] Machine model: spevisor guest\n\
+                    [guest] spevisor-init: hello from Linux\n\
+                    [guest] processor\t: 0\n\
+                    [guest] processor\t: 1\n\
+                    [guest]            CPU0       CPU1\n\
+                    [guest]  11:        310        295     GICv3  27 Level     arch_timer\n\
+                    [guest]  13:         41          0     GICv3  33 Level     uart-pl011\n\
+                    [guest] spevisor-init: cpus=2\n\
+                    [host] INFO  guest: ended (off) after 91234 exits\n\
+                    spevisor: status=ok misdirected=0 lost=0\n";
+        assert!(check_linux_init(&b(0, good), 2).is_ok());
+        assert!(check_linux_init(&b(0, good), 1).is_err(), "two processors listed");
+        let no_timer = good.replace("310        295", "0          0");
+        assert!(check_linux_init(&b(0, &no_timer), 2).is_err(), "no timer interrupt taken");
+        let no_uart = good.replace(" 41          0", "  0          0");
+        assert!(check_linux_init(&b(0, &no_uart), 2).is_err(), "no UART interrupt taken");
+        assert!(check_linux_init(&b(0, &good.replace("hello from", "bye from")), 2).is_err());
+        assert!(check_linux_init(&b(0, &good.replace("ended (off)", "ended (killed)")), 2).is_err());
+        assert!(check_linux_init(&b(0, &good.replace("lost=0", "lost=3")), 2).is_err());
+        assert!(check_linux_init(&b(5, good), 2).is_err());
+    }
+
+    #[test]
+    fn raw_guest_check_needs_the_placement_the_tree_and_the_initrd() {
+        let initrd = b"initrd bytes";
+        let out = |entered: &str, cpus: u32, start: u64, sum: u64| {
+            format!(
+                "[guest] guest: entered at {entered} by the boot protocol, x0 = 0x40ff0000\n\
+                 [guest] dtb: at 0x40ff0000, model \"spevisor guest\", bootargs \"a b\"\n\
+                 [guest] dtb: cpus={cpus} initrd={start:#x}..{:#x} initrd_fnv1a64={sum:#x}\n\
+                 spevisor: status=ok guest_status=0\n",
+                start + initrd.len() as u64
+            )
+        };
+        let sum = fnv1a64(initrd);
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 2, 0x40fef000, sum)), 16, 2, "a b", initrd).is_ok());
+        assert!(check_raw_guest(&b(0, &out("0x40000000", 2, 0x40fef000, sum)), 16, 2, "a b", initrd).is_err());
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 1, 0x40fef000, sum)), 16, 2, "a b", initrd).is_err());
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 2, 0x40fef008, sum)), 16, 2, "a b", initrd).is_err());
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 2, 0x40fef000, sum ^ 1)), 16, 2, "a b", initrd).is_err());
+        assert!(check_raw_guest(&b(0, &out("0x40080000", 2, 0x40fef000, sum)), 16, 2, "a c", initrd).is_err());
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c, "the published FNV-1a 64 value");
+    }
+
+    #[test]
+    fn refusal_check_needs_the_reason_and_the_status() {
+        let out = "[host] ERROR guest: bad guest bundle (10 bytes at 0x1): no SPVGUEST magic\nspevisor: status=guest-refused\n";
+        assert!(check_guest_refused(&b(6, out), "no SPVGUEST magic").is_ok());
+        assert!(check_guest_refused(&b(6, out), "bundle version").is_err());
+        assert!(check_guest_refused(&b(0, out), "no SPVGUEST magic").is_err());
+        assert!(check_guest_refused(&b(6, &out.replace("guest-refused", "ok")), "no SPVGUEST magic").is_err());
     }
 
     #[test]
