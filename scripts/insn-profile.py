@@ -70,12 +70,20 @@ def image_elf():
     return os.path.join(ROOT, f"target/spevisor-{FLAVOUR}.elf")
 
 
+def one_insn_per_tb():
+    """QEMU's option for one instruction per translation block: `-accel
+    tcg,one-insn-per-tb=on` from QEMU 8.1, `-singlestep` before."""
+    out = subprocess.run(["qemu-system-aarch64", "--version"], capture_output=True, text=True).stdout
+    major, minor = (int(x) for x in out.split("version ")[1].split(".")[:2])
+    return ["-accel", "tcg,one-insn-per-tb=on"] if (major, minor) >= (8, 1) else ["-singlestep"]
+
+
 def profile(n, scenario, tables, workdir, args):
     log = os.path.join(workdir, f"exec-{n}.log")
     cmd = [
         "qemu-system-aarch64", "-M", "virt,virtualization=on,gic-version=3", "-cpu", "max", "-m", "1G",
         "-nographic", "-no-reboot", "-nic", "none", "-semihosting-config", "enable=on,target=native",
-        "-accel", "tcg,one-insn-per-tb=on", "-d", "exec,nochain", "-D", log,
+        *one_insn_per_tb(), "-d", "exec,nochain", "-D", log,
         "-kernel", os.path.join(ROOT, f"target/spevisor-{FLAVOUR}.Image"),
         "-append", f"spevisor.scenario={scenario} spevisor.iterations={n} {args}",
     ]

@@ -18,7 +18,7 @@
 //! | `0xC600_0010` | [`Call::VmCreate`] | – | x1 = VM handle |
 //! | `0xC600_0011` | [`Call::VmDonate`] | x1 = VM, x2 = host PA, x3 = guest IPA, x4 = pages | – |
 //! | `0xC600_0012` | [`Call::VcpuCreate`] | x1 = VM, x2 = entry IPA, x3..x5 = guest x0..x2 | x1 = vcpu index |
-//! | `0xC600_0013` | [`Call::VcpuRun`] | x1 = VM, x2 = vcpu, x3..x7 = [`Completion`] | x1..x7 = [`Exit`] |
+//! | `0xC600_0013` | [`Call::VcpuRun`] | x1 = VM, x2 = vcpu (\| [`VCPU_RUN_GIC`]), x3..x7 = [`Completion`] | x1..x7 = [`Exit`] |
 //! | `0xC600_0014` | [`Call::VmDestroy`] | x1 = VM | – |
 //! | `0xC600_0015` | [`Call::SwitchTrace`] | x1 = chunk | x1 = steps in record, x2..x5 = 8 step codes each |
 //! | `0xC600_0016` | [`Call::SpeModelAttach`] | x1 = PA of the host's SPE model, x2 = its size in bytes | – |
@@ -40,6 +40,12 @@ pub const FUNCTION_BASE: u64 = 0xC600_0000;
 
 /// Number of argument/result registers the ABI uses (x0..=x7).
 pub const REGS: usize = 8;
+
+/// VCPU_RUN x2 flag: the vcpu's shared page holds list registers for this
+/// run ([`vgic::VcpuShared`]); EL2 loads them and writes their state back.
+/// Without it EL2 does not look at the page (the common case costs one
+/// test).
+pub const VCPU_RUN_GIC: u64 = 1 << 63;
 
 /// Pages of host memory EL2 sets aside for the host's first page tables. At
 /// host entry (EL1, MMU off) x0 = the DTB, x1..x2 = host memory `[start,

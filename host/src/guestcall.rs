@@ -57,6 +57,10 @@ const fn arg32(id: u64, v: u64) -> u64 {
 /// Decides the answer to a guest call with x0..x3 = `r`.
 #[inline(always)]
 pub fn handle(r: [u64; 4]) -> Outcome {
+    // The benchmarked call first, ahead of the dispatch on the rest.
+    if r[0] == test::HOST_PING {
+        return Outcome::Answer([0, r[1].wrapping_add(1), r[2], r[3]]);
+    }
     let ok = |v: u64| Outcome::Answer([v, r[1], r[2], r[3]]);
     match r[0] {
         test::HOST_PING => Outcome::Answer([0, r[1].wrapping_add(1), r[2], r[3]]),

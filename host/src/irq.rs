@@ -53,9 +53,19 @@ pub fn enable_ppi(intid: u32) {
     }
 }
 
+/// What the host last made of the physical virtual-timer PPI's active
+/// state (`set_vtimer_active`); the guest's deactivation may have cleared
+/// it since, so `true` here is "maybe active".
+static VTIMER_ACTIVE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Sets the physical virtual-timer PPI's active state (see `vmm.rs`: it
-/// follows the vcpu that is loaded).
+/// follows the vcpu that is loaded). Clearing a state the host never set
+/// costs nothing.
 pub fn set_vtimer_active(active: bool) {
+    if !active && !VTIMER_ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    VTIMER_ACTIVE.store(active, Ordering::Relaxed);
     if let Some(g) = GIC.lock().as_ref() {
         g.set_ppi_active(VTIMER_INTID, active);
     }

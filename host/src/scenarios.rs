@@ -49,10 +49,11 @@ pub fn irq_guest(t: &mut Totals, name: &'static str, mode: u64, vcpus: u32, arg:
     };
     let ending = vm.run();
     hprintln!(
-        "{name}: ending={} status={} exits={}",
+        "{name}: ending={} status={} exits={} cntfrq={}",
         ending_name(Some(ending)),
         vm.status.map_or(-1, |s| s as i64),
-        vm.exits
+        vm.exits,
+        crate::irq::timer::frequency()
     );
     t.guest_status = vm.status;
     finish(vm, t);

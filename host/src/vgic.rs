@@ -99,6 +99,10 @@ pub struct Vgic {
     waker_sleep: [bool; MAX_VCPUS],
     nr_vcpus: usize,
     loaded: [Loaded; MAX_VCPUS],
+    /// Set once any interrupt may have become active (a list register
+    /// came back active, or the guest wrote ISACTIVER): until then, with
+    /// both groups disabled, `needs_flush` answers without a scan.
+    maybe_active: bool,
 }
 
 impl Default for Vgic {
@@ -125,6 +129,7 @@ impl Vgic {
             waker_sleep: [true; MAX_VCPUS],
             nr_vcpus: nr_vcpus.clamp(1, MAX_VCPUS),
             loaded: [Loaded::default(); MAX_VCPUS],
+            maybe_active: false,
         }
     }
 
@@ -229,7 +234,10 @@ impl Vgic {
             0x180..=0x1fc => self.each_set(cpu, word(0x180), v, |i| i.enabled = false),
             0x200..=0x27c => self.each_set(cpu, word(0x200), v, |i| i.pending = true),
             0x280..=0x2fc => self.each_set(cpu, word(0x280), v, |i| i.pending = false),
-            0x300..=0x37c => self.each_set(cpu, word(0x300), v, |i| i.active = true),
+            0x300..=0x37c => {
+                self.maybe_active = true;
+                self.each_set(cpu, word(0x300), v, |i| i.active = true)
+            }
             0x380..=0x3fc => self.each_set(cpu, word(0x380), v, |i| i.active = false),
             0x400..=0x7f8 => {
                 let first = word_base * 32 + (off - 0x400) as usize;
@@ -451,6 +459,9 @@ impl Vgic {
     /// Whether `flush` has anything to load for vcpu `cpu` (pending and
     /// deliverable, or active).
     pub fn needs_flush(&self, cpu: usize) -> bool {
+        if self.gicd_ctlr & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1) == 0 && !self.maybe_active {
+            return false;
+        }
         cpu < self.nr_vcpus && self.each_of(cpu).any(|(_, irq)| irq.active || self.deliverable(irq))
     }
 
@@ -582,6 +593,7 @@ impl Vgic {
         let loaded = self.loaded[cpu];
         for (slot, &intid) in loaded.intids[..loaded.n].iter().enumerate() {
             let v = shared.lrs[slot];
+            self.maybe_active |= lr::state(v) & lr::ACTIVE != 0;
             if let Some(irq) = self.irq_mut(cpu, intid as usize) {
                 let st = lr::state(v);
                 irq.active = st & lr::ACTIVE != 0;

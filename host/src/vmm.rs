@@ -394,8 +394,13 @@ impl Vm {
             Outcome::CpuOn { target, entry, context } => Some([self.cpu_on(target, entry, context), 0, 0, 0]),
             Outcome::AffinityInfo { target, level } => Some([self.affinity_info(target, level), 0, 0, 0]),
             Outcome::Suspend => {
-                self.wfi(i);
-                Some([psci::SUCCESS, 0, 0, 0])
+                // Answered now, returned to when the vcpu wakes.
+                self.vcpus[i].completion = Completion::Hvc([psci::SUCCESS, 0, 0, 0]).to_regs();
+                if self.wfi(i) {
+                    Some([psci::SUCCESS, 0, 0, 0])
+                } else {
+                    None
+                }
             }
         }
     }
@@ -523,12 +528,14 @@ impl Vm {
         if self.ending.is_some() {
             return false;
         }
+        let i = i & (MAX_VCPUS as usize - 1);
+        let mut x2 = i as u64;
         let slow = self.attention & (1 << i) != 0;
-        if slow {
-            self.before_run(i);
+        if slow && self.before_run(i) {
+            x2 |= spevisor_abi::VCPU_RUN_GIC;
         }
         let c = self.vcpus[i].completion;
-        let r = hyp::call(Call::VcpuRun, [self.handle, i as u64, c[0], c[1], c[2], c[3], c[4]]);
+        let r = hyp::call(Call::VcpuRun, [self.handle, x2, c[0], c[1], c[2], c[3], c[4]]);
         self.vcpus[i].completion = Completion::None.to_regs();
         // The world switch drained the host's SPE buffer: it may be full.
         crate::profiler::poll();
@@ -544,7 +551,7 @@ impl Vm {
             Some(Exit::Hvc { regs, .. }) => match self.hvc(i, regs) {
                 Some(answer) => {
                     self.vcpus[i].completion = Completion::Hvc(answer).to_regs();
-                    self.vcpus[i].run == VcpuRun::Runnable
+                    true
                 }
                 None => false,
             },
@@ -579,8 +586,9 @@ impl Vm {
     /// pending or active, so the timer cannot fire again before the guest
     /// has deactivated it; clear otherwise, so its own timer can fire), and
     /// its list registers are filled.
+    /// Returns whether the list registers were filled.
     #[inline(never)]
-    fn before_run(&mut self, i: usize) {
+    fn before_run(&mut self, i: usize) -> bool {
         use core::sync::atomic::Ordering;
         let key = self.handle << 8 | i as u64;
         if VTIMER_OWNER.swap(key, Ordering::Relaxed) != key {
@@ -589,7 +597,9 @@ impl Vm {
         if self.vcpus[i].shared != 0 && self.gic.needs_flush(i) {
             self.gic.flush(i, shared_page(self.vcpus[i].shared), self.nr_lrs);
             self.lrs_loaded |= 1 << i;
+            return true;
         }
+        false
     }
 
     /// After vcpu `i` ran: its list registers' state back into the model.
@@ -813,11 +823,9 @@ pub fn run_all(vms: &mut [&mut Vm]) {
                 SLICE_OVER.store(false, Ordering::Relaxed);
                 timer::arm(timer::now() + slice);
                 vm.attention |= 1 << i;
-                while vm.step(i) {
-                    if vm.exits >= vm.max_exits {
-                        break;
-                    }
-                }
+                // The budget is checked once a slice: a run of exits ends
+                // at the latest when the host's timer ends the slice.
+                while vm.step(i) {}
                 if vm.exits >= vm.max_exits && vm.ending.is_none() {
                     error!("{}: exit budget of {} spent; VM stopped", vm.name, vm.max_exits);
                     vm.ending = Some(Ending::Killed);

@@ -129,6 +129,8 @@ impl Services for Machine<'_> {
     }
 
     fn vcpu_run(&mut self, vm: u64, vcpu: u64, completion: Completion) -> Result<Exit, Status> {
+        let gic = vcpu & spevisor_abi::VCPU_RUN_GIC != 0;
+        let vcpu = vcpu & !spevisor_abi::VCPU_RUN_GIC;
         let (v, cpu) = self.vms.vm_and_vcpu(vm, vcpu)?;
         if v.stopped {
             return Err(Status::VmStopped);
@@ -136,10 +138,10 @@ impl Services for Machine<'_> {
         let idx = vcpu as usize;
         cpu.complete(completion)?;
         let h = &mut *self.hyp;
-        // The host's list registers in (nothing to copy when neither side
-        // has any: the common case stays off the GIC's path).
+        // The host's list registers in, when it says it has some
+        // (VCPU_RUN_GIC): the common case stays off the GIC's path.
         let shared = cpu.shared;
-        let gic_work = shared != 0 && cpu.vgic.load(shared_page(shared), h.host.nr_lrs);
+        let gic_work = gic && shared != 0 && cpu.vgic.load(shared_page(shared), h.host.nr_lrs);
         let exit = switch::vcpu_run(&v.mem, idx, cpu, &h.guest_ids, &mut h.host, &mut h.trace);
         if gic_work {
             cpu.vgic.store(shared_page(shared));

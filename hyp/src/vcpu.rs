@@ -117,12 +117,16 @@ impl VgicState {
         true
     }
 
-    /// Gives the list registers' state after a run back to the host.
+    /// Gives the list registers' state after a run back to the host; the
+    /// next run loads none unless the host gives them again.
     #[inline(always)]
-    pub fn store(&self, shared: &mut VcpuShared) {
+    pub fn store(&mut self, shared: &mut VcpuShared) {
         shared.lrs[..self.used_lrs].copy_from_slice(&self.lrs[..self.used_lrs]);
         shared.nr_lrs = self.used_lrs as u32;
         shared.eoicount = self.eoicount;
+        self.used_lrs = 0;
+        self.hcr_flags = 0;
+        self.eoicount = 0;
     }
 }
 
@@ -677,11 +681,10 @@ mod tests {
         g.lrs[0] = lr::make(33, 0x80, true, lr::ACTIVE);
         g.eoicount = 3;
         let mut out = VcpuShared::default();
+        let lr0 = g.lrs[0];
         g.store(&mut out);
-        assert_eq!((out.nr_lrs, out.lrs[0], out.eoicount), (2, g.lrs[0], 3));
-        sh.nr_lrs = 0;
-        assert!(g.load(&sh, 4), "the LRs in use must still be emptied");
-        assert_eq!(g.used_lrs, 0);
+        assert_eq!((out.nr_lrs, out.lrs[0], out.eoicount), (2, lr0, 3));
+        assert_eq!((g.used_lrs, g.hcr_flags), (0, 0), "nothing is loaded again unless given");
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub enum Source {
     SpeSwitchHw,
     /// The same, enabled stand-in minus the normal image (no SPE at all).
     SpeSwitchHwVsNone,
+    /// A loop the guest times itself in host scenario `scenario`
+    /// (`spevisor.iterations=N`), reporting its total ticks with REPORT
+    /// `tag` ("[vm] report tag=T value=TICKS"): per iteration, no baseline.
+    Report { scenario: &'static str, vm: &'static str, tag: u64 },
 }
 
 /// One row of the table.
@@ -116,6 +120,20 @@ pub const METRICS: &[Metric] = &[
         name: "vm_switch",
         what: "two VMs alternating at every exit (HOST_PING each): per alternation A->B->A",
         source: Source::Guest { vm: "switch-a", name: "vm_switch" },
+        target: None,
+        bar: "",
+    },
+    Metric {
+        name: "vtimer_irq",
+        what: "virtual timer armed already due, its interrupt taken by the guest's handler and EOIed (IRQ exit, injection, guest vector and handler)",
+        source: Source::Report { scenario: "vtimer", vm: "vtimer", tag: 13 },
+        target: None,
+        bar: "",
+    },
+    Metric {
+        name: "sgi_pingpong",
+        what: "SGI round trip between two vcpus of a VM (ping and pong: two trapped ICC_SGI1R writes, two WFI wake-ups, two handlers)",
+        source: Source::Report { scenario: "smp", vm: "smp", tag: 12 },
         target: None,
         bar: "",
     },
@@ -247,9 +265,12 @@ pub fn guest_value(run: &GuestRun, source: Source) -> Value {
             }
             None => Value::Missing(format!("no VM {vm}")),
         },
-        Source::SpeDecode | Source::MemCopy | Source::SpeSwitch | Source::SpeSwitchHw | Source::SpeSwitchHwVsNone => {
-            Value::Missing("not a guest metric".into())
-        }
+        Source::SpeDecode
+        | Source::MemCopy
+        | Source::SpeSwitch
+        | Source::SpeSwitchHw
+        | Source::SpeSwitchHwVsNone
+        | Source::Report { .. } => Value::Missing("not a bench-scenario metric".into()),
     }
 }
 
@@ -295,6 +316,42 @@ pub fn boot(q: &Qemu, image: &std::path::Path, n: u64, spe: Spe) -> Result<(Gues
     }
     let run = parse(&b.output).map_err(|e| format!("{e}{}", console()))?;
     Ok((run, b.output))
+}
+
+/// Iterations of the scenario-timed loops (each a few thousand instructions
+/// or more per iteration).
+const REPORT_ITERATIONS: u64 = 1_000;
+
+/// Boots host scenario `scenario` with `n` iterations under icount and
+/// returns the figure its guest reported with `tag` (ticks for all `n`),
+/// per iteration in instructions.
+fn report_value(q: &Qemu, image: &std::path::Path, scenario: &str, vm: &str, tag: u64, n: u64) -> Value {
+    let m = Machine {
+        append: format!("spevisor.scenario={scenario} spevisor.iterations={n} spevisor.spe=off"),
+        extra: vec!["-icount".into(), "shift=0,sleep=off".into()],
+        ..Machine::default()
+    };
+    let b = match qemu::run_captured(q, image, &m, BENCH_TIMEOUT) {
+        Ok(b) => b,
+        Err(e) => return Value::Missing(e),
+    };
+    let ok = format!("{scenario}: ending=off status=0");
+    let Some(end) = b.output.lines().find(|l| l.starts_with(&ok)) else {
+        return Value::Missing(format!("the {scenario} guest did not pass (no {ok:?})"));
+    };
+    let prefix = format!("[{vm}] report tag={tag} value=");
+    let ticks = b
+        .output
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| u64::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok());
+    let cntfrq = words(end).get("cntfrq").and_then(|v| v.parse::<u64>().ok());
+    match (ticks, cntfrq) {
+        (Some(t), Some(f)) => {
+            Value::Instructions { iterations: n, per_iteration: t as f64 * instructions_per_tick(f) / n as f64 }
+        }
+        _ => Value::Missing(format!("no {prefix:?} line or CNTFRQ")),
+    }
 }
 
 /// Runs the decoder benchmark in release mode: (bytes, decode MB/s, copy MB/s).
@@ -468,6 +525,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 (Source::SpeSwitch, _) => spe_switch.clone(),
                 (Source::SpeSwitchHw, _) => spe_switch_hw.clone(),
                 (Source::SpeSwitchHwVsNone, _) => spe_switch_hw_vs_none.clone(),
+                (Source::Report { scenario, vm, tag }, _) => {
+                    eprintln!("xtask: bench: {} (scenario {scenario}, N = {REPORT_ITERATIONS})", m.name);
+                    report_value(&q, &image, scenario, vm, tag, REPORT_ITERATIONS)
+                }
                 (s, _) => guest_value(&run, s),
             };
             (*m, v)
