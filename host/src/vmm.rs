@@ -213,10 +213,10 @@ pub struct Vm {
     pub nr_vcpus: usize,
     /// List registers the CPU gives guests (0: no vGIC, no interrupts).
     nr_lrs: usize,
-    /// Bit n: vcpu n needs the slow path around its next run (list
-    /// registers to fill or read back, the virtual timer's physical state
-    /// to switch). Clear bits keep `step` on its short path.
-    attention: u32,
+    /// vcpu n needs the slow path around its next run (list registers to
+    /// fill or read back, the virtual timer's physical state to switch).
+    /// `false` keeps `step` on its short path (one byte test).
+    attention: [bool; MAX_VCPUS as usize],
     /// Bit n: vcpu n's list registers were filled for its run.
     lrs_loaded: u32,
     /// The status the guest reported (SET_STATUS), if any.
@@ -341,7 +341,7 @@ impl Vm {
             vcpus: host_vcpus,
             nr_vcpus: vcpus,
             nr_lrs,
-            attention: 0,
+            attention: [false; MAX_VCPUS as usize],
             lrs_loaded: 0,
             status: None,
             exits: 0,
@@ -363,10 +363,22 @@ impl Vm {
         self.line_len += 1;
     }
 
-    /// Answers a guest `hvc`/`smc` of vcpu `i` (`guestcall::handle`);
-    /// `None` once the VM has powered off or reset, or the vcpu is off.
-    fn hvc(&mut self, i: usize, r: [u64; 4]) -> Option<[u64; 4]> {
-        match guestcall::handle(r) {
+    /// A guest `hvc`/`smc` of vcpu `i` whose answer is more than a plain
+    /// answer (`guestcall::handle`; plain answers are set in `step`): sets
+    /// the completion; `false` once the VM has powered off or reset, or the
+    /// vcpu is off or asleep.
+    #[inline(never)]
+    fn hvc_outcome(&mut self, i: usize, outcome: Outcome) -> bool {
+        self.vcpus[i].completion = Completion::None.to_regs();
+        let answer = self.apply_outcome(i, outcome);
+        if let Some(a) = answer {
+            self.vcpus[i].completion = Completion::Hvc(a).to_regs();
+        }
+        answer.is_some()
+    }
+
+    fn apply_outcome(&mut self, i: usize, outcome: Outcome) -> Option<[u64; 4]> {
+        match outcome {
             Outcome::Answer(a) => Some(a),
             Outcome::Status { status, answer } => {
                 self.status = Some(status);
@@ -429,7 +441,7 @@ impl Vm {
         }
         self.vcpus[t].run = VcpuRun::Runnable;
         self.vcpus[t].completion = Completion::None.to_regs();
-        self.attention |= 1 << t;
+        self.attention[t] = true;
         psci::SUCCESS
     }
 
@@ -530,13 +542,12 @@ impl Vm {
         }
         let i = i & (MAX_VCPUS as usize - 1);
         let mut x2 = i as u64;
-        let slow = self.attention & (1 << i) != 0;
+        let slow = self.attention[i];
         if slow && self.before_run(i) {
             x2 |= spevisor_abi::VCPU_RUN_GIC;
         }
         let c = self.vcpus[i].completion;
         let r = hyp::call(Call::VcpuRun, [self.handle, x2, c[0], c[1], c[2], c[3], c[4]]);
-        self.vcpus[i].completion = Completion::None.to_regs();
         // The world switch drained the host's SPE buffer: it may be full.
         crate::profiler::poll();
         if slow {
@@ -548,12 +559,13 @@ impl Vm {
         };
         self.exits += 1;
         let go_on = match exit {
-            Some(Exit::Hvc { regs, .. }) => match self.hvc(i, regs) {
-                Some(answer) => {
-                    self.vcpus[i].completion = Completion::Hvc(answer).to_regs();
+            // Every arm leaves the completion the next run needs.
+            Some(Exit::Hvc { regs, .. }) => match guestcall::stateless(regs) {
+                Some(a) => {
+                    self.vcpus[i].completion = Completion::Hvc(a).to_regs();
                     true
                 }
-                None => false,
+                None => self.hvc_outcome(i, guestcall::handle(regs)),
             },
             Some(Exit::Mmio(m)) => match self.mmio(m) {
                 Some(c) => {
@@ -562,12 +574,17 @@ impl Vm {
                 }
                 None => return self.no_device(m),
             },
-            Some(Exit::Irq) => self.irq_exit(i),
-            Some(Exit::Wfx) => self.wfi(i),
+            Some(Exit::Irq) => {
+                self.vcpus[i].completion = Completion::None.to_regs();
+                self.irq_exit(i)
+            }
+            Some(Exit::Wfx) => {
+                self.vcpus[i].completion = Completion::None.to_regs();
+                self.wfi(i)
+            }
             Some(Exit::Sgi { value, group1 }) => {
-                let targets = self.gic.sgi(i, value, group1);
-                self.interrupts_changed(targets);
-                true
+                self.vcpus[i].completion = Completion::None.to_regs();
+                self.sgi(i, value, group1)
             }
             Some(Exit::Stopped { reason, esr, far, elr }) => return self.stopped(reason, esr, far, elr),
             None => return self.undecodable(),
@@ -610,8 +627,16 @@ impl Vm {
             self.lrs_loaded &= !(1 << i);
         }
         if !self.gic.needs_flush(i) {
-            self.attention &= !(1 << i);
+            self.attention[i] = false;
         }
+    }
+
+    /// vcpu `i` wrote an SGI register (`value`, group 1 or 0).
+    #[inline(never)]
+    fn sgi(&mut self, i: usize, value: u64, group1: bool) -> bool {
+        let targets = self.gic.sgi(i, value, group1);
+        self.interrupts_changed(targets);
+        true
     }
 
     /// The model changed for the vcpus in `targets` (bit mask): each needs
@@ -620,7 +645,9 @@ impl Vm {
         if self.nr_lrs == 0 {
             return;
         }
-        self.attention |= targets;
+        for (n, a) in self.attention.iter_mut().enumerate() {
+            *a |= targets & (1 << n) != 0;
+        }
         for (n, v) in self.vcpus[..self.nr_vcpus].iter_mut().enumerate() {
             if targets & (1 << n) != 0 && v.run == VcpuRun::Blocked && self.gic.has_work(n) {
                 v.run = VcpuRun::Runnable;
@@ -649,6 +676,7 @@ impl Vm {
     /// virtual INTID 27 becomes pending, tied to the physical PPI, which
     /// is made active now so that it cannot fire again (and end every run
     /// at once) before the guest has deactivated it.
+    #[inline(never)]
     fn irq_exit(&mut self, i: usize) -> bool {
         let v = &self.vcpus[i];
         if self.nr_lrs == 0 || v.shared == 0 || !shared_page(v.shared).timer_firing() {
@@ -663,6 +691,7 @@ impl Vm {
     }
 
     /// WFI: vcpu `i` sleeps unless an interrupt is already there for it.
+    #[inline(never)]
     fn wfi(&mut self, i: usize) -> bool {
         if self.gic.has_work(i) {
             return true;
@@ -686,7 +715,7 @@ impl Vm {
         for i in 0..self.nr_vcpus {
             if self.deadline(i).is_some_and(|d| d <= now) {
                 self.vcpus[i].run = VcpuRun::Runnable;
-                self.attention |= 1 << i;
+                self.attention[i] = true;
             }
         }
     }
@@ -822,7 +851,7 @@ pub fn run_all(vms: &mut [&mut Vm]) {
                 ran = true;
                 SLICE_OVER.store(false, Ordering::Relaxed);
                 timer::arm(timer::now() + slice);
-                vm.attention |= 1 << i;
+                vm.attention[i] = true;
                 // The budget is checked once a slice: a run of exits ends
                 // at the latest when the host's timer ends the slice.
                 while vm.step(i) {}
@@ -888,7 +917,7 @@ pub fn run_alternately(a: &mut Vm, b: &mut Vm) -> u64 {
     loop {
         for vm in [&mut *a, &mut *b] {
             // The virtual timer's physical state follows the switch.
-            vm.attention |= 1;
+            vm.attention[0] = true;
             vm.step(0);
         }
         alternations += 1;

@@ -146,15 +146,6 @@ impl Services for Machine<'_> {
         if gic_work {
             cpu.vgic.store(shared_page(shared));
         }
-        if shared != 0 && matches!(exit, Exit::Wfx | Exit::Irq) {
-            // WFI: the host sleeps the vcpu until its timer's deadline at
-            // the latest. IRQ: the interrupt may be its timer's, which the
-            // host cannot see once the host's CNTV is back (the line
-            // drops): CNTV_CTL_EL0.ISTATUS as the guest left it says.
-            let page = shared_page(shared);
-            page.cntv_ctl = cpu.el1.cntv_ctl;
-            page.cntv_cval = cpu.el1.cntv_cval;
-        }
         if matches!(exit, Exit::Stopped { .. }) {
             v.stopped = true;
         }

@@ -237,7 +237,12 @@ mod imp {
             if kind != exit_kind::SYNC {
                 break match kind {
                     exit_kind::SERROR => Exit::Stopped { reason: StopReason::SError, esr: 0, far: 0, elr: pc },
-                    _ => Exit::Irq,
+                    _ => {
+                        // Maybe its own timer: the host cannot tell once the
+                        // host's CNTV is back (the line drops).
+                        sysregs::share_guest_timer(vcpu);
+                        Exit::Irq
+                    }
                 };
             }
             let syn = arch::syndrome();
@@ -274,6 +279,11 @@ mod imp {
                     traps::allow_guest_pauth(host.hcr_guest);
                 }
                 Action::ToHost(e) => break e,
+                Action::Wfx => {
+                    // The host sleeps the vcpu until its timer's deadline.
+                    sysregs::share_guest_timer(vcpu);
+                    break Exit::Wfx;
+                }
                 Action::Stop(reason) => {
                     break Exit::Stopped { reason, esr: syn.esr, far: syn.fault_ipa(), elr: pc };
                 }

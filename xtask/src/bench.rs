@@ -602,6 +602,7 @@ pub fn check_run(run: &GuestRun, n: u64) -> Result<(), String> {
                     | Source::SpeSwitch
                     | Source::SpeSwitchHw
                     | Source::SpeSwitchHwVsNone
+                    | Source::Report { .. }
             ) {
                 return Err(format!("{v:?}"));
             }

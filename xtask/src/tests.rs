@@ -847,7 +847,17 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 expect_eq("smp_spin (its vcpu 1 spins)", field(&f, "smp_spin")?, "off")
                     .and_then(|_| expect_num(&f, "smp_status", 0))
                     .and_then(|_| expect_eq("spinner", field(&f, "spinner")?, "killed"))
-                    .and_then(|_| expect_num(&f, "spinner_exits", 100))
+                    .and_then(|_| {
+                        // Every exit of a vcpu spinning with IRQs masked is
+                        // an interrupt taking the CPU back; the budget (100)
+                        // is checked once a slice, which may hold more.
+                        let n = num(&f, "spinner_exits")?;
+                        if (100..200).contains(&n) {
+                            Ok(())
+                        } else {
+                            Err(format!("spinner_exits={n}, expected 100..200"))
+                        }
+                    })
                     .and_then(|_| expect_eq("selftest", field(&f, "selftest")?, "off"))
                     .and_then(|_| expect_num(&f, "selftest_status", 0))
                     .and_then(|_| {

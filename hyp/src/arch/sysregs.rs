@@ -191,6 +191,12 @@ pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool) {
     if gic_v3 {
         let g = &vcpu.vgic;
         msr!("ich_vmcr_el2", g.vmcr);
+        if g.used_lrs == 0 {
+            // No list register in use (the common case), so no overflow
+            // either: the host asks for UIE only with all of them full.
+            msr!("ich_hcr_el2", ICH_HCR_EN);
+            return;
+        }
         for (i, lr) in g.lrs[..g.used_lrs].iter().enumerate() {
             write_lr(i, *lr);
         }
@@ -201,13 +207,35 @@ pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool) {
     }
 }
 
+/// Writes the guest's live CNTV_CTL_EL0/CNTV_CVAL_EL0 into the page it
+/// shares with the host (WFI and IRQ exits, while the guest's timer is
+/// still the CPU's): the host's wake-up deadline, and whether the timer
+/// is firing.
+#[cold]
+pub fn share_guest_timer(vcpu: &Vcpu) {
+    if vcpu.shared == 0 {
+        return;
+    }
+    let page = vcpu.shared as *mut spevisor_abi::vgic::VcpuShared;
+    let (ctl, cval) = (mrs!("cntv_ctl_el0"), mrs!("cntv_cval_el0"));
+    // SAFETY: `Vms::share` checked the page: host memory given to no VM,
+    // shared with nothing else, identity mapped RW at EL2; the host does
+    // not run while EL2 does (one CPU). Two plain stores.
+    unsafe {
+        (*page).cntv_ctl = ctl;
+        (*page).cntv_cval = cval;
+    }
+}
+
 /// Saves the guest's GIC state and turns the virtual interface off for the host.
 #[inline(always)]
 pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool) {
     if gic_v3 {
         let g = &mut vcpu.vgic;
         g.vmcr = mrs!("ich_vmcr_el2");
-        if g.hcr_flags & spevisor_abi::vgic::hcr::REPORT_EOICOUNT != 0 {
+        // EOIcount matters only when the list registers were all in use
+        // (the host asks for it when active interrupts did not fit).
+        if g.used_lrs != 0 && g.hcr_flags & spevisor_abi::vgic::hcr::REPORT_EOICOUNT != 0 {
             // EOIs of interrupts no list register held (more were active
             // than fit): the host deactivates that many in its model.
             let hcr: u64 = mrs!("ich_hcr_el2");
