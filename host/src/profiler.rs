@@ -559,16 +559,16 @@ pub fn finish(image_start: u64) -> Option<Summary> {
     let limit = p.unit.read(ModelReg::PmblimitrEl1);
     p.unit.write(ModelReg::PmblimitrEl1, limit & !field_mask(PMBLIMITR_EL1::E));
     let r = p.report;
-    let (produced, misdirected, lost) = match &p.unit {
+    let (produced, misdirected, lost, regime_checks, misdirected_regimes) = match &p.unit {
         Unit::Model(m) => {
             let st = m.stats();
-            (st.records_produced, st.misdirected, st.lost)
+            (st.records_produced, st.misdirected, st.lost, st.regime_checks, st.misdirected_regimes)
         }
-        Unit::Hardware => (r.records, 0, 0),
+        Unit::Hardware => (r.records, 0, 0, 0, 0),
     };
     let backend = p.unit.name();
     hprintln!(
-        "spe: backend={} samples={} records={} produced={} bytes={} buffer_full_irqs={} faults={} misdirected={} lost={} decode_errors={}",
+        "spe: backend={} samples={} records={} produced={} bytes={} buffer_full_irqs={} faults={} misdirected={} lost={} decode_errors={} regime_checks={} misdirected_regimes={}",
         backend,
         r.samples,
         r.records,
@@ -578,7 +578,9 @@ pub fn finish(image_start: u64) -> Option<Summary> {
         r.faults,
         misdirected,
         lost,
-        r.decode_errors
+        r.decode_errors,
+        regime_checks,
+        misdirected_regimes
     );
     hprintln!(
         "spe: by_el el0={} el1={} el2={} guest_pc={} buffer_pa={:#x}",

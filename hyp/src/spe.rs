@@ -80,8 +80,9 @@ pub enum Parked {
     Nothing,
     /// The CPU's buffer was drained and disabled.
     Hardware(SavedSpe),
-    /// The model's buffer was drained and disabled.
-    Model { addr: usize, saved: SavedSpe },
+    /// The model's buffer was drained and disabled (`host`: where EL2 may
+    /// store its records, see [`El2Writer`]).
+    Model { addr: usize, host: Range, saved: SavedSpe },
 }
 
 /// Drains and disables the host's profiling buffer if the host owns an
@@ -121,15 +122,18 @@ pub fn save_host_buffers(h: &mut HostSpe) -> Parked {
                 return Parked::Nothing;
             }
             let pmscr = m.read(ModelReg::PmscrEl1);
-            m.write(ModelReg::PmscrEl1, 0);
+            // Every write is judged against the regime live now (the
+            // buffer is enabled, so the unit could write at this instant).
+            let w = &mut El2Writer { host };
+            m.write_judged(ModelReg::PmscrEl1, 0, w);
             arch_barriers::isb();
             // psb csync: the pending records go out through the regime that
-            // owns the buffer now.
-            m.drain(&mut El2Writer { host });
+            // owns the buffer now (judged even when nothing is pending).
+            m.drain(w);
             arch_barriers::dsb_nsh();
-            m.write(ModelReg::PmblimitrEl1, limit & !field_mask(PMBLIMITR_EL1::E));
+            m.write_judged(ModelReg::PmblimitrEl1, limit & !field_mask(PMBLIMITR_EL1::E), w);
             arch_barriers::isb();
-            Parked::Model { addr, saved: SavedSpe { pmscr_el1: pmscr, pmblimitr_el1: limit } }
+            Parked::Model { addr, host, saved: SavedSpe { pmscr_el1: pmscr, pmblimitr_el1: limit } }
         }
         #[cfg(not(target_arch = "aarch64"))]
         Backend::Hardware | Backend::Model { .. } => Parked::Nothing,
@@ -147,13 +151,16 @@ pub fn restore_host_buffers(parked: Parked) {
         // host's regime (TTBRs, HCR_EL2, MDCR_EL2) is live again.
         Parked::Hardware(saved) => unsafe { spevisor_spe::regs::hw::restore(saved) },
         #[cfg(target_arch = "aarch64")]
-        Parked::Model { addr, saved } => {
+        Parked::Model { addr, host, saved } => {
             // SAFETY: the model `save_host_buffers` found attached (see `model`).
             let m = unsafe { model(addr) };
+            // Re-enabling is judged against the regime live now: the
+            // host's, unless this runs too early.
+            let w = &mut El2Writer { host };
             arch_barriers::isb();
-            m.write(ModelReg::PmblimitrEl1, saved.pmblimitr_el1);
+            m.write_judged(ModelReg::PmblimitrEl1, saved.pmblimitr_el1, w);
             arch_barriers::isb();
-            m.write(ModelReg::PmscrEl1, saved.pmscr_el1);
+            m.write_judged(ModelReg::PmscrEl1, saved.pmscr_el1, w);
         }
         #[cfg(not(target_arch = "aarch64"))]
         Parked::Hardware(_) | Parked::Model { .. } => {}

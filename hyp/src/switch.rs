@@ -12,6 +12,8 @@
 //! The `switch-order-pre-2021` feature builds Linux's pre-2021 nVHE order
 //! instead (the drain inside the debug switch, after the guest's registers,
 //! stage-2 and traps are live): the checks must catch it. Never the default.
+//! The `switch-order-broken-*` features move one operation each (the
+//! ordering checks' own tests, `docs/ordering-checks.md`). Never shipped.
 
 use spevisor_abi::Step;
 
@@ -179,12 +181,10 @@ mod imp {
         // regime is the live one: MDCR_EL2.E2PB still gives the buffer to
         // EL1, HCR_EL2.VM is 0 and TTBR0/1_EL1 are the host's, so the last
         // records land at the host's VA, where the host put its buffer.
+        #[cfg(not(any(feature = "switch-order-pre-2021", feature = "switch-order-broken-drain-late")))]
+        let spe_saved = spe::save_host_buffers(&mut host.spe);
         #[cfg(not(feature = "switch-order-pre-2021"))]
-        let spe_saved = {
-            let s = spe::save_host_buffers(&mut host.spe);
-            step::<TRACED>(trace, Step::SaveHostBuffers);
-            s
-        };
+        step::<TRACED>(trace, Step::SaveHostBuffers);
 
         // The drain's writes and any table walks it started complete before
         // a single guest register is written.
@@ -198,6 +198,9 @@ mod imp {
         step::<TRACED>(trace, Step::RestoreGuestSysregs);
 
         sysregs::load_stage2(vm);
+        // Broken on purpose (ordering-check tests only): the drain under VTTBR_EL2.
+        #[cfg(feature = "switch-order-broken-drain-late")]
+        let spe_saved = spe::save_host_buffers(&mut host.spe);
         step::<TRACED>(trace, Step::LoadStage2);
 
         // HCR_EL2 (VM=1 and the guest traps), MDCR_EL2 (E2PB=0b00: the buffer
@@ -302,11 +305,17 @@ mod imp {
         sysregs::unload_stage2();
         step::<TRACED>(trace, Step::UnloadStage2);
 
+        // Broken on purpose (ordering-check tests only): the host's buffer
+        // re-enabled while the guest's EL1 registers (TTBRs) are live.
+        #[cfg(feature = "switch-order-broken-restore-early")]
+        spe::restore_host_buffers(spe_saved);
+
         sysregs::restore_el1(&host.el1);
         step::<TRACED>(trace, Step::RestoreHostSysregs);
 
         // Only now are the host's TTBRs, HCR_EL2 and MDCR_EL2 back: the buffer
         // may write again, through the host's regime.
+        #[cfg(not(feature = "switch-order-broken-restore-early"))]
         spe::restore_host_buffers(spe_saved);
         step::<TRACED>(trace, Step::RestoreHostBuffers);
 

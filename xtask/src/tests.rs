@@ -464,8 +464,13 @@ fn check_spe_clean(boot: &Boot, min_records: i64) -> Result<HashMap<String, Stri
         return Err(format!("only {records} SPE records, expected at least {min_records}"));
     }
     expect_num(&f, "produced", records)?;
-    for k in ["misdirected", "lost", "faults", "decode_errors"] {
+    for k in ["misdirected", "lost", "faults", "decode_errors", "misdirected_regimes"] {
         expect_num(&f, k, 0)?;
+    }
+    // The regime was judged at the world switches' register writes and
+    // drains (not only where records moved), and found right every time.
+    if num(&f, "regime_checks")? == 0 {
+        return Err("the SPE model never judged the regime (regime_checks=0)".into());
     }
     let el = fields(&boot.output, "spe: by_el")?;
     expect_num(&el, "guest_pc", 0)?;
@@ -473,10 +478,23 @@ fn check_spe_clean(boot: &Boot, min_records: i64) -> Result<HashMap<String, Stri
     Ok(f)
 }
 
+/// A broken switch that never let a record reach a drain (`samples=0`):
+/// only the model's judging of the regime at EL2's register writes and
+/// empty drains can have counted misdirection.
+fn check_spe_misdirected_without_records(boot: &Boot) -> Result<(), String> {
+    let f = fields(&boot.output, "spe: backend=")?;
+    expect_num(&f, "samples", 0)?;
+    expect_num(&f, "bytes", 0)?;
+    if num(&f, "misdirected_regimes")? == 0 {
+        return Err("the model judged no regime wrong (misdirected_regimes=0)".into());
+    }
+    check_spe_misdirected(boot)
+}
+
 fn check_spe_misdirected(boot: &Boot) -> Result<(), String> {
     let f = fields(&boot.output, "spe: backend=")?;
     if num(&f, "misdirected")? == 0 {
-        return Err("the pre-2021 order produced no misdirected SPE writes".into());
+        return Err("this switch order produced no misdirected SPE writes".into());
     }
     let s = summary(&boot.output).ok_or("no summary line")?;
     if parse_u64(field(&s, "misdirected")?)? == 0 {
@@ -518,6 +536,9 @@ struct Ctx {
     image: PathBuf,
     test_image: PathBuf,
     pre2021_image: PathBuf,
+    /// `--switch-order=broken-restore-early` and `broken-drain-late`.
+    restore_early_image: PathBuf,
+    drain_late_image: PathBuf,
     /// SPE's hardware path on stand-in EL2 registers (`--spe-hw-standin`).
     standin_image: PathBuf,
 }
@@ -888,6 +909,23 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.pre2021_image, m)?;
             with_output(&b, check_spe_misdirected(&b))
         }),
+        ("spe_model_catches_the_buffer_reenabled_under_the_guest_regime", |c| {
+            // restore_host_buffers moved before the host's EL1 registers are
+            // back. No sample is ever taken (period 2^32 cycles), so no record
+            // moves: only the judging of every EL2 register write sees it.
+            let mut m = scenario("ping-loop");
+            m.append.push_str(" spevisor.iterations=2000 spevisor.spe_period=4294967295");
+            let b = boot(c, &c.restore_early_image, m)?;
+            with_output(&b, check_spe_misdirected_without_records(&b))
+        }),
+        ("spe_model_catches_the_drain_under_stage2", |c| {
+            // save_host_buffers moved after the stage-2 load; an empty drain
+            // and the disabling writes are judged under VTTBR_EL2.
+            let mut m = scenario("ping-loop");
+            m.append.push_str(" spevisor.iterations=2000 spevisor.spe_period=4294967295");
+            let b = boot(c, &c.drain_late_image, m)?;
+            with_output(&b, check_spe_misdirected_without_records(&b))
+        }),
         ("spe_small_buffer_fills_often_loses_nothing", |c| {
             let mut m = scenario("ping-loop");
             m.append.push_str(" spevisor.iterations=10000 spevisor.spe_buffer=8192 spevisor.spe_period=100000");
@@ -986,6 +1024,38 @@ fn lint() -> Result<(), String> {
     ]))
 }
 
+/// The ordering check on the built machine code (`machine_code.rs`): each
+/// image must pass or break the rule given, and copies of the correct debug
+/// and release images with one barrier of the drain or restore replaced by
+/// `nop` must each fail. Returns the number of failures.
+fn machine_code_tests(images: &[(&PathBuf, &str, Option<&'static str>)]) -> Result<usize, String> {
+    use crate::machine_code::{barrier_cases, run_case, Case, SpeRegs};
+    eprintln!("xtask: machine-code ordering checks");
+    let objdump = setup::objdump()?;
+    let (mut cases, mut barrier) = (vec![], vec![]);
+    for &(image, name, want) in images {
+        let elf = image.with_extension("elf");
+        let spe = if name == "spe_hw_standin" { SpeRegs::STANDIN } else { SpeRegs::REAL };
+        let verb = if want.is_some() { "is_caught" } else { "follows_the_order" };
+        if want.is_none() && name != "spe_hw_standin" {
+            barrier.extend(barrier_cases(&objdump, name, &elf, spe)?);
+        }
+        cases.push(Case { name: format!("{name}_image_{verb}"), elf, spe, want });
+    }
+    cases.extend(barrier);
+    let mut failed = 0;
+    for c in &cases {
+        match run_case(&objdump, c) {
+            Ok(what) => println!("machine-code test {} ... ok ({what})", c.name),
+            Err(e) => {
+                failed += 1;
+                println!("machine-code test {} ... FAILED\n{e}", c.name);
+            }
+        }
+    }
+    Ok(failed)
+}
+
 pub fn run_all(quick: bool) -> Result<(), String> {
     setup::rust_targets()?;
     let q = setup::qemu()?;
@@ -1000,9 +1070,21 @@ pub fn run_all(quick: bool) -> Result<(), String> {
     let test_image = build_image(&BuildOpts { test_hooks: true, ..BuildOpts::default() })?;
     let pre2021_image = build_image(&BuildOpts { pre_2021: true, ..BuildOpts::default() })?;
     let standin_image = build_image(&BuildOpts { spe_hw_standin: true, ..BuildOpts::default() })?;
-    let ctx = Ctx { q, image, test_image, pre2021_image, standin_image };
+    let broken = |b| build_image(&BuildOpts { broken: Some(b), ..BuildOpts::default() });
+    let restore_early_image = broken(crate::Broken::RestoreEarly)?;
+    let drain_late_image = broken(crate::Broken::DrainLate)?;
+    let release_image = build_image(&BuildOpts { release: true, ..BuildOpts::default() })?;
+    let code_failed = machine_code_tests(&[
+        (&image, "debug", None),
+        (&release_image, "release", None),
+        (&standin_image, "spe_hw_standin", None),
+        (&pre2021_image, "pre_2021", Some("drain-before-guest-state")),
+        (&restore_early_image, "broken_restore_early", Some("restore-after-host-state")),
+        (&drain_late_image, "broken_drain_late", Some("drain-before-guest-state")),
+    ])?;
+    let ctx = Ctx { q, image, test_image, pre2021_image, restore_early_image, drain_late_image, standin_image };
     let tests = qemu_tests();
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let (mut passed, mut failed, mut skipped) = (0, code_failed, 0);
     for (name, check) in &tests {
         match check(&ctx) {
             Ok(()) => {
@@ -1027,7 +1109,7 @@ pub fn run_all(quick: bool) -> Result<(), String> {
     if failed == 0 {
         Ok(())
     } else {
-        Err(format!("{failed} QEMU test(s) failed"))
+        Err(format!("{failed} QEMU or machine-code test(s) failed"))
     }
 }
 
@@ -1152,8 +1234,21 @@ mod unit {
 
     #[test]
     fn spe_checks_catch_loss_misdirection_and_guest_pcs() {
-        let good = "spe: backend=model samples=9 records=9 produced=9 bytes=576 buffer_full_irqs=6 faults=0 misdirected=0 lost=0 decode_errors=0\nspe: by_el el0=0 el1=9 el2=0 guest_pc=0 buffer_pa=0x1\nspevisor: status=ok misdirected=0\n";
+        let good = "spe: backend=model samples=9 records=9 produced=9 bytes=576 buffer_full_irqs=6 faults=0 misdirected=0 lost=0 decode_errors=0 regime_checks=40 misdirected_regimes=0\nspe: by_el el0=0 el1=9 el2=0 guest_pc=0 buffer_pa=0x1\nspevisor: status=ok misdirected=0\n";
         assert!(check_spe_clean(&b(0, good), 5).is_ok());
+        assert!(check_spe_clean(&b(0, &good.replace("regime_checks=40", "regime_checks=0")), 1).is_err());
+        let regime = good.replace("misdirected_regimes=0", "misdirected_regimes=1");
+        assert!(check_spe_clean(&b(0, &regime), 1).is_err());
+        assert!(check_spe_misdirected_without_records(&b(0, &regime)).is_err(), "samples were taken");
+        let quiet = regime.replace("samples=9", "samples=0").replace("bytes=576", "bytes=0");
+        assert!(check_spe_misdirected_without_records(&b(0, &quiet)).is_err(), "summary misdirected=0");
+        let quiet = quiet.replace("misdirected=0", "misdirected=1");
+        assert!(check_spe_misdirected_without_records(&b(0, &quiet)).is_ok());
+        assert!(check_spe_misdirected_without_records(&b(
+            0,
+            &quiet.replace("misdirected_regimes=1", "misdirected_regimes=0")
+        ))
+        .is_err());
         assert!(check_spe_clean(&b(0, good), 10).is_err(), "too few records");
         assert!(check_spe_clean(&b(0, &good.replace("lost=0", "lost=2")), 1).is_err());
         assert!(check_spe_clean(&b(0, &good.replace("produced=9", "produced=10")), 1).is_err());
