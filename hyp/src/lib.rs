@@ -34,6 +34,7 @@ pub mod mm;
 #[cfg(target_arch = "aarch64")]
 pub mod service;
 pub mod spe;
+pub mod steps;
 pub mod switch;
 pub mod traps;
 pub mod vcpu;

@@ -88,9 +88,17 @@ pub enum Parked {
 /// Drains and disables the host's profiling buffer if the host owns an
 /// enabled one (PMSVer != 0, PMBIDR_EL1.P == 0, PMBLIMITR_EL1.E == 1):
 /// PMSCR_EL1 = 0, isb, psb csync, dsb nsh, PMBLIMITR_EL1.E = 0, isb.
-/// Returns what `restore_host_buffers` must put back.
+/// Returns what `restore_host_buffers` must put back. Records
+/// `Step::SaveHostBuffers` itself (`steps.rs`), whatever the backend.
 #[inline(always)]
-pub fn save_host_buffers(h: &mut HostSpe) -> Parked {
+pub fn save_host_buffers<const TRACED: bool>(h: &mut HostSpe, trace: &mut crate::switch::Trace) -> Parked {
+    let parked = drain_host_buffers(h);
+    crate::steps::record::<TRACED>(trace, spevisor_abi::Step::SaveHostBuffers);
+    parked
+}
+
+#[inline(always)]
+fn drain_host_buffers(h: &mut HostSpe) -> Parked {
     match h.backend {
         Backend::None => Parked::Nothing,
         #[cfg(target_arch = "aarch64")]
@@ -141,9 +149,16 @@ pub fn save_host_buffers(h: &mut HostSpe) -> Parked {
 }
 
 /// Re-enables what `save_host_buffers` disabled. Call only once every piece
-/// of host state (TTBRs, HCR_EL2, MDCR_EL2) is back.
+/// of host state (TTBRs, HCR_EL2, MDCR_EL2) is back. Records
+/// `Step::RestoreHostBuffers` itself (`steps.rs`).
 #[inline(always)]
-pub fn restore_host_buffers(parked: Parked) {
+pub fn restore_host_buffers<const TRACED: bool>(parked: Parked, trace: &mut crate::switch::Trace) {
+    reenable_host_buffers(parked);
+    crate::steps::record::<TRACED>(trace, spevisor_abi::Step::RestoreHostBuffers);
+}
+
+#[inline(always)]
+fn reenable_host_buffers(parked: Parked) {
     match parked {
         Parked::Nothing => {}
         #[cfg(target_arch = "aarch64")]

@@ -888,6 +888,16 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.pre2021_image, Machine::default())?;
             with_output(&b, check_recorded_order(&b, Some("drain-before-guest-state")))
         }),
+        ("moved_drain_is_caught_by_the_step_record", |c| {
+            // save_host_buffers moved after the stage-2 load: it records
+            // itself where it runs, so the record shows the move.
+            let b = boot(c, &c.drain_late_image, Machine::default())?;
+            with_output(&b, check_recorded_order(&b, Some("drain-before-guest-state")))
+        }),
+        ("moved_restore_is_caught_by_the_step_record", |c| {
+            let b = boot(c, &c.restore_early_image, Machine::default())?;
+            with_output(&b, check_recorded_order(&b, Some("restore-after-host-state")))
+        }),
         ("spe_model_10k_switches_correct_order_loses_nothing", |c| {
             let mut m = scenario("ping-loop");
             m.append.push_str(" spevisor.iterations=10000");
