@@ -29,6 +29,8 @@ pub mod console;
 #[cfg(target_arch = "aarch64")]
 pub mod crash;
 pub mod hcall;
+#[cfg(target_arch = "aarch64")]
+pub mod hostbuf_hw;
 pub mod idregs;
 pub mod mm;
 #[cfg(target_arch = "aarch64")]

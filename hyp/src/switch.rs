@@ -195,6 +195,13 @@ mod imp {
         // Broken on purpose (ordering-check tests only): the drain under VTTBR_EL2.
         #[cfg(feature = "switch-order-broken-drain-late")]
         let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
+        // Broken on purpose (ordering-check tests only): the trace buffer drained under VTTBR_EL2.
+        #[cfg(feature = "switch-order-broken-trbe-late")]
+        let spe_saved = {
+            let mut parked = spe_saved;
+            spe::save_host_trace_late(&host.spe, &mut parked);
+            parked
+        };
 
         // HCR_EL2 (VM=1 and the guest traps), MDCR_EL2 (E2PB=0b00: the buffer
         // now belongs to EL2 and EL1 accesses trap; TPMS; PMU/debug traps),

@@ -856,3 +856,20 @@ impl SpeModel {
 
 #[cfg(test)]
 mod tests;
+
+/// Everything the host attaches with `SPE_MODEL_ATTACH`: the SPE model and
+/// the TRBE model beside it (one page-aligned block of host memory).
+#[derive(Clone, Debug, Default)]
+pub struct Units {
+    /// The profiling unit.
+    pub spe: SpeModel,
+    /// The trace buffer unit.
+    pub trbe: crate::trbe::TrbeModel,
+}
+
+impl Units {
+    /// Both units in their reset state.
+    pub const fn new() -> Self {
+        Self { spe: SpeModel::new(), trbe: crate::trbe::TrbeModel::new() }
+    }
+}

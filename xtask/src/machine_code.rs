@@ -42,14 +42,84 @@ pub const REGIME_REGS: [&str; 9] =
 /// names them in one image flavour.
 #[derive(Clone, Copy, Debug)]
 pub struct SpeRegs {
-    pub pmscr: &'static str,
-    pub pmblimitr: &'static str,
+    pub pmscr: &'static [&'static str],
+    pub pmblimitr: &'static [&'static str],
 }
 
 impl SpeRegs {
-    pub const REAL: SpeRegs = SpeRegs { pmscr: "pmscr_el1", pmblimitr: "pmblimitr_el1" };
+    pub const REAL: SpeRegs =
+        SpeRegs { pmscr: &["pmscr_el1", "s3_0_c9_c9_0"], pmblimitr: &["pmblimitr_el1", "s3_0_c9_c10_0"] };
     /// `--spe-hw-standin`: CNTHP_CVAL_EL2 for PMSCR_EL1, CNTHV_CVAL_EL2 for PMBLIMITR_EL1.
-    pub const STANDIN: SpeRegs = SpeRegs { pmscr: "cnthp_cval_el2", pmblimitr: "cnthv_cval_el2" };
+    pub const STANDIN: SpeRegs = SpeRegs { pmscr: &["cnthp_cval_el2"], pmblimitr: &["cnthv_cval_el2"] };
+}
+
+/// One event of a drain or restore sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ev {
+    /// `msr <control register>, xzr`.
+    CtlZero,
+    /// `msr <limit register>, xzr`.
+    LimitZero,
+    /// `msr <control register>, <saved value>`.
+    CtlSaved,
+    /// `msr <limit register>, <saved value>`.
+    LimitSaved,
+    Isb,
+    PsbCsync,
+    TsbCsync,
+    DsbNsh,
+}
+
+impl Ev {
+    fn is_barrier(self) -> bool {
+        matches!(self, Ev::Isb | Ev::PsbCsync | Ev::TsbCsync | Ev::DsbNsh)
+    }
+
+    fn name(self, u: &Seq) -> String {
+        match self {
+            Ev::CtlZero => format!("msr {}, xzr", u.ctl[0]),
+            Ev::LimitZero => format!("msr {}, xzr", u.limit[0]),
+            Ev::CtlSaved => format!("msr {}, <saved>", u.ctl[0]),
+            Ev::LimitSaved => format!("msr {}, <saved>", u.limit[0]),
+            Ev::Isb => "isb".into(),
+            Ev::PsbCsync => "psb csync".into(),
+            Ev::TsbCsync => "tsb csync".into(),
+            Ev::DsbNsh => "dsb nsh".into(),
+        }
+    }
+}
+
+/// A unit's drain and restore sequences on the hardware path (objdump's
+/// names of its registers: the architectural name and the generic one).
+struct Seq {
+    unit: &'static str,
+    ctl: &'static [&'static str],
+    limit: &'static [&'static str],
+    drain: &'static [Ev],
+    restore: &'static [Ev],
+}
+
+/// The sequences of `save_host_buffers`/`restore_host_buffers`: SPE
+/// (`spe/src/regs/hw.rs`), BRBE and TRBE (`hyp/src/hostbuf_hw.rs`).
+fn sequences(spe: SpeRegs) -> [Seq; 3] {
+    use Ev::*;
+    [
+        Seq {
+            unit: "SPE",
+            ctl: spe.pmscr,
+            limit: spe.pmblimitr,
+            drain: &[CtlZero, Isb, PsbCsync, DsbNsh, LimitZero, Isb],
+            restore: &[Isb, LimitSaved, Isb, CtlSaved],
+        },
+        Seq { unit: "BRBE", ctl: &["brbcr_el1", "s2_1_c9_c0_0"], limit: &[], drain: &[CtlZero], restore: &[CtlSaved] },
+        Seq {
+            unit: "TRBE",
+            ctl: &["trfcr_el1", "s3_0_c1_c2_1"],
+            limit: &["trblimitr_el1", "s3_0_c9_c11_0"],
+            drain: &[CtlZero, Isb, TsbCsync, DsbNsh, LimitZero, Isb],
+            restore: &[LimitSaved, Isb, CtlSaved],
+        },
+    ]
 }
 
 /// One decoded instruction.
@@ -131,6 +201,7 @@ enum Kind {
     /// Any other `dsb`/`dmb` (never part of a sequence).
     OtherBarrier,
     PsbCsync,
+    TsbCsync,
     Call(u64),
     Jump(u64),
     CondJump(u64),
@@ -157,6 +228,8 @@ fn kind(i: &Insn) -> Kind {
         "dsb" | "dmb" => Kind::OtherBarrier,
         "psb" => Kind::PsbCsync,
         "hint" if i.operands.trim() == "#0x11" => Kind::PsbCsync,
+        "tsb" => Kind::TsbCsync,
+        "hint" if i.operands.trim() == "#0x12" => Kind::TsbCsync,
         "bl" => target(&i.operands).map_or(Kind::Indirect, Kind::Call),
         "b" => target(&i.operands).map_or(Kind::Indirect, Kind::Jump),
         "cbz" | "cbnz" | "tbz" | "tbnz" => target(&i.operands).map_or(Kind::Indirect, Kind::CondJump),
@@ -257,7 +330,7 @@ pub struct Found {
     pub restores: Vec<u64>,
     /// Every barrier of every drain and restore sequence, with its name:
     /// the instructions the barrier-removal tests replace with `nop`.
-    pub barriers: Vec<(u64, &'static str)>,
+    pub barriers: Vec<(u64, String)>,
 }
 
 /// One instruction of the switch function in the graph: its kind, the
@@ -401,7 +474,7 @@ fn violation(rule: &'static str, detail: String) -> Violation {
 /// Events of a sequence: system-register writes, barriers, and calls that
 /// write regime registers.
 fn is_event(n: &Node) -> bool {
-    matches!(n.kind, Kind::Msr { .. } | Kind::Isb | Kind::DsbNsh | Kind::OtherBarrier | Kind::PsbCsync)
+    matches!(n.kind, Kind::Msr { .. } | Kind::Isb | Kind::DsbNsh | Kind::OtherBarrier | Kind::PsbCsync | Kind::TsbCsync)
         || !n.writes.is_empty()
 }
 
@@ -411,6 +484,7 @@ fn describe(n: &Node) -> String {
         Kind::Isb => "isb".into(),
         Kind::DsbNsh => "dsb nsh".into(),
         Kind::PsbCsync => "psb csync".into(),
+        Kind::TsbCsync => "tsb csync".into(),
         Kind::OtherBarrier => "another barrier".into(),
         Kind::Call(_) => format!("a call writing {}", n.writes.join("/")),
         k => format!("{k:?}"),
@@ -476,7 +550,8 @@ fn reaches(nodes: &[Node], from: usize, targets: &[usize]) -> Option<usize> {
 
 /// Checks the image's world switch; `Ok` names what it found.
 pub fn check(funcs: &[Function], spe: SpeRegs, mem: Mem) -> Result<Found, Violation> {
-    let is_drain_start = |i: &Insn| matches!(kind(i), Kind::Msr { reg, src } if reg == spe.pmscr && src == "xzr");
+    let is_drain_start =
+        |i: &Insn| matches!(kind(i), Kind::Msr { reg, src } if spe.pmscr.contains(&reg.as_str()) && src == "xzr");
     let mut sums = Summaries::new(funcs);
     // The switch function: writes VTTBR_EL2 (itself or through a call) and
     // holds the drain.
@@ -493,7 +568,7 @@ pub fn check(funcs: &[Function], spe: SpeRegs, mem: Mem) -> Result<Found, Violat
         [] => {
             return Err(violation(
                 "switch-function",
-                format!("no function both writes VTTBR_EL2 and holds `msr {}, xzr` (the drain)", spe.pmscr),
+                format!("no function both writes VTTBR_EL2 and holds `msr {}, xzr` (the drain)", spe.pmscr[0]),
             ))
         }
         many => {
@@ -508,78 +583,101 @@ pub fn check(funcs: &[Function], spe: SpeRegs, mem: Mem) -> Result<Found, Violat
             preds[s].push(n);
         }
     }
-    let msr_to = |n: usize, reg: &str, zero: bool| matches!(&nodes[n].kind, Kind::Msr { reg: r, src } if r == reg && (src == "xzr") == zero);
+    let msr_to = |n: usize, regs: &[&str], zero: bool| matches!(&nodes[n].kind, Kind::Msr { reg: r, src } if regs.contains(&r.as_str()) && (src == "xzr") == zero);
     let at = |n: usize| f.insns[n].addr;
+    let is = |n: usize, e: Ev, u: &Seq| match e {
+        Ev::CtlZero => msr_to(n, u.ctl, true),
+        Ev::LimitZero => msr_to(n, u.limit, true),
+        Ev::CtlSaved => msr_to(n, u.ctl, false),
+        Ev::LimitSaved => msr_to(n, u.limit, false),
+        Ev::Isb => nodes[n].kind == Kind::Isb,
+        Ev::PsbCsync => nodes[n].kind == Kind::PsbCsync,
+        Ev::TsbCsync => nodes[n].kind == Kind::TsbCsync,
+        Ev::DsbNsh => nodes[n].kind == Kind::DsbNsh,
+    };
 
-    // Drains: from each `msr PMSCR, xzr`, the next five events.
     let mut drains = vec![];
-    let mut barriers = vec![];
-    for n in (0..nodes.len()).filter(|n| msr_to(*n, spe.pmscr, true)) {
-        let ev = line_events(&nodes, n, 6);
-        let want: [(&str, &dyn Fn(usize) -> bool); 6] = [
-            ("msr PMSCR, xzr", &|e| msr_to(e, spe.pmscr, true)),
-            ("isb", &|e| nodes[e].kind == Kind::Isb),
-            ("psb csync", &|e| nodes[e].kind == Kind::PsbCsync),
-            ("dsb nsh", &|e| nodes[e].kind == Kind::DsbNsh),
-            ("msr PMBLIMITR, xzr", &|e| msr_to(e, spe.pmblimitr, true)),
-            ("isb", &|e| nodes[e].kind == Kind::Isb),
-        ];
-        for (k, (name, ok)) in want.iter().enumerate() {
-            match ev.get(k) {
-                Some(&e) if ok(e) => {}
-                got => {
-                    return Err(violation(
-                        "drain-sequence",
-                        format!(
-                            "the drain at {:#x} has {} where `{name}` belongs (step {} of 6)",
-                            at(n),
-                            got.map_or("nothing".into(), |&e| format!("`{}` at {:#x}", describe(&nodes[e]), at(e))),
-                            k + 1
-                        ),
-                    ))
-                }
-            }
-        }
-        for (k, what) in [(1, "drain isb"), (2, "psb csync"), (3, "dsb nsh"), (5, "drain final isb")] {
-            barriers.push((at(ev[k]), what));
-        }
-        drains.push(n);
-    }
-    // Restores: back from each `msr PMSCR, <saved>`, the previous three events.
+    let mut drain_units = vec![];
     let mut restores = vec![];
-    for n in (0..nodes.len()).filter(|n| msr_to(*n, spe.pmscr, false)) {
-        let ev = line_events_back(&nodes, &preds, n, 4);
-        let want: [(&str, &dyn Fn(usize) -> bool); 4] = [
-            ("isb", &|e| nodes[e].kind == Kind::Isb),
-            ("msr PMBLIMITR, <saved>", &|e| msr_to(e, spe.pmblimitr, false)),
-            ("isb", &|e| nodes[e].kind == Kind::Isb),
-            ("msr PMSCR, <saved>", &|e| msr_to(e, spe.pmscr, false)),
-        ];
-        let off = 4usize.saturating_sub(ev.len());
-        for (k, (name, ok)) in want.iter().enumerate() {
-            let got = k.checked_sub(off).and_then(|j| ev.get(j));
-            match got {
-                Some(&e) if ok(e) => {}
-                got => {
-                    let seen: Vec<String> = ev.iter().map(|&e| describe(&nodes[e])).collect();
-                    return Err(violation(
-                        "restore-sequence",
-                        format!(
-                            "the restore ending at {:#x} has {} where `{name}` belongs (step {} of 4; the line holds {seen:?})",
-                            at(n),
-                            got.map_or("nothing".into(), |&e| format!("`{}` at {:#x}", describe(&nodes[e]), at(e))),
-                            k + 1
-                        ),
-                    ));
+    let mut restore_units = vec![];
+    let mut barriers = vec![];
+    for u in &sequences(spe) {
+        // Drains: from each `msr CTL, xzr`, the sequence's events in order.
+        let mut found_drain = false;
+        for n in (0..nodes.len()).filter(|n| msr_to(*n, u.ctl, true)) {
+            let ev = line_events(&nodes, n, u.drain.len());
+            for (k, &want) in u.drain.iter().enumerate() {
+                match ev.get(k) {
+                    Some(&e) if is(e, want, u) => {}
+                    got => {
+                        return Err(violation(
+                            "drain-sequence",
+                            format!(
+                                "the {} drain at {:#x} has {} where `{}` belongs (step {} of {})",
+                                u.unit,
+                                at(n),
+                                got.map_or("nothing".into(), |&e| format!("`{}` at {:#x}", describe(&nodes[e]), at(e))),
+                                want.name(u),
+                                k + 1,
+                                u.drain.len()
+                            ),
+                        ))
+                    }
+                }
+                if want.is_barrier() {
+                    barriers.push((at(ev[k]), format!("{} drain {} {}", u.unit, want.name(u), k + 1)));
                 }
             }
+            drains.push(n);
+            drain_units.push(u.unit);
+            found_drain = true;
         }
-        barriers.push((at(ev[0]), "restore isb"));
-        barriers.push((at(ev[2]), "restore middle isb"));
-        restores.push(ev[0]);
-    }
-    if restores.is_empty() {
-        return Err(violation("restore-sequence", format!("no `msr {}, <saved>` in {}", spe.pmscr, f.name)));
+        // Restores: back from each `msr CTL, <saved>`, the sequence's events.
+        let mut found_restore = false;
+        for n in (0..nodes.len()).filter(|n| msr_to(*n, u.ctl, false)) {
+            let ev = line_events_back(&nodes, &preds, n, u.restore.len());
+            let off = u.restore.len().saturating_sub(ev.len());
+            for (k, &want) in u.restore.iter().enumerate() {
+                let got = k.checked_sub(off).and_then(|j| ev.get(j));
+                match got {
+                    Some(&e) if is(e, want, u) => {
+                        if want.is_barrier() {
+                            barriers.push((at(e), format!("{} restore {} {}", u.unit, want.name(u), k + 1)));
+                        }
+                    }
+                    got => {
+                        let seen: Vec<String> = ev.iter().map(|&e| describe(&nodes[e])).collect();
+                        return Err(violation(
+                            "restore-sequence",
+                            format!(
+                                "the {} restore ending at {:#x} has {} where `{}` belongs (step {} of {}; the line holds {seen:?})",
+                                u.unit,
+                                at(n),
+                                got.map_or("nothing".into(), |&e| format!("`{}` at {:#x}", describe(&nodes[e]), at(e))),
+                                want.name(u),
+                                k + 1,
+                                u.restore.len()
+                            ),
+                        ));
+                    }
+                }
+            }
+            restores.push(ev[0]);
+            restore_units.push(u.unit);
+            found_restore = true;
+        }
+        if !found_drain {
+            return Err(violation(
+                "drain-sequence",
+                format!("no {} drain (`msr {}, xzr`) in {}", u.unit, u.ctl[0], f.name),
+            ));
+        }
+        if !found_restore {
+            return Err(violation(
+                "restore-sequence",
+                format!("no {} restore (`msr {}, <saved>`) in {}", u.unit, u.ctl[0], f.name),
+            ));
+        }
     }
 
     let writers: Vec<usize> = (0..nodes.len()).filter(|n| !nodes[*n].writes.is_empty()).collect();
@@ -589,24 +687,26 @@ pub fn check(funcs: &[Function], spe: SpeRegs, mem: Mem) -> Result<Found, Violat
             return Err(violation(
                 "drain-before-guest-state",
                 format!(
-                    "{} written at {:#x} ({}) can run before the drain at {:#x}",
+                    "{} written at {:#x} ({}) can run before the {} drain at {:#x}",
                     nodes[w].writes.join("/"),
                     at(w),
                     describe(&nodes[w]),
+                    drains.iter().position(|x| *x == d).map_or("?", |k| drain_units[k]),
                     at(d)
                 ),
             ));
         }
     }
-    for &r in &restores {
+    for (k, &r) in restores.iter().enumerate() {
         if let Some(w) = reaches(&nodes, r, &writers) {
             return Err(violation(
                 "restore-after-host-state",
                 format!(
-                    "{} written at {:#x} ({}) after the restore at {:#x}",
+                    "{} written at {:#x} ({}) after the {} restore at {:#x}",
                     nodes[w].writes.join("/"),
                     at(w),
                     describe(&nodes[w]),
+                    restore_units[k],
                     at(r)
                 ),
             ));
@@ -677,20 +777,16 @@ pub fn barrier_cases(objdump: &str, name: &str, elf: &Path, spe: SpeRegs) -> Res
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut cases = vec![];
     let mut done = HashSet::new();
-    for &(addr, what) in &found.barriers {
-        // The first drain's and the first restore's barriers.
-        if !done.insert(what) {
+    for (addr, what) in &found.barriers {
+        // Each unit's first drain's and first restore's barriers.
+        if !done.insert(what.clone()) {
             continue;
         }
-        let out = dir.join(format!("{name}-no-{}.elf", what.replace(' ', "-")));
-        patched_copy(elf, addr, NOP, &out)?;
-        let want = if what.starts_with("restore") { "restore-sequence" } else { "drain-sequence" };
-        cases.push(Case {
-            name: format!("{name}_without_the_{}", what.replace(' ', "_")),
-            elf: out,
-            spe,
-            want: Some(want),
-        });
+        let slug = what.to_lowercase().replace(' ', "_");
+        let out = dir.join(format!("{name}-no-{slug}.elf"));
+        patched_copy(elf, *addr, NOP, &out)?;
+        let want = if what.contains(" restore ") { "restore-sequence" } else { "drain-sequence" };
+        cases.push(Case { name: format!("{name}_without_the_{slug}"), elf: out, spe, want: Some(want) });
     }
     Ok(cases)
 }
@@ -771,6 +867,44 @@ mod tests {
             ("ret", ""),
         ];
         edit(&mut body);
+        with_brbe_trbe(&mut body);
+        parse_listing(&listing(&[EL1_RESTORE, STAGE2, ("switch", 0x2000, &body)]))
+    }
+
+    /// The BRBE and TRBE drains after the SPE one (after the `nodrain:`
+    /// label) and their restores after the SPE one (before `norestore:`).
+    fn with_brbe_trbe(body: &mut Body) {
+        let d = body.iter().position(|i| i.0 == "nodrain:").unwrap() + 1;
+        body.splice(
+            d..d,
+            [
+                ("msr", "brbcr_el1, xzr"),
+                ("msr", "trfcr_el1, xzr"),
+                ("isb", ""),
+                ("tsb", "csync"),
+                ("dsb", "nsh"),
+                ("msr", "trblimitr_el1, xzr"),
+                ("isb", ""),
+            ],
+        );
+        let r = body.iter().position(|i| i.0 == "norestore:").unwrap();
+        body.splice(
+            r..r,
+            [("msr", "brbcr_el1, x7"), ("msr", "trblimitr_el1, x6"), ("isb", ""), ("msr", "trfcr_el1, x5")],
+        );
+    }
+
+    /// [`switch`], then `late` on the whole body (BRBE and TRBE included).
+    fn switch_late(late: impl Fn(&mut Body)) -> Vec<Function> {
+        let fs = switch(|_| {});
+        let mut body: Body = vec![];
+        // Rebuild the body from the listing's switch function.
+        for i in &fs.iter().find(|f| f.name == "switch").unwrap().insns {
+            let m: &'static str = Box::leak(i.mnemonic.clone().into_boxed_str());
+            let o: &'static str = Box::leak(i.operands.clone().into_boxed_str());
+            body.push((m, o));
+        }
+        late(&mut body);
         parse_listing(&listing(&[EL1_RESTORE, STAGE2, ("switch", 0x2000, &body)]))
     }
 
@@ -793,7 +927,7 @@ mod tests {
     fn the_correct_shape_passes() {
         let f = check(&switch(|_| {}), SpeRegs::REAL, &|_, _| None).unwrap();
         assert_eq!(f.function, "switch");
-        assert_eq!((f.drains.len(), f.restores.len()), (1, 1));
+        assert_eq!((f.drains.len(), f.restores.len()), (3, 3), "SPE, BRBE, TRBE");
     }
 
     #[test]
@@ -838,6 +972,57 @@ mod tests {
         // No drain at all, or an indirect branch the check cannot follow.
         assert_eq!(rule(&|b| b[1] = ("msr", "pmscr_el1, x1")), Err("switch-function"));
         assert_eq!(rule(&|b| b[13] = ("br", "x8")), Err("graph"));
+    }
+
+    #[test]
+    fn trbe_and_brbe_breakages_fail_with_their_rule() {
+        let rule = |late: &dyn Fn(&mut Body)| {
+            check(&switch_late(late), SpeRegs::REAL, &|_, _| None).map(|_| ()).map_err(|v| v.rule)
+        };
+        let at = |b: &Body, i: (&str, &str)| b.iter().position(|x| *x == i).unwrap();
+        assert_eq!(rule(&|_| {}), Ok(()));
+        // A TRBE barrier missing: tsb csync, or the dsb nsh after it.
+        let nop = |b: &mut Body, i: (&str, &str)| {
+            let k = at(b, i);
+            b[k] = ("nop", "");
+        };
+        assert_eq!(rule(&|b| nop(b, ("tsb", "csync"))), Err("drain-sequence"));
+        assert_eq!(
+            rule(&|b| {
+                let t = at(b, ("tsb", "csync"));
+                b[t + 1] = ("nop", "");
+            }),
+            Err("drain-sequence")
+        );
+        // The TRBE restore's isb missing.
+        assert_eq!(
+            rule(&|b| {
+                let r = at(b, ("msr", "trfcr_el1, x5"));
+                b[r - 1] = ("nop", "");
+            }),
+            Err("restore-sequence")
+        );
+        // TRBE drained late: after the stage-2 load.
+        assert_eq!(
+            rule(&|b| {
+                let t = at(b, ("msr", "trfcr_el1, xzr"));
+                let d: Vec<_> = b.drain(t..t + 6).collect();
+                let s = at(b, ("bl", "1100 <load_stage2>")) + 1;
+                b.splice(s..s, d);
+            }),
+            Err("drain-before-guest-state")
+        );
+        // BRBE resumed before the host's EL1 registers are back.
+        assert_eq!(
+            rule(&|b| {
+                let r = b.remove(at(b, ("msr", "brbcr_el1, x7")));
+                let h = at(b, ("msr", "hcr_el2, x5"));
+                b.insert(h, r);
+            }),
+            Err("restore-after-host-state")
+        );
+        // No BRBE pause at all.
+        assert_eq!(rule(&|b| nop(b, ("msr", "brbcr_el1, xzr"))), Err("drain-sequence"));
     }
 
     #[test]

@@ -51,16 +51,19 @@ pub enum Broken {
     RestoreEarly,
     /// `save_host_buffers` runs after the stage-2 load (VTTBR_EL2 live).
     DrainLate,
+    /// Only the trace buffer (TRBE model) is drained after the stage-2 load.
+    TrbeLate,
 }
 
 impl Broken {
-    pub const ALL: [Broken; 2] = [Broken::RestoreEarly, Broken::DrainLate];
+    pub const ALL: [Broken; 3] = [Broken::RestoreEarly, Broken::DrainLate, Broken::TrbeLate];
 
     /// The `--switch-order=` value and the image flavour suffix.
     pub fn name(self) -> &'static str {
         match self {
             Broken::RestoreEarly => "broken-restore-early",
             Broken::DrainLate => "broken-drain-late",
+            Broken::TrbeLate => "broken-trbe-late",
         }
     }
 
@@ -68,6 +71,7 @@ impl Broken {
         match self {
             Broken::RestoreEarly => "switch-order-broken-restore-early",
             Broken::DrainLate => "switch-order-broken-drain-late",
+            Broken::TrbeLate => "switch-order-broken-trbe-late",
         }
     }
 }

@@ -475,7 +475,43 @@ fn check_spe_clean(boot: &Boot, min_records: i64) -> Result<HashMap<String, Stri
     let el = fields(&boot.output, "spe: by_el")?;
     expect_num(&el, "guest_pc", 0)?;
     expect_num(&el, "el1", records)?;
+    check_trbe_clean(boot)?;
     Ok(f)
+}
+
+/// The trace buffer (TRBE model) beside SPE: every packet collected was
+/// written where the host meant it and read back, nothing misdirected or
+/// lost, and the regime was judged at the switches.
+fn check_trbe_clean(boot: &Boot) -> Result<(), String> {
+    let t = fields(&boot.output, "trbe: backend=")?;
+    let packets = num(&t, "packets")?;
+    if packets == 0 {
+        return Err("no trace packets".into());
+    }
+    expect_num(&t, "collected", packets * 16)?;
+    expect_num(&t, "written", packets * 16)?;
+    for k in ["bad_packets", "pending", "faults", "misdirected", "lost", "misdirected_regimes"] {
+        expect_num(&t, k, 0)?;
+    }
+    if num(&t, "regime_checks")? == 0 {
+        return Err("the TRBE model never judged the regime (regime_checks=0)".into());
+    }
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("summary trbe_misdirected", field(&s, "trbe_misdirected")?, "0")?;
+    expect_eq("summary trbe_lost", field(&s, "trbe_lost")?, "0")
+}
+
+/// The trace buffer's misdirection, in its own line and in the summary.
+fn check_trbe_misdirected(boot: &Boot) -> Result<(), String> {
+    let t = fields(&boot.output, "trbe: backend=")?;
+    if num(&t, "misdirected")? == 0 {
+        return Err("this switch order produced no misdirected trace (trbe misdirected=0)".into());
+    }
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    if parse_u64(field(&s, "trbe_misdirected")?)? == 0 {
+        return Err("summary trbe_misdirected=0".into());
+    }
+    Ok(())
 }
 
 /// A broken switch that never let a record reach a drain (`samples=0`):
@@ -500,7 +536,8 @@ fn check_spe_misdirected(boot: &Boot) -> Result<(), String> {
     if parse_u64(field(&s, "misdirected")?)? == 0 {
         return Err("summary misdirected=0".into());
     }
-    Ok(())
+    // The trace buffer is saved and restored in the same place: misdirected too.
+    check_trbe_misdirected(boot)
 }
 
 /// The framed raw buffer on the console decodes (CRC and length checked by
@@ -539,6 +576,8 @@ struct Ctx {
     /// `--switch-order=broken-restore-early` and `broken-drain-late`.
     restore_early_image: PathBuf,
     drain_late_image: PathBuf,
+    /// `--switch-order=broken-trbe-late`: only the trace buffer drained late.
+    trbe_late_image: PathBuf,
     /// SPE's hardware path on stand-in EL2 registers (`--spe-hw-standin`).
     standin_image: PathBuf,
 }
@@ -936,6 +975,17 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.drain_late_image, m)?;
             with_output(&b, check_spe_misdirected_without_records(&b))
         }),
+        ("trbe_model_catches_the_trace_buffer_drained_late", |c| {
+            // Only the trace buffer's drain moved after the stage-2 load: the
+            // SPE buffer stays clean, the trace buffer is misdirected.
+            let mut m = scenario("ping-loop");
+            m.append.push_str(" spevisor.iterations=2000");
+            let b = boot(c, &c.trbe_late_image, m)?;
+            with_output(&b, {
+                let f = fields(&b.output, "spe: backend=")?;
+                expect_num(&f, "misdirected", 0).and_then(|_| check_trbe_misdirected(&b))
+            })
+        }),
         ("spe_small_buffer_fills_often_loses_nothing", |c| {
             let mut m = scenario("ping-loop");
             m.append.push_str(" spevisor.iterations=10000 spevisor.spe_buffer=8192 spevisor.spe_period=100000");
@@ -1083,6 +1133,7 @@ pub fn run_all(quick: bool) -> Result<(), String> {
     let broken = |b| build_image(&BuildOpts { broken: Some(b), ..BuildOpts::default() });
     let restore_early_image = broken(crate::Broken::RestoreEarly)?;
     let drain_late_image = broken(crate::Broken::DrainLate)?;
+    let trbe_late_image = broken(crate::Broken::TrbeLate)?;
     let release_image = build_image(&BuildOpts { release: true, ..BuildOpts::default() })?;
     let code_failed = machine_code_tests(&[
         (&image, "debug", None),
@@ -1091,8 +1142,18 @@ pub fn run_all(quick: bool) -> Result<(), String> {
         (&pre2021_image, "pre_2021", Some("drain-before-guest-state")),
         (&restore_early_image, "broken_restore_early", Some("restore-after-host-state")),
         (&drain_late_image, "broken_drain_late", Some("drain-before-guest-state")),
+        (&trbe_late_image, "broken_trbe_late", Some("drain-before-guest-state")),
     ])?;
-    let ctx = Ctx { q, image, test_image, pre2021_image, restore_early_image, drain_late_image, standin_image };
+    let ctx = Ctx {
+        q,
+        image,
+        test_image,
+        pre2021_image,
+        restore_early_image,
+        drain_late_image,
+        trbe_late_image,
+        standin_image,
+    };
     let tests = qemu_tests();
     let (mut passed, mut failed, mut skipped) = (0, code_failed, 0);
     for (name, check) in &tests {
@@ -1244,8 +1305,27 @@ mod unit {
 
     #[test]
     fn spe_checks_catch_loss_misdirection_and_guest_pcs() {
-        let good = "spe: backend=model samples=9 records=9 produced=9 bytes=576 buffer_full_irqs=6 faults=0 misdirected=0 lost=0 decode_errors=0 regime_checks=40 misdirected_regimes=0\nspe: by_el el0=0 el1=9 el2=0 guest_pc=0 buffer_pa=0x1\nspevisor: status=ok misdirected=0\n";
+        let good = "spe: backend=model samples=9 records=9 produced=9 bytes=576 buffer_full_irqs=6 faults=0 misdirected=0 lost=0 decode_errors=0 regime_checks=40 misdirected_regimes=0\nspe: by_el el0=0 el1=9 el2=0 guest_pc=0 buffer_pa=0x1\n\
+                    trbe: backend=model packets=9 bad_packets=0 collected=144 written=144 pending=0 buffer_full_irqs=0 faults=0 misdirected=0 lost=0 regime_checks=40 misdirected_regimes=0\n\
+                    spevisor: status=ok misdirected=0 trbe_misdirected=0 trbe_lost=0\n";
         assert!(check_spe_clean(&b(0, good), 5).is_ok());
+        // The trace buffer's own checks.
+        assert!(check_spe_clean(&b(0, &good.replace("written=144", "written=128")), 1).is_err());
+        assert!(check_spe_clean(&b(0, &good.replace("packets=9 bad_packets=0", "packets=9 bad_packets=1")), 1).is_err());
+        assert!(check_spe_clean(&b(0, &good.replace("trbe_lost=0", "trbe_lost=16")), 1).is_err());
+        assert!(check_spe_clean(&b(0, &good.replace("trbe: backend", "trace: backend")), 1).is_err());
+        assert!(check_trbe_misdirected(&b(0, good)).is_err());
+        let trbe_bad = good
+            .replace(
+                "lost=0 regime_checks=40 misdirected_regimes=0\nspevisor",
+                "lost=0 regime_checks=40 misdirected_regimes=2\nspevisor",
+            )
+            .replace(
+                "faults=0 misdirected=0 lost=0 regime_checks=40 misdirected_regimes=2",
+                "faults=0 misdirected=2 lost=0 regime_checks=40 misdirected_regimes=2",
+            );
+        assert!(check_trbe_misdirected(&b(0, &trbe_bad)).is_err(), "summary trbe_misdirected=0");
+        assert!(check_trbe_misdirected(&b(0, &trbe_bad.replace("trbe_misdirected=0", "trbe_misdirected=2"))).is_ok());
         assert!(check_spe_clean(&b(0, &good.replace("regime_checks=40", "regime_checks=0")), 1).is_err());
         let regime = good.replace("misdirected_regimes=0", "misdirected_regimes=1");
         assert!(check_spe_clean(&b(0, &regime), 1).is_err());
