@@ -103,10 +103,13 @@ pub struct SavedTrbe {
 pub enum Parked {
     /// The host had no enabled buffer: nothing to restore.
     Nothing,
+    /// The CPU's SPE buffer was drained and disabled (a CPU without TRBE
+    /// or BRBE for the host).
+    Hardware(SavedSpe),
     /// The CPU's buffers were drained and disabled, branch recording
-    /// paused, where the host had them on.
+    /// paused, where the host had them on (a CPU with TRBE or BRBE).
     #[cfg(target_arch = "aarch64")]
-    Hardware { spe: Option<SavedSpe>, brbe: Option<u64>, trbe: Option<crate::hostbuf_hw::SavedTrbeHw> },
+    HardwareUnits { spe: Option<SavedSpe>, brbe: Option<u64>, trbe: Option<crate::hostbuf_hw::SavedTrbeHw> },
     /// The models' buffers were drained and disabled where enabled
     /// (`host`: where EL2 may store their data, see [`El2Writer`]).
     Model { addr: usize, host: Range, spe: Option<SavedSpe>, trbe: Option<SavedTrbe> },
@@ -132,6 +135,18 @@ fn drain_host_buffers(h: &mut HostSpe) -> Parked {
         Backend::Hardware => {
             use crate::hostbuf_hw;
             use spevisor_spe::regs::hw;
+            // The common case, SPE alone (no TRBE or BRBE; `Backend::Hardware`
+            // then means `spe_hw`), kept as short as it was before the
+            // other units joined: `spe_switch_hw` counts it.
+            if !(h.units.trbe | h.units.brbe) {
+                // SAFETY: as below (`spe_hw` holds).
+                let limit = unsafe { hw::read_pmblimitr_el1() };
+                if !PMBLIMITR_EL1::E.is_set(limit) {
+                    return Parked::Nothing;
+                }
+                // SAFETY: as below.
+                return Parked::Hardware(unsafe { hw::disable_and_drain(limit) });
+            }
             // SPE, then BRBE, then trace: Linux's nVHE order.
             let spe = if h.spe_hw {
                 // SAFETY: `spe_hw` is set only when PMSVer != 0 (or, in the
@@ -167,7 +182,7 @@ fn drain_host_buffers(h: &mut HostSpe) -> Parked {
             if spe.is_none() && brbe.is_none() && trbe.is_none() {
                 return Parked::Nothing;
             }
-            Parked::Hardware { spe, brbe, trbe }
+            Parked::HardwareUnits { spe, brbe, trbe }
         }
         #[cfg(target_arch = "aarch64")]
         Backend::Model { addr, host } => {
@@ -206,7 +221,11 @@ fn reenable_host_buffers(parked: Parked) {
     match parked {
         Parked::Nothing => {}
         #[cfg(target_arch = "aarch64")]
-        Parked::Hardware { spe, brbe, trbe } => {
+        // SAFETY: `saved` came from `disable_and_drain` on this CPU and the
+        // host's regime (TTBRs, HCR_EL2, MDCR_EL2) is live again.
+        Parked::Hardware(saved) => unsafe { spevisor_spe::regs::hw::restore(saved) },
+        #[cfg(target_arch = "aarch64")]
+        Parked::HardwareUnits { spe, brbe, trbe } => {
             // SAFETY (all three): the values came from this CPU's drain and
             // pause above, whose units therefore exist, and the host's regime
             // (TTBRs, HCR_EL2, MDCR_EL2) is live again. SPE, BRBE, trace:
@@ -233,7 +252,7 @@ fn reenable_host_buffers(parked: Parked) {
             }
         }
         #[cfg(not(target_arch = "aarch64"))]
-        Parked::Model { .. } => {}
+        Parked::Hardware(_) | Parked::Model { .. } => {}
     }
 }
 
@@ -241,7 +260,9 @@ fn reenable_host_buffers(parked: Parked) {
 /// PMSCR_EL1 = 0, isb, psb csync (the drain), dsb nsh, PMBLIMITR_EL1.E = 0,
 /// isb; every write judged against the regime live now.
 #[cfg(target_arch = "aarch64")]
-#[inline(always)]
+// Out of line: the model path is not the hot one, and inlined it costs
+// `hvc_host` (SPE off) registers and instructions in the switch function.
+#[inline(never)]
 fn park_model_spe(m: &mut SpeModel, host: Range) -> Option<SavedSpe> {
     // The host can write the model's memory: repair before use.
     m.sanitize();
@@ -268,7 +289,9 @@ fn park_model_spe(m: &mut SpeModel, host: Range) -> Option<SavedSpe> {
 /// each write judged against the regime live now (the host's, unless this
 /// runs too early).
 #[cfg(target_arch = "aarch64")]
-#[inline(always)]
+// Out of line: the model path is not the hot one, and inlined it costs
+// `hvc_host` (SPE off) registers and instructions in the switch function.
+#[inline(never)]
 fn unpark_model_spe(m: &mut SpeModel, host: Range, saved: SavedSpe) {
     let w = &mut El2Writer { host, owner: Owner::Spe };
     arch_barriers::isb();
@@ -283,7 +306,9 @@ fn unpark_model_spe(m: &mut SpeModel, host: Range, saved: SavedSpe) {
 /// takes effect), tsb csync (the drain), dsb nsh, TRBLIMITR_EL1.E = 0,
 /// isb. Nothing to do if the host neither traces nor has the unit on.
 #[cfg(target_arch = "aarch64")]
-#[inline(always)]
+// Out of line: the model path is not the hot one, and inlined it costs
+// `hvc_host` (SPE off) registers and instructions in the switch function.
+#[inline(never)]
 fn park_model_trbe(t: &mut TrbeModel, host: Range) -> Option<SavedTrbe> {
     t.sanitize();
     let trfcr = t.read(TrbeReg::TrfcrEl1);
@@ -306,7 +331,9 @@ fn park_model_trbe(t: &mut TrbeModel, host: Range) -> Option<SavedTrbe> {
 /// The TRBE model's restore (Linux's `__trace_switch_to_host`): the unit
 /// re-enabled if it was, isb, then the host's trace filter back.
 #[cfg(target_arch = "aarch64")]
-#[inline(always)]
+// Out of line: the model path is not the hot one, and inlined it costs
+// `hvc_host` (SPE off) registers and instructions in the switch function.
+#[inline(never)]
 fn unpark_model_trbe(t: &mut TrbeModel, host: Range, saved: SavedTrbe) {
     let w = &mut El2Writer { host, owner: Owner::Trbe };
     if saved.trblimitr_el1 & TRBLIMITR_E != 0 {
@@ -336,8 +363,8 @@ pub fn save_host_trace_late(h: &HostSpe, parked: &mut Parked) {
             // SAFETY: as in `drain_host_buffers` (wrongly placed on purpose).
             let trbe = unsafe { crate::hostbuf_hw::trbe_disable_and_drain() };
             match parked {
-                Parked::Hardware { trbe: t, .. } => *t = trbe,
-                Parked::Nothing if trbe.is_some() => *parked = Parked::Hardware { spe: None, brbe: None, trbe },
+                Parked::HardwareUnits { trbe: t, .. } => *t = trbe,
+                Parked::Nothing if trbe.is_some() => *parked = Parked::HardwareUnits { spe: None, brbe: None, trbe },
                 _ => {}
             }
         }
