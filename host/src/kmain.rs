@@ -347,7 +347,7 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         _ => ("ok", 0),
     };
     hprintln!(
-        "spevisor: status={} el2={} host_el={} gic=v{} spe={} spe_hw={} records={} misdirected={} lost={} free_pages={} host_free_pages={} vms={} exits={} guest_status={}",
+        "spevisor: status={} el2={} host_el={} gic=v{} spe={} spe_hw={} records={} misdirected={} lost={} trbe_misdirected={} trbe_lost={} free_pages={} host_free_pages={} vms={} exits={} guest_status={}",
         status,
         if el2 == 2 { "yes" } else { "no" },
         arch::current_el(),
@@ -357,6 +357,8 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         prof.as_ref().map_or(0, |p| p.records),
         prof.as_ref().map_or(0, |p| p.misdirected),
         prof.as_ref().map_or(0, |p| p.lost),
+        prof.as_ref().map_or(0, |p| p.trbe_misdirected),
+        prof.as_ref().map_or(0, |p| p.trbe_lost),
         free,
         host_free,
         totals.vms,

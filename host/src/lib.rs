@@ -30,6 +30,8 @@ mod pmu;
 mod profiler;
 #[cfg(target_arch = "aarch64")]
 mod scenarios;
+#[cfg(target_arch = "aarch64")]
+mod trace;
 pub mod vgic;
 #[cfg(target_arch = "aarch64")]
 mod vmm;

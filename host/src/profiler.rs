@@ -21,7 +21,7 @@ use core::fmt::Write;
 use log::{error, info, warn};
 use spevisor_abi::Call;
 use spevisor_pgtable::PAGE_SIZE;
-use spevisor_spe::model::{par_to_pa, BufferWriter, ModelReg, OpKind, Sample, SpeModel, TranslationFault};
+use spevisor_spe::model::{par_to_pa, BufferWriter, ModelReg, OpKind, Sample, SpeModel, TranslationFault, Units};
 use spevisor_spe::record::RecordAssembler;
 use spevisor_spe::regs::{field_mask, PmbIdr, PmsIdr, PMBLIMITR_EL1, PMBSR_EL1, PMSCR_EL1, PMSIRR_EL1};
 use spin::Mutex;
@@ -190,6 +190,8 @@ pub struct Report {
 
 pub struct Profiler {
     unit: Unit,
+    /// The second buffer: trace through the TRBE model (model backend only).
+    trace: Option<crate::trace::HostTrace>,
     buf_pa: u64,
     buf_size: u64,
     period: u32,
@@ -264,27 +266,36 @@ fn start_masked(s: Setup) -> Result<&'static str, &'static str> {
         return Err("cannot map the buffer");
     }
     arch::publish_new_mappings();
-    let unit = if use_hw {
-        Unit::Hardware
+    let (unit, trace) = if use_hw {
+        (Unit::Hardware, None)
     } else {
-        let bytes = core::mem::size_of::<SpeModel>() as u64;
+        // The SPE model and the TRBE model beside it, attached together.
+        let bytes = core::mem::size_of::<Units>() as u64;
         let pa = s.mem.alloc(bytes.div_ceil(PAGE_SIZE) as usize).ok_or("no memory for the model")?;
-        let model = pa as *mut SpeModel;
-        // SAFETY: fresh, zeroed, page-aligned host memory big enough for a
-        // SpeModel; it lives for the rest of the run and only this module (and
+        let units = pa as *mut Units;
+        // SAFETY: fresh, zeroed, page-aligned host memory big enough for
+        // Units; it lives for the rest of the run and only this module (and
         // EL2 during world switches, when this CPU is in EL2) touches it.
-        let model: &'static mut SpeModel = unsafe {
-            model.write(SpeModel::new());
-            &mut *model
+        let units: &'static mut Units = unsafe {
+            units.write(Units::new());
+            &mut *units
         };
+        let trace_pa = s.mem.alloc((crate::trace::TRACE_BUFFER_SIZE / PAGE_SIZE) as usize);
+        let trace_pa = trace_pa.ok_or("no memory for the trace buffer")?;
+        if !s.mem.map_high(crate::trace::TRACE_BUFFER_VA - TTBR1_BASE, trace_pa, crate::trace::TRACE_BUFFER_SIZE) {
+            return Err("cannot map the trace buffer");
+        }
+        arch::publish_new_mappings();
         crate::hyp::call(Call::SpeModelAttach, [pa, bytes, 0, 0, 0, 0, 0]).map_err(|_| "SPE_MODEL_ATTACH refused")?;
+        let Units { spe: model, trbe } = units;
         model.set_intended_buffer(BUFFER_VA, buf_pa, buf_size);
-        Unit::Model(model)
+        (Unit::Model(model), Some(crate::trace::HostTrace::start(trbe, trace_pa)))
     };
     let pmu_intid = s.platform.pmu.map_or(DEFAULT_PMU_INTID, |p| p.intid.0);
     let spe_intid = s.platform.spe.map(|p| p.intid.0);
     let mut p = Profiler {
         unit,
+        trace,
         buf_pa,
         buf_size,
         period: s.period,
@@ -417,8 +428,11 @@ impl Profiler {
         self.guest_ranges[..self.n_guest_ranges].iter().any(|(s, e)| (*s..*e).contains(&pc))
     }
 
-    /// Services a buffer-management event, if one is pending.
+    /// Services a buffer-management event of either buffer, if one is pending.
     fn service(&mut self) {
+        if let Some(t) = &mut self.trace {
+            t.service();
+        }
         let pmbsr = self.unit.read(ModelReg::PmbsrEl1);
         if !PMBSR_EL1::S.is_set(pmbsr) || self.stopped {
             return;
@@ -459,6 +473,9 @@ impl Profiler {
         m.sample(&s);
         if m.pending_records() >= EAGER_DRAIN_RECORDS {
             m.drain(&mut El1Writer);
+        }
+        if let Some(t) = &mut self.trace {
+            t.emit(el, pc, &mut El1Writer);
         }
     }
 }
@@ -527,6 +544,9 @@ pub struct Summary {
     pub records: u64,
     pub misdirected: u64,
     pub lost: u64,
+    /// The trace buffer's (TRBE model) misdirected chunks and lost bytes.
+    pub trbe_misdirected: u64,
+    pub trbe_lost: u64,
 }
 
 /// Stops profiling, decodes what is left and prints the report.
@@ -553,16 +573,16 @@ pub fn finish(image_start: u64) -> Option<Summary> {
     let limit = p.unit.read(ModelReg::PmblimitrEl1);
     p.unit.write(ModelReg::PmblimitrEl1, limit & !field_mask(PMBLIMITR_EL1::E));
     let r = p.report;
-    let (produced, misdirected, lost) = match &p.unit {
+    let (produced, misdirected, lost, regime_checks, misdirected_regimes) = match &p.unit {
         Unit::Model(m) => {
             let st = m.stats();
-            (st.records_produced, st.misdirected, st.lost)
+            (st.records_produced, st.misdirected, st.lost, st.regime_checks, st.misdirected_regimes)
         }
-        Unit::Hardware => (r.records, 0, 0),
+        Unit::Hardware => (r.records, 0, 0, 0, 0),
     };
     let backend = p.unit.name();
     hprintln!(
-        "spe: backend={} samples={} records={} produced={} bytes={} buffer_full_irqs={} faults={} misdirected={} lost={} decode_errors={}",
+        "spe: backend={} samples={} records={} produced={} bytes={} buffer_full_irqs={} faults={} misdirected={} lost={} decode_errors={} regime_checks={} misdirected_regimes={}",
         backend,
         r.samples,
         r.records,
@@ -572,7 +592,9 @@ pub fn finish(image_start: u64) -> Option<Summary> {
         r.faults,
         misdirected,
         lost,
-        r.decode_errors
+        r.decode_errors,
+        regime_checks,
+        misdirected_regimes
     );
     hprintln!(
         "spe: by_el el0={} el1={} el2={} guest_pc={} buffer_pa={:#x}",
@@ -593,7 +615,8 @@ pub fn finish(image_start: u64) -> Option<Summary> {
     if r.faults != 0 {
         error!("SPE buffer fault: profiling stopped early");
     }
+    let (trbe_misdirected, trbe_lost) = p.trace.as_mut().map_or((0, 0), |t| t.finish(&mut El1Writer));
     drop(guard);
     arch::restore_irqs(daif);
-    Some(Summary { backend, records: r.records, misdirected, lost })
+    Some(Summary { backend, records: r.records, misdirected, lost, trbe_misdirected, trbe_lost })
 }

@@ -292,8 +292,12 @@ pub fn start(args: BootArgs) -> ! {
         Ok(s) => s,
         Err(e) => fatal(format_args!("{e}")),
     };
+    let spe_hw = standin || spe_id.host_may_own_buffer();
+    // The trace buffer and branch records are handled on the hardware path
+    // too, with or without SPE (never under QEMU: neither unit is there).
+    let units = crate::hostbuf_hw::probe();
     let spe_backend =
-        if standin || spe_id.host_may_own_buffer() { crate::spe::Backend::Hardware } else { crate::spe::Backend::None };
+        if spe_hw || units.trbe || units.brbe { crate::spe::Backend::Hardware } else { crate::spe::Backend::None };
     let mut el2 = EL2.lock();
     el2.vms.set_pa_bits(pa_bits);
     el2.hyp = Some(Hyp {
@@ -307,7 +311,7 @@ pub fn start(args: BootArgs) -> ! {
         host: HostContext {
             el1: Default::default(),
             fp: Default::default(),
-            spe: HostSpe { backend: spe_backend, id: spe_id },
+            spe: HostSpe { backend: spe_backend, id: spe_id, spe_hw, units },
             mdcr: host_mdcr,
             mdcr_guest: crate::traps::mdcr_guest(host_mdcr, arch::has_trace_filter()),
             cptr_guest: crate::traps::cptr_guest(arch::has_sysreg_trace(), arch::has_amu()),
@@ -358,7 +362,9 @@ fn configure_host_el1(gic_version: u64, hcr_host: u64) {
     // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
     unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) pmcr) };
     let hpmn = (pmcr >> PMCR_N_SHIFT) & 0x1f;
-    MDCR_EL2.set(hpmn | mdcr::E2PB_EL1);
+    // The profiling and trace buffers belong to the host (E2PB, E2TB =
+    // 0b11); the SPE and TRBE models read these fields too.
+    MDCR_EL2.set(hpmn | mdcr::E2PB_EL1 | mdcr::E2TB_EL1);
     CNTHCTL_EL2.set(CNTHCTL_HOST);
     CNTVOFF_EL2.set(0);
     write_vpidr(MIDR_EL1.get());

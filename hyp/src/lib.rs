@@ -29,11 +29,14 @@ pub mod console;
 #[cfg(target_arch = "aarch64")]
 pub mod crash;
 pub mod hcall;
+#[cfg(target_arch = "aarch64")]
+pub mod hostbuf_hw;
 pub mod idregs;
 pub mod mm;
 #[cfg(target_arch = "aarch64")]
 pub mod service;
 pub mod spe;
+pub mod steps;
 pub mod switch;
 pub mod traps;
 pub mod vcpu;

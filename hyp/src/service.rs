@@ -162,8 +162,9 @@ impl Services for Machine<'_> {
 
     fn spe_model_attach(&mut self, pa: u64, size: u64) -> Result<(), Status> {
         let h = &mut *self.hyp;
-        if h.host.spe.backend == Backend::Hardware {
-            // Real SPE belongs to the host: no model beside it.
+        if h.host.spe.backend == Backend::Hardware && h.host.spe.spe_hw {
+            // Real SPE belongs to the host: no model beside it. (A CPU with
+            // only TRBE/BRBE takes the model instead of their hardware path.)
             return Err(Status::NotSupported);
         }
         let range = crate::spe::check_model_attach(&h.layout, self.vms, pa, size)?;

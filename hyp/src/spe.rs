@@ -13,10 +13,12 @@ use crate::vm::Vms;
 use spevisor_abi::Status;
 use spevisor_pgtable::PAGE_SIZE;
 #[cfg(target_arch = "aarch64")]
-use spevisor_spe::model::{ModelReg, SpeModel};
+use spevisor_spe::model::{ModelReg, SpeModel, Units};
 #[cfg(target_arch = "aarch64")]
 use spevisor_spe::regs::{field_mask, PMBLIMITR_EL1};
 use spevisor_spe::regs::{SavedSpe, SpeId};
+#[cfg(target_arch = "aarch64")]
+use spevisor_spe::trbe::{TrbeModel, TrbeReg, TRBLIMITR_E};
 
 /// Which SPE unit the host profiles with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,12 +37,27 @@ pub enum Backend {
 pub struct HostSpe {
     pub backend: Backend,
     pub id: SpeId,
+    /// With `Backend::Hardware`: the CPU's SPE buffer is the host's (or the
+    /// stand-in's); the TRBE and BRBE units may be there without it.
+    pub spe_hw: bool,
+    pub units: DebugUnits,
 }
 
-/// Checks an `SPE_MODEL_ATTACH`: the model must be exactly one `SpeModel`,
-/// page aligned, in host memory, and not given to any VM.
+/// The trace buffer and branch record units this CPU has for the host
+/// (`hostbuf_hw::probe`; never under QEMU).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DebugUnits {
+    /// FEAT_TRBE with FEAT_TRF, programmable by the host (TRBIDR_EL1.P == 0).
+    pub trbe: bool,
+    /// FEAT_BRBE.
+    pub brbe: bool,
+}
+
+/// Checks an `SPE_MODEL_ATTACH`: the models must be exactly one
+/// `spevisor_spe::model::Units` (the SPE model and the TRBE model beside
+/// it), page aligned, in host memory, and not given to any VM.
 pub fn check_model_attach(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Result<Range, Status> {
-    let want = core::mem::size_of::<spevisor_spe::model::SpeModel>() as u64;
+    let want = core::mem::size_of::<spevisor_spe::model::Units>() as u64;
     if size != want {
         return Err(Status::InvalidParameter);
     }
@@ -63,16 +80,24 @@ pub fn check_model_attach(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Res
     Ok(Range::new(pa, pa + size))
 }
 
-/// The model behind `Backend::Model`.
+/// The models behind `Backend::Model`.
 #[cfg(target_arch = "aarch64")]
 ///
 /// # Safety
 /// `addr` must be the address `SPE_MODEL_ATTACH` validated: a whole
-/// `SpeModel` in host memory, identity mapped at EL2, that the host does not
+/// `Units` in host memory, identity mapped at EL2, that the host does not
 /// touch while it is inside a hypercall (one CPU: it cannot).
-unsafe fn model<'a>(addr: usize) -> &'a mut SpeModel {
+unsafe fn model<'a>(addr: usize) -> &'a mut Units {
     // SAFETY: forwarded from the caller.
-    unsafe { &mut *(addr as *mut SpeModel) }
+    unsafe { &mut *(addr as *mut Units) }
+}
+
+/// What `save_host_buffers` parked of the host's TRBE (model): the trace
+/// filter and the unit's limit register as the host had them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavedTrbe {
+    pub trfcr_el1: u64,
+    pub trblimitr_el1: u64,
 }
 
 /// What `save_host_buffers` parked, for `restore_host_buffers` to put back:
@@ -81,58 +106,104 @@ unsafe fn model<'a>(addr: usize) -> &'a mut SpeModel {
 pub enum Parked {
     /// The host had no enabled buffer: nothing to restore.
     Nothing,
-    /// The CPU's buffer was drained and disabled.
+    /// The CPU's SPE buffer was drained and disabled (a CPU without TRBE
+    /// or BRBE for the host).
     Hardware(SavedSpe),
-    /// The model's buffer was drained and disabled.
-    Model { addr: usize, saved: SavedSpe },
+    /// The CPU's buffers were drained and disabled, branch recording
+    /// paused, where the host had them on (a CPU with TRBE or BRBE).
+    #[cfg(target_arch = "aarch64")]
+    HardwareUnits { spe: Option<SavedSpe>, brbe: Option<u64>, trbe: Option<crate::hostbuf_hw::SavedTrbeHw> },
+    /// The models' buffers were drained and disabled where enabled
+    /// (`host`: where EL2 may store their data, see [`El2Writer`]).
+    Model { addr: usize, host: Range, spe: Option<SavedSpe>, trbe: Option<SavedTrbe> },
 }
 
 /// Drains and disables the host's profiling buffer if the host owns an
 /// enabled one (PMSVer != 0, PMBIDR_EL1.P == 0, PMBLIMITR_EL1.E == 1):
 /// PMSCR_EL1 = 0, isb, psb csync, dsb nsh, PMBLIMITR_EL1.E = 0, isb.
-/// Returns what `restore_host_buffers` must put back.
+/// Returns what `restore_host_buffers` must put back. Records
+/// `Step::SaveHostBuffers` itself (`steps.rs`), whatever the backend.
 #[inline(always)]
-pub fn save_host_buffers(h: &mut HostSpe) -> Parked {
+pub fn save_host_buffers<const TRACED: bool>(h: &mut HostSpe, trace: &mut crate::switch::Trace) -> Parked {
+    let parked = drain_host_buffers(h);
+    crate::steps::record::<TRACED>(trace, spevisor_abi::Step::SaveHostBuffers);
+    parked
+}
+
+#[inline(always)]
+fn drain_host_buffers(h: &mut HostSpe) -> Parked {
     match h.backend {
         Backend::None => Parked::Nothing,
         #[cfg(target_arch = "aarch64")]
         Backend::Hardware => {
+            use crate::hostbuf_hw;
             use spevisor_spe::regs::hw;
-            // SAFETY: Backend::Hardware is chosen only when PMSVer != 0 (or, in
-            // the `spe-hw-standin` build, on a CPU without SPE, where the
-            // accessors name two spare EL2 registers), so the registers
-            // exist; reading PMBLIMITR_EL1 has no side effects.
-            let limit = unsafe { hw::read_pmblimitr_el1() };
-            // Boot picks Backend::Hardware only where the host may program
-            // the buffer (PMBIDR_EL1.P == 0, fixed by EL3): whether it is
-            // enabled is the one question left per switch.
-            if !PMBLIMITR_EL1::E.is_set(limit) {
+            // The common case, SPE alone (no TRBE or BRBE; `Backend::Hardware`
+            // then means `spe_hw`), kept as short as it was before the
+            // other units joined: `spe_switch_hw` counts it.
+            if !(h.units.trbe | h.units.brbe) {
+                // SAFETY: as below (`spe_hw` holds).
+                let limit = unsafe { hw::read_pmblimitr_el1() };
+                if !PMBLIMITR_EL1::E.is_set(limit) {
+                    return Parked::Nothing;
+                }
+                // SAFETY: as below.
+                return Parked::Hardware(unsafe { hw::disable_and_drain(limit) });
+            }
+            // SPE, then BRBE, then trace: Linux's nVHE order.
+            let spe = if h.spe_hw {
+                // SAFETY: `spe_hw` is set only when PMSVer != 0 (or, in the
+                // `spe-hw-standin` build, on a CPU without SPE, where the
+                // accessors name two spare EL2 registers), so the registers
+                // exist; reading PMBLIMITR_EL1 has no side effects.
+                let limit = unsafe { hw::read_pmblimitr_el1() };
+                // Boot sets `spe_hw` only where the host may program the
+                // buffer (PMBIDR_EL1.P == 0, fixed by EL3): whether it is
+                // enabled is the one question left per switch.
+                // (No closure here: a debug build would not inline it, and the
+                // sequence must sit in the switch function, where the
+                // machine-code check reads it.)
+                if PMBLIMITR_EL1::E.is_set(limit) {
+                    // SAFETY: the host owns an enabled buffer; the caller
+                    // decides which regime is live (the point of the ordering).
+                    Some(unsafe { hw::disable_and_drain(limit) })
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            // SAFETY: `units.brbe` only with FEAT_BRBE (`hostbuf_hw::probe`).
+            let brbe = if h.units.brbe { unsafe { hostbuf_hw::brbe_pause() } } else { None };
+            // SAFETY: `units.trbe` only with FEAT_TRBE and FEAT_TRF, the
+            // buffer programmable by the host; the host's regime is live.
+            #[cfg(not(feature = "switch-order-broken-trbe-late"))]
+            let trbe = if h.units.trbe { unsafe { hostbuf_hw::trbe_disable_and_drain() } } else { None };
+            // Broken on purpose (ordering-check tests only): `save_host_trace_late`.
+            #[cfg(feature = "switch-order-broken-trbe-late")]
+            let trbe = None;
+            if spe.is_none() && brbe.is_none() && trbe.is_none() {
                 return Parked::Nothing;
             }
-            // SAFETY: the host owns an enabled buffer; the caller decides
-            // which regime is live (that is the point of the ordering).
-            Parked::Hardware(unsafe { hw::disable_and_drain(limit) })
+            Parked::HardwareUnits { spe, brbe, trbe }
         }
         #[cfg(target_arch = "aarch64")]
         Backend::Model { addr, host } => {
             // SAFETY: an attached model (see `model`).
-            let m = unsafe { model(addr) };
-            // The host can write the model's memory: repair before use.
-            m.sanitize();
-            let limit = m.read(ModelReg::PmblimitrEl1);
-            if !PMBLIMITR_EL1::E.is_set(limit) {
+            let u = unsafe { model(addr) };
+            // SPE first, then trace: the order of Linux's nVHE
+            // `__debug_save_host_buffers_nvhe`.
+            let spe = park_model_spe(&mut u.spe, host);
+            // Broken on purpose (ordering-check tests only): the trace
+            // buffer is drained later, by `save_host_trace_late`.
+            #[cfg(feature = "switch-order-broken-trbe-late")]
+            let trbe = None;
+            #[cfg(not(feature = "switch-order-broken-trbe-late"))]
+            let trbe = park_model_trbe(&mut u.trbe, host);
+            if spe.is_none() && trbe.is_none() {
                 return Parked::Nothing;
             }
-            let pmscr = m.read(ModelReg::PmscrEl1);
-            m.write(ModelReg::PmscrEl1, 0);
-            arch_barriers::isb();
-            // psb csync: the pending records go out through the regime that
-            // owns the buffer now.
-            m.drain(&mut El2Writer { host });
-            arch_barriers::dsb_nsh();
-            m.write(ModelReg::PmblimitrEl1, limit & !field_mask(PMBLIMITR_EL1::E));
-            arch_barriers::isb();
-            Parked::Model { addr, saved: SavedSpe { pmscr_el1: pmscr, pmblimitr_el1: limit } }
+            Parked::Model { addr, host, spe, trbe }
         }
         #[cfg(not(target_arch = "aarch64"))]
         Backend::Hardware | Backend::Model { .. } => Parked::Nothing,
@@ -140,9 +211,16 @@ pub fn save_host_buffers(h: &mut HostSpe) -> Parked {
 }
 
 /// Re-enables what `save_host_buffers` disabled. Call only once every piece
-/// of host state (TTBRs, HCR_EL2, MDCR_EL2) is back.
+/// of host state (TTBRs, HCR_EL2, MDCR_EL2) is back. Records
+/// `Step::RestoreHostBuffers` itself (`steps.rs`).
 #[inline(always)]
-pub fn restore_host_buffers(parked: Parked) {
+pub fn restore_host_buffers<const TRACED: bool>(parked: Parked, trace: &mut crate::switch::Trace) {
+    reenable_host_buffers(parked);
+    crate::steps::record::<TRACED>(trace, spevisor_abi::Step::RestoreHostBuffers);
+}
+
+#[inline(always)]
+fn reenable_host_buffers(parked: Parked) {
     match parked {
         Parked::Nothing => {}
         #[cfg(target_arch = "aarch64")]
@@ -150,16 +228,150 @@ pub fn restore_host_buffers(parked: Parked) {
         // host's regime (TTBRs, HCR_EL2, MDCR_EL2) is live again.
         Parked::Hardware(saved) => unsafe { spevisor_spe::regs::hw::restore(saved) },
         #[cfg(target_arch = "aarch64")]
-        Parked::Model { addr, saved } => {
+        Parked::HardwareUnits { spe, brbe, trbe } => {
+            // SAFETY (all three): the values came from this CPU's drain and
+            // pause above, whose units therefore exist, and the host's regime
+            // (TTBRs, HCR_EL2, MDCR_EL2) is live again. SPE, BRBE, trace:
+            // Linux's order.
+            if let Some(saved) = spe {
+                unsafe { spevisor_spe::regs::hw::restore(saved) }
+            }
+            if let Some(brbcr) = brbe {
+                unsafe { crate::hostbuf_hw::brbe_resume(brbcr) }
+            }
+            if let Some(saved) = trbe {
+                unsafe { crate::hostbuf_hw::trbe_restore(saved) }
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        Parked::Model { addr, host, spe, trbe } => {
             // SAFETY: the model `save_host_buffers` found attached (see `model`).
-            let m = unsafe { model(addr) };
-            arch_barriers::isb();
-            m.write(ModelReg::PmblimitrEl1, saved.pmblimitr_el1);
-            arch_barriers::isb();
-            m.write(ModelReg::PmscrEl1, saved.pmscr_el1);
+            let u = unsafe { model(addr) };
+            if let Some(saved) = spe {
+                unpark_model_spe(&mut u.spe, host, saved);
+            }
+            if let Some(saved) = trbe {
+                unpark_model_trbe(&mut u.trbe, host, saved);
+            }
         }
         #[cfg(not(target_arch = "aarch64"))]
         Parked::Hardware(_) | Parked::Model { .. } => {}
+    }
+}
+
+/// The SPE model's drain (`save_host_buffers`): if its buffer is enabled,
+/// PMSCR_EL1 = 0, isb, psb csync (the drain), dsb nsh, PMBLIMITR_EL1.E = 0,
+/// isb; every write judged against the regime live now.
+#[cfg(target_arch = "aarch64")]
+// Out of line: the model path is not the hot one, and inlined it costs
+// `hvc_host` (SPE off) registers and instructions in the switch function.
+#[inline(never)]
+fn park_model_spe(m: &mut SpeModel, host: Range) -> Option<SavedSpe> {
+    // The host can write the model's memory: repair before use.
+    m.sanitize();
+    let limit = m.read(ModelReg::PmblimitrEl1);
+    if !PMBLIMITR_EL1::E.is_set(limit) {
+        return None;
+    }
+    let pmscr = m.read(ModelReg::PmscrEl1);
+    // Every write is judged against the regime live now (the buffer is
+    // enabled, so the unit could write at this instant).
+    let w = &mut El2Writer { host, owner: Owner::Spe };
+    m.write_judged(ModelReg::PmscrEl1, 0, w);
+    arch_barriers::isb();
+    // psb csync: the pending records go out through the regime that owns
+    // the buffer now (judged even when nothing is pending).
+    m.drain(w);
+    arch_barriers::dsb_nsh();
+    m.write_judged(ModelReg::PmblimitrEl1, limit & !field_mask(PMBLIMITR_EL1::E), w);
+    arch_barriers::isb();
+    Some(SavedSpe { pmscr_el1: pmscr, pmblimitr_el1: limit })
+}
+
+/// The SPE model's restore: isb, PMBLIMITR_EL1 back, isb, PMSCR_EL1 back,
+/// each write judged against the regime live now (the host's, unless this
+/// runs too early).
+#[cfg(target_arch = "aarch64")]
+// Out of line: the model path is not the hot one, and inlined it costs
+// `hvc_host` (SPE off) registers and instructions in the switch function.
+#[inline(never)]
+fn unpark_model_spe(m: &mut SpeModel, host: Range, saved: SavedSpe) {
+    let w = &mut El2Writer { host, owner: Owner::Spe };
+    arch_barriers::isb();
+    m.write_judged(ModelReg::PmblimitrEl1, saved.pmblimitr_el1, w);
+    arch_barriers::isb();
+    m.write_judged(ModelReg::PmscrEl1, saved.pmscr_el1, w);
+}
+
+/// The TRBE model's drain, in the order of Linux's nVHE `debug-sr.c`
+/// (`__trace_switch_to_guest`, `__trace_drain_and_disable`): prohibit
+/// trace (TRFCR_EL1 = 0); if the unit is enabled: isb (the prohibition
+/// takes effect), tsb csync (the drain), dsb nsh, TRBLIMITR_EL1.E = 0,
+/// isb. Nothing to do if the host neither traces nor has the unit on.
+#[cfg(target_arch = "aarch64")]
+// Out of line: the model path is not the hot one, and inlined it costs
+// `hvc_host` (SPE off) registers and instructions in the switch function.
+#[inline(never)]
+fn park_model_trbe(t: &mut TrbeModel, host: Range) -> Option<SavedTrbe> {
+    t.sanitize();
+    let trfcr = t.read(TrbeReg::TrfcrEl1);
+    let limit = t.read(TrbeReg::TrblimitrEl1);
+    if trfcr == 0 && limit & TRBLIMITR_E == 0 {
+        return None;
+    }
+    let w = &mut El2Writer { host, owner: Owner::Trbe };
+    t.write_judged(TrbeReg::TrfcrEl1, 0, w);
+    if limit & TRBLIMITR_E != 0 {
+        arch_barriers::isb();
+        t.drain(w);
+        arch_barriers::dsb_nsh();
+        t.write_judged(TrbeReg::TrblimitrEl1, limit & !TRBLIMITR_E, w);
+        arch_barriers::isb();
+    }
+    Some(SavedTrbe { trfcr_el1: trfcr, trblimitr_el1: limit })
+}
+
+/// The TRBE model's restore (Linux's `__trace_switch_to_host`): the unit
+/// re-enabled if it was, isb, then the host's trace filter back.
+#[cfg(target_arch = "aarch64")]
+// Out of line: the model path is not the hot one, and inlined it costs
+// `hvc_host` (SPE off) registers and instructions in the switch function.
+#[inline(never)]
+fn unpark_model_trbe(t: &mut TrbeModel, host: Range, saved: SavedTrbe) {
+    let w = &mut El2Writer { host, owner: Owner::Trbe };
+    if saved.trblimitr_el1 & TRBLIMITR_E != 0 {
+        t.write_judged(TrbeReg::TrblimitrEl1, saved.trblimitr_el1, w);
+        arch_barriers::isb();
+    }
+    t.write_judged(TrbeReg::TrfcrEl1, saved.trfcr_el1, w);
+}
+
+/// The broken `switch-order-broken-trbe-late` variant's late trace drain
+/// (ordering-check tests only; `vcpu_run` calls it after the stage-2 load).
+#[cfg(all(target_arch = "aarch64", feature = "switch-order-broken-trbe-late"))]
+#[inline(always)]
+pub fn save_host_trace_late(h: &HostSpe, parked: &mut Parked) {
+    match h.backend {
+        Backend::Model { addr, host } => {
+            // SAFETY: an attached model (see `model`).
+            let u = unsafe { model(addr) };
+            let trbe = park_model_trbe(&mut u.trbe, host);
+            match parked {
+                Parked::Model { trbe: t, .. } => *t = trbe,
+                Parked::Nothing if trbe.is_some() => *parked = Parked::Model { addr, host, spe: None, trbe },
+                _ => {}
+            }
+        }
+        Backend::Hardware if h.units.trbe => {
+            // SAFETY: as in `drain_host_buffers` (wrongly placed on purpose).
+            let trbe = unsafe { crate::hostbuf_hw::trbe_disable_and_drain() };
+            match parked {
+                Parked::HardwareUnits { trbe: t, .. } => *t = trbe,
+                Parked::Nothing if trbe.is_some() => *parked = Parked::HardwareUnits { spe: None, brbe: None, trbe },
+                _ => {}
+            }
+        }
+        _ => {}
     }
 }
 
@@ -273,20 +485,36 @@ pub struct El2Writer {
     /// Host memory: the only place EL2 stores records, whatever the model's
     /// (host-writable) idea of the buffer says.
     pub host: Range,
+    /// Whose buffer: the owning regime comes from MDCR_EL2.E2PB (SPE) or
+    /// MDCR_EL2.E2TB (TRBE).
+    pub owner: Owner,
+}
+
+/// Which unit's buffer an [`El2Writer`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Spe,
+    Trbe,
 }
 
 #[cfg(target_arch = "aarch64")]
 impl spevisor_spe::model::BufferWriter for El2Writer {
     fn translate(&mut self, va: u64) -> Result<u64, spevisor_spe::model::TranslationFault> {
+        use crate::traps::mdcr;
         use aarch64_cpu::registers::*;
         use core::arch::asm;
-        let e2pb = (MDCR_EL2.get() & crate::traps::mdcr::E2PB_MASK) >> crate::traps::mdcr::E2PB_SHIFT;
+        let mdcr = MDCR_EL2.get();
+        // 0b00: the buffer uses EL2's regime (both fields alike).
+        let el2_owns = match self.owner {
+            Owner::Spe => mdcr & mdcr::E2PB_MASK == 0,
+            Owner::Trbe => mdcr & mdcr::E2TB_MASK == 0,
+        };
         let vm = HCR_EL2.get() & crate::traps::hcr::VM != 0;
         // SAFETY: address translation instructions only write PAR_EL1 (whose
         // owner's value was saved with its EL1 context or is scratch); the isb
         // makes the result visible to the mrs below.
         unsafe {
-            if e2pb == 0 {
+            if el2_owns {
                 asm!("at s1e2w, {}", "isb", in(reg) va, options(nostack, preserves_flags));
             } else if vm {
                 asm!("at s12e1w, {}", "isb", in(reg) va, options(nostack, preserves_flags));
@@ -317,7 +545,7 @@ mod tests {
         let ram = [Range::new(0x4000_0000, 0x8000_0000)];
         let l = Layout::new(&ram, Range::new(0x4020_0000, 0x4030_0000), &[]).unwrap();
         let vms = Vms::new(40);
-        let size = core::mem::size_of::<spevisor_spe::model::SpeModel>() as u64;
+        let size = core::mem::size_of::<spevisor_spe::model::Units>() as u64;
         let pa = 0x5000_0000;
         assert_eq!(check_model_attach(&l, &vms, pa, size), Ok(Range::new(pa, pa + size)));
         assert_eq!(check_model_attach(&l, &vms, pa, size - 8), Err(Status::InvalidParameter));

@@ -8,11 +8,15 @@
 //! The same order is written down as data in [`PLAN_FIXED`]; the unit tests
 //! check the plan against the rules in `spevisor_abi::check_switch_order`,
 //! and the steps `vcpu_run` actually executes are recorded ([`Trace`]) so the
-//! host can check them on a real run.
+//! host can check them on a real run: each register-changing operation
+//! records itself where it runs (`steps.rs`, `spe::save_host_buffers`), so a
+//! moved operation moves its record too.
 //!
 //! The `switch-order-pre-2021` feature builds Linux's pre-2021 nVHE order
 //! instead (the drain inside the debug switch, after the guest's registers,
 //! stage-2 and traps are live): the checks must catch it. Never the default.
+//! The `switch-order-broken-*` features move one operation each (the
+//! ordering checks' own tests, `docs/ordering-checks.md`). Never shipped.
 
 use spevisor_abi::Step;
 
@@ -106,6 +110,7 @@ mod imp {
     use crate::arch::{self, exit_kind, sysregs};
     use crate::idregs::IdRegs;
     use crate::spe::{self, HostSpe};
+    use crate::steps;
     use crate::traps;
     use crate::vcpu::{handle_sync, Action, FpRegs, Vcpu};
     use crate::vm::VmMem;
@@ -156,13 +161,9 @@ mod imp {
         }
     }
 
-    /// Records `s` in traced runs; compiles to nothing in the others.
-    #[inline(always)]
-    fn step<const TRACED: bool>(trace: &mut Trace, s: Step) {
-        if TRACED {
-            trace.record(s);
-        }
-    }
+    /// Records a step that is not one of the register-changing operations
+    /// (those record themselves, `steps.rs`); nothing in untraced runs.
+    use crate::steps::record as step;
 
     /// The world switch itself (see [`vcpu_run`]).
     #[inline(always)]
@@ -175,52 +176,47 @@ mod imp {
         trace: &mut Trace,
     ) -> Exit {
         // Host EL1 registers first: everything below may overwrite them.
-        sysregs::save_el1(&mut host.el1);
-        step::<TRACED>(trace, Step::SaveHostSysregs);
+        steps::save_host_sysregs::<TRACED>(&mut host.el1, trace);
 
         // Drain and disable the host's profiling buffer while the host's
         // regime is the live one: MDCR_EL2.E2PB still gives the buffer to
         // EL1, HCR_EL2.VM is 0 and TTBR0/1_EL1 are the host's, so the last
         // records land at the host's VA, where the host put its buffer.
-        #[cfg(not(feature = "switch-order-pre-2021"))]
-        let spe_saved = {
-            let s = spe::save_host_buffers(&mut host.spe);
-            step::<TRACED>(trace, Step::SaveHostBuffers);
-            s
-        };
+        #[cfg(not(any(feature = "switch-order-pre-2021", feature = "switch-order-broken-drain-late")))]
+        let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
 
         // The drain's writes and any table walks it started complete before
         // a single guest register is written.
-        arch::dsb_nsh();
-        step::<TRACED>(trace, Step::DsbNsh);
+        steps::dsb_nsh::<TRACED>(trace);
 
         // Every guest EL1 register before stage-2 is on, so no guest value
         // is ever combined with the host's translation or the other way round.
-        sysregs::restore_el1(&vcpu.el1);
-        sysregs::set_vmpidr(vcpu_idx as u64);
-        step::<TRACED>(trace, Step::RestoreGuestSysregs);
+        steps::restore_guest_sysregs::<TRACED>(vcpu, vcpu_idx, trace);
 
-        sysregs::load_stage2(vm);
-        step::<TRACED>(trace, Step::LoadStage2);
+        steps::load_stage2::<TRACED>(vm, trace);
+        // Broken on purpose (ordering-check tests only): the drain under VTTBR_EL2.
+        #[cfg(feature = "switch-order-broken-drain-late")]
+        let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
+        // Broken on purpose (ordering-check tests only): the trace buffer drained under VTTBR_EL2.
+        #[cfg(feature = "switch-order-broken-trbe-late")]
+        let spe_saved = {
+            let mut parked = spe_saved;
+            spe::save_host_trace_late(&host.spe, &mut parked);
+            parked
+        };
 
         // HCR_EL2 (VM=1 and the guest traps), MDCR_EL2 (E2PB=0b00: the buffer
         // now belongs to EL2 and EL1 accesses trap; TPMS; PMU/debug traps),
         // CPTR_EL2 (FP trapped for the lazy switch), CNTHCTL_EL2; and the
         // host's PMU counters stop so guest cycles are not charged to it.
-        traps::activate_guest(host.hcr_guest, host.mdcr_guest, host.cptr_guest);
-        let host_counters = sysregs::pause_host_counters();
-        step::<TRACED>(trace, Step::ActivateGuestTraps);
+        let host_counters = steps::activate_guest_traps::<TRACED>(host, trace);
 
         sysregs::restore_gic_timer(vcpu, host.gic_v3);
         step::<TRACED>(trace, Step::RestoreGuestGicTimer);
 
         // Linux's old place for the drain: too late, the guest's regime is live.
         #[cfg(feature = "switch-order-pre-2021")]
-        let spe_saved = {
-            let s = spe::save_host_buffers(&mut host.spe);
-            step::<TRACED>(trace, Step::SaveHostBuffers);
-            s
-        };
+        let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
 
         let mut fp_loaded = false;
         let mut pauth_loaded = false;
@@ -290,7 +286,7 @@ mod imp {
             }
         };
 
-        sysregs::save_el1(&mut vcpu.el1);
+        steps::save_guest_sysregs::<TRACED>(vcpu, trace);
         sysregs::save_gic_timer(vcpu, host.gic_v3);
         if fp_loaded {
             arch::fp_save(&mut vcpu.fp);
@@ -300,28 +296,26 @@ mod imp {
             arch::pauth_save(&mut vcpu.pauth);
             arch::pauth_restore(&host.pauth);
         }
-        step::<TRACED>(trace, Step::SaveGuestState);
 
         // The guest's last accesses (and walks through its tables) complete
         // before its regime is taken down.
-        arch::dsb_nsh();
-        step::<TRACED>(trace, Step::DsbNsh);
+        steps::dsb_nsh::<TRACED>(trace);
 
-        traps::activate_host(host.mdcr, host.hcr_host);
-        sysregs::set_vmpidr_raw(host.vmpidr);
-        sysregs::resume_host_counters(host_counters);
-        step::<TRACED>(trace, Step::DeactivateTraps);
+        steps::deactivate_traps::<TRACED>(host, host_counters, trace);
 
-        sysregs::unload_stage2();
-        step::<TRACED>(trace, Step::UnloadStage2);
+        steps::unload_stage2::<TRACED>(trace);
 
-        sysregs::restore_el1(&host.el1);
-        step::<TRACED>(trace, Step::RestoreHostSysregs);
+        // Broken on purpose (ordering-check tests only): the host's buffer
+        // re-enabled while the guest's EL1 registers (TTBRs) are live.
+        #[cfg(feature = "switch-order-broken-restore-early")]
+        spe::restore_host_buffers::<TRACED>(spe_saved, trace);
+
+        steps::restore_host_sysregs::<TRACED>(&host.el1, trace);
 
         // Only now are the host's TTBRs, HCR_EL2 and MDCR_EL2 back: the buffer
         // may write again, through the host's regime.
-        spe::restore_host_buffers(spe_saved);
-        step::<TRACED>(trace, Step::RestoreHostBuffers);
+        #[cfg(not(feature = "switch-order-broken-restore-early"))]
+        spe::restore_host_buffers::<TRACED>(spe_saved, trace);
 
         exit
     }

@@ -76,6 +76,12 @@ pub mod mdcr {
     pub const TPMS: u64 = 1 << 14;
     /// Trap TRFCR_EL1 (FEAT_TRF; RES0 without it).
     pub const TTRF: u64 = 1 << 19;
+    /// E2TB: who owns the trace buffer (FEAT_TRBE; RES0 without it, but
+    /// QEMU keeps the bits, which the TRBE model reads).
+    pub const E2TB_SHIFT: u64 = 24;
+    pub const E2TB_MASK: u64 = 0b11 << E2TB_SHIFT;
+    /// E2TB = 0b11: the trace buffer belongs to EL1 (the host).
+    pub const E2TB_EL1: u64 = 0b11 << E2TB_SHIFT;
 }
 
 /// MDCR_EL2 for a guest from the host's: same HPMN, the buffer taken away
@@ -180,6 +186,7 @@ mod tests {
         assert_eq!(g & mdcr::TTRF, 0, "RES0 without FEAT_TRF");
         assert_ne!(mdcr_guest(host, true) & mdcr::TTRF, 0);
         assert_eq!(g & mdcr::E2PB_MASK, 0, "E2PB must be 0b00 for guests");
+        assert_eq!(g & mdcr::E2TB_MASK, 0, "E2TB must be 0b00 for guests");
         assert_ne!(g & mdcr::TPMS, 0);
         assert_ne!(g & mdcr::TPM, 0);
         assert_eq!(g & mdcr::HPMN_MASK, 6, "HPMN kept");

@@ -121,8 +121,11 @@ impl VgicState {
     /// next run loads none unless the host gives them again.
     #[inline(always)]
     pub fn store(&mut self, shared: &mut VcpuShared) {
-        shared.lrs[..self.used_lrs].copy_from_slice(&self.lrs[..self.used_lrs]);
-        shared.nr_lrs = self.used_lrs as u32;
+        // `min`: no bounds check, so no panic path in the world switch's
+        // function (the machine-code ordering check follows every path).
+        let n = self.used_lrs.min(MAX_LRS);
+        shared.lrs[..n].copy_from_slice(&self.lrs[..n]);
+        shared.nr_lrs = n as u32;
         shared.eoicount = self.eoicount;
         self.used_lrs = 0;
         self.hcr_flags = 0;

@@ -22,6 +22,7 @@ pub mod model;
 pub mod packet;
 pub mod record;
 pub mod regs;
+pub mod trbe;
 
 pub use encode::{encode, EncodeError};
 pub use packet::{decode, DecodeError, Packet};

@@ -14,6 +14,14 @@
 //! anywhere else is a *misdirected write*: counted and never performed, so
 //! the model cannot corrupt memory even when the world switch is wrong.
 //!
+//! Real hardware may write through an enabled buffer at any instant, not
+//! only at a drain, so the model also *judges the regime* without moving a
+//! byte ([`SpeModel::judge_regime`]): it resolves PMBPTR_EL1 through the
+//! live regime and counts anything but the host's buffer as misdirected.
+//! [`SpeModel::write_judged`] does that around every register write made by
+//! code that may run under another regime (EL2's world switch), and
+//! [`SpeModel::drain`] does it even when nothing is pending.
+//!
 //! Hardware rules modelled:
 //! * sampling needs PMSCR_EL1.E0SPE/E1SPE (EL0/EL1) or PMSCR_EL2.E2SPE (EL2),
 //!   PMBLIMITR_EL1.E == 1 and PMBSR_EL1.S == 0;
@@ -380,6 +388,12 @@ pub struct ModelStats {
     pub buffer_full_events: u64,
     /// Faulting buffer writes.
     pub faults: u64,
+    /// Times the live regime was judged without a record to write (a
+    /// register write or an empty drain while the buffer was enabled).
+    pub regime_checks: u64,
+    /// Of those, the ones that resolved PMBPTR_EL1 anywhere but the host's
+    /// buffer (also counted in `misdirected`).
+    pub misdirected_regimes: u64,
 }
 
 /// The SPE model. `const`-constructible so it can live in a `static`.
@@ -444,6 +458,8 @@ impl SpeModel {
                 misdirected: 0,
                 buffer_full_events: 0,
                 faults: 0,
+                regime_checks: 0,
+                misdirected_regimes: 0,
             },
         }
     }
@@ -481,6 +497,50 @@ impl SpeModel {
             ModelReg::PmbsrEl1 => self.pmbsr = value & PMBSR_MASK,
             ModelReg::PmsidrEl1 | ModelReg::PmbidrEl1 => {}
         }
+    }
+
+    /// Writes a register the way code that may run under a foreign regime
+    /// must (EL2's world switch): if the buffer is enabled before or after
+    /// the write, the unit could write through it at that instant, so the
+    /// regime live now is judged ([`Self::judge_regime`]). A write that
+    /// re-enables the host's buffer while the guest's regime is live is
+    /// counted as misdirected even if no record is pending.
+    pub fn write_judged<W: BufferWriter>(&mut self, reg: ModelReg, value: u64, w: &mut W) {
+        // Enabled up to this instant: judged as it was; enabled by this
+        // write: judged as it is now.
+        let enabled_before = self.buffer_enabled();
+        if enabled_before {
+            self.judge_regime(w);
+        }
+        self.write(reg, value);
+        if !enabled_before && self.buffer_enabled() {
+            self.judge_regime(w);
+        }
+    }
+
+    /// Resolves PMBPTR_EL1 through the regime `w` translates with (the one
+    /// live now), as a drain would for its first record, without writing:
+    /// anything but the host's intended buffer (or a fault) is counted as
+    /// misdirected. Nothing is judged while the unit cannot write: buffer
+    /// disabled, collection stopped (PMBSR_EL1.S), or PMBPTR_EL1 at or past
+    /// the limit (the next record would raise buffer-full instead). Returns
+    /// `false` when the regime was judged wrong.
+    pub fn judge_regime<W: BufferWriter>(&mut self, w: &mut W) -> bool {
+        let ptr = self.pmbptr;
+        if !self.buffer_enabled() || self.irq_pending() || ptr >= self.limit() {
+            return true;
+        }
+        self.stats.regime_checks += 1;
+        let intended = self.intended_buffer().and_then(|b| b.pa_of(ptr, 1));
+        let ok = match w.translate(ptr) {
+            Ok(pa) => intended == Some(pa),
+            Err(_) => false,
+        };
+        if !ok {
+            self.stats.misdirected += 1;
+            self.stats.misdirected_regimes += 1;
+        }
+        ok
     }
 
     /// Records where the host meant the buffer to be (VA in the owner's
@@ -671,11 +731,18 @@ impl SpeModel {
     }
 
     /// Writes the pending records out, as `psb csync` does on hardware.
+    /// With nothing pending (the common case at a world switch: the host
+    /// drains eagerly) no byte moves, but the regime is judged all the same
+    /// ([`Self::judge_regime`]): an enabled buffer under the wrong regime is
+    /// a bug whether or not a record happened to be waiting.
     #[inline]
     pub fn drain<W: BufferWriter>(&mut self, w: &mut W) -> DrainReport {
         if self.pending_records() == 0 {
-            // The common case at a world switch: the host drains eagerly.
-            return DrainReport::default();
+            let mut report = DrainReport::default();
+            if !self.judge_regime(w) {
+                report.misdirected = 1;
+            }
+            return report;
         }
         self.drain_pending(w)
     }
@@ -789,3 +856,20 @@ impl SpeModel {
 
 #[cfg(test)]
 mod tests;
+
+/// Everything the host attaches with `SPE_MODEL_ATTACH`: the SPE model and
+/// the TRBE model beside it (one page-aligned block of host memory).
+#[derive(Clone, Debug, Default)]
+pub struct Units {
+    /// The profiling unit.
+    pub spe: SpeModel,
+    /// The trace buffer unit.
+    pub trbe: crate::trbe::TrbeModel,
+}
+
+impl Units {
+    /// Both units in their reset state.
+    pub const fn new() -> Self {
+        Self { spe: SpeModel::new(), trbe: crate::trbe::TrbeModel::new() }
+    }
+}

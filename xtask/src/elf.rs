@@ -55,6 +55,27 @@ pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// The file offset of virtual address `addr` (inside a PT_LOAD segment's
+/// file data).
+pub fn file_offset(elf: &[u8], addr: u64) -> Result<usize, String> {
+    let phoff = u64_at(elf, 0x20)? as usize;
+    let phentsize = u16_at(elf, 0x36)? as usize;
+    let phnum = u16_at(elf, 0x38)? as usize;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32_at(elf, ph)? != PT_LOAD {
+            continue;
+        }
+        let offset = u64_at(elf, ph + 8)?;
+        let vaddr = u64_at(elf, ph + 16)?;
+        let filesz = u64_at(elf, ph + 32)?;
+        if (vaddr..vaddr + filesz).contains(&addr) && addr + 4 <= vaddr + filesz {
+            return Ok((offset + addr - vaddr) as usize);
+        }
+    }
+    Err(format!("{addr:#x} is in no loadable segment"))
+}
+
 pub fn to_image(elf: &Path, image: &Path) -> Result<(), String> {
     let bytes = std::fs::read(elf).map_err(|e| format!("read {}: {e}", elf.display()))?;
     let flat = flatten(&bytes)?;

@@ -19,6 +19,7 @@ mod cli;
 mod cpio;
 mod elf;
 mod guest;
+mod machine_code;
 mod qemu;
 #[cfg(test)]
 mod repo;
@@ -44,6 +45,42 @@ pub struct BuildOpts {
     pub board: bool,
     /// SPE's hardware world-switch path on stand-in EL2 registers (bench).
     pub spe_hw_standin: bool,
+    /// A world switch broken on purpose, for the ordering checks' own tests.
+    pub broken: Option<Broken>,
+}
+
+/// World-switch breakages the ordering checks must catch (each one a cargo
+/// feature of the hypervisor that moves real code; see `hyp/src/switch.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broken {
+    /// `restore_host_buffers` runs before the host's EL1 registers are back:
+    /// the host's buffer is re-enabled under the guest's EL1 regime.
+    RestoreEarly,
+    /// `save_host_buffers` runs after the stage-2 load (VTTBR_EL2 live).
+    DrainLate,
+    /// Only the trace buffer (TRBE model) is drained after the stage-2 load.
+    TrbeLate,
+}
+
+impl Broken {
+    pub const ALL: [Broken; 3] = [Broken::RestoreEarly, Broken::DrainLate, Broken::TrbeLate];
+
+    /// The `--switch-order=` value and the image flavour suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Broken::RestoreEarly => "broken-restore-early",
+            Broken::DrainLate => "broken-drain-late",
+            Broken::TrbeLate => "broken-trbe-late",
+        }
+    }
+
+    fn feature(self) -> &'static str {
+        match self {
+            Broken::RestoreEarly => "switch-order-broken-restore-early",
+            Broken::DrainLate => "switch-order-broken-drain-late",
+            Broken::TrbeLate => "switch-order-broken-trbe-late",
+        }
+    }
 }
 
 pub fn root() -> PathBuf {
@@ -113,8 +150,16 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
         if opts.spe_hw_standin { "-spestandin" } else { "" },
     );
     let flavour = if opts.board { format!("{flavour}-board") } else { flavour };
-    // Each flavour gets its own target dir so switching does not rebuild all.
-    let dir = target_dir.join("image").join(&flavour);
+    let flavour = match opts.broken {
+        Some(b) => format!("{flavour}-{}", b.name()),
+        None => flavour,
+    };
+    // Each flavour gets its own target dir so switching does not rebuild all;
+    // the broken variants share one (only the hypervisor differs).
+    let dir = match opts.broken {
+        Some(_) => target_dir.join("image").join("broken"),
+        None => target_dir.join("image").join(&flavour),
+    };
     let mut features = vec![];
     if opts.test_hooks {
         features.push("test-hooks");
@@ -124,6 +169,9 @@ pub fn build_image(opts: &BuildOpts) -> Result<PathBuf, String> {
     }
     if opts.spe_hw_standin {
         features.push("spe-hw-standin");
+    }
+    if let Some(b) = opts.broken {
+        features.push(b.feature());
     }
     let mut cmd = cargo();
     cmd.current_dir(root())
@@ -160,10 +208,16 @@ fn parse_build_opts(args: &[String]) -> Result<(BuildOpts, Vec<String>), String>
             "--test-hooks" => opts.test_hooks = true,
             "--board" => opts.board = true,
             "--spe-hw-standin" => opts.spe_hw_standin = true,
-            "--switch-order=fixed" => opts.pre_2021 = false,
-            "--switch-order=pre-2021" => opts.pre_2021 = true,
+            "--switch-order=fixed" => (opts.pre_2021, opts.broken) = (false, None),
+            "--switch-order=pre-2021" => (opts.pre_2021, opts.broken) = (true, None),
             s if s.starts_with("--switch-order=") => {
-                return Err(format!("unknown switch order in {s}: use fixed or pre-2021"))
+                let v = &s["--switch-order=".len()..];
+                let b = Broken::ALL.into_iter().find(|b| b.name() == v).ok_or_else(|| {
+                    format!(
+                        "unknown switch order in {s}: use fixed, pre-2021, broken-restore-early or broken-drain-late"
+                    )
+                })?;
+                (opts.pre_2021, opts.broken) = (false, Some(b));
             }
             "--" => {
                 rest.extend(it.cloned());
@@ -239,6 +293,7 @@ fn real_main() -> Result<(), String> {
         }
         "test" => tests::run_all(&cli::parse_test_args(rest)?),
         "bench" => bench::run(rest),
+        "check-switch-code" => machine_code::cli(rest),
         "spe-report" => {
             let mut c = cargo();
             c.current_dir(root()).args(["run", "--quiet", "-p", "spe-report", "--"]).args(rest);

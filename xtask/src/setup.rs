@@ -260,6 +260,34 @@ pub fn guest_busybox() -> Result<std::path::PathBuf, KernelError> {
     }
 }
 
+/// The disassembler of the machine-code ordering check: Debian's
+/// `binutils-aarch64-linux-gnu` objdump, installed with apt-get when
+/// missing and we are root (like QEMU), else the exact command to run.
+pub fn objdump() -> Result<String, String> {
+    const BIN: &str = "aarch64-linux-gnu-objdump";
+    const HINT: &str = "install it with: sudo apt-get install binutils-aarch64-linux-gnu";
+    let works = || Command::new(BIN).arg("--version").output().is_ok_and(|o| o.status.success());
+    if works() {
+        return Ok(BIN.into());
+    }
+    if !(std::path::Path::new("/usr/bin/apt-get").exists() && is_root()) {
+        return Err(format!("{BIN} not found; {HINT}"));
+    }
+    eprintln!("xtask: {BIN} missing: installing binutils-aarch64-linux-gnu with apt-get");
+    let env = [("DEBIAN_FRONTEND", "noninteractive")];
+    let install = ["install", "-y", "-qq", "--no-install-recommends", "binutils-aarch64-linux-gnu"];
+    if crate::run_cmd(Command::new("apt-get").args(install).envs(env)).is_err() {
+        // A fresh machine may have no package lists yet.
+        let _ = crate::run_cmd(Command::new("apt-get").args(["update", "-qq"]).envs(env));
+        crate::run_cmd(Command::new("apt-get").args(install).envs(env)).map_err(|e| format!("{e}\n{HINT}"))?;
+    }
+    if works() {
+        Ok(BIN.into())
+    } else {
+        Err(format!("{BIN} still missing after install; {HINT}"))
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::suite_offers;

@@ -656,25 +656,80 @@ fn check_spe_clean(boot: &Boot, min_records: i64) -> Result<HashMap<String, Stri
         return Err(format!("only {records} SPE records, expected at least {min_records}"));
     }
     expect_num(&f, "produced", records)?;
-    for k in ["misdirected", "lost", "faults", "decode_errors"] {
+    for k in ["misdirected", "lost", "faults", "decode_errors", "misdirected_regimes"] {
         expect_num(&f, k, 0)?;
+    }
+    // The regime was judged at the world switches' register writes and
+    // drains (not only where records moved), and found right every time.
+    if num(&f, "regime_checks")? == 0 {
+        return Err("the SPE model never judged the regime (regime_checks=0)".into());
     }
     let el = fields(&boot.output, "spe: by_el")?;
     expect_num(&el, "guest_pc", 0)?;
     expect_num(&el, "el1", records)?;
+    check_trbe_clean(boot)?;
     Ok(f)
+}
+
+/// The trace buffer (TRBE model) beside SPE: every packet collected was
+/// written where the host meant it and read back, nothing misdirected or
+/// lost, and the regime was judged at the switches.
+fn check_trbe_clean(boot: &Boot) -> Result<(), String> {
+    let t = fields(&boot.output, "trbe: backend=")?;
+    let packets = num(&t, "packets")?;
+    if packets == 0 {
+        return Err("no trace packets".into());
+    }
+    expect_num(&t, "collected", packets * 16)?;
+    expect_num(&t, "written", packets * 16)?;
+    for k in ["bad_packets", "pending", "faults", "misdirected", "lost", "misdirected_regimes"] {
+        expect_num(&t, k, 0)?;
+    }
+    if num(&t, "regime_checks")? == 0 {
+        return Err("the TRBE model never judged the regime (regime_checks=0)".into());
+    }
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("summary trbe_misdirected", field(&s, "trbe_misdirected")?, "0")?;
+    expect_eq("summary trbe_lost", field(&s, "trbe_lost")?, "0")
+}
+
+/// The trace buffer's misdirection, in its own line and in the summary.
+fn check_trbe_misdirected(boot: &Boot) -> Result<(), String> {
+    let t = fields(&boot.output, "trbe: backend=")?;
+    if num(&t, "misdirected")? == 0 {
+        return Err("this switch order produced no misdirected trace (trbe misdirected=0)".into());
+    }
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    if parse_u64(field(&s, "trbe_misdirected")?)? == 0 {
+        return Err("summary trbe_misdirected=0".into());
+    }
+    Ok(())
+}
+
+/// A broken switch that never let a record reach a drain (`samples=0`):
+/// only the model's judging of the regime at EL2's register writes and
+/// empty drains can have counted misdirection.
+fn check_spe_misdirected_without_records(boot: &Boot) -> Result<(), String> {
+    let f = fields(&boot.output, "spe: backend=")?;
+    expect_num(&f, "samples", 0)?;
+    expect_num(&f, "bytes", 0)?;
+    if num(&f, "misdirected_regimes")? == 0 {
+        return Err("the model judged no regime wrong (misdirected_regimes=0)".into());
+    }
+    check_spe_misdirected(boot)
 }
 
 fn check_spe_misdirected(boot: &Boot) -> Result<(), String> {
     let f = fields(&boot.output, "spe: backend=")?;
     if num(&f, "misdirected")? == 0 {
-        return Err("the pre-2021 order produced no misdirected SPE writes".into());
+        return Err("this switch order produced no misdirected SPE writes".into());
     }
     let s = summary(&boot.output).ok_or("no summary line")?;
     if parse_u64(field(&s, "misdirected")?)? == 0 {
         return Err("summary misdirected=0".into());
     }
-    Ok(())
+    // The trace buffer is saved and restored in the same place: misdirected too.
+    check_trbe_misdirected(boot)
 }
 
 /// The framed raw buffer on the console decodes (CRC and length checked by
@@ -710,6 +765,11 @@ struct Ctx {
     image: PathBuf,
     test_image: PathBuf,
     pre2021_image: PathBuf,
+    /// `--switch-order=broken-restore-early` and `broken-drain-late`.
+    restore_early_image: PathBuf,
+    drain_late_image: PathBuf,
+    /// `--switch-order=broken-trbe-late`: only the trace buffer drained late.
+    trbe_late_image: PathBuf,
     /// SPE's hardware path on stand-in EL2 registers (`--spe-hw-standin`).
     standin_image: PathBuf,
 }
@@ -1205,6 +1265,16 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.pre2021_image, Machine::default())?;
             with_output(&b, check_recorded_order(&b, Some("drain-before-guest-state")))
         }),
+        ("moved_drain_is_caught_by_the_step_record", |c| {
+            // save_host_buffers moved after the stage-2 load: it records
+            // itself where it runs, so the record shows the move.
+            let b = boot(c, &c.drain_late_image, Machine::default())?;
+            with_output(&b, check_recorded_order(&b, Some("drain-before-guest-state")))
+        }),
+        ("moved_restore_is_caught_by_the_step_record", |c| {
+            let b = boot(c, &c.restore_early_image, Machine::default())?;
+            with_output(&b, check_recorded_order(&b, Some("restore-after-host-state")))
+        }),
         ("spe_model_10k_switches_correct_order_loses_nothing", |c| {
             let mut m = scenario("ping-loop");
             m.append.push_str(" spevisor.iterations=10000");
@@ -1225,6 +1295,34 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             m.append.push_str(" spevisor.iterations=10000");
             let b = boot(c, &c.pre2021_image, m)?;
             with_output(&b, check_spe_misdirected(&b))
+        }),
+        ("spe_model_catches_the_buffer_reenabled_under_the_guest_regime", |c| {
+            // restore_host_buffers moved before the host's EL1 registers are
+            // back. No sample is ever taken (period 2^32 cycles), so no record
+            // moves: only the judging of every EL2 register write sees it.
+            let mut m = scenario("ping-loop");
+            m.append.push_str(" spevisor.iterations=2000 spevisor.spe_period=4294967295");
+            let b = boot(c, &c.restore_early_image, m)?;
+            with_output(&b, check_spe_misdirected_without_records(&b))
+        }),
+        ("spe_model_catches_the_drain_under_stage2", |c| {
+            // save_host_buffers moved after the stage-2 load; an empty drain
+            // and the disabling writes are judged under VTTBR_EL2.
+            let mut m = scenario("ping-loop");
+            m.append.push_str(" spevisor.iterations=2000 spevisor.spe_period=4294967295");
+            let b = boot(c, &c.drain_late_image, m)?;
+            with_output(&b, check_spe_misdirected_without_records(&b))
+        }),
+        ("trbe_model_catches_the_trace_buffer_drained_late", |c| {
+            // Only the trace buffer's drain moved after the stage-2 load: the
+            // SPE buffer stays clean, the trace buffer is misdirected.
+            let mut m = scenario("ping-loop");
+            m.append.push_str(" spevisor.iterations=2000");
+            let b = boot(c, &c.trbe_late_image, m)?;
+            with_output(&b, {
+                let f = fields(&b.output, "spe: backend=")?;
+                expect_num(&f, "misdirected", 0).and_then(|_| check_trbe_misdirected(&b))
+            })
         }),
         ("spe_small_buffer_fills_often_loses_nothing", |c| {
             let mut m = scenario("ping-loop");
@@ -1324,6 +1422,38 @@ fn lint() -> Result<(), String> {
     ]))
 }
 
+/// The ordering check on the built machine code (`machine_code.rs`): each
+/// image must pass or break the rule given, and copies of the correct debug
+/// and release images with one barrier of the drain or restore replaced by
+/// `nop` must each fail. Returns the number of failures.
+fn machine_code_tests(images: &[(&PathBuf, &str, Option<&'static str>)]) -> Result<usize, String> {
+    use crate::machine_code::{barrier_cases, run_case, Case, SpeRegs};
+    eprintln!("xtask: machine-code ordering checks");
+    let objdump = setup::objdump()?;
+    let (mut cases, mut barrier) = (vec![], vec![]);
+    for &(image, name, want) in images {
+        let elf = image.with_extension("elf");
+        let spe = if name == "spe_hw_standin" { SpeRegs::STANDIN } else { SpeRegs::REAL };
+        let verb = if want.is_some() { "is_caught" } else { "follows_the_order" };
+        if want.is_none() && name != "spe_hw_standin" {
+            barrier.extend(barrier_cases(&objdump, name, &elf, spe)?);
+        }
+        cases.push(Case { name: format!("{name}_image_{verb}"), elf, spe, want });
+    }
+    cases.extend(barrier);
+    let mut failed = 0;
+    for c in &cases {
+        match run_case(&objdump, c) {
+            Ok(what) => println!("machine-code test {} ... ok ({what})", c.name),
+            Err(e) => {
+                failed += 1;
+                println!("machine-code test {} ... FAILED\n{e}", c.name);
+            }
+        }
+    }
+    Ok(failed)
+}
+
 pub fn run_all(args: &crate::cli::TestArgs) -> Result<(), String> {
     setup::rust_targets()?;
     let tests: Vec<_> =
@@ -1344,8 +1474,36 @@ pub fn run_all(args: &crate::cli::TestArgs) -> Result<(), String> {
     let test_image = build_image(&BuildOpts { test_hooks: true, ..BuildOpts::default() })?;
     let pre2021_image = build_image(&BuildOpts { pre_2021: true, ..BuildOpts::default() })?;
     let standin_image = build_image(&BuildOpts { spe_hw_standin: true, ..BuildOpts::default() })?;
-    let ctx = Ctx { q, image, test_image, pre2021_image, standin_image };
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let broken = |b| build_image(&BuildOpts { broken: Some(b), ..BuildOpts::default() });
+    let restore_early_image = broken(crate::Broken::RestoreEarly)?;
+    let drain_late_image = broken(crate::Broken::DrainLate)?;
+    let trbe_late_image = broken(crate::Broken::TrbeLate)?;
+    let release_image = build_image(&BuildOpts { release: true, ..BuildOpts::default() })?;
+    // The machine-code checks run with the whole suite (no NAME filter).
+    let code_failed = if !args.filters.is_empty() {
+        0
+    } else {
+        machine_code_tests(&[
+            (&image, "debug", None),
+            (&release_image, "release", None),
+            (&standin_image, "spe_hw_standin", None),
+            (&pre2021_image, "pre_2021", Some("drain-before-guest-state")),
+            (&restore_early_image, "broken_restore_early", Some("restore-after-host-state")),
+            (&drain_late_image, "broken_drain_late", Some("drain-before-guest-state")),
+            (&trbe_late_image, "broken_trbe_late", Some("drain-before-guest-state")),
+        ])?
+    };
+    let ctx = Ctx {
+        q,
+        image,
+        test_image,
+        pre2021_image,
+        restore_early_image,
+        drain_late_image,
+        trbe_late_image,
+        standin_image,
+    };
+    let (mut passed, mut failed, mut skipped) = (0, code_failed, 0);
     for (name, check) in &tests {
         match check(&ctx) {
             Ok(()) => {
@@ -1370,7 +1528,7 @@ pub fn run_all(args: &crate::cli::TestArgs) -> Result<(), String> {
     if failed == 0 {
         Ok(())
     } else {
-        Err(format!("{failed} QEMU test(s) failed"))
+        Err(format!("{failed} QEMU or machine-code test(s) failed"))
     }
 }
 
@@ -1552,8 +1710,40 @@ mod unit {
 
     #[test]
     fn spe_checks_catch_loss_misdirection_and_guest_pcs() {
-        let good = "spe: backend=model samples=9 records=9 produced=9 bytes=576 buffer_full_irqs=6 faults=0 misdirected=0 lost=0 decode_errors=0\nspe: by_el el0=0 el1=9 el2=0 guest_pc=0 buffer_pa=0x1\nspevisor: status=ok misdirected=0\n";
+        let good = "spe: backend=model samples=9 records=9 produced=9 bytes=576 buffer_full_irqs=6 faults=0 misdirected=0 lost=0 decode_errors=0 regime_checks=40 misdirected_regimes=0\nspe: by_el el0=0 el1=9 el2=0 guest_pc=0 buffer_pa=0x1\n\
+                    trbe: backend=model packets=9 bad_packets=0 collected=144 written=144 pending=0 buffer_full_irqs=0 faults=0 misdirected=0 lost=0 regime_checks=40 misdirected_regimes=0\n\
+                    spevisor: status=ok misdirected=0 trbe_misdirected=0 trbe_lost=0\n";
         assert!(check_spe_clean(&b(0, good), 5).is_ok());
+        // The trace buffer's own checks.
+        assert!(check_spe_clean(&b(0, &good.replace("written=144", "written=128")), 1).is_err());
+        assert!(check_spe_clean(&b(0, &good.replace("packets=9 bad_packets=0", "packets=9 bad_packets=1")), 1).is_err());
+        assert!(check_spe_clean(&b(0, &good.replace("trbe_lost=0", "trbe_lost=16")), 1).is_err());
+        assert!(check_spe_clean(&b(0, &good.replace("trbe: backend", "trace: backend")), 1).is_err());
+        assert!(check_trbe_misdirected(&b(0, good)).is_err());
+        let trbe_bad = good
+            .replace(
+                "lost=0 regime_checks=40 misdirected_regimes=0\nspevisor",
+                "lost=0 regime_checks=40 misdirected_regimes=2\nspevisor",
+            )
+            .replace(
+                "faults=0 misdirected=0 lost=0 regime_checks=40 misdirected_regimes=2",
+                "faults=0 misdirected=2 lost=0 regime_checks=40 misdirected_regimes=2",
+            );
+        assert!(check_trbe_misdirected(&b(0, &trbe_bad)).is_err(), "summary trbe_misdirected=0");
+        assert!(check_trbe_misdirected(&b(0, &trbe_bad.replace("trbe_misdirected=0", "trbe_misdirected=2"))).is_ok());
+        assert!(check_spe_clean(&b(0, &good.replace("regime_checks=40", "regime_checks=0")), 1).is_err());
+        let regime = good.replace("misdirected_regimes=0", "misdirected_regimes=1");
+        assert!(check_spe_clean(&b(0, &regime), 1).is_err());
+        assert!(check_spe_misdirected_without_records(&b(0, &regime)).is_err(), "samples were taken");
+        let quiet = regime.replace("samples=9", "samples=0").replace("bytes=576", "bytes=0");
+        assert!(check_spe_misdirected_without_records(&b(0, &quiet)).is_err(), "summary misdirected=0");
+        let quiet = quiet.replace("misdirected=0", "misdirected=1");
+        assert!(check_spe_misdirected_without_records(&b(0, &quiet)).is_ok());
+        assert!(check_spe_misdirected_without_records(&b(
+            0,
+            &quiet.replace("misdirected_regimes=1", "misdirected_regimes=0")
+        ))
+        .is_err());
         assert!(check_spe_clean(&b(0, good), 10).is_err(), "too few records");
         assert!(check_spe_clean(&b(0, &good.replace("lost=0", "lost=2")), 1).is_err());
         assert!(check_spe_clean(&b(0, &good.replace("produced=9", "produced=10")), 1).is_err());

@@ -415,3 +415,54 @@ fn sanitize_repairs_a_corrupted_length() {
     // Draining after a repair never reads past the internal buffer.
     m.drain(&mut Mem::new());
 }
+
+#[test]
+fn enabling_under_a_foreign_regime_is_misdirected_without_a_record() {
+    // The world switch re-enables the host's buffer while the guest's regime
+    // is live: no record is pending, but hardware could write at once.
+    let mut m = armed();
+    let limit = m.read(ModelReg::PmblimitrEl1);
+    let pmscr = m.read(ModelReg::PmscrEl1);
+    let mut host = Mem::new();
+    // Disabled under the right regime: judged, fine.
+    m.write_judged(ModelReg::PmscrEl1, 0, &mut host);
+    m.write_judged(ModelReg::PmblimitrEl1, limit & !1, &mut host);
+    assert_eq!((m.stats().regime_checks, m.stats().misdirected), (2, 0));
+    let mut guest = Mem::new();
+    guest.redirect = PAGE_SIZE;
+    m.write_judged(ModelReg::PmblimitrEl1, limit, &mut guest);
+    m.write_judged(ModelReg::PmscrEl1, pmscr, &mut guest);
+    let st = m.stats();
+    assert_eq!((st.misdirected, st.misdirected_regimes, st.records_written), (2, 2, 0));
+    assert!(host.writes.is_empty() && guest.writes.is_empty(), "judging writes nothing");
+    // A faulting regime is misdirected too.
+    guest.fault = Some(TranslationFault::translation(FaultStage::Stage2, 1));
+    m.write_judged(ModelReg::PmscrEl1, pmscr, &mut guest);
+    assert_eq!(m.stats().misdirected, 3);
+    // The same writes under the host's regime are clean.
+    let mut m = armed();
+    m.write_judged(ModelReg::PmblimitrEl1, limit, &mut host);
+    m.write_judged(ModelReg::PmscrEl1, pmscr, &mut host);
+    assert_eq!((m.stats().regime_checks, m.stats().misdirected), (2, 0));
+}
+
+#[test]
+fn an_empty_drain_judges_the_regime() {
+    let mut m = armed();
+    let mut guest = Mem::new();
+    guest.redirect = PAGE_SIZE;
+    assert_eq!(m.pending_records(), 0);
+    let rep = m.drain(&mut guest);
+    assert_eq!((rep.misdirected, rep.records_written), (1, 0));
+    assert_eq!(m.stats().misdirected, 1);
+    assert!(guest.writes.is_empty());
+    // Under the host's regime an empty drain is clean.
+    assert_eq!(m.drain(&mut Mem::new()), DrainReport::default());
+    // Nothing is judged while the unit cannot write.
+    m.write(ModelReg::PmbsrEl1, PMBSR_EL1::S.val(1).value);
+    assert_eq!(m.drain(&mut guest).misdirected, 0);
+    m.acknowledge();
+    m.write(ModelReg::PmblimitrEl1, 0);
+    assert_eq!(m.drain(&mut guest).misdirected, 0);
+    assert_eq!(m.stats().misdirected, 1);
+}
