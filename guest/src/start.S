@@ -32,6 +32,29 @@
     add \reg, \reg, :lo12:\sym
 .endm
 
+// Stage 1 on (every vcpu, the same tables; clobbers x0): MAIR/TCR/TTBR0
+// first, TTBR1 unused (TCR_EL1.EPD1 = 1). The isb makes the register writes
+// visible to the TLB maintenance and to the MMU enable; no stale EL1
+// translations may survive (tlbi, completed by the dsb) before translation
+// starts. Instructions after the last isb are fetched with the MMU on
+// (identity map, so the PC stays valid).
+.macro mmu_on
+    mov64 x0, {MAIR}
+    msr mair_el1, x0
+    mov64 x0, {TCR}
+    msr tcr_el1, x0
+    adr_l x0, {L1_TABLE}
+    msr ttbr0_el1, x0
+    msr ttbr1_el1, xzr
+    isb
+    tlbi vmalle1
+    dsb nsh
+    isb
+    mov64 x0, {SCTLR}
+    msr sctlr_el1, x0
+    isb
+.endm
+
 .section .text.boot, "ax"
 .global _start
 _start:
@@ -69,26 +92,7 @@ _start:
     adr_l x0, guest_vectors
     msr vbar_el1, x0
 
-    // Stage 1: MAIR/TCR/TTBR0 first, TTBR1 unused (TCR_EL1.EPD1 = 1).
-    mov64 x0, {MAIR}
-    msr mair_el1, x0
-    mov64 x0, {TCR}
-    msr tcr_el1, x0
-    adr_l x0, {L1_TABLE}
-    msr ttbr0_el1, x0
-    msr ttbr1_el1, xzr
-    // The isb makes the register writes visible to the TLB maintenance and to
-    // the MMU enable; no stale EL1 translations may survive (tlbi, completed
-    // by the dsb) before translation starts.
-    isb
-    tlbi vmalle1
-    dsb nsh
-    isb
-    mov64 x0, {SCTLR}
-    msr sctlr_el1, x0
-    // Instructions after this isb are fetched with the MMU on (identity map,
-    // so the PC stays valid).
-    isb
+    mmu_on
 
     mov x0, x19
     mov x1, x20
@@ -111,21 +115,7 @@ secondary_start:
     mov x19, x0
     adr_l x0, guest_vectors
     msr vbar_el1, x0
-    mov64 x0, {MAIR}
-    msr mair_el1, x0
-    mov64 x0, {TCR}
-    msr tcr_el1, x0
-    adr_l x0, {L1_TABLE}
-    msr ttbr0_el1, x0
-    msr ttbr1_el1, xzr
-    // As for vcpu 0: register writes visible, no stale translations, then on.
-    isb
-    tlbi vmalle1
-    dsb nsh
-    isb
-    mov64 x0, {SCTLR}
-    msr sctlr_el1, x0
-    isb
+    mmu_on
     mov x0, x19
     bl {secondary_main}
 5:  wfi
