@@ -334,7 +334,7 @@ impl Vm {
             handle,
             ram_pa,
             ram_pages: pages,
-            uart: Pl011Model::new(),
+            uart: Pl011Model::firmware_configured(),
             gic: crate::vgic::Vgic::new(vcpus),
             line: [0; 160],
             line_len: 0,
@@ -469,6 +469,9 @@ impl Vm {
             if let Err(e) = r {
                 warn!("{}: PL011 write at +{off:#x} ignored: {e:?}", self.name);
             }
+            if off == spevisor_pl011::reg::DR && n == 0 && self.uart.tx_dropped() == 1 {
+                warn!("{}: PL011 byte written while its transmit FIFO was full: lost (as on hardware; further losses not reported)", self.name);
+            }
             self.uart_irq();
             Some(Completion::MmioWrite)
         } else {
@@ -476,7 +479,20 @@ impl Vm {
                 warn!("{}: PL011 read at +{off:#x} reads as 0: {e:?}", self.name);
                 0
             });
+            // A read of FR may have delivered the transmit FIFO.
+            self.uart_irq();
             Some(Completion::MmioRead(v))
+        }
+    }
+
+    /// The vcpu stopped running guest code for something other than a UART
+    /// access (an interrupt exit, WFI): the host delivers the PL011's
+    /// transmit FIFO, which may raise its transmit interrupt
+    /// (`spevisor_pl011::model`).
+    fn uart_deliver(&mut self) {
+        if self.uart.tx_level() != 0 {
+            self.uart.deliver();
+            self.uart_irq();
         }
     }
 
@@ -635,11 +651,13 @@ impl Vm {
         true
     }
 
-    /// An IRQ ended vcpu `i`'s run: if its virtual timer was firing, its
+    /// An IRQ ended vcpu `i`'s run: the UART's transmit FIFO is delivered;
+    /// if its virtual timer was firing, its
     /// virtual INTID 27 becomes pending, tied to the physical PPI, which
     /// is made active now so that it cannot fire again (and end every run
     /// at once) before the guest has deactivated it.
     fn irq_exit(&mut self, i: usize) -> bool {
+        self.uart_deliver();
         let v = &self.vcpus[i];
         if self.nr_lrs == 0 || v.shared == 0 || !shared_page(v.shared).timer_firing() {
             return true;
@@ -652,8 +670,11 @@ impl Vm {
         true
     }
 
-    /// WFI: vcpu `i` sleeps unless an interrupt is already there for it.
+    /// WFI: vcpu `i` sleeps unless an interrupt is already there for it
+    /// (the UART's transmit FIFO is delivered first: its interrupt may be
+    /// what the guest waits for).
     fn wfi(&mut self, i: usize) -> bool {
+        self.uart_deliver();
         if self.gic.has_work(i) {
             return true;
         }
@@ -736,6 +757,12 @@ impl Vm {
         self.max_exits = max_exits;
         run_all(&mut [self]);
         self.ending.unwrap_or(Ending::Killed)
+    }
+
+    /// The emulated UART's transmit interrupts raised and bytes lost to a
+    /// full FIFO.
+    pub fn uart_stats(&self) -> (u64, u64) {
+        (self.uart.tx_raised(), self.uart.tx_dropped())
     }
 
     /// The guest's RAM as the host sees it.
