@@ -276,8 +276,9 @@ fn selftest(ram_size: u64) -> u64 {
     let id = uart::read(reg::PERIPH_ID0);
     let what = format_args!("PL011 PERIPH_ID0 = {id:#x}");
     c.check(id == 0x11, check::PL011_ID, what);
-    let flags = uart::read(reg::FR);
-    let what = format_args!("PL011 FR = {flags:#x} (TXFE)");
+    // What was printed may still be in the transmit FIFO: wait it out.
+    let flags = uart::wait_idle();
+    let what = format_args!("PL011 FR = {flags:#x} (TXFE once idle)");
     c.check(flags & fr::TXFE != 0, check::PL011_FR, what);
 
     let undef = probe_undef(read_pmbidr);

@@ -33,6 +33,23 @@ pub fn write(offset: u64, value: u32) {
     }
 }
 
+/// FR reads a waiting guest makes before it gives up on the transmitter.
+const IDLE_POLLS: u32 = 1000;
+
+/// Waits until the transmitter is idle (FR.BUSY clear: the FIFO sent all
+/// it held); the flags it last read, BUSY still set if it never became idle.
+pub fn wait_idle() -> u32 {
+    let mut flags = read(reg::FR);
+    for _ in 0..IDLE_POLLS {
+        if flags & fr::BUSY == 0 {
+            break;
+        }
+        core::hint::spin_loop();
+        flags = read(reg::FR);
+    }
+    flags
+}
+
 /// Sends one byte, waiting while the transmit FIFO is full.
 pub fn put(byte: u8) {
     while read(reg::FR) & fr::TXFF != 0 {

@@ -281,6 +281,9 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         run_test_scenario(t);
     }
 
+    if let Some(mark) = cmdline::param(bootargs, "mark") {
+        crate::vmm::set_console_mark(mark);
+    }
     if let Some(us) = cmdline::param(bootargs, "slice_us").and_then(|v| v.parse().ok()) {
         crate::vmm::set_slice_us(us);
     }

@@ -237,6 +237,8 @@ pub fn guest(t: &mut Totals) {
     };
     let ending = vm.run_for(GUEST_MAX_EXITS);
     info!("guest: ended ({}) after {} exits", ending_name(Some(ending)), vm.exits);
+    let (tx_irqs, dropped) = vm.uart_stats();
+    info!("guest: uart tx_interrupts_raised={tx_irqs} tx_bytes_lost={dropped}");
     t.guest_status = vm.status;
     t.guest_outcome = Some(GuestOutcome::Ended(ending));
     finish(vm, t);

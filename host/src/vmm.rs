@@ -334,7 +334,7 @@ impl Vm {
             handle,
             ram_pa,
             ram_pages: pages,
-            uart: Pl011Model::new(),
+            uart: Pl011Model::firmware_configured(),
             gic: crate::vgic::Vgic::new(vcpus),
             line: [0; 160],
             line_len: 0,
@@ -354,6 +354,7 @@ impl Vm {
         if b == b'\n' || self.line_len == self.line.len() {
             let text = core::str::from_utf8(&self.line[..self.line_len]).unwrap_or("<non-UTF-8 output>");
             crate::hprintln!("[{}] {}", self.name, text.trim_end_matches('\r'));
+            console_mark(self.name, text);
             self.line_len = 0;
             if b == b'\n' {
                 return;
@@ -486,6 +487,9 @@ impl Vm {
             if let Err(e) = r {
                 warn!("{}: PL011 write at +{off:#x} ignored: {e:?}", self.name);
             }
+            if off == spevisor_pl011::reg::DR && n == 0 && self.uart.tx_dropped() == 1 {
+                warn!("{}: PL011 byte written while its transmit FIFO was full: lost (as on hardware; further losses not reported)", self.name);
+            }
             self.uart_irq();
             Some(Completion::MmioWrite)
         } else {
@@ -493,7 +497,20 @@ impl Vm {
                 warn!("{}: PL011 read at +{off:#x} reads as 0: {e:?}", self.name);
                 0
             });
+            // A read of FR may have delivered the transmit FIFO.
+            self.uart_irq();
             Some(Completion::MmioRead(v))
+        }
+    }
+
+    /// The vcpu stopped running guest code for something other than a UART
+    /// access (an interrupt exit, WFI): the host delivers the PL011's
+    /// transmit FIFO, which may raise its transmit interrupt
+    /// (`spevisor_pl011::model`).
+    fn uart_deliver(&mut self) {
+        if self.uart.tx_level() != 0 {
+            self.uart.deliver();
+            self.uart_irq();
         }
     }
 
@@ -672,12 +689,14 @@ impl Vm {
         true
     }
 
-    /// An IRQ ended vcpu `i`'s run: if its virtual timer was firing, its
+    /// An IRQ ended vcpu `i`'s run: the UART's transmit FIFO is delivered;
+    /// if its virtual timer was firing, its
     /// virtual INTID 27 becomes pending, tied to the physical PPI, which
     /// is made active now so that it cannot fire again (and end every run
     /// at once) before the guest has deactivated it.
     #[inline(never)]
     fn irq_exit(&mut self, i: usize) -> bool {
+        self.uart_deliver();
         let v = &self.vcpus[i];
         if self.nr_lrs == 0 || v.shared == 0 || !shared_page(v.shared).timer_firing() {
             return true;
@@ -690,9 +709,12 @@ impl Vm {
         true
     }
 
-    /// WFI: vcpu `i` sleeps unless an interrupt is already there for it.
+    /// WFI: vcpu `i` sleeps unless an interrupt is already there for it
+    /// (the UART's transmit FIFO is delivered first: its interrupt may be
+    /// what the guest waits for).
     #[inline(never)]
     fn wfi(&mut self, i: usize) -> bool {
+        self.uart_deliver();
         if self.gic.has_work(i) {
             return true;
         }
@@ -777,6 +799,12 @@ impl Vm {
         self.ending.unwrap_or(Ending::Killed)
     }
 
+    /// The emulated UART's transmit interrupts raised and bytes lost to a
+    /// full FIFO.
+    pub fn uart_stats(&self) -> (u64, u64) {
+        (self.uart.tx_raised(), self.uart.tx_dropped())
+    }
+
     /// The guest's RAM as the host sees it.
     pub fn ram(&self) -> &[u64] {
         // SAFETY: the VM's RAM is host memory the host allocated, identity
@@ -809,6 +837,35 @@ fn shared_page<'a>(pa: u64) -> &'a mut VcpuShared {
     // (VCPU_SHARE), identity mapped RW; EL2 touches it only inside
     // VCPU_RUN, when the host does not run (one CPU).
     unsafe { &mut *(pa as *mut VcpuShared) }
+}
+
+/// `spevisor.mark=TEXT`: the first guest console line containing TEXT
+/// prints `console-mark: vm=NAME counter=N cntfrq=F` (the bench's
+/// `linux_boot`: reset to Linux's init line).
+static MARK: spin::Mutex<([u8; 32], usize, bool)> = spin::Mutex::new(([0; 32], 0, false));
+
+/// Sets the console mark (at most 32 bytes).
+pub fn set_console_mark(text: &str) {
+    let mut m = MARK.lock();
+    let n = text.len().min(m.0.len());
+    m.0[..n].copy_from_slice(&text.as_bytes()[..n]);
+    m.1 = n;
+}
+
+#[cold]
+fn console_mark(vm: &str, line: &str) {
+    let mut m = MARK.lock();
+    let (buf, n, hit) = &mut *m;
+    let Ok(mark) = core::str::from_utf8(&buf[..*n]) else { return };
+    if *n == 0 || *hit || !line.contains(mark) {
+        return;
+    }
+    *hit = true;
+    crate::hprintln!(
+        "console-mark: vm={vm} counter={} cntfrq={}",
+        crate::irq::timer::now(),
+        crate::irq::timer::frequency()
+    );
 }
 
 /// Set by a vcpu's `events` when the host's timer ends its slice.

@@ -59,6 +59,9 @@ pub enum Source {
     /// (`spevisor.iterations=N`), reporting its total ticks with REPORT
     /// `tag` ("[vm] report tag=T value=TICKS"): per iteration, no baseline.
     Report { scenario: &'static str, vm: &'static str, tag: u64 },
+    /// Reset to the first console line of Debian's Linux guest's init
+    /// (`--guest linux`, the host's `console-mark:` line).
+    LinuxBoot,
 }
 
 /// One row of the table.
@@ -134,6 +137,13 @@ pub const METRICS: &[Metric] = &[
         name: "sgi_pingpong",
         what: "SGI round trip between two vcpus of a VM (ping and pong: two trapped ICC_SGI1R writes, two WFI wake-ups, two handlers)",
         source: Source::Report { scenario: "smp", vm: "smp", tag: 12 },
+        target: None,
+        bar: "",
+    },
+    Metric {
+        name: "linux_boot",
+        what: "reset to Debian's Linux guest's init line (spevisor-init: hello), 1 vcpu, host SPE off: boots spevisor, the host, the VM and Linux",
+        source: Source::LinuxBoot,
         target: None,
         bar: "",
     },
@@ -270,7 +280,8 @@ pub fn guest_value(run: &GuestRun, source: Source) -> Value {
         | Source::SpeSwitch
         | Source::SpeSwitchHw
         | Source::SpeSwitchHwVsNone
-        | Source::Report { .. } => Value::Missing("not a bench-scenario metric".into()),
+        | Source::Report { .. }
+        | Source::LinuxBoot => Value::Missing("not a bench-scenario metric".into()),
     }
 }
 
@@ -353,6 +364,38 @@ fn report_value(q: &Qemu, image: &std::path::Path, scenario: &str, vm: &str, tag
         _ => Value::Missing(format!("no {prefix:?} line or CNTFRQ")),
     }
 }
+
+/// Boots `--guest linux` (1 vcpu) under icount with the host's console
+/// mark on Linux's init line: instructions from reset to it.
+fn linux_boot(q: &Qemu, image: &std::path::Path) -> Value {
+    use crate::guest::{make_bundle, GuestOpts, Kernel};
+    let bundle = match make_bundle(&GuestOpts::new(Kernel::DebianLinux), "bench-linux") {
+        Ok(b) => b,
+        Err(e) => return Value::Missing(format!("no Linux guest: {e}")),
+    };
+    let m = Machine {
+        append: format!("{} spevisor.spe=off spevisor.mark=spevisor-init:", crate::guest::HOST_APPEND),
+        extra: vec!["-icount".into(), "shift=0,sleep=off".into(), "-initrd".into(), bundle.display().to_string()],
+        ..Machine::default()
+    };
+    let b = match qemu::run_captured(q, image, &m, LINUX_BENCH_TIMEOUT) {
+        Ok(b) => b,
+        Err(e) => return Value::Missing(e),
+    };
+    let Some(line) = b.output.lines().find(|l| l.starts_with("console-mark: ")) else {
+        return Value::Missing("Linux never printed its init line".into());
+    };
+    let f = words(line);
+    match (num::<u64>(&f, "counter"), num::<u64>(&f, "cntfrq")) {
+        (Ok(c), Ok(freq)) => {
+            Value::Instructions { iterations: 1, per_iteration: c as f64 * instructions_per_tick(freq) }
+        }
+        _ => Value::Missing(format!("bad console-mark line {line:?}")),
+    }
+}
+
+/// Linux under icount takes minutes of wall clock.
+const LINUX_BENCH_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Runs the decoder benchmark in release mode: (bytes, decode MB/s, copy MB/s).
 fn spe_throughput() -> Result<(u64, f64, f64), String> {
@@ -525,6 +568,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 (Source::SpeSwitch, _) => spe_switch.clone(),
                 (Source::SpeSwitchHw, _) => spe_switch_hw.clone(),
                 (Source::SpeSwitchHwVsNone, _) => spe_switch_hw_vs_none.clone(),
+                (Source::LinuxBoot, _) => {
+                    eprintln!("xtask: bench: linux_boot (Debian's kernel and busybox, fetched once)");
+                    linux_boot(&q, &image)
+                }
                 (Source::Report { scenario, vm, tag }, _) => {
                     eprintln!("xtask: bench: {} (scenario {scenario}, N = {REPORT_ITERATIONS})", m.name);
                     report_value(&q, &image, scenario, vm, tag, REPORT_ITERATIONS)
@@ -603,6 +650,7 @@ pub fn check_run(run: &GuestRun, n: u64) -> Result<(), String> {
                     | Source::SpeSwitchHw
                     | Source::SpeSwitchHwVsNone
                     | Source::Report { .. }
+                    | Source::LinuxBoot
             ) {
                 return Err(format!("{v:?}"));
             }

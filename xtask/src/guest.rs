@@ -127,6 +127,7 @@ pub const LINUX_INIT: &str = "#!/bin/busybox sh
 echo 'spevisor-init: hello from Linux'
 /bin/busybox uname -a
 /bin/busybox cat /proc/cpuinfo
+/bin/busybox sleep 1
 /bin/busybox cat /proc/interrupts
 echo \"spevisor-init: cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)\"
 echo 'spevisor-init: powering off'

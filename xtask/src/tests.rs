@@ -40,17 +40,12 @@ pub mod status {
     pub const GUEST_REFUSED: i32 = 6;
 }
 
-/// The Linux-to-init QEMU test (`linux_guest_runs_init_*`) needs guest
-/// interrupts (the virtual timer and the PL011 through the vGIC) and
-/// secondary vcpus (PSCI CPU_ON), issue 9. Without them (seen on the
-/// `guestload` branch, QEMU 7.2) Debian's 6.1 kernel reaches /init and runs
-/// it, but /proc/interrupts counts 0 timer and UART interrupts, CPU_ON
-/// answers -95 (NOT_SUPPORTED) so 2 vcpus show as 1, and `poweroff -f`
-/// never reaches SYSTEM_OFF (the guest spins without exiting until QEMU
-/// times out). SWITCH FOR THE LEAD: set this to true when interrupt
-/// delivery and secondary vcpus land. Until then the tests run only with
-/// SPEVISOR_LINUX_INIT=1 (and say SKIPPED otherwise).
-const LINUX_INIT_TEST_ENABLED: bool = false;
+/// The Linux-to-init QEMU test (`linux_guest_runs_init_*`): Debian's 6.1
+/// kernel with 1 and 2 vcpus runs /init, counts timer, console (PL011 TX
+/// FIFO interrupt) and, with 2 vcpus, IPI interrupts, and powers off.
+/// Switched on once guest interrupts, secondary vcpus and the PL011's
+/// transmit FIFO landed; false (or SPEVISOR_LINUX_INIT unset) skips them.
+const LINUX_INIT_TEST_ENABLED: bool = true;
 
 /// `key=value` fields of the `spevisor:` summary line.
 pub fn summary(output: &str) -> Option<HashMap<String, String>> {
