@@ -493,12 +493,16 @@ impl Vm {
             self.uart_irq();
             Some(Completion::MmioWrite)
         } else {
+            let queued = self.uart.tx_level();
             let v = self.uart.read(off, m.size).unwrap_or_else(|e| {
                 warn!("{}: PL011 read at +{off:#x} reads as 0: {e:?}", self.name);
                 0
             });
-            // A read of FR may have delivered the transmit FIFO.
-            self.uart_irq();
+            // A read of FR that delivered the transmit FIFO may have raised
+            // its interrupt; other reads change no line.
+            if queued != self.uart.tx_level() {
+                self.uart_irq();
+            }
             Some(Completion::MmioRead(v))
         }
     }
