@@ -601,10 +601,6 @@ pub mod guest {
         }
         /// Bytes at the top of guest RAM holding the device tree.
         pub const DTB_SLOT: u64 = 64 << 10;
-        /// [`MAX_VCPUS`] as an array length.
-        pub const MAX_VCPUS_USIZE: usize = MAX_VCPUS as usize;
-        /// Bytes between two vcpus' redistributor frames ([`GICR_SIZE`]).
-        pub const GICR_STRIDE: u64 = GICR_SIZE;
         /// INTIDs of the guest machine: the virtual timer's and the EL1
         /// physical timer's PPIs, the PMU's, the GIC maintenance interrupt's,
         /// and the PL011's SPI (QEMU `virt`'s numbers).

@@ -12,7 +12,7 @@
 use core::arch::asm;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA, GICR_STRIDE, VTIMER_INTID};
+use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA, GICR_SIZE, VTIMER_INTID};
 use spevisor_abi::guest::psci;
 
 pub const MODE_VTIMER: u64 = 14;
@@ -65,7 +65,7 @@ fn cpu_index() -> u64 {
 }
 
 fn gicr(cpu: u64) -> u64 {
-    GICR_IPA + cpu * GICR_STRIDE
+    GICR_IPA + cpu * GICR_SIZE
 }
 
 /// This vcpu's redistributor awake, every SGI/PPI group 1 at priority

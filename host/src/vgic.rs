@@ -1,7 +1,7 @@
 //! The guest's GICv3 distributor and redistributors: what a guest reads and
 //! writes through the frames its device tree names
 //! (`spevisor_abi::guest::machine::GICD_IPA`/`GICR_IPA`, one redistributor
-//! of `GICR_STRIDE` bytes per vcpu), and where its interrupts' pending and
+//! of `GICR_SIZE` bytes per vcpu), and where its interrupts' pending and
 //! active state lives. One security state (GICD_CTLR.DS = 1), affinity
 //! routing always on, no LPIs, SPIs 32..63.
 //!
@@ -22,7 +22,10 @@
 //! Pure, so every register and the list-register bookkeeping are
 //! unit-tested here.
 
-use spevisor_abi::guest::machine::{GICR_STRIDE, MAX_VCPUS_USIZE as MAX_VCPUS};
+use spevisor_abi::guest::machine::{gicr_size, GICR_SIZE};
+
+/// vcpus whose state the model holds.
+const MAX_VCPUS: usize = spevisor_abi::guest::machine::MAX_VCPUS as usize;
 use spevisor_abi::vgic::{hcr, lr, VcpuShared, MAX_LRS};
 
 /// Number of interrupt IDs modelled: SGIs 0..15, PPIs 16..31, SPIs 32..63.
@@ -52,9 +55,8 @@ const IIDR: u32 = 0x0000_043b;
 /// PIDR2 with ArchRev = 3 (GICv3) and the JEP106 bits Arm's GICs report.
 const PIDR2_GICV3: u32 = 0x3b;
 
-/// Frame sizes: the distributor, and one redistributor (RD + SGI frames).
+/// The distributor frame's size (one vcpu's redistributor frames: `GICR_SIZE`).
 pub const GICD_SIZE: u64 = 0x1_0000;
-pub const GICR_SIZE: u64 = GICR_STRIDE;
 /// Offset of the SGI frame in the redistributor.
 const SGI_BASE: u64 = 0x1_0000;
 
@@ -135,7 +137,7 @@ impl Vgic {
 
     /// Bytes of redistributor frames the VM's vcpus have.
     pub fn redist_size(&self) -> u64 {
-        GICR_STRIDE * self.nr_vcpus as u64
+        gicr_size(self.nr_vcpus as u32)
     }
 
     /// INTID `n` as vcpu `cpu` sees it (SGIs and PPIs are its own).
@@ -344,12 +346,12 @@ impl Vgic {
     /// The vcpu whose redistributor holds `off` (from the region's base),
     /// and the offset inside it; `None` past the last vcpu's.
     fn redist_of(&self, off: u64) -> Option<(usize, u64)> {
-        let cpu = (off / GICR_STRIDE) as usize;
-        (cpu < self.nr_vcpus).then_some((cpu, off % GICR_STRIDE))
+        let cpu = (off / GICR_SIZE) as usize;
+        (cpu < self.nr_vcpus).then_some((cpu, off % GICR_SIZE))
     }
 
     /// A read of `size` bytes at `off` in the redistributor region (each
-    /// vcpu's RD then SGI frame, `GICR_STRIDE` apart).
+    /// vcpu's RD then SGI frame, `GICR_SIZE` apart).
     pub fn read_redist(&self, off: u64, size: u8) -> Result<u64, GicAccessError> {
         check(off, size)?;
         let Some((cpu, off)) = self.redist_of(off) else { return Ok(0) };
@@ -736,7 +738,7 @@ mod tests {
         let mut g = Vgic::new(nr_vcpus);
         g.write_dist(0, 4, (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1) as u64).unwrap();
         for cpu in 0..nr_vcpus {
-            let base = cpu as u64 * GICR_STRIDE + SGI_BASE;
+            let base = cpu as u64 * GICR_SIZE + SGI_BASE;
             g.write_redist(base + 0x80, 4, u32::MAX as u64).unwrap();
             for &i in intids.iter().filter(|i| **i < 32) {
                 g.write_redist(base + 0x100, 4, 1 << i).unwrap();
@@ -754,17 +756,17 @@ mod tests {
     #[test]
     fn each_vcpu_has_its_redistributor_with_affinity_and_last() {
         let mut g = Vgic::new(3);
-        assert_eq!(g.redist_size(), 3 * GICR_STRIDE);
+        assert_eq!(g.redist_size(), 3 * GICR_SIZE);
         for cpu in 0..3u64 {
-            let typer = g.read_redist(cpu * GICR_STRIDE + 8, 8).unwrap();
+            let typer = g.read_redist(cpu * GICR_SIZE + 8, 8).unwrap();
             assert_eq!(typer >> 32, cpu, "Aff0");
             assert_eq!(typer >> 8 & 0xffff, cpu, "processor number");
             assert_eq!(typer & GICR_TYPER_LAST != 0, cpu == 2, "Last only on the last");
         }
-        g.write_redist(GICR_STRIDE + SGI_BASE + 0x100, 4, 1 << 27).unwrap();
+        g.write_redist(GICR_SIZE + SGI_BASE + 0x100, 4, 1 << 27).unwrap();
         assert!(!g.enabled(27), "vcpu 0's PPI is its own");
-        assert_eq!(g.read_redist(GICR_STRIDE + SGI_BASE + 0x100, 4).unwrap(), 1 << 27);
-        assert_eq!(g.read_redist(3 * GICR_STRIDE + 8, 8).unwrap(), 0, "past the last vcpu: RAZ");
+        assert_eq!(g.read_redist(GICR_SIZE + SGI_BASE + 0x100, 4).unwrap(), 1 << 27);
+        assert_eq!(g.read_redist(3 * GICR_SIZE + 8, 8).unwrap(), 0, "past the last vcpu: RAZ");
     }
 
     #[test]

@@ -370,51 +370,43 @@ impl Vm {
     /// vcpu is off or asleep.
     #[inline(never)]
     fn hvc_outcome(&mut self, i: usize, outcome: Outcome) -> bool {
-        self.vcpus[i].completion = Completion::None.to_regs();
-        let answer = self.apply_outcome(i, outcome);
-        if let Some(a) = answer {
-            self.vcpus[i].completion = Completion::Hvc(a).to_regs();
-        }
-        answer.is_some()
+        let (answer, go_on) = self.apply_outcome(i, outcome);
+        self.vcpus[i].completion = answer.map_or(Completion::None, Completion::Hvc).to_regs();
+        go_on
     }
 
-    fn apply_outcome(&mut self, i: usize, outcome: Outcome) -> Option<[u64; 4]> {
+    /// The answer to `outcome` (none once the VM or the vcpu has stopped)
+    /// and whether vcpu `i` may go on running.
+    fn apply_outcome(&mut self, i: usize, outcome: Outcome) -> (Option<[u64; 4]>, bool) {
         match outcome {
-            Outcome::Answer(a) => Some(a),
+            Outcome::Answer(a) => (Some(a), true),
             Outcome::Status { status, answer } => {
                 self.status = Some(status);
-                Some(answer)
+                (Some(answer), true)
             }
             Outcome::Report { tag, value, answer } => {
                 crate::hprintln!("[{}] report tag={} value={:#x}", self.name, tag, value);
-                Some(answer)
+                (Some(answer), true)
             }
             Outcome::Off => {
                 self.ending = Some(Ending::Off);
-                None
+                (None, false)
             }
             Outcome::Reset => {
                 self.ending = Some(Ending::Reset);
-                None
+                (None, false)
             }
             Outcome::CpuOff => {
                 self.vcpus[i].run = VcpuRun::Off;
                 if self.vcpus[..self.nr_vcpus].iter().all(|v| v.run == VcpuRun::Off) {
                     self.ending = Some(Ending::Off);
                 }
-                None
+                (None, false)
             }
-            Outcome::CpuOn { target, entry, context } => Some([self.cpu_on(target, entry, context), 0, 0, 0]),
-            Outcome::AffinityInfo { target, level } => Some([self.affinity_info(target, level), 0, 0, 0]),
-            Outcome::Suspend => {
-                // Answered now, returned to when the vcpu wakes.
-                self.vcpus[i].completion = Completion::Hvc([psci::SUCCESS, 0, 0, 0]).to_regs();
-                if self.wfi(i) {
-                    Some([psci::SUCCESS, 0, 0, 0])
-                } else {
-                    None
-                }
-            }
+            Outcome::CpuOn { target, entry, context } => (Some([self.cpu_on(target, entry, context), 0, 0, 0]), true),
+            Outcome::AffinityInfo { target, level } => (Some([self.affinity_info(target, level), 0, 0, 0]), true),
+            // Answered now, returned to when the vcpu wakes (it may sleep).
+            Outcome::Suspend => (Some([psci::SUCCESS, 0, 0, 0]), self.wfi(i)),
         }
     }
 

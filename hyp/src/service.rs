@@ -6,8 +6,8 @@ use crate::info;
 use crate::mm::{Layout, PagePool, Range};
 use crate::spe::Backend;
 use crate::switch::{self, HostContext, Trace};
+use crate::vcpu::shared_page;
 use crate::vm::Vms;
-use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{spe_state, Completion, Exit, InfoItem, Status, SwitchOrder, TestFault};
 use spevisor_pgtable::PAGE_SIZE;
 use spin::Mutex;
@@ -183,14 +183,4 @@ impl Services for Machine<'_> {
     fn vcpu_reset(&mut self, vm: u64, vcpu: u64, entry: u64, x0: u64) -> Result<(), Status> {
         self.vms.reset_vcpu(vm, vcpu, entry, x0)
     }
-}
-
-/// The page a vcpu shares with EL2 (`VCPU_SHARE`).
-fn shared_page<'a>(pa: u64) -> &'a mut VcpuShared {
-    // SAFETY: `Vms::share` checked `pa`: a whole page of host memory, given
-    // to no VM and shared with nothing else, which EL2 maps RW at its
-    // physical address; the host cannot touch it while it is inside this
-    // hypercall (one CPU), and `VcpuShared` (plain integers, 160 bytes) fits
-    // a page at its alignment.
-    unsafe { &mut *(pa as *mut VcpuShared) }
 }

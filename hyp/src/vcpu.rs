@@ -133,6 +133,16 @@ impl VgicState {
     }
 }
 
+/// The page a vcpu shares with EL2 (`VCPU_SHARE`), at its PA `pa`.
+pub fn shared_page<'a>(pa: u64) -> &'a mut VcpuShared {
+    // SAFETY: `Vms::share` checked `pa` (the only way a vcpu gets one): a
+    // whole page of host memory, given to no VM and shared with nothing
+    // else, which EL2 maps RW at its physical address; the host cannot
+    // touch it while EL2 runs (one CPU), and `VcpuShared` (plain integers,
+    // 160 bytes) fits a page at its alignment.
+    unsafe { &mut *(pa as *mut VcpuShared) }
+}
+
 /// SCTLR_EL1 at reset for a guest: RES1 bits only (MMU and caches off).
 pub const GUEST_SCTLR_RESET: u64 = (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22) | (1 << 20) | (1 << 11);
 /// PSTATE a vcpu starts with: EL1h, D, A, I, F masked.

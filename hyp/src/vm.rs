@@ -14,7 +14,7 @@ pub const MAX_VMS: usize = 16;
 /// Memory regions (donations) per VM.
 pub const MAX_REGIONS: usize = 16;
 /// vcpus per VM (one physical CPU runs them in turn).
-pub const MAX_VCPUS: usize = spevisor_abi::guest::machine::MAX_VCPUS_USIZE;
+pub const MAX_VCPUS: usize = spevisor_abi::guest::machine::MAX_VCPUS as usize;
 /// The largest single donation: 1 GiB of pages.
 pub const MAX_DONATION_PAGES: u64 = 1 << 18;
 /// Guest IPA window reserved for emulated devices (PL011, GIC): never RAM.

@@ -337,6 +337,14 @@ impl IntendedBuffer {
     }
 }
 
+/// Whether the regime live for `w` translates the buffer pointer `ptr` to
+/// where the host meant it (`intended`): the judgement the SPE and TRBE
+/// models make at every enable, EL2 write and drain.
+pub fn lands_in_intended<W: BufferWriter>(intended: Option<IntendedBuffer>, ptr: u64, w: &mut W) -> bool {
+    let want = intended.and_then(|b| b.pa_of(ptr, 1));
+    matches!(w.translate(ptr), Ok(pa) if want == Some(pa))
+}
+
 /// Why collection stopped during a drain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
@@ -531,11 +539,7 @@ impl SpeModel {
             return true;
         }
         self.stats.regime_checks += 1;
-        let intended = self.intended_buffer().and_then(|b| b.pa_of(ptr, 1));
-        let ok = match w.translate(ptr) {
-            Ok(pa) => intended == Some(pa),
-            Err(_) => false,
-        };
+        let ok = lands_in_intended(self.intended_buffer(), ptr, w);
         if !ok {
             self.stats.misdirected += 1;
             self.stats.misdirected_regimes += 1;

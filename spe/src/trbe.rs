@@ -27,7 +27,7 @@
 //! Trace data moves in [`TRACE_CHUNK`]-byte units (the host's synthetic
 //! trace packets), never split across the limit.
 
-use crate::model::{BufferWriter, FaultStage, IntendedBuffer, PAGE_SIZE};
+use crate::model::{lands_in_intended, BufferWriter, FaultStage, IntendedBuffer, PAGE_SIZE};
 
 /// Unit of trace data the model stores and writes.
 pub const TRACE_CHUNK: usize = 16;
@@ -203,8 +203,7 @@ impl TrbeModel {
             return true;
         }
         self.stats.regime_checks += 1;
-        let intended = self.intended_buffer().and_then(|b| b.pa_of(ptr, 1));
-        let ok = matches!(w.translate(ptr), Ok(pa) if intended == Some(pa));
+        let ok = lands_in_intended(self.intended_buffer(), ptr, w);
         if !ok {
             self.stats.misdirected += 1;
             self.stats.misdirected_regimes += 1;

@@ -216,15 +216,9 @@ pub fn share_guest_timer(vcpu: &Vcpu) {
     if vcpu.shared == 0 {
         return;
     }
-    let page = vcpu.shared as *mut spevisor_abi::vgic::VcpuShared;
-    let (ctl, cval) = (mrs!("cntv_ctl_el0"), mrs!("cntv_cval_el0"));
-    // SAFETY: `Vms::share` checked the page: host memory given to no VM,
-    // shared with nothing else, identity mapped RW at EL2; the host does
-    // not run while EL2 does (one CPU). Two plain stores.
-    unsafe {
-        (*page).cntv_ctl = ctl;
-        (*page).cntv_cval = cval;
-    }
+    let page = crate::vcpu::shared_page(vcpu.shared);
+    page.cntv_ctl = mrs!("cntv_ctl_el0");
+    page.cntv_cval = mrs!("cntv_cval_el0");
 }
 
 /// Saves the guest's GIC state and turns the virtual interface off for the host.
