@@ -26,7 +26,7 @@ const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
 /// The PL011's SPI number (INTID 33).
 const UART_SPI: u32 = 1;
 /// The fixed clock Linux's PL011 (AMBA) driver asks for, in Hz.
-const APB_PCLK_HZ: u32 = 24_000_000;
+pub const APB_PCLK_HZ: u32 = 24_000_000;
 
 const PHANDLE_GIC: u32 = 1;
 const PHANDLE_APB_PCLK: u32 = 2;

@@ -199,6 +199,14 @@ pub enum Ending {
     Killed,
 }
 
+/// The guest's PL011, timed by its device-tree clock against the host's
+/// counter (`spevisor_pl011::model`: the FIFO drains at the line's rate).
+fn timed_uart() -> Pl011Model {
+    let mut uart = Pl011Model::firmware_configured();
+    uart.set_clocks(guest_dtb::APB_PCLK_HZ.into(), crate::irq::timer::frequency());
+    uart
+}
+
 /// A VM the host made.
 pub struct Vm {
     pub name: &'static str,
@@ -334,7 +342,7 @@ impl Vm {
             handle,
             ram_pa,
             ram_pages: pages,
-            uart: Pl011Model::firmware_configured(),
+            uart: timed_uart(),
             gic: crate::vgic::Vgic::new(vcpus),
             line: [0; 160],
             line_len: 0,
@@ -466,6 +474,8 @@ impl Vm {
             return None;
         }
         let off = m.ipa - GUEST_UART_IPA;
+        // Characters sent since the last access leave the FIFO first.
+        self.uart.advance(crate::irq::timer::now());
         if m.write {
             let mut out = [0u8; 1];
             let mut n = 0;
@@ -485,27 +495,22 @@ impl Vm {
             self.uart_irq();
             Some(Completion::MmioWrite)
         } else {
-            let queued = self.uart.tx_level();
             let v = self.uart.read(off, m.size).unwrap_or_else(|e| {
                 warn!("{}: PL011 read at +{off:#x} reads as 0: {e:?}", self.name);
                 0
             });
-            // A read of FR that delivered the transmit FIFO may have raised
-            // its interrupt; other reads change no line.
-            if queued != self.uart.tx_level() {
-                self.uart_irq();
-            }
+            // The advance, or a read of FR that delivered the FIFO, may
+            // have raised its interrupt.
+            self.uart_irq();
             Some(Completion::MmioRead(v))
         }
     }
 
-    /// The vcpu stopped running guest code for something other than a UART
-    /// access (an interrupt exit, WFI): the host delivers the PL011's
-    /// transmit FIFO, which may raise its transmit interrupt
+    /// Time passed while the vcpus ran or slept: the PL011's transmitter
+    /// sent what the line allowed, which may raise its transmit interrupt
     /// (`spevisor_pl011::model`).
-    fn uart_deliver(&mut self) {
-        if self.uart.tx_level() != 0 {
-            self.uart.deliver();
+    fn uart_advance(&mut self, now: u64) {
+        if self.uart.advance(now) {
             self.uart_irq();
         }
     }
@@ -685,14 +690,14 @@ impl Vm {
         true
     }
 
-    /// An IRQ ended vcpu `i`'s run: the UART's transmit FIFO is delivered;
-    /// if its virtual timer was firing, its
+    /// An IRQ ended vcpu `i`'s run: the UART's transmitter catches up with
+    /// the time that passed; if its virtual timer was firing, its
     /// virtual INTID 27 becomes pending, tied to the physical PPI, which
     /// is made active now so that it cannot fire again (and end every run
     /// at once) before the guest has deactivated it.
     #[inline(never)]
     fn irq_exit(&mut self, i: usize) -> bool {
-        self.uart_deliver();
+        self.uart_advance(crate::irq::timer::now());
         let v = &self.vcpus[i];
         if self.nr_lrs == 0 || v.shared == 0 || !shared_page(v.shared).timer_firing() {
             return true;
@@ -706,11 +711,11 @@ impl Vm {
     }
 
     /// WFI: vcpu `i` sleeps unless an interrupt is already there for it
-    /// (the UART's transmit FIFO is delivered first: its interrupt may be
-    /// what the guest waits for).
+    /// (the UART's transmitter catches up first: its interrupt may be what
+    /// the guest waits for).
     #[inline(never)]
     fn wfi(&mut self, i: usize) -> bool {
-        self.uart_deliver();
+        self.uart_advance(crate::irq::timer::now());
         if self.gic.has_work(i) {
             return true;
         }
@@ -727,9 +732,18 @@ impl Vm {
         shared_page(v.shared).timer_deadline()
     }
 
+    /// The counter time of the VM's next wake-up, if any: the earliest
+    /// timer deadline of a sleeping vcpu, or the PL011's transmit
+    /// interrupt (a driver that filled the FIFO sleeps until it drains).
+    fn next_wake(&self) -> Option<u64> {
+        (0..self.nr_vcpus).filter_map(|i| self.deadline(i)).chain(self.uart.next_tx_interrupt()).min()
+    }
+
     /// Wakes sleeping vcpus whose timer deadline is `now` or past: once
-    /// loaded, their timer fires (its interrupt comes as an IRQ exit).
+    /// loaded, their timer fires (its interrupt comes as an IRQ exit). The
+    /// UART's transmitter catches up: its interrupt wakes its target.
     fn wake_due(&mut self, now: u64) {
+        self.uart_advance(now);
         for i in 0..self.nr_vcpus {
             if self.deadline(i).is_some_and(|d| d <= now) {
                 self.vcpus[i].run = VcpuRun::Runnable;
@@ -924,15 +938,14 @@ pub fn run_all(vms: &mut [&mut Vm]) {
     }
 }
 
-/// Nothing is runnable: sleeps until the earliest deadline of a sleeping
-/// vcpu (an interrupt for the host ends the sleep too). A VM none of whose
+/// Nothing is runnable: sleeps until the earliest wake-up of a VM
+/// ([`Vm::next_wake`]; an interrupt for the host ends the sleep too). A VM none of whose
 /// vcpus can ever wake (asleep without a timer, or off) is stopped.
 fn idle(vms: &mut [&mut Vm]) {
     use crate::irq::timer;
     let mut earliest = u64::MAX;
     for vm in vms.iter_mut().filter(|vm| vm.ending.is_none()) {
-        let next = (0..vm.nr_vcpus).filter_map(|i| vm.deadline(i)).min();
-        match next {
+        match vm.next_wake() {
             Some(d) => earliest = earliest.min(d),
             None => {
                 error!("{}: every vcpu waits for an interrupt nothing will send; VM stopped", vm.name);

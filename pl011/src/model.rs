@@ -12,14 +12,20 @@
 //!   anything. A byte written while it is full is lost, as on the hardware
 //!   (counted: [`Pl011Model::tx_dropped`]). An accepted byte reaches the
 //!   callback at once; the level only paces the guest.
-//! - The FIFO drains when the host delivers it ([`Pl011Model::deliver`]): the
-//!   host does so when the guest stops running guest code for something other
-//!   than a UART access (an interrupt exit, WFI), and a guest that reads FR
-//!   twice in a row, with no other UART access between, is waiting for the
-//!   transmitter: the second read delivers before it answers. So a polling
-//!   driver sees the FIFO fill and then empty, a driver that fills it and
-//!   waits for the transmit interrupt gets that interrupt, and both are
-//!   deterministic (nothing depends on the host's clock).
+//! - The FIFO drains at the line's rate in the host's counter time
+//!   ([`Pl011Model::advance`]): one character per frame (start bit, 5 to 8
+//!   data bits, parity, 1 or 2 stop bits, as LCR_H says) at the baud rate
+//!   IBRD/FBRD make of the UART clock ([`Pl011Model::set_clocks`]). The host
+//!   advances the model before every access and whenever the guest stops
+//!   for something else, and asks it when the transmit interrupt is next
+//!   due ([`Pl011Model::next_tx_interrupt`]) to wake a guest that sleeps
+//!   until then. One shortcut: a guest that reads FR twice in a row, with no
+//!   other UART access between, is polling for the transmitter, and the
+//!   second read delivers the whole FIFO before it answers
+//!   ([`Pl011Model::deliver`]): a polling console costs two exits per FIFO,
+//!   not one per poll. So a polling driver sees the FIFO fill and then
+//!   empty, and a driver that fills it and waits for the transmit interrupt
+//!   gets that interrupt when a real line would have sent the bytes.
 //! - The transmit interrupt (RIS.TX) follows the PL011 TRM: it is raised
 //!   when the FIFO drains from above its IFLS trigger level to at or below it
 //!   (without FIFOs: when the holding register empties), and cleared by ICR
@@ -94,9 +100,24 @@ pub mod int {
 pub mod lcr_h {
     /// FIFOs enabled.
     pub const FEN: u32 = 1 << 4;
+    /// Parity enabled.
+    pub const PEN: u32 = 1 << 1;
+    /// Two stop bits.
+    pub const STP2: u32 = 1 << 3;
+    /// Word length: data bits - 5.
+    pub const WLEN_SHIFT: u32 = 5;
+    pub const WLEN_MASK: u32 = 3 << WLEN_SHIFT;
     /// 8 data bits.
-    pub const WLEN_8: u32 = 3 << 5;
+    pub const WLEN_8: u32 = 3 << WLEN_SHIFT;
 }
+
+/// A frame's start bit and its shortest word (LCR_H.WLEN = 0).
+const START_BITS: u32 = 1;
+const MIN_DATA_BITS: u32 = 5;
+/// The baud rate generator ticks 16 times per bit (UARTCLK / 16 / divisor).
+const OVERSAMPLING: u128 = 16;
+/// FBRD is the divisor's fraction in 64ths.
+const FBRD_BITS: u32 = 6;
 
 /// Control register bits.
 pub mod cr {
@@ -171,6 +192,13 @@ pub struct Pl011Model {
     fr_polled: bool,
     /// Times the transmit interrupt was raised.
     tx_raised: u64,
+    /// The UART's reference clock (UARTCLK) and the host's counter
+    /// frequency, in Hz; 0: untimed (the FIFO drains only when delivered).
+    uartclk_hz: u64,
+    counter_hz: u64,
+    /// Counter time at which the character at the head of the FIFO started
+    /// on the line (the last advance, while the FIFO was empty).
+    tx_since: u64,
 }
 
 impl Default for Pl011Model {
@@ -195,6 +223,9 @@ impl Pl011Model {
             tx_dropped: 0,
             fr_polled: false,
             tx_raised: 0,
+            uartclk_hz: 0,
+            counter_hz: 0,
+            tx_since: 0,
         }
     }
 
@@ -250,15 +281,81 @@ impl Pl011Model {
     /// transmit interrupt is raised. Returns whether anything was there (the
     /// interrupt line may have changed).
     pub fn deliver(&mut self) -> bool {
-        if self.tx_level == 0 {
+        self.drain(self.tx_level)
+    }
+
+    /// Sends `n` characters of the FIFO (at most what it holds); raises
+    /// the transmit interrupt if the level falls through the trigger.
+    fn drain(&mut self, n: u32) -> bool {
+        let n = n.min(self.tx_level);
+        if n == 0 {
             return false;
         }
-        if self.tx_level > self.tx_trigger() {
+        let trigger = self.tx_trigger();
+        if self.tx_level > trigger && self.tx_level - n <= trigger {
             self.ris |= int::TX;
             self.tx_raised += 1;
         }
-        self.tx_level = 0;
+        self.tx_level -= n;
         true
+    }
+
+    /// Times the transmitter: `uartclk_hz` is the UART's reference clock
+    /// (the device tree's `uartclk`), `counter_hz` the frequency of the
+    /// counter the host passes to [`Self::advance`]. Either 0: untimed.
+    pub fn set_clocks(&mut self, uartclk_hz: u64, counter_hz: u64) {
+        self.uartclk_hz = uartclk_hz;
+        self.counter_hz = counter_hz;
+    }
+
+    /// Counter ticks one character takes on the line, at least 1; `None`
+    /// if untimed. Baud rate = UARTCLK / (16 × (IBRD + FBRD/64)); a divisor
+    /// below 1 (IBRD 0, which the TRM forbids) counts as 1.
+    pub fn char_ticks(&self) -> Option<u64> {
+        if self.uartclk_hz == 0 || self.counter_hz == 0 {
+            return None;
+        }
+        let divisor_64ths = u128::from((self.ibrd << FBRD_BITS) | self.fbrd).max(1 << FBRD_BITS);
+        let frame_bits = u128::from(self.frame_bits());
+        let ticks = frame_bits * OVERSAMPLING * divisor_64ths * u128::from(self.counter_hz)
+            / (u128::from(self.uartclk_hz) << FBRD_BITS);
+        Some(u64::try_from(ticks).unwrap_or(u64::MAX).max(1))
+    }
+
+    /// Bits of one frame on the line: start bit, data bits (LCR_H.WLEN),
+    /// parity bit (LCR_H.PEN), 1 or 2 stop bits (LCR_H.STP2).
+    fn frame_bits(&self) -> u32 {
+        let data = MIN_DATA_BITS + ((self.lcr_h & lcr_h::WLEN_MASK) >> lcr_h::WLEN_SHIFT);
+        let parity = u32::from(self.lcr_h & lcr_h::PEN != 0);
+        let stop = if self.lcr_h & lcr_h::STP2 != 0 { 2 } else { 1 };
+        START_BITS + data + parity + stop
+    }
+
+    /// The host's counter reads `now`: the characters whose frames ended
+    /// by then have left the FIFO (the transmit interrupt may be raised).
+    /// Returns whether the FIFO's level changed (the interrupt line may
+    /// have). Untimed, or with the FIFO empty, it only notes the time.
+    pub fn advance(&mut self, now: u64) -> bool {
+        let Some(per) = self.char_ticks().filter(|_| self.tx_level != 0) else {
+            self.tx_since = now;
+            return false;
+        };
+        let sent = now.saturating_sub(self.tx_since) / per;
+        let n = u32::try_from(sent).unwrap_or(u32::MAX).min(self.tx_level);
+        self.tx_since += u64::from(n) * per;
+        self.drain(n)
+    }
+
+    /// Counter time at which the transmit interrupt will be raised if
+    /// nothing else happens first: `None` if it is masked (IMSC.TX), the
+    /// FIFO is at or below its trigger, or the model is untimed.
+    pub fn next_tx_interrupt(&self) -> Option<u64> {
+        let trigger = self.tx_trigger();
+        if self.imsc & int::TX == 0 || self.tx_level <= trigger {
+            return None;
+        }
+        let per = self.char_ticks()?;
+        Some(self.tx_since.saturating_add(u64::from(self.tx_level - trigger).saturating_mul(per)))
     }
 
     fn flags(&self) -> u32 {
@@ -576,6 +673,133 @@ mod tests {
         assert_eq!(m.tx_dropped(), 0);
         assert_eq!(interrupts, (text.len() - 32).div_ceil(32));
         assert_eq!(m.tx_raised(), interrupts as u64);
+    }
+
+    /// 24 MHz UARTCLK, QEMU 7.2's 62.5 MHz counter.
+    const UARTCLK_HZ: u64 = 24_000_000;
+    const COUNTER_HZ: u64 = 62_500_000;
+
+    fn timed() -> Pl011Model {
+        let mut m = Pl011Model::firmware_configured();
+        m.set_clocks(UARTCLK_HZ, COUNTER_HZ);
+        m
+    }
+
+    #[test]
+    fn a_character_takes_its_frame_time_at_the_programmed_baud_rate() {
+        let mut m = timed();
+        // 115200 baud (divisor 13 + 1/64), 8N1: 10 bits of 86.8 us, 5423
+        // ticks of 16 ns.
+        assert_eq!(m.char_ticks(), Some(5423));
+        // 7 data bits, parity, 2 stop bits: 11 bits, 5965.5 ticks (rounded down).
+        wr(&mut m, reg::LCR_H, u64::from(lcr_h::FEN | 2 << lcr_h::WLEN_SHIFT | lcr_h::PEN | lcr_h::STP2));
+        assert_eq!(m.char_ticks(), Some(5965));
+        // 9600 baud (divisor 156 + 16/64), 8N1: 1.0417 ms.
+        wr(&mut m, reg::LCR_H, u64::from(lcr_h::FEN | lcr_h::WLEN_8));
+        wr(&mut m, reg::IBRD, 156);
+        wr(&mut m, reg::FBRD, 16);
+        assert_eq!(m.char_ticks(), Some(65104));
+        // A zero divisor counts as 1: the fastest line, never a division by 0.
+        wr(&mut m, reg::IBRD, 0);
+        wr(&mut m, reg::FBRD, 0);
+        assert_eq!(m.char_ticks(), Some(416));
+        assert_eq!(Pl011Model::firmware_configured().char_ticks(), None, "untimed");
+    }
+
+    #[test]
+    fn the_fifo_drains_at_the_line_rate_and_interrupts_through_the_trigger() {
+        let mut m = timed();
+        let per = m.char_ticks().unwrap();
+        let t0 = 1_000_000;
+        m.advance(t0);
+        wr(&mut m, reg::IMSC, u64::from(int::TX));
+        let mut sent = 0;
+        for _ in 0..TX_FIFO_DEPTH {
+            m.write(reg::DR, 4, u64::from(b'x'), &mut |_| sent += 1).unwrap();
+        }
+        assert_eq!((sent, m.tx_level()), (TX_FIFO_DEPTH, TX_FIFO_DEPTH));
+        // The trigger is half full: 16 characters must leave first.
+        let due = t0 + 16 * per;
+        assert_eq!(m.next_tx_interrupt(), Some(due));
+        assert!(m.advance(due - per), "15 characters sent");
+        assert_eq!(m.tx_level(), 17);
+        assert!(!m.irq_pending(), "still above the trigger");
+        assert!(!m.advance(due - 1), "the 16th is still on the line");
+        assert!(m.advance(due));
+        assert_eq!(m.tx_level(), 16);
+        assert!(m.irq_pending(), "drained through the trigger");
+        assert_eq!(m.next_tx_interrupt(), None, "at the trigger: nothing more to raise");
+        // The rest drains; a later advance with the FIFO empty only notes
+        // the time, and the next character starts then.
+        m.advance(due + 100 * per);
+        assert_eq!(m.tx_level(), 0);
+        let t1 = due + 1000 * per;
+        m.advance(t1);
+        wr(&mut m, reg::ICR, u64::from(int::TX));
+        for _ in 0..=16 {
+            m.write(reg::DR, 4, u64::from(b'y'), &mut |_| {}).unwrap();
+        }
+        assert_eq!(m.next_tx_interrupt(), Some(t1 + per), "17 queued from t1: one above the trigger");
+        // Masked, nothing is due (the line cannot change).
+        wr(&mut m, reg::IMSC, 0);
+        assert_eq!(m.next_tx_interrupt(), None);
+    }
+
+    #[test]
+    fn untimed_the_fifo_drains_only_when_delivered() {
+        let mut m = Pl011Model::firmware_configured();
+        m.advance(0);
+        m.write(reg::DR, 4, u64::from(b'x'), &mut |_| {}).unwrap();
+        assert!(!m.advance(u64::MAX));
+        assert_eq!(m.tx_level(), 1);
+        assert!(m.deliver());
+        assert_eq!(m.tx_level(), 0);
+    }
+
+    /// The Linux-like driver of the test above, on a timed UART: the host
+    /// wakes it when [`Pl011Model::next_tx_interrupt`] says, and the
+    /// interrupts come at the line's pace, half a FIFO at a time.
+    #[test]
+    fn a_linux_like_driver_is_paced_by_the_line() {
+        let text: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut m = timed();
+        let per = m.char_ticks().unwrap();
+        let mut now = 0;
+        let mut sent = Vec::new();
+        let mut next = 0;
+        let mut interrupts = 0;
+        m.advance(now);
+        while next < text.len() && fr(&mut m) & fr::TXFF == 0 {
+            send(&mut m, text[next], &mut sent);
+            next += 1;
+        }
+        wr(&mut m, reg::IMSC, u64::from(int::TX));
+        while next < text.len() {
+            let due = m.next_tx_interrupt().expect("bytes above the trigger, TX unmasked");
+            assert!(due > now);
+            now = due;
+            m.advance(now);
+            assert!(m.irq_pending());
+            interrupts += 1;
+            while rd(&mut m, reg::MIS) as u32 & int::TX != 0 {
+                for _ in 0..TX_FIFO_DEPTH / 2 {
+                    if next == text.len() {
+                        break;
+                    }
+                    send(&mut m, text[next], &mut sent);
+                    next += 1;
+                }
+                if next == text.len() {
+                    wr(&mut m, reg::IMSC, 0);
+                }
+            }
+        }
+        assert_eq!(sent, text);
+        assert_eq!(m.tx_dropped(), 0);
+        assert_eq!(interrupts, (text.len() - 32).div_ceil(16));
+        // The line never idled while text remained: the last interrupt came
+        // 16 characters after the one before, 16 more after the start.
+        assert_eq!(now, per * 16 * interrupts as u64);
     }
 
     #[test]

@@ -131,6 +131,9 @@ echo 'spevisor-init: hello from Linux'
 /bin/busybox cat /proc/interrupts
 echo \"spevisor-init: cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)\"
 echo 'spevisor-init: powering off'
+# poweroff -f does not wait for the console's tty to drain: give the
+# UART (115200 baud) time to send what is queued.
+/bin/busybox sleep 1
 /bin/busybox poweroff -f
 ";
 
