@@ -8,6 +8,7 @@
 //! | 15 | vgic | – | 0, or a bitmask of failed [`vgic`] checks |
 //! | 16 | smp | rounds | 0, or a bitmask of failed [`smp`] checks (vcpu 1: SGI ping-pong `rounds` times; `rounds` = 0: vcpu 1 spins in `b .` with IRQs masked) |
 //! | 17 | spin | – | never: `b .` with IRQs masked |
+//! | 18 | vgic-nest | – | 0, or a bitmask of failed [`nest_check`]s: 16 interrupts nested, more active at once than any CPU has list registers |
 
 use core::arch::asm;
 use core::fmt::Write;
@@ -19,6 +20,7 @@ pub const MODE_VTIMER: u64 = 14;
 pub const MODE_VGIC: u64 = 15;
 pub const MODE_SMP: u64 = 16;
 pub const MODE_SPIN: u64 = 17;
+pub const MODE_VGIC_NEST: u64 = 18;
 
 /// Vector entry of an IRQ taken at EL1 on SP_EL1.
 pub const VECTOR_CURRENT_EL_SPX_IRQ: u64 = 5;
@@ -146,6 +148,9 @@ pub fn handle() {
     let iar = read_sysreg!("icc_iar1_el1") & 0xff_ffff;
     if iar == INTID_SPURIOUS {
         return;
+    }
+    if NESTING.load(SeqCst) != 0 {
+        return nest(iar);
     }
     let cpu = cpu_index().min(1) as usize;
     if iar < 32 && CHECK_ACTIVE.load(SeqCst) != 0 {
@@ -308,6 +313,129 @@ pub fn vgic() -> u64 {
         failed |= ENABLED_NOT_TAKEN;
     }
     println!("guest: vgic checks failed={failed:#x} order={order:#x}");
+    failed
+}
+
+/// vgic-nest: SGIs 0..NEST_LEVELS, each more urgent than the one before,
+/// so that each preempts its predecessor's handler.
+const NEST_LEVELS: u64 = 16;
+/// Priority of SGI 0 and the step between levels: 8 is the coarsest
+/// granularity a virtual CPU interface may have (5 priority bits).
+const NEST_PRIORITY_BASE: u8 = 0xf0;
+const NEST_PRIORITY_STEP: u8 = 8;
+/// ICC_RPR_EL1 with no interrupt active (the idle priority).
+const RPR_IDLE: u64 = 0xff;
+/// Polls a handler waits for its nested interrupt before giving up.
+const NEST_WAIT_POLLS: u64 = 1 << 20;
+/// Set while vgic-nest runs: the IRQ vector nests instead of `handle`'s
+/// usual work.
+static NESTING: AtomicU64 = AtomicU64::new(0);
+/// Bit n: SGI n's handler ran to its end.
+static NEST_DONE: AtomicU64 = AtomicU64::new(0);
+/// GICR_ISACTIVER0 read by the deepest handler.
+static NEST_ACTIVE_DEEPEST: AtomicU64 = AtomicU64::new(0);
+
+/// vgic-nest check bits.
+pub mod nest_check {
+    /// Not every level's handler ran to its end.
+    pub const ALL_TAKEN: u64 = 1 << 0;
+    /// The levels were not taken in order (each preempting the last).
+    pub const PREEMPTION_ORDER: u64 = 1 << 1;
+    /// At the deepest level, not every SGI read as active.
+    pub const ALL_ACTIVE: u64 = 1 << 2;
+    /// After every EOI, some SGI still read as active or pending.
+    pub const ENDED: u64 = 1 << 3;
+    /// After every EOI, the running priority was not idle.
+    pub const RUNNING_PRIORITY: u64 = 1 << 4;
+}
+
+/// One level of vgic-nest, in the IRQ vector with `intid` acknowledged:
+/// sends the next, more urgent SGI to itself and unmasks IRQs, so that it
+/// preempts this handler; the deepest level reads which SGIs are active.
+/// ELR_EL1/SPSR_EL1 are kept across the nested exception. Ends `intid`
+/// (EOImode 0: priority drop and deactivation) last.
+fn nest(intid: u64) {
+    let n = COUNT[0].fetch_add(1, SeqCst);
+    if n < NEST_LEVELS {
+        ORDER.fetch_or((intid & 0xf) << (4 * n), SeqCst);
+    }
+    let next = intid + 1;
+    if next < NEST_LEVELS {
+        let elr = read_sysreg!("elr_el1");
+        let spsr = read_sysreg!("spsr_el1");
+        send_sgi(next, 1 << cpu_index());
+        irqs_on();
+        let mut polls = 0;
+        while NEST_DONE.load(SeqCst) & (1 << next) == 0 && polls < NEST_WAIT_POLLS {
+            polls += 1;
+            core::hint::spin_loop();
+        }
+        irqs_off();
+        // SAFETY: this exception's return state, as it was before the
+        // nested one overwrote it (IRQs are masked again).
+        unsafe { asm!("msr elr_el1, {}", "msr spsr_el1, {}", in(reg) elr, in(reg) spsr, options(nomem, nostack)) };
+    } else {
+        let active = mmio_read(gicr(cpu_index()) + SGI_FRAME + ISACTIVER0);
+        NEST_ACTIVE_DEEPEST.store(active.into(), SeqCst);
+    }
+    NEST_DONE.fetch_or(1 << intid, SeqCst);
+    // SAFETY: ends the interrupt this level acknowledged.
+    unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) intid, options(nomem, nostack)) };
+}
+
+/// vgic-nest: 16 interrupts nested, each preempting the last, so more are
+/// active at once than the CPU has list registers (QEMU has 4; the
+/// architecture allows 16): the hypervisor must keep the most urgent in
+/// them, switch the active priorities with them, and end those that did
+/// not fit when the guest's EOI comes back as EOIcount.
+pub fn vgic_nest() -> u64 {
+    use nest_check::*;
+    gic_dist_init();
+    gic_cpu_init();
+    // The finest binary point the interface allows: every priority step
+    // of 8 is a preemption level.
+    // SAFETY: the virtual CPU interface's own register.
+    unsafe { asm!("msr icc_bpr1_el1, xzr", "isb", options(nomem, nostack)) };
+    for i in 0..NEST_LEVELS as u32 {
+        enable_private(i, NEST_PRIORITY_BASE - NEST_PRIORITY_STEP * i as u8);
+    }
+    NESTING.store(1, SeqCst);
+    send_sgi(0, 1 << cpu_index());
+    irqs_on();
+    for _ in 0..100 {
+        if NEST_DONE.load(SeqCst) & 1 != 0 {
+            break;
+        }
+        wfi();
+    }
+    irqs_off();
+    NESTING.store(0, SeqCst);
+    let all = (1 << NEST_LEVELS) - 1;
+    let mut failed = 0;
+    if NEST_DONE.load(SeqCst) != all || COUNT[0].load(SeqCst) != NEST_LEVELS {
+        failed |= ALL_TAKEN;
+    }
+    let order = ORDER.load(SeqCst);
+    crate::hvc::report(REPORT_SGI_ORDER, order);
+    if order != 0xfedc_ba98_7654_3210 {
+        failed |= PREEMPTION_ORDER;
+    }
+    let deepest = NEST_ACTIVE_DEEPEST.load(SeqCst);
+    if deepest & all != all {
+        failed |= ALL_ACTIVE;
+    }
+    let sgi = gicr(cpu_index()) + SGI_FRAME;
+    let (active, pending) = (mmio_read(sgi + ISACTIVER0), mmio_read(sgi + ISPENDR0));
+    if u64::from(active | pending) & all != 0 {
+        failed |= ENDED;
+    }
+    let rpr = read_sysreg!("icc_rpr_el1") & 0xff;
+    if rpr != RPR_IDLE {
+        failed |= RUNNING_PRIORITY;
+    }
+    println!(
+        "guest: vgic-nest failed={failed:#x} order={order:#x} active_at_deepest={deepest:#x} after: active={active:#x} pending={pending:#x} rpr={rpr:#x}"
+    );
     failed
 }
 

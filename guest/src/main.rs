@@ -208,6 +208,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         irqs::MODE_VGIC => irqs::vgic(),
         irqs::MODE_SMP => irqs::smp(arg),
         irqs::MODE_SPIN => irqs::spin(),
+        irqs::MODE_VGIC_NEST => irqs::vgic_nest(),
         _ => {
             println!("guest: unknown mode {mode}");
             status::UNKNOWN_MODE

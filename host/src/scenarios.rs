@@ -37,6 +37,7 @@ pub mod mode {
     pub const VGIC: u64 = 15;
     pub const SMP: u64 = 16;
     pub const SPIN: u64 = 17;
+    pub const VGIC_NEST: u64 = 18;
 }
 
 /// Runs one test guest in `mode` with `vcpus` vcpus and argument `arg` to
@@ -292,6 +293,33 @@ pub fn two_vms(t: &mut Totals) {
     );
     finish(a, t);
     finish(b, t);
+}
+
+/// A guest nests 16 interrupts (more than the CPU's list registers) while
+/// another VM runs the vgic checks, alternating at every exit: each VM's
+/// list registers and active priorities must stay its own (the other's
+/// handlers exit while their interrupts are active). Prints the
+/// `vgic-nest:` line (with the list registers and EOIcount) and `vgic:`.
+pub fn vgic_nest(t: &mut Totals) {
+    let (Some(mut nest), Some(mut other)) =
+        (make("vgic-nest", [mode::VGIC_NEST, 0, 0]), make("vgic", [mode::VGIC, 0, 0]))
+    else {
+        return;
+    };
+    run_alternately(&mut nest, &mut other);
+    for vm in [&nest, &other] {
+        let (lrs, eoicount) = vm.gic_stats();
+        hprintln!(
+            "{}: ending={} status={} exits={} lrs={lrs} eoicount={eoicount}",
+            vm.name,
+            ending_name(vm.ending),
+            vm.status.map_or(-1, |s| s as i64),
+            vm.exits
+        );
+    }
+    t.guest_status = nest.status.max(other.status);
+    finish(nest, t);
+    finish(other, t);
 }
 
 /// Two VMs fill per-vcpu registers (FP/SIMD, or with `pauth` the

@@ -105,6 +105,8 @@ pub struct Vgic {
     /// came back active, or the guest wrote ISACTIVER): until then, with
     /// both groups disabled, `needs_flush` answers without a scan.
     maybe_active: bool,
+    /// EOIs of interrupts no list register held, as EOIcount reported them.
+    eoicount_total: u64,
 }
 
 impl Default for Vgic {
@@ -132,6 +134,7 @@ impl Vgic {
             nr_vcpus: nr_vcpus.clamp(1, MAX_VCPUS),
             loaded: [Loaded::default(); MAX_VCPUS],
             maybe_active: false,
+            eoicount_total: 0,
         }
     }
 
@@ -489,6 +492,11 @@ impl Vgic {
         }
     }
 
+    /// EOIs of interrupts that no list register held (EOIcount), so far.
+    pub fn eoicount_total(&self) -> u64 {
+        self.eoicount_total
+    }
+
     /// Whether vcpu `cpu`'s interrupt `intid` is pending or active: for a
     /// tied one, whether the physical interrupt must stay active while the
     /// vcpu is loaded.
@@ -529,18 +537,22 @@ impl Vgic {
     }
 
     /// Fills vcpu `cpu`'s list registers in `shared` (at most `nr_lrs`):
-    /// its active interrupts first, then its deliverable pending ones, most
-    /// urgent (lowest priority value) first. Returns what did not fit;
+    /// its active and deliverable pending interrupts, most urgent (lowest
+    /// priority value) first, active before pending at equal priority.
+    /// Urgency, not state, decides (as KVM's ap_list sort): a guest nested
+    /// deeper than there are list registers must still see the pending
+    /// interrupt that preempts its handlers; the least urgent active ones
+    /// wait outside, ended by EOIcount. Returns what did not fit;
     /// `shared.hcr_flags` asks EL2 for UIE or EOIcount accordingly.
     pub fn flush(&mut self, cpu: usize, shared: &mut VcpuShared, nr_lrs: usize) -> Overflow {
         let nr_lrs = nr_lrs.min(MAX_LRS);
-        // Candidates: (active first, priority, INTID).
-        let mut cand = [(false, 0u8, 0u8); NR_INTIDS];
+        // Candidates: (priority, pending rather than active, INTID).
+        let mut cand = [(0u8, false, 0u8); NR_INTIDS];
         let mut n = 0;
         if cpu < self.nr_vcpus {
             for (intid, irq) in self.each_of(cpu) {
                 if irq.active || self.deliverable(irq) {
-                    cand[n] = (!irq.active, irq.priority, intid as u8);
+                    cand[n] = (irq.priority, !irq.active, intid as u8);
                     n += 1;
                 }
             }
@@ -570,7 +582,7 @@ impl Vgic {
         self.loaded[cpu] = loaded;
         shared.nr_lrs = load as u32;
         let over = cand[load..n].iter().fold(Overflow::default(), |mut o, c| {
-            if c.0 {
+            if c.1 {
                 o.pending += 1;
             } else {
                 o.active += 1;
@@ -606,6 +618,7 @@ impl Vgic {
             }
         }
         let mut eoi = shared.eoicount;
+        self.eoicount_total += u64::from(eoi);
         while eoi > 0 {
             let held = |intid: usize| loaded.intids[..loaded.n].contains(&(intid as u8));
             let next = self
@@ -859,6 +872,31 @@ mod tests {
         sh.lrs[..2].fill(0);
         g.fold(0, &mut sh);
         assert!(g.in_flight(0, 1), "no EOIcount: still active");
+    }
+
+    /// A guest nested as deep as there are list registers: its handlers'
+    /// interrupts are all active when a more urgent one becomes pending.
+    /// That one must get a list register (the least urgent active one
+    /// waits outside), or the guest can never take it.
+    #[test]
+    fn a_more_urgent_pending_interrupt_displaces_the_least_urgent_active() {
+        let mut g = enabled_gic(1, &[0, 1, 2, 3], |i| 0xf0 - i as u8 * 0x10);
+        for i in [0, 1] {
+            g.write_redist(SGI_BASE + 0x300, 4, 1 << i).unwrap(); // ISACTIVER
+        }
+        g.sgi(0, 2 << 24 | 1, true);
+        let mut sh = VcpuShared::default();
+        let over = g.flush(0, &mut sh, 2);
+        assert_eq!([lr::vintid(sh.lrs[0]), lr::vintid(sh.lrs[1])], [2, 1], "most urgent first");
+        assert_eq!(lr::state(sh.lrs[0]), lr::PENDING);
+        assert_eq!(over, Overflow { pending: 0, active: 1 });
+        assert_eq!(sh.hcr_flags, hcr::REPORT_EOICOUNT);
+        // At equal priority, the active one goes first.
+        let mut g = enabled_gic(1, &[4, 5], |_| 0x80);
+        g.write_redist(SGI_BASE + 0x300, 4, 1 << 5).unwrap();
+        g.sgi(0, 4 << 24 | 1, true);
+        let over = g.flush(0, &mut sh, 1);
+        assert_eq!((lr::vintid(sh.lrs[0]), over), (5, Overflow { pending: 1, active: 0 }));
     }
 
     #[test]

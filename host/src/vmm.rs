@@ -809,6 +809,12 @@ impl Vm {
         self.ending.unwrap_or(Ending::Killed)
     }
 
+    /// List registers the CPU gives this VM's vcpus, and the EOIs of
+    /// interrupts none of them held (EOIcount) so far.
+    pub fn gic_stats(&self) -> (usize, u64) {
+        (self.nr_lrs, self.gic.eoicount_total())
+    }
+
     /// The emulated UART's transmit interrupts raised and bytes lost to a
     /// full FIFO.
     pub fn uart_stats(&self) -> (u64, u64) {

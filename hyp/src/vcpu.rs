@@ -96,6 +96,11 @@ pub struct VgicState {
     pub hcr_flags: u32,
     /// ICH_HCR_EL2.EOIcount at the last exit (when asked for).
     pub eoicount: u32,
+    /// ICH_AP0R<n>_EL2 and ICH_AP1R<n>_EL2: the priorities of the
+    /// interrupts the guest has taken and not yet ended (its nested
+    /// handlers), switched with the list registers.
+    pub ap0r: [u64; 4],
+    pub ap1r: [u64; 4],
 }
 
 impl VgicState {

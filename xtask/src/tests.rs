@@ -516,6 +516,29 @@ fn check_guest_line(boot: &Boot, name: &str, ending: &str, status: i64) -> Resul
     expect_num(&f, "status", status)
 }
 
+/// vgic-nest: the guest nested 16 interrupts and ended them all (status 0:
+/// every check of `guest/src/irqs.rs`'s `nest_check`), more than the CPU's
+/// list registers, so EOIcount ended some, while a VM running the vgic
+/// checks alternated with it at every exit (status 0 too); the profile
+/// stayed clean.
+fn check_vgic_nest(b: &Boot) -> Result<(), String> {
+    /// The guest's nesting depth (`NEST_LEVELS` in guest/src/irqs.rs).
+    const LEVELS: i64 = 16;
+    check_guest_line(b, "vgic-nest", "off", 0)?;
+    check_guest_line(b, "vgic", "off", 0)?;
+    let f = fields(&b.output, "vgic-nest: ")?;
+    let lrs = num(&f, "lrs")?;
+    if !(1..LEVELS).contains(&lrs) {
+        return Err(format!("lrs={lrs}: the test needs fewer list registers than its {LEVELS} levels"));
+    }
+    // Every level that no list register held at its EOI ended by EOIcount.
+    let eoicount = num(&f, "eoicount")?;
+    if eoicount < LEVELS - lrs {
+        return Err(format!("eoicount={eoicount}, expected at least {} ({LEVELS} levels, {lrs} LRs)", LEVELS - lrs));
+    }
+    check_spe_clean(b, 1).map(|_| ())
+}
+
 fn check_selftest(boot: &Boot) -> Result<(), String> {
     expect_exit(boot, status::OK)?;
     let s = summary(&boot.output).ok_or("no summary line")?;
@@ -885,6 +908,10 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
         ("vgic_enable_priority_states_eoi_and_more_than_list_registers", |c| {
             let b = boot(c, &c.image, scenario("vgic"))?;
             with_output(&b, check_guest_line(&b, "vgic", "off", 0))
+        }),
+        ("vgic_nested_deeper_than_list_registers_ends_by_eoicount", |c| {
+            let b = boot(c, &c.image, scenario("vgic-nest"))?;
+            with_output(&b, check_vgic_nest(&b))
         }),
         ("smp_cpu_on_psci_errors_and_sgi_ping_pong", |c| {
             let b = boot(c, &c.image, scenario("smp"))?;
@@ -1526,6 +1553,28 @@ pub fn run_all(args: &crate::cli::TestArgs) -> Result<(), String> {
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    /// The QEMU tests of `names` that no row of tests/README.md's table names
+    /// in its first column (one name, or several separated by commas).
+    fn undocumented<'a>(names: &[&'a str], readme: &str) -> Vec<&'a str> {
+        let documented: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix('|')?.split('|').next())
+            .flat_map(|cell| cell.split(',').map(str::trim))
+            .collect();
+        names.iter().copied().filter(|n| !documented.contains(n)).collect()
+    }
+
+    #[test]
+    fn every_qemu_test_is_in_the_tests_readme() {
+        let readme = std::fs::read_to_string(root().join("tests/README.md")).unwrap();
+        let names: Vec<&str> = qemu_tests().iter().map(|(n, _)| *n).collect();
+        assert_eq!(undocumented(&names, &readme), Vec::<&str>::new(), "add them to tests/README.md");
+        // The check can fail: a name the table lacks, one only mentioned
+        // in another row's text.
+        assert_eq!(undocumented(&["no_such_test", "boot_256m"], &readme), ["no_such_test"]);
+        assert_eq!(undocumented(&["x_y"], "| a | b x_y |\n| x_y_z | c |"), ["x_y"]);
+    }
 
     fn b(exit: i32, output: &str) -> Boot {
         Boot { exit: Some(exit), output: output.into(), timed_out: false }

@@ -139,6 +139,55 @@ pub fn list_regs() -> usize {
 /// ICH_HCR_EL2.En: the virtual CPU interface is on while a guest runs.
 const ICH_HCR_EN: u64 = 1;
 
+/// Active-priority registers per group this CPU has (ICH_AP0R<n>_EL2 and
+/// ICH_AP1R<n>_EL2): 1, 2 or 4 for 5, 6 or 7 bits of preemption
+/// (ICH_VTR_EL2.PREbits + 1); the others UNDEF.
+fn active_priority_regs() -> usize {
+    const PREBITS_SHIFT: u64 = 26;
+    const PREBITS_MASK: u64 = 0x7;
+    /// 32 group priorities per register: 5 preemption bits fill one.
+    const BITS_PER_REG: u64 = 5;
+    const MAX_SHIFT: u64 = 2;
+    let vtr: u64 = mrs!("ich_vtr_el2");
+    let bits = ((vtr >> PREBITS_SHIFT) & PREBITS_MASK) + 1;
+    1 << bits.saturating_sub(BITS_PER_REG).min(MAX_SHIFT)
+}
+
+/// Loads a vcpu's active priorities: which priorities its nested
+/// handlers hold, what its running priority (ICC_RPR_EL1) derives from.
+fn write_aprs(ap0r: &[u64; 4], ap1r: &[u64; 4]) {
+    let n = active_priority_regs();
+    if n == 4 {
+        msr!("ich_ap0r3_el2", ap0r[3]);
+        msr!("ich_ap0r2_el2", ap0r[2]);
+        msr!("ich_ap1r3_el2", ap1r[3]);
+        msr!("ich_ap1r2_el2", ap1r[2]);
+    }
+    if n >= 2 {
+        msr!("ich_ap0r1_el2", ap0r[1]);
+        msr!("ich_ap1r1_el2", ap1r[1]);
+    }
+    msr!("ich_ap0r0_el2", ap0r[0]);
+    msr!("ich_ap1r0_el2", ap1r[0]);
+}
+
+/// Saves a vcpu's active priorities ([`write_aprs`]).
+fn read_aprs(ap0r: &mut [u64; 4], ap1r: &mut [u64; 4]) {
+    let n = active_priority_regs();
+    if n == 4 {
+        ap0r[3] = mrs!("ich_ap0r3_el2");
+        ap0r[2] = mrs!("ich_ap0r2_el2");
+        ap1r[3] = mrs!("ich_ap1r3_el2");
+        ap1r[2] = mrs!("ich_ap1r2_el2");
+    }
+    if n >= 2 {
+        ap0r[1] = mrs!("ich_ap0r1_el2");
+        ap1r[1] = mrs!("ich_ap1r1_el2");
+    }
+    ap0r[0] = mrs!("ich_ap0r0_el2");
+    ap1r[0] = mrs!("ich_ap1r0_el2");
+}
+
 fn write_lr(i: usize, v: u64) {
     match i {
         0 => msr!("ich_lr0_el2", v),
@@ -200,6 +249,12 @@ pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool) {
         for (i, lr) in g.lrs[..g.used_lrs].iter().enumerate() {
             write_lr(i, *lr);
         }
+        // The active priorities go with the list registers: a guest with
+        // none in use has nothing active (the host loads every active
+        // interrupt it can, and leaves some out only with all of them
+        // full), so it can neither take nor end an interrupt, and a stale
+        // value in the CPU is never seen.
+        write_aprs(&g.ap0r, &g.ap1r);
         // UIE (from the host, `VgicState::load`) asks for an exit when the
         // list registers run low: more is pending than they hold.
         let flags = (g.hcr_flags & spevisor_abi::vgic::hcr::HW_MASK) as u64;
@@ -235,6 +290,9 @@ pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool) {
             let hcr: u64 = mrs!("ich_hcr_el2");
             use spevisor_abi::vgic::hcr::{EOICOUNT_MASK, EOICOUNT_SHIFT};
             g.eoicount = ((hcr >> EOICOUNT_SHIFT) & EOICOUNT_MASK) as u32;
+        }
+        if g.used_lrs != 0 {
+            read_aprs(&mut g.ap0r, &mut g.ap1r);
         }
         for i in 0..g.used_lrs {
             g.lrs[i] = read_lr(i);
