@@ -475,7 +475,7 @@ impl Vm {
         }
         let off = m.ipa - GUEST_UART_IPA;
         // Characters sent since the last access leave the FIFO first.
-        self.uart.advance(crate::irq::timer::now());
+        let sent = self.uart.advance(crate::irq::timer::now());
         if m.write {
             let mut out = [0u8; 1];
             let mut n = 0;
@@ -495,13 +495,16 @@ impl Vm {
             self.uart_irq();
             Some(Completion::MmioWrite)
         } else {
+            let queued = self.uart.tx_level();
             let v = self.uart.read(off, m.size).unwrap_or_else(|e| {
                 warn!("{}: PL011 read at +{off:#x} reads as 0: {e:?}", self.name);
                 0
             });
             // The advance, or a read of FR that delivered the FIFO, may
             // have raised its interrupt.
-            self.uart_irq();
+            if sent || queued != self.uart.tx_level() {
+                self.uart_irq();
+            }
             Some(Completion::MmioRead(v))
         }
     }

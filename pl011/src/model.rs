@@ -199,6 +199,9 @@ pub struct Pl011Model {
     /// Counter time at which the character at the head of the FIFO started
     /// on the line (the last advance, while the FIFO was empty).
     tx_since: u64,
+    /// [`Self::char_ticks`], kept up to date by the writes that change it
+    /// (its 128-bit division stays off the access path).
+    char_ticks: Option<u64>,
 }
 
 impl Default for Pl011Model {
@@ -226,6 +229,7 @@ impl Pl011Model {
             uartclk_hz: 0,
             counter_hz: 0,
             tx_since: 0,
+            char_ticks: None,
         }
     }
 
@@ -306,12 +310,18 @@ impl Pl011Model {
     pub fn set_clocks(&mut self, uartclk_hz: u64, counter_hz: u64) {
         self.uartclk_hz = uartclk_hz;
         self.counter_hz = counter_hz;
+        self.char_ticks = self.frame_ticks();
     }
 
     /// Counter ticks one character takes on the line, at least 1; `None`
     /// if untimed. Baud rate = UARTCLK / (16 × (IBRD + FBRD/64)); a divisor
     /// below 1 (IBRD 0, which the TRM forbids) counts as 1.
     pub fn char_ticks(&self) -> Option<u64> {
+        self.char_ticks
+    }
+
+    /// [`Self::char_ticks`] computed from the clocks, IBRD, FBRD and LCR_H.
+    fn frame_ticks(&self) -> Option<u64> {
         if self.uartclk_hz == 0 || self.counter_hz == 0 {
             return None;
         }
@@ -454,9 +464,18 @@ impl Pl011Model {
                     }
                 }
             }
-            reg::IBRD => self.ibrd = v & width::IBRD,
-            reg::FBRD => self.fbrd = v & width::FBRD,
-            reg::LCR_H => self.lcr_h = v & width::LCR_H,
+            reg::IBRD => {
+                self.ibrd = v & width::IBRD;
+                self.char_ticks = self.frame_ticks();
+            }
+            reg::FBRD => {
+                self.fbrd = v & width::FBRD;
+                self.char_ticks = self.frame_ticks();
+            }
+            reg::LCR_H => {
+                self.lcr_h = v & width::LCR_H;
+                self.char_ticks = self.frame_ticks();
+            }
             reg::CR => self.cr = v & width::CR,
             reg::IFLS => self.ifls = v & width::IFLS,
             reg::IMSC => self.imsc = v & width::INTERRUPTS,
