@@ -127,7 +127,8 @@ pub fn run(t: &mut Totals) {
     }
     const PATTERN_A: u64 = 0x0123_4567_89ab_cdef;
     const PATTERN_B: u64 = 0xfedc_ba98_7654_3210;
-    let (Some(mut a), Some(mut b)) = (make("dbg-a", [mode::REGS, 0, PATTERN_A]), make("dbg-b", [mode::REGS, 0, PATTERN_B]))
+    let (Some(mut a), Some(mut b)) =
+        (make("dbg-a", [mode::REGS, 0, PATTERN_A]), make("dbg-b", [mode::REGS, 0, PATTERN_B]))
     else {
         return;
     };

@@ -204,7 +204,9 @@ pub fn access(d: &mut VcpuDebug, f: DebugFeatures, enc: SysRegEnc, write: Option
         (sysreg::DBGPRCR_EL1, Some(v)) => lock_write(d, |d, b| d.corenpdrq = b, v),
         (sysreg::DBGPRCR_EL1, None) => lock_bit(d.corenpdrq),
         (sysreg::OSDLR_EL1 | sysreg::OSDTRRX_EL1 | sysreg::OSDTRTX_EL1 | sysreg::OSECCR_EL1, None) => Access::Read(0),
-        (sysreg::OSDLR_EL1 | sysreg::OSDTRRX_EL1 | sysreg::OSDTRTX_EL1 | sysreg::OSECCR_EL1, Some(_)) => Access::Written,
+        (sysreg::OSDLR_EL1 | sysreg::OSDTRRX_EL1 | sysreg::OSDTRTX_EL1 | sysreg::OSECCR_EL1, Some(_)) => {
+            Access::Written
+        }
         // TDRA: no debug ROM table.
         (sysreg::MDRAR_EL1, None) => Access::Read(0),
         (sysreg::MDRAR_EL1, Some(_)) => Access::Undef,
