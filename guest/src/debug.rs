@@ -159,12 +159,18 @@ fn addr_of(f: unsafe extern "C" fn()) -> u64 {
 /// Runs a debug mode; returns its status.
 pub fn run(mode: u64, arg: u64) -> u64 {
     ACTIVE.store(true, Relaxed);
-    let status = match mode {
-        MODE_BREAKPOINT => open_lock().then(breakpoints).unwrap_or(u64::MAX),
-        MODE_WATCHPOINT => open_lock().then(watchpoints).unwrap_or(u64::MAX),
-        MODE_STEP => open_lock().then(steps).unwrap_or(u64::MAX),
-        MODE_OS_LOCK => os_lock(),
-        _ => open_lock().then(|| regs(arg)).unwrap_or(u64::MAX),
+    let status = if mode == MODE_OS_LOCK {
+        os_lock()
+    } else if !open_lock() {
+        println!("guest: debug: OSLAR_EL1 = 0 did not open the OS lock");
+        u64::MAX
+    } else {
+        match mode {
+            MODE_BREAKPOINT => breakpoints(),
+            MODE_WATCHPOINT => watchpoints(),
+            MODE_STEP => steps(),
+            _ => regs(arg),
+        }
     };
     ACTIVE.store(false, Relaxed);
     status
@@ -221,7 +227,7 @@ fn call_el1_target() {
 fn hit_once(what: &str, ec: u64, elr: u64, far: Option<u64>) -> bool {
     let (n, got_ec, got_elr, got_far) =
         (HITS.load(Relaxed), LAST_EC.load(Relaxed), LAST_ELR.load(Relaxed), LAST_FAR.load(Relaxed));
-    let far_ok = far.map_or(true, |f| f == got_far);
+    let far_ok = far.is_none_or(|f| f == got_far);
     let ok = n == 1 && got_ec == ec && got_elr == elr && far_ok;
     println!(
         "guest: debug {what}: hits={n} ec={got_ec:#x} (want {ec:#x}) elr={got_elr:#x} (want {elr:#x}) far={got_far:#x} (want {:#x}) {}",

@@ -270,13 +270,14 @@ mod imp {
                 Action::Injected => sysregs::write_exception_regs(&vcpu.el1),
                 Action::MdscrWritten => sysregs::write_mdscr(vcpu.el1.mdscr),
                 Action::DebugLoad => {
-                    // A TDA trap while loaded cannot be (TDA is clear):
-                    // stop rather than retry the access forever.
                     if debug_loaded {
-                        break Exit::Stopped { reason: StopReason::Unhandled, esr: syn.esr, far: 0, elr: pc };
+                        // Already loaded: only TDA is back (an MDCR_EL2
+                        // write elsewhere); lift it again.
+                        traps::allow_guest_debug();
+                    } else {
+                        debug::switch_to_guest(&mut host.debug, &vcpu.debug);
+                        debug_loaded = true;
                     }
-                    debug::switch_to_guest(&mut host.debug, &vcpu.debug);
-                    debug_loaded = true;
                 }
                 Action::DebugLock => debug_loaded = debug::relock(&mut host.debug, vcpu, debug_loaded),
                 Action::FpTrap => {
