@@ -265,12 +265,24 @@ fn tda_access(d: &mut VcpuDebug, f: DebugFeatures, enc: SysRegEnc, write: Option
     }
 }
 
+/// What the world switch does for a debug access `vcpu.rs` could not
+/// finish alone ([`imp::apply`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuWork {
+    /// [`Access::Load`]: load, lift TDA, run the access again.
+    Load,
+    /// MDSCR_EL1 emulated (OS lock blocking): `el1.mdscr` into the CPU.
+    MdscrWritten,
+    /// [`Access::LockChanged`]: [`imp::relock`].
+    LockChanged,
+}
+
 #[cfg(target_arch = "aarch64")]
 pub use imp::*;
 
 #[cfg(target_arch = "aarch64")]
 mod imp {
-    use super::{DebugFeatures, Points, VcpuDebug};
+    use super::{CpuWork, DebugFeatures, Points, VcpuDebug};
     use crate::vcpu::Vcpu;
     use core::arch::asm;
 
@@ -376,6 +388,22 @@ mod imp {
         load_points(&host.points, host.features);
         vcpu.debug.mdscr = vcpu.el1.mdscr;
         vcpu.el1.mdscr = vcpu.debug.settle();
+    }
+
+    /// Does `work` for a trapped debug access (`Action::Debug`); returns
+    /// whether the vcpu is debug loaded now.
+    #[cold]
+    #[inline(never)]
+    pub fn apply(work: CpuWork, host: &mut HostDebug, vcpu: &mut Vcpu, loaded: bool) -> bool {
+        match work {
+            // Already loaded: only TDA came back (an MDCR_EL2 write
+            // elsewhere); lift it again, the access runs again.
+            CpuWork::Load if loaded => crate::traps::allow_guest_debug(),
+            CpuWork::Load => switch_to_guest(host, &vcpu.debug),
+            CpuWork::MdscrWritten => crate::arch::sysregs::write_mdscr(vcpu.el1.mdscr),
+            CpuWork::LockChanged => return relock(host, vcpu, loaded),
+        }
+        loaded || work == CpuWork::Load
     }
 
     /// The guest's OS lock (or double lock) changed whether debug is

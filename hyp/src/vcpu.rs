@@ -271,13 +271,13 @@ pub enum Action {
     /// The guest used pointer authentication: switch keys, then resume
     /// (the trapped instruction runs again).
     PauthTrap,
-    /// MDSCR_EL1 was written (emulated): put `el1.mdscr` into the CPU, resume.
-    MdscrWritten,
-    /// First debug register access (MDCR_EL2.TDA): load the vcpu's debug
-    /// state, lift the trap, let the access run again (`debug.rs`).
-    DebugLoad,
-    /// The guest's OS lock changed whether debug is blocked: `debug::relock`.
-    DebugLock,
+    /// A debug register access that needs the CPU (`debug::apply`): the
+    /// first one (load the vcpu's registers, lift MDCR_EL2.TDA, run it
+    /// again), an emulated MDSCR_EL1 write, an OS lock change. One variant
+    /// for the three: the world switch's match on this enum stays a chain
+    /// of compares (a debug build made a jump table of ten variants that
+    /// the machine-code check cannot read).
+    Debug(crate::debug::CpuWork),
     /// The host must handle it.
     ToHost(Exit),
     /// WFI/WFE (PC past it): to the host with the guest's timer state, so
@@ -421,22 +421,22 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
     match (iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2()) {
         (3, 0, 0, crm, op2) if read => vcpu.regs.set(rt, ids.get(crm, op2)?),
         (OP0_DEBUG, ..) => {
-            use crate::debug::{access, Access, DebugFeatures};
+            use crate::debug::{access, Access, CpuWork, DebugFeatures};
             let enc = spevisor_armv8::sysreg::SysRegEnc::new(iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2());
             let f = DebugFeatures::from_dfr0(ids.get(DFR0_CRM, DFR0_OP2).unwrap_or(0));
             let write = if read { None } else { Some(vcpu.regs.get(rt)) };
             match access(&mut vcpu.debug, f, enc, write) {
-                Access::Load => return Some(Action::DebugLoad),
+                Access::Load => return Some(Action::Debug(CpuWork::Load)),
                 Access::Undef => return None,
                 Access::Read(v) => vcpu.regs.set(rt, v),
                 Access::Written => {}
                 Access::MdscrWritten => {
                     vcpu.el1.mdscr = vcpu.debug.settle();
-                    action = Action::MdscrWritten;
+                    action = Action::Debug(CpuWork::MdscrWritten);
                 }
                 Access::LockChanged => {
                     vcpu.el1.mdscr = vcpu.debug.settle();
-                    action = Action::DebugLock;
+                    action = Action::Debug(CpuWork::LockChanged);
                 }
             }
         }
@@ -636,7 +636,7 @@ mod tests {
         v.regs.x[3] = (1 << 15) | (1 << 13) | (1 << 12) | 1;
         v.pstate |= PSTATE_SS;
         let w = handle_sync(&mut v, &ids, sysreg(sysreg::MDSCR_EL1, 3, Direction::Write), |_| false);
-        assert_eq!(w, Action::MdscrWritten);
+        assert_eq!(w, Action::Debug(crate::debug::CpuWork::MdscrWritten));
         assert_eq!(v.el1.mdscr, 1 << 12, "locked: MDE, KDE and SS do not reach the CPU");
         assert_eq!(v.pstate & PSTATE_SS, 0, "an instruction EL2 completes is a completed step");
         let r = handle_sync(&mut v, &ids, sysreg(sysreg::MDSCR_EL1, 9, Direction::Read), |_| false);
@@ -646,7 +646,10 @@ mod tests {
         // Unlocking arms it: the world switch loads the comparators.
         let oslar = sysreg::SysRegEnc::new(2, 0, 1, 0, 4);
         v.regs.x[4] = 0;
-        assert_eq!(handle_sync(&mut v, &ids, sysreg(oslar, 4, Direction::Write), |_| false), Action::DebugLock);
+        assert_eq!(
+            handle_sync(&mut v, &ids, sysreg(oslar, 4, Direction::Write), |_| false),
+            Action::Debug(crate::debug::CpuWork::LockChanged)
+        );
         assert_eq!(v.el1.mdscr, (1 << 15) | (1 << 13) | (1 << 12) | 1);
         assert!(v.debug.armed);
     }
@@ -660,11 +663,17 @@ mod tests {
         assert_eq!(v.regs.x[4], 0b1010, "OS lock implemented, locked at reset");
         let oslar = sysreg::SysRegEnc::new(2, 0, 1, 0, 4);
         v.regs.x[4] = 0;
-        assert_eq!(handle_sync(&mut v, &ids, sysreg(oslar, 4, Direction::Write), |_| false), Action::DebugLock);
+        assert_eq!(
+            handle_sync(&mut v, &ids, sysreg(oslar, 4, Direction::Write), |_| false),
+            Action::Debug(crate::debug::CpuWork::LockChanged)
+        );
         assert_eq!(v.pc, 0x4000_1008);
         // DBGBCR0_EL1 (op0 2, CRn 0, CRm 0, op2 5): load, run it again.
         let bcr0 = sysreg::SysRegEnc::new(2, 0, 0, 0, 5);
-        assert_eq!(handle_sync(&mut v, &ids, sysreg(bcr0, 2, Direction::Read), |_| false), Action::DebugLoad);
+        assert_eq!(
+            handle_sync(&mut v, &ids, sysreg(bcr0, 2, Direction::Read), |_| false),
+            Action::Debug(crate::debug::CpuWork::Load)
+        );
         assert_eq!(v.pc, 0x4000_1008, "the access runs again on the real register");
         // DBGBCR1_EL1 on a CPU with one breakpoint (the empty table): UNDEF.
         let bcr1 = sysreg::SysRegEnc::new(2, 0, 0, 1, 5);
