@@ -220,7 +220,7 @@ mod imp {
 
         // A vcpu whose breakpoints may be enabled (MDSCR_EL1.MDE/KDE, OS
         // lock open) gets its comparators before it runs; the others keep
-        // them trapped until first touched (Action::DebugLoad). After the
+        // them trapped until first touched (`debug::CpuWork::Load`). After the
         // traps are active: this lifts MDCR_EL2.TDA from the value written
         // there. Not a recorded step: like FP and the keys it is lazy, and
         // nothing here changes a translation regime (EL2 never takes a
@@ -268,18 +268,7 @@ mod imp {
                 // Answered at EL2: no host state is touched, the guest goes on.
                 Action::Resume => {}
                 Action::Injected => sysregs::write_exception_regs(&vcpu.el1),
-                Action::MdscrWritten => sysregs::write_mdscr(vcpu.el1.mdscr),
-                Action::DebugLoad => {
-                    if debug_loaded {
-                        // Already loaded: only TDA is back (an MDCR_EL2
-                        // write elsewhere); lift it again.
-                        traps::allow_guest_debug();
-                    } else {
-                        debug::switch_to_guest(&mut host.debug, &vcpu.debug);
-                        debug_loaded = true;
-                    }
-                }
-                Action::DebugLock => debug_loaded = debug::relock(&mut host.debug, vcpu, debug_loaded),
+                Action::Debug(work) => debug_loaded = debug::apply(work, &mut host.debug, vcpu, debug_loaded),
                 Action::FpTrap => {
                     // First FP/SIMD use in this run: park the host's FP state
                     // and give the guest its own, then let it retry.
