@@ -18,6 +18,7 @@
 //! | 5 | sysreg-loop | N | N reads of PMCR_EL0 (trapped to EL2, injected as UNDEF); N - UNDEFs seen |
 //! | 6 | bench | N | every single-VM benchmark loop ([`bench`]); wrong answers |
 //! | 7 | bench-switch | N | the two-VM alternation benchmark loop ([`bench`]); wrong answers |
+//! | 40..=44 | debug | pattern (44) | breakpoints, watchpoints, single step, OS lock, comparators across switches ([`debug`]) |
 //! | other | – | – | 0xbadbad |
 //!
 //! Any unexpected exception (or a panic) prints ESR/ELR/FAR on the PL011 and
@@ -56,6 +57,7 @@ macro_rules! read_sysreg {
 }
 
 mod bench;
+mod debug;
 mod dtb;
 mod fp;
 mod hvc;
@@ -209,6 +211,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         irqs::MODE_SMP => irqs::smp(arg),
         irqs::MODE_SPIN => irqs::spin(),
         irqs::MODE_VGIC_NEST => irqs::vgic_nest(),
+        debug::MODE_BREAKPOINT..=debug::MODE_REGS => debug::run(mode, arg),
         _ => {
             println!("guest: unknown mode {mode}");
             status::UNKNOWN_MODE
@@ -493,6 +496,9 @@ extern "C" fn exception(vector: u64) {
     let esr = read_sysreg!("esr_el1");
     let elr = read_sysreg!("elr_el1");
     let ec = esr >> ESR_EC_SHIFT & ESR_EC_MASK;
+    if debug::handle(vector, ec, esr, elr) {
+        return;
+    }
     if vector == VECTOR_CURRENT_EL_SPX_SYNC && ec == EC_UNKNOWN && UNDEF_EXPECTED.load(Relaxed) {
         UNDEFS_SEEN.store(UNDEFS_SEEN.load(Relaxed) + 1, Relaxed);
         let next = elr + INSTRUCTION_BYTES;

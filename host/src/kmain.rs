@@ -298,6 +298,7 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "two-vms" => scenarios::two_vms(&mut totals),
         "fp-vms" => scenarios::lazy_state_vms(&mut totals, false),
         "pauth-vms" => scenarios::lazy_state_vms(&mut totals, true),
+        "debug" => crate::debug_scenario::run(&mut totals),
         "read-outside" => scenarios::bad_vm(&mut totals, scenarios::mode::READ_OUTSIDE, "read-outside"),
         "exec-outside" => scenarios::bad_vm(&mut totals, scenarios::mode::EXEC_OUTSIDE, "exec-outside"),
         "hostile" => scenarios::bad_vm(&mut totals, scenarios::mode::HOSTILE, "hostile"),

@@ -13,6 +13,8 @@ pub mod cmdline;
 #[cfg(target_arch = "aarch64")]
 mod console;
 #[cfg(target_arch = "aarch64")]
+mod debug_scenario;
+#[cfg(target_arch = "aarch64")]
 mod gic;
 pub mod guest_dtb;
 pub mod guestcall;

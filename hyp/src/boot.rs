@@ -318,6 +318,7 @@ pub fn start(args: BootArgs) -> ! {
             hcr_host,
             hcr_guest,
             pauth: Default::default(),
+            debug: crate::debug::HostDebug::new(crate::debug::DebugFeatures::from_dfr0(ID_AA64DFR0_EL1.get())),
             vmpidr: MPIDR_EL1.get(),
             gic_v3,
             nr_lrs: if gic_v3 { arch::sysregs::list_regs() } else { 0 },

@@ -13,6 +13,11 @@
 //!   its ID registers still cannot reach the host's; MTE and the HCRX_EL2
 //!   family stay disabled for EL1 (HCR_EL2.ATA clear, HCRX_EL2 = 0).
 //!
+//! The debug fields stay: BRPs, WRPs and CTX_CMPs are what guests really
+//! get (every comparator is switched, `debug.rs`, and the host uses none),
+//! DebugVer and DoubleLock as the CPU has them (the OS double lock is
+//! emulated where it exists).
+//!
 //! Pure: the table is built from a reader the caller provides.
 
 /// Number of (CRm, op2) slots: CRm 1..=7, op2 0..=7.
@@ -115,6 +120,9 @@ mod tests {
         assert_eq!((dfr0 >> 44) & 0xf, 0, "TraceBuffer");
         assert_eq!(dfr0 & 0xf, 0xf, "DebugVer stays");
         assert_eq!((dfr0 >> 12) & 0xf, 0xf, "BRPs stay");
+        assert_eq!((dfr0 >> 20) & 0xf, 0xf, "WRPs stay");
+        assert_eq!((dfr0 >> 28) & 0xf, 0xf, "CTX_CMPs stay");
+        assert_eq!((dfr0 >> 36) & 0xf, 0xf, "DoubleLock stays");
         let pfr0 = t.get(4, 0).unwrap();
         assert_eq!((pfr0 >> 32) & 0xf, 0, "SVE");
         assert_eq!(pfr0 & 0xffff, 0xffff, "EL0..EL3 fields stay");

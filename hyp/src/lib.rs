@@ -16,6 +16,7 @@
 //!   decoding and exception injection (pure);
 //! - [`switch`]: `vcpu_run`, the ordered world switch, and its step plan;
 //! - [`traps`]: what EL2 traps for guests and for the host;
+//! - [`debug`]: guests' breakpoints, watchpoints and OS lock (lazy switch);
 //! - [`spe`]: `save_host_buffers`/`restore_host_buffers` for both backends;
 //! - [`console`]: the EL2 console and its logging macros;
 //! - [`crash`]: the report printed for any unexpected exception.
@@ -28,6 +29,7 @@ pub mod boot;
 pub mod console;
 #[cfg(target_arch = "aarch64")]
 pub mod crash;
+pub mod debug;
 pub mod hcall;
 #[cfg(target_arch = "aarch64")]
 pub mod hostbuf_hw;

@@ -108,6 +108,7 @@ pub use imp::*;
 mod imp {
     use super::Trace;
     use crate::arch::{self, exit_kind, sysregs};
+    use crate::debug;
     use crate::idregs::IdRegs;
     use crate::spe::{self, HostSpe};
     use crate::steps;
@@ -132,6 +133,9 @@ mod imp {
         pub hcr_guest: u64,
         /// The host's pointer-authentication keys while a guest has its own loaded.
         pub pauth: crate::vcpu::PauthKeys,
+        /// The host's breakpoints/watchpoints while a guest's are loaded,
+        /// and how many the CPU has (`debug.rs`).
+        pub debug: crate::debug::HostDebug,
         /// VMPIDR_EL2 while the host runs (its own MPIDR_EL1).
         pub vmpidr: u64,
         pub gic_v3: bool,
@@ -214,6 +218,19 @@ mod imp {
         sysregs::restore_gic_timer(vcpu, host.gic_v3);
         step::<TRACED>(trace, Step::RestoreGuestGicTimer);
 
+        // A vcpu whose breakpoints may be enabled (MDSCR_EL1.MDE/KDE, OS
+        // lock open) gets its comparators before it runs; the others keep
+        // them trapped until first touched (`debug::CpuWork::Load`). After the
+        // traps are active: this lifts MDCR_EL2.TDA from the value written
+        // there. Not a recorded step: like FP and the keys it is lazy, and
+        // nothing here changes a translation regime (EL2 never takes a
+        // debug exception: MDCR_EL2.TDE = 0 makes EL1 the debug target).
+        let mut debug_loaded = false;
+        if vcpu.debug.armed {
+            debug::switch_to_guest(&mut host.debug, &vcpu.debug);
+            debug_loaded = true;
+        }
+
         // Linux's old place for the drain: too late, the guest's regime is live.
         #[cfg(feature = "switch-order-pre-2021")]
         let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
@@ -251,7 +268,7 @@ mod imp {
                 // Answered at EL2: no host state is touched, the guest goes on.
                 Action::Resume => {}
                 Action::Injected => sysregs::write_exception_regs(&vcpu.el1),
-                Action::MdscrWritten => sysregs::write_mdscr(vcpu.el1.mdscr),
+                Action::Debug(work) => debug_loaded = debug::apply(work, &mut host.debug, vcpu, debug_loaded),
                 Action::FpTrap => {
                     // First FP/SIMD use in this run: park the host's FP state
                     // and give the guest its own, then let it retry.
@@ -287,6 +304,11 @@ mod imp {
         };
 
         steps::save_guest_sysregs::<TRACED>(vcpu, trace);
+        // The guest's comparators out, the host's back (its MDSCR_EL1 comes
+        // back with its EL1 registers).
+        if debug_loaded {
+            debug::switch_to_host(&host.debug, vcpu);
+        }
         sysregs::save_gic_timer(vcpu, host.gic_v3);
         if fp_loaded {
             arch::fp_save(&mut vcpu.fp);

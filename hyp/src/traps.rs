@@ -166,6 +166,22 @@ mod imp {
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     }
 
+    /// The guest's debug registers are loaded (`debug::switch_to_guest`):
+    /// stop trapping them (MDCR_EL2.TDA only; TDOSA/TDRA stay, the OS lock
+    /// is emulated). Read-modify-write: other lazily lifted MDCR_EL2 bits
+    /// stay as they are.
+    pub fn allow_guest_debug() {
+        MDCR_EL2.set(MDCR_EL2.get() & !mdcr::TDA);
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    }
+
+    /// The guest's debug registers unloaded again (its OS lock blocks
+    /// debug): trap them (MDCR_EL2.TDA).
+    pub fn trap_guest_debug() {
+        MDCR_EL2.set(MDCR_EL2.get() | mdcr::TDA);
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    }
+
     /// The host's trap configuration back.
     pub fn activate_host(host_mdcr: u64, hcr_host: u64) {
         HCR_EL2.set(hcr_host);

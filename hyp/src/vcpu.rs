@@ -177,9 +177,9 @@ pub struct Vcpu {
     pub pauth: PauthKeys,
     pub vgic: VgicState,
     pub pending: Pending,
-    /// MDSCR_EL1 as the guest wrote it (MDCR_EL2.TDA traps its accesses);
-    /// the CPU's copy in `el1` keeps only [`MDSCR_GUEST_LIVE`] of it.
-    pub mdscr: u64,
+    /// Breakpoints, watchpoints, MDSCR_EL1 as the guest wrote it, the OS
+    /// lock (`debug.rs`; `el1.mdscr` is what the CPU runs it with).
+    pub debug: crate::debug::VcpuDebug,
     /// Exits since creation (all of them, handled at EL2 or by the host).
     pub exits: u64,
     /// PA of the host page shared with this vcpu (`VCPU_SHARE`), 0 if none.
@@ -199,7 +199,7 @@ impl Vcpu {
             pauth: PauthKeys::default(),
             vgic: VgicState::default(),
             pending: Pending::None,
-            mdscr: 0,
+            debug: crate::debug::VcpuDebug::new(),
             exits: 0,
             shared: 0,
         }
@@ -276,8 +276,13 @@ pub enum Action {
     /// The guest used pointer authentication: switch keys, then resume
     /// (the trapped instruction runs again).
     PauthTrap,
-    /// MDSCR_EL1 was written (emulated): put `el1.mdscr` into the CPU, resume.
-    MdscrWritten,
+    /// A debug register access that needs the CPU (`debug::apply`): the
+    /// first one (load the vcpu's registers, lift MDCR_EL2.TDA, run it
+    /// again), an emulated MDSCR_EL1 write, an OS lock change. One variant
+    /// for the three: the world switch's match on this enum stays a chain
+    /// of compares (a debug build made a jump table of ten variants that
+    /// the machine-code check cannot read).
+    Debug(crate::debug::CpuWork),
     /// The host must handle it.
     ToHost(Exit),
     /// WFI/WFE (PC past it): to the host with the guest's timer state, so
@@ -391,25 +396,26 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
     }
 }
 
-/// MDSCR_EL1 bits a guest's value may keep in the CPU: TDCC (trap EL0's
-/// DCC accesses) and SS (software step). MDE and KDE stay clear: they would
-/// arm the breakpoint and watchpoint registers, which hold the host's values
-/// (not switched; MDCR_EL2.TDA traps the guest's accesses to them).
-pub const MDSCR_GUEST_LIVE: u64 = (1 << 12) | (1 << 0);
-/// OSLSR_EL1 as guests read it: OSLM = 0b10 (the OS lock is implemented),
-/// OSLK = 0 (unlocked; OSLAR_EL1 writes are ignored).
-const OSLSR_UNLOCKED: u64 = 0b1000;
 /// The debug register space (op0 = 2).
 const OP0_DEBUG: u8 = 2;
+/// SPSR_EL2.SS (PSTATE.SS of the guest): cleared when EL2 completes an
+/// instruction for the guest, so a guest single-stepping it takes its step
+/// exception before the next one (the software-step state machine moves to
+/// active-pending, as if the instruction had run at EL1).
+pub const PSTATE_SS: u64 = 1 << 21;
+
+/// ID_AA64DFR0_EL1 in the ID group 3 table (CRm 5, op2 0).
+const DFR0_CRM: u8 = 5;
+const DFR0_OP2: u8 = 0;
 
 /// Registers EL2 answers itself, the access then complete (PC past it):
 ///
 /// - reads of the ID group 3 space (HCR_EL2.TID3): [`IdRegs`], with what
 ///   guests do not get (PMU, SPE, trace, SVE, ...) hidden;
-/// - the debug registers (MDCR_EL2.TDA/TDOSA/TDRA): MDSCR_EL1 is the
-///   guest's own ([`Vcpu::mdscr`]), OSLSR_EL1 reads as unlocked, the rest
-///   (breakpoints, watchpoints, OS lock, DCC) read as zero and ignore writes,
-///   as a CPU whose debugger is not attached would appear.
+/// - the debug registers (MDCR_EL2.TDA/TDOSA/TDRA): the OS lock is
+///   emulated, the first other access loads the vcpu's own registers
+///   lazily, or, while the OS lock blocks debug, is emulated on them
+///   ([`crate::debug::access`]).
 ///
 /// `None`: not emulated (the caller injects UNDEF, as for the PMU and SPE
 /// registers a guest is told it does not have).
@@ -419,26 +425,30 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
     let mut action = Action::Resume;
     match (iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2()) {
         (3, 0, 0, crm, op2) if read => vcpu.regs.set(rt, ids.get(crm, op2)?),
-        // MDSCR_EL1.
-        (OP0_DEBUG, 0, 0, 2, 2) => {
-            if read {
-                vcpu.regs.set(rt, vcpu.mdscr);
-            } else {
-                vcpu.mdscr = vcpu.regs.get(rt);
-                vcpu.el1.mdscr = vcpu.mdscr & MDSCR_GUEST_LIVE;
-                action = Action::MdscrWritten;
-            }
-        }
-        // OSLSR_EL1.
-        (OP0_DEBUG, 0, 1, 1, 4) if read => vcpu.regs.set(rt, OSLSR_UNLOCKED),
         (OP0_DEBUG, ..) => {
-            if read {
-                vcpu.regs.set(rt, 0);
+            use crate::debug::{access, Access, CpuWork, DebugFeatures};
+            let enc = spevisor_armv8::sysreg::SysRegEnc::new(iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2());
+            let f = DebugFeatures::from_dfr0(ids.get(DFR0_CRM, DFR0_OP2).unwrap_or(0));
+            let write = if read { None } else { Some(vcpu.regs.get(rt)) };
+            match access(&mut vcpu.debug, f, enc, write) {
+                Access::Load => return Some(Action::Debug(CpuWork::Load)),
+                Access::Undef => return None,
+                Access::Read(v) => vcpu.regs.set(rt, v),
+                Access::Written => {}
+                Access::MdscrWritten => {
+                    vcpu.el1.mdscr = vcpu.debug.settle();
+                    action = Action::Debug(CpuWork::MdscrWritten);
+                }
+                Access::LockChanged => {
+                    vcpu.el1.mdscr = vcpu.debug.settle();
+                    action = Action::Debug(CpuWork::LockChanged);
+                }
             }
         }
         _ => return None,
     }
     vcpu.pc += 4;
+    vcpu.pstate &= !PSTATE_SS;
     Some(action)
 }
 
@@ -624,37 +634,55 @@ mod tests {
     }
 
     #[test]
-    fn mdscr_is_the_guests_but_cannot_arm_the_hosts_breakpoints() {
+    fn mdscr_while_the_os_lock_blocks_debug_is_emulated_without_the_enables() {
         let ids = IdRegs::empty();
         let mut v = vcpu();
-        // MDE | KDE | TDCC | SS.
+        // MDE | KDE | TDCC | SS, with the OS lock locked (reset).
         v.regs.x[3] = (1 << 15) | (1 << 13) | (1 << 12) | 1;
+        v.pstate |= PSTATE_SS;
         let w = handle_sync(&mut v, &ids, sysreg(sysreg::MDSCR_EL1, 3, Direction::Write), |_| false);
-        assert_eq!(w, Action::MdscrWritten);
-        assert_eq!(v.el1.mdscr, (1 << 12) | 1, "only TDCC and SS reach the CPU");
+        assert_eq!(w, Action::Debug(crate::debug::CpuWork::MdscrWritten));
+        assert_eq!(v.el1.mdscr, 1 << 12, "locked: MDE, KDE and SS do not reach the CPU");
+        assert_eq!(v.pstate & PSTATE_SS, 0, "an instruction EL2 completes is a completed step");
         let r = handle_sync(&mut v, &ids, sysreg(sysreg::MDSCR_EL1, 9, Direction::Read), |_| false);
         assert_eq!(r, Action::Resume);
         assert_eq!(v.regs.x[9], (1 << 15) | (1 << 13) | (1 << 12) | 1, "the guest reads what it wrote");
         assert_eq!(v.pc, 0x4000_1008);
+        // Unlocking arms it: the world switch loads the comparators.
+        let oslar = sysreg::SysRegEnc::new(2, 0, 1, 0, 4);
+        v.regs.x[4] = 0;
+        assert_eq!(
+            handle_sync(&mut v, &ids, sysreg(oslar, 4, Direction::Write), |_| false),
+            Action::Debug(crate::debug::CpuWork::LockChanged)
+        );
+        assert_eq!(v.el1.mdscr, (1 << 15) | (1 << 13) | (1 << 12) | 1);
+        assert!(v.debug.armed);
     }
 
     #[test]
-    fn other_debug_registers_read_as_zero_and_ignore_writes() {
+    fn open_os_lock_makes_debug_accesses_load_lazily() {
         let ids = IdRegs::empty();
         let mut v = vcpu();
-        v.regs.x[2] = 0xdead;
-        // DBGBCR0_EL1 (op0 2, CRn 0, CRm 0, op2 5).
-        let bcr0 = sysreg::SysRegEnc::new(2, 0, 0, 0, 5);
-        assert_eq!(handle_sync(&mut v, &ids, sysreg(bcr0, 2, Direction::Read), |_| false), Action::Resume);
-        assert_eq!(v.regs.x[2], 0);
-        // OSLSR_EL1: the OS lock implemented and open.
         let oslsr = sysreg::SysRegEnc::new(2, 0, 1, 1, 4);
         handle_sync(&mut v, &ids, sysreg(oslsr, 4, Direction::Read), |_| false);
-        assert_eq!(v.regs.x[4], 0b1000);
-        // OSLAR_EL1 write: ignored, completed.
+        assert_eq!(v.regs.x[4], 0b1010, "OS lock implemented, locked at reset");
         let oslar = sysreg::SysRegEnc::new(2, 0, 1, 0, 4);
-        assert_eq!(handle_sync(&mut v, &ids, sysreg(oslar, 4, Direction::Write), |_| false), Action::Resume);
-        assert_eq!(v.pc, 0x4000_100c);
+        v.regs.x[4] = 0;
+        assert_eq!(
+            handle_sync(&mut v, &ids, sysreg(oslar, 4, Direction::Write), |_| false),
+            Action::Debug(crate::debug::CpuWork::LockChanged)
+        );
+        assert_eq!(v.pc, 0x4000_1008);
+        // DBGBCR0_EL1 (op0 2, CRn 0, CRm 0, op2 5): load, run it again.
+        let bcr0 = sysreg::SysRegEnc::new(2, 0, 0, 0, 5);
+        assert_eq!(
+            handle_sync(&mut v, &ids, sysreg(bcr0, 2, Direction::Read), |_| false),
+            Action::Debug(crate::debug::CpuWork::Load)
+        );
+        assert_eq!(v.pc, 0x4000_1008, "the access runs again on the real register");
+        // DBGBCR1_EL1 on a CPU with one breakpoint (the empty table): UNDEF.
+        let bcr1 = sysreg::SysRegEnc::new(2, 0, 0, 1, 5);
+        assert_eq!(handle_sync(&mut v, &ids, sysreg(bcr1, 2, Direction::Read), |_| false), Action::Injected);
     }
 
     #[test]

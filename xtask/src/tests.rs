@@ -564,6 +564,27 @@ fn check_two_vms(boot: &Boot) -> Result<(), String> {
     Ok(())
 }
 
+/// `scenario=debug`: every debug guest (modes 40..=44) reports status 0,
+/// the host's own debug registers came back exactly, and the summary says
+/// nothing was misdirected or lost.
+fn check_debug(boot: &Boot) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    let f = fields(&boot.output, "debug:")?;
+    for k in ["breakpoint", "watchpoint", "step", "os_lock", "regs_a", "regs_b"] {
+        expect_num(&f, k, 0)?;
+    }
+    expect_eq("regs_a_ending", field(&f, "regs_a_ending")?, "off")?;
+    expect_eq("regs_b_ending", field(&f, "regs_b_ending")?, "off")?;
+    expect_eq("host_same (the host's debug registers came back)", field(&f, "host_same")?, "true")?;
+    if num(&f, "brps")? < 2 || num(&f, "wrps")? < 2 {
+        return Err("the CPU should show at least 2 breakpoints and 2 watchpoints".into());
+    }
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, "ok")?;
+    expect_eq("misdirected", field(&s, "misdirected")?, "0")?;
+    expect_eq("lost", field(&s, "lost")?, "0")
+}
+
 fn check_read_outside(boot: &Boot, what: &str) -> Result<(), String> {
     expect_exit(boot, status::OK)?;
     let f = fields(&boot.output, &format!("{what}:"))?;
@@ -972,6 +993,14 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                     expect_num(&f, "b_status", 0)
                 })
             })
+        }),
+        ("guest_debug_breakpoints_watchpoints_step_and_os_lock", |c| {
+            // Hardware breakpoints, watchpoints and single step fire in the
+            // guest at EL1 and EL0 (lazy switch of the debug registers), the
+            // OS lock blocks them, two VMs keep their own comparators, and
+            // the host's own values survive all of it.
+            let b = boot(c, &c.image, scenario("debug"))?;
+            with_output(&b, check_debug(&b))
         }),
         ("vm_reading_outside_is_stopped_other_completes", |c| {
             let b = boot(c, &c.image, scenario("read-outside"))?;
@@ -1732,6 +1761,18 @@ mod unit {
         assert!(check_recorded_order(&b(0, &out(OLD, v)), Some("drain-before-guest-state")).is_ok());
         assert!(check_recorded_order(&b(0, &out(FIXED, v)), Some("drain-before-guest-state")).is_err());
         assert!(check_recorded_order(&b(0, "nothing"), None).is_err());
+    }
+
+    #[test]
+    fn debug_check_catches_a_failed_guest_or_a_changed_host_register() {
+        let good = "debug: brps=6 wrps=4 breakpoint=0 watchpoint=0 step=0 os_lock=0 regs_a=0 regs_b=0 regs_a_ending=off regs_b_ending=off host_same=true\n\
+                    spevisor: status=ok misdirected=0 lost=0\n";
+        assert!(check_debug(&b(0, good)).is_ok());
+        assert!(check_debug(&b(0, &good.replace("step=0", "step=1"))).is_err());
+        assert!(check_debug(&b(0, &good.replace("regs_b=0", "regs_b=12"))).is_err());
+        assert!(check_debug(&b(0, &good.replace("host_same=true", "host_same=false"))).is_err());
+        assert!(check_debug(&b(0, &good.replace("lost=0", "lost=2"))).is_err());
+        assert!(check_debug(&b(5, good)).is_err());
     }
 
     #[test]

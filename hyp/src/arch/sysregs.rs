@@ -79,6 +79,11 @@ pub fn write_mdscr(v: u64) {
     MDSCR_EL1.set(v);
 }
 
+/// The live MDSCR_EL1 (a debug-loaded guest writes it directly).
+pub fn read_mdscr() -> u64 {
+    MDSCR_EL1.get()
+}
+
 /// Reads the ID group 3 register (op0 3, op1 0, CRn 0, `crm`, `op2`),
 /// CRm 1..=7: the space HCR_EL2.TID3 traps. Unallocated encodings in it are
 /// RAZ (Arm ARM D19.1.2); outside it, 0.
