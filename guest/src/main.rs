@@ -18,6 +18,7 @@
 //! | 5 | sysreg-loop | N | N reads of PMCR_EL0 (trapped to EL2, injected as UNDEF); N - UNDEFs seen |
 //! | 6 | bench | N | every single-VM benchmark loop ([`bench`]); wrong answers |
 //! | 7 | bench-switch | N | the two-VM alternation benchmark loop ([`bench`]); wrong answers |
+//! | 19 | reset | – | none: PSCI SYSTEM_RESET at once |
 //! | 40..=44 | debug | pattern (44) | breakpoints, watchpoints, single step, OS lock, comparators across switches ([`debug`]) |
 //! | other | – | – | 0xbadbad |
 //!
@@ -202,6 +203,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         fp::MODE_FP_CHECK => fp::check(arg),
         MODE_EXEC_OUTSIDE => exec_outside(),
         MODE_HOSTILE => hostile(),
+        MODE_RESET => reset(),
         pauth::MODE_PAUTH_CHECK => pauth::check(arg),
         bench::MODE_BENCH => bench::run(arg, entry_counter),
         bench::MODE_BENCH_SWITCH => bench::switch(arg, entry_counter),
@@ -419,6 +421,15 @@ fn exec_outside() -> u64 {
     unsafe { asm!("blr {t}", t = in(reg) EXEC_OUTSIDE_IPA, out("x30") _, clobber_abi("C")) };
     println!("guest: exec-outside: the branch returned");
     status::READ_OUTSIDE_RETURNED
+}
+
+/// Mode 19: PSCI SYSTEM_RESET at once (the stress scenario's way to end
+/// a VM by reset).
+pub const MODE_RESET: u64 = 19;
+
+fn reset() -> ! {
+    hvc::call(spevisor_abi::guest::psci::SYSTEM_RESET, 0, 0, 0);
+    park()
 }
 
 /// Mode 11: a hostile guest. Unknown hypercall IDs must come back

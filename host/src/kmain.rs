@@ -313,6 +313,8 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "vtimer" => scenarios::irq_guest(&mut totals, "vtimer", scenarios::mode::VTIMER, 1, iterations.unwrap_or(0)),
         "vgic" => scenarios::irq_guest(&mut totals, "vgic", scenarios::mode::VGIC, 1, 0),
         "vgic-nest" => scenarios::vgic_nest(&mut totals),
+        "stress-vms" => scenarios::stress_vms(&mut totals, iterations.unwrap_or(1000)),
+        "stress-switch" => scenarios::stress_switch(&mut totals, iterations.unwrap_or(50_000)),
         "smp" => scenarios::irq_guest(&mut totals, "smp", scenarios::mode::SMP, 2, iterations.unwrap_or(50)),
         "preempt" => scenarios::preempt(&mut totals, iterations.unwrap_or(100)),
         "guest" => scenarios::guest(&mut totals),

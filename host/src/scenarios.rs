@@ -38,6 +38,7 @@ pub mod mode {
     pub const SMP: u64 = 16;
     pub const SPIN: u64 = 17;
     pub const VGIC_NEST: u64 = 18;
+    pub const RESET: u64 = 19;
 }
 
 /// Runs one test guest in `mode` with `vcpus` vcpus and argument `arg` to
@@ -204,9 +205,27 @@ const GUEST_MAX_EXITS: u64 = LINUX_MAX_EXITS;
 /// the guest are printed with a `[guest]` prefix.
 pub fn guest(t: &mut Totals) {
     t.guest_outcome = Some(GuestOutcome::Refused);
+    let Some(mut vm) = bundle_vm() else { return };
+    let ending = vm.run_for(GUEST_MAX_EXITS);
+    info!("guest: ended ({}) after {} exits", ending_name(Some(ending)), vm.exits);
+    let (tx_irqs, dropped) = vm.uart_stats();
+    info!("guest: uart tx_interrupts_raised={tx_irqs} tx_bytes_lost={dropped}");
+    t.guest_status = vm.status;
+    t.guest_outcome = Some(GuestOutcome::Ended(ending));
+    finish(vm, t);
+}
+
+/// Whether QEMU gave the host an initrd (a `--guest` bundle, or a kernel).
+fn has_initrd() -> bool {
+    crate::kmain::HOST.lock().as_ref().is_some_and(|h| h.initrd.is_some())
+}
+
+/// The VM of the guest bundle QEMU gave as its initrd, made and loaded;
+/// `None` (with the reason logged) if there is none or it is refused.
+fn bundle_vm() -> Option<Vm> {
     let Some(region) = crate::kmain::HOST.lock().as_ref().and_then(|h| h.initrd) else {
         error!("guest: no guest bundle; boot QEMU with -initrd <bundle> (cargo xtask run --guest FILE)");
-        return;
+        return None;
     };
     // SAFETY: QEMU loaded the initrd there; kmain mapped it read-only and
     // nothing writes it.
@@ -215,7 +234,7 @@ pub fn guest(t: &mut Totals) {
         Ok(b) => b,
         Err(e) => {
             error!("guest: bad guest bundle ({} bytes at {:#x}): {e}", bytes.len(), region.start);
-            return;
+            return None;
         }
     };
     let kind = spevisor_abi::guest::kernel::classify(b.kernel).map(|k| k.name()).unwrap_or("unbootable file");
@@ -229,20 +248,9 @@ pub fn guest(t: &mut Totals) {
         b.cmdline
     );
     let boot = Boot::Kernel { kernel: b.kernel, initrd: b.initrd, bootargs: b.cmdline };
-    let mut vm = match Vm::create_booting("guest", boot, VmConfig { ram: b.mem_bytes(), vcpus: b.vcpus }) {
-        Ok(vm) => vm,
-        Err(e) => {
-            error!("guest: cannot create the VM: {e}");
-            return;
-        }
-    };
-    let ending = vm.run_for(GUEST_MAX_EXITS);
-    info!("guest: ended ({}) after {} exits", ending_name(Some(ending)), vm.exits);
-    let (tx_irqs, dropped) = vm.uart_stats();
-    info!("guest: uart tx_interrupts_raised={tx_irqs} tx_bytes_lost={dropped}");
-    t.guest_status = vm.status;
-    t.guest_outcome = Some(GuestOutcome::Ended(ending));
-    finish(vm, t);
+    Vm::create_booting("guest", boot, VmConfig { ram: b.mem_bytes(), vcpus: b.vcpus })
+        .map_err(|e| error!("guest: cannot create the VM: {e}"))
+        .ok()
 }
 
 /// The demo: the tiny guest's self-test (or another mode, `guest_mode`).
@@ -477,4 +485,133 @@ pub fn switch_order() {
             hprintln!("switch-order: build={build} runs={} result=violation rule={} ({v})", n / PER_RUN, v.rule())
         }
     }
+}
+
+/// The ways a VM ends, one per stress cycle in turn.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum StressEnd {
+    /// PSCI SYSTEM_OFF.
+    Off,
+    /// PSCI SYSTEM_RESET.
+    Reset,
+    /// Stopped by the hypervisor (a load pair from the UART: no syndrome).
+    Stopped,
+    /// Its exit budget spent (the host's stop).
+    Budget,
+    /// Destroyed between two exits, never having ended.
+    Destroyed,
+}
+
+const STRESS_ENDS: [StressEnd; 5] =
+    [StressEnd::Off, StressEnd::Reset, StressEnd::Stopped, StressEnd::Budget, StressEnd::Destroyed];
+/// HOST_PINGs a guest that must not end by itself is asked for.
+const ENDLESS_PINGS: u64 = u64::MAX;
+/// Exits of the budget-exceeded and destroyed-while-running cycles.
+const STRESS_EXIT_BUDGET: u64 = 20;
+
+/// `cycles` VMs made and destroyed, ending every way a VM can end in turn
+/// ([`StressEnd`]); after each, EL2's and the host's free pages must be
+/// what they were before the first. Prints `stress-vms:` with the count of
+/// each ending seen as expected, the cycles that ended otherwise, and the
+/// first cycle after which a free-page count differed.
+pub fn stress_vms(t: &mut Totals, cycles: u64) {
+    let free = || (hyp::info(InfoItem::HypFreePages).unwrap_or(0), host_free_pages());
+    let before = free();
+    let mut seen = [0u64; STRESS_ENDS.len()];
+    let (mut wrong, mut first_leak) = (0u64, None);
+    for cycle in 0..cycles {
+        let want = STRESS_ENDS[(cycle % STRESS_ENDS.len() as u64) as usize];
+        let args = match want {
+            StressEnd::Off => [mode::PING_LOOP, 0, 1],
+            StressEnd::Reset => [mode::RESET, 0, 0],
+            StressEnd::Stopped => [mode::HOSTILE, 0, 0],
+            StressEnd::Budget | StressEnd::Destroyed => [mode::PING_LOOP, 0, ENDLESS_PINGS],
+        };
+        let Some(mut vm) = make("stress", args) else { break };
+        let got = match want {
+            StressEnd::Destroyed => {
+                for _ in 0..STRESS_EXIT_BUDGET {
+                    vm.step(0);
+                }
+                vm.ending.is_none().then_some(StressEnd::Destroyed)
+            }
+            _ => match vm.run_for(if want == StressEnd::Budget { STRESS_EXIT_BUDGET } else { u64::MAX }) {
+                Ending::Off => Some(StressEnd::Off),
+                Ending::Reset => Some(StressEnd::Reset),
+                Ending::Stopped(_) => Some(StressEnd::Stopped),
+                Ending::Killed => Some(StressEnd::Budget),
+            },
+        };
+        if got == Some(want) {
+            seen[(cycle % STRESS_ENDS.len() as u64) as usize] += 1;
+        } else {
+            wrong += 1;
+        }
+        finish(vm, t);
+        if first_leak.is_none() && free() != before {
+            first_leak = Some(cycle);
+        }
+    }
+    let after = free();
+    hprintln!(
+        "stress-vms: cycles={cycles} off={} reset={} stopped={} budget={} destroyed={} wrong_endings={wrong} hyp_free_before={} hyp_free_after={} host_free_before={} host_free_after={} first_leak={}",
+        seen[0],
+        seen[1],
+        seen[2],
+        seen[3],
+        seen[4],
+        before.0,
+        after.0,
+        before.1,
+        after.1,
+        first_leak.map_or(-1, |c| c as i64)
+    );
+}
+
+/// World switches under the SPE model's sampling: two VMs of `pings`
+/// HOST_PINGs each, alternating at every exit (each exit two world
+/// switches), then the same pair again scheduled next to the `--guest`
+/// bundle's guest (a Linux kernel) when one was given. Prints
+/// `stress-switch:` with the exits and endings; the summary line carries the
+/// profile's figures.
+pub fn stress_switch(t: &mut Totals, pings: u64) {
+    let (Some(mut a), Some(mut b)) =
+        (make("ping-a", [mode::PING_LOOP, 0, pings]), make("ping-b", [mode::PING_LOOP, 0, pings]))
+    else {
+        return;
+    };
+    let alternations = run_alternately(&mut a, &mut b);
+    let exits = a.exits + b.exits;
+    let statuses = [a.status, b.status];
+    finish(a, t);
+    finish(b, t);
+    let mut with_guest = "none";
+    if let Some(mut guest) = has_initrd().then(bundle_vm).flatten() {
+        let (Some(mut a), Some(mut b)) =
+            (make("ping-c", [mode::PING_LOOP, 0, pings]), make("ping-d", [mode::PING_LOOP, 0, pings]))
+        else {
+            return;
+        };
+        guest.max_exits = GUEST_MAX_EXITS;
+        crate::vmm::run_all(&mut [&mut guest, &mut a, &mut b]);
+        with_guest = ending_name(guest.ending);
+        hprintln!(
+            "stress-switch-guest: guest={} guest_exits={} c={} d={} c_exits={} d_exits={}",
+            with_guest,
+            guest.exits,
+            ending_name(a.ending),
+            ending_name(b.ending),
+            a.exits,
+            b.exits
+        );
+        t.guest_status = guest.status;
+        for vm in [guest, a, b] {
+            finish(vm, t);
+        }
+    }
+    hprintln!(
+        "stress-switch: pings={pings} alternations={alternations} exits={exits} a_status={} b_status={} guest={with_guest}",
+        statuses[0].map_or(-1, |s| s as i64),
+        statuses[1].map_or(-1, |s| s as i64)
+    );
 }

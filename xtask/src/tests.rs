@@ -492,6 +492,31 @@ fn linux_init_test(c: &Ctx, vcpus: u32) -> Result<(), String> {
     with_output(&b, check_linux_init(&b, vcpus as usize))
 }
 
+/// stress-switch on the release image: 50,000 HOST_PINGs in each of two
+/// VMs alternating at every exit (over 100,000 exits), then two more beside
+/// Debian's Linux to its init (1 vcpu). Where Debian's packages cannot be
+/// had, the Linux part is left out (said so in the output), not the test.
+fn stress_switch_test(c: &Ctx) -> Result<(), String> {
+    const MIN_EXITS: i64 = 100_000;
+    let mut m = scenario("stress-switch");
+    let fetched = setup::guest_kernel().and_then(|_| setup::guest_busybox());
+    let guest = match fetched {
+        Ok(_) => {
+            let o = crate::guest::GuestOpts::new(crate::guest::Kernel::DebianLinux);
+            let bundle = crate::guest::make_bundle(&o, "linux-stress")?;
+            m.extra = vec!["-initrd".into(), bundle.display().to_string()];
+            true
+        }
+        Err(setup::KernelError::Unavailable(why)) if std::env::var("SPEVISOR_REQUIRE_LINUX").as_deref() != Ok("1") => {
+            eprintln!("xtask: stress-switch without its Linux guest: {why}");
+            false
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let b = qemu::run_captured(&c.q, &c.release_image, &m, LINUX_TIMEOUT)?;
+    with_output(&b, check_stress_switch(&b, MIN_EXITS, guest))
+}
+
 /// A Linux boot to init and back takes tens of seconds under TCG.
 const LINUX_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -595,6 +620,50 @@ fn check_read_outside(boot: &Boot, what: &str) -> Result<(), String> {
     expect_num(&f, "bad_status", -1)?;
     expect_eq("good_ending", f.get("good_ending").map(String::as_str).unwrap_or(""), "off")?;
     expect_num(&f, "good_status", 0)
+}
+
+/// stress-vms: `cycles` VMs, a fifth ending each way (off, reset, stopped
+/// by the hypervisor, budget spent, destroyed while running), none
+/// otherwise; EL2's and the host's free pages back to the baseline after
+/// every cycle; the profile clean.
+fn check_stress_vms(boot: &Boot, cycles: i64) -> Result<(), String> {
+    /// The ways a stress cycle ends (`StressEnd` in host/src/scenarios.rs).
+    const ENDINGS: [&str; 5] = ["off", "reset", "stopped", "budget", "destroyed"];
+    expect_exit(boot, status::OK)?;
+    let f = fields(&boot.output, "stress-vms: ")?;
+    expect_num(&f, "cycles", cycles)?;
+    for e in ENDINGS {
+        expect_num(&f, e, cycles / ENDINGS.len() as i64)?;
+    }
+    expect_num(&f, "wrong_endings", 0)?;
+    expect_num(&f, "first_leak", -1)?;
+    expect_num(&f, "hyp_free_after", num(&f, "hyp_free_before")?)?;
+    expect_num(&f, "host_free_after", num(&f, "host_free_before")?)?;
+    check_spe_clean(boot, 1).map(|_| ())
+}
+
+/// stress-switch: two VMs alternated for at least `min_exits` exits and
+/// both passed; with `guest`, the bundle's Linux ran beside two more and
+/// powered off; every SPE record produced was decoded, none misdirected
+/// or lost.
+fn check_stress_switch(boot: &Boot, min_exits: i64, guest: bool) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    let f = fields(&boot.output, "stress-switch: ")?;
+    let exits = num(&f, "exits")?;
+    if exits < min_exits {
+        return Err(format!("{exits} exits, expected at least {min_exits}"));
+    }
+    expect_num(&f, "a_status", 0)?;
+    expect_num(&f, "b_status", 0)?;
+    if guest {
+        expect_eq("guest", field(&f, "guest")?, "off")?;
+        let g = fields(&boot.output, "stress-switch-guest: ")?;
+        expect_eq("c", field(&g, "c")?, "off")?;
+        expect_eq("d", field(&g, "d")?, "off")?;
+    }
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, "ok")?;
+    check_spe_clean(boot, 1).map(|_| ())
 }
 
 fn check_vm_loop(boot: &Boot, n: i64) -> Result<(), String> {
@@ -1231,6 +1300,16 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, scenario("guest"))?;
             with_output(&b, check_guest_refused(&b, "no guest bundle"))
         }),
+        ("stress_1000_vm_lifecycles_end_every_way_and_leak_no_page", |c| {
+            const CYCLES: i64 = 1000;
+            let m = Machine {
+                append: format!("spevisor.scenario=stress-vms spevisor.iterations={CYCLES}"),
+                ..Machine::default()
+            };
+            let b = boot(c, &c.release_image, m)?;
+            with_output(&b, check_stress_vms(&b, CYCLES))
+        }),
+        ("stress_100000_world_switches_beside_linux_with_spe_sampling", stress_switch_test),
         ("linux_guest_runs_init_1_vcpu", |c| linux_init_test(c, 1)),
         ("linux_guest_runs_init_2_vcpus", |c| linux_init_test(c, 2)),
         ("dtb_without_gic_is_reported", |c| {
@@ -1784,6 +1863,33 @@ mod unit {
         assert!(check_two_vms(&b(0, &two.replace("alternations=3", "alternations=1"))).is_err());
         let lp = "vm-loop: iterations=4 ok=4 hyp_free_before=10 hyp_free_after=10 host_free_before=7 host_free_after=7";
         assert!(check_vm_loop(&b(0, lp), 4).is_ok());
+        let spe = "spe: backend=model samples=5 records=5 produced=5 bytes=320 faults=0 misdirected=0 lost=0 decode_errors=0 regime_checks=9 misdirected_regimes=0\n\
+                   spe: by_el el0=0 el1=5 el2=0 guest_pc=0\n\
+                   trbe: backend=model packets=5 bad_packets=0 collected=80 written=80 pending=0 faults=0 misdirected=0 lost=0 regime_checks=9 misdirected_regimes=0\n\
+                   spevisor: status=ok trbe_misdirected=0 trbe_lost=0\n";
+        let sv = format!("stress-vms: cycles=10 off=2 reset=2 stopped=2 budget=2 destroyed=2 wrong_endings=0 hyp_free_before=7 hyp_free_after=7 host_free_before=9 host_free_after=9 first_leak=-1\n{spe}");
+        assert_eq!(check_stress_vms(&b(0, &sv), 10), Ok(()));
+        for (from, to) in [
+            ("reset=2", "reset=1"),
+            ("wrong_endings=0", "wrong_endings=1"),
+            ("first_leak=-1", "first_leak=3"),
+            ("hyp_free_after=7", "hyp_free_after=6"),
+            ("host_free_after=9", "host_free_after=8"),
+            ("lost=0", "lost=1"),
+        ] {
+            assert!(check_stress_vms(&b(0, &sv.replacen(from, to, 1)), 10).is_err(), "{to}");
+        }
+        let ss = format!("stress-switch-guest: guest=off c=off d=off\nstress-switch: exits=100714 a_status=0 b_status=0 guest=off\n{spe}");
+        assert_eq!(check_stress_switch(&b(0, &ss), 100_000, true), Ok(()));
+        assert!(check_stress_switch(&b(0, &ss), 200_000, true).is_err());
+        for (from, to) in [
+            ("b_status=0", "b_status=3"),
+            ("guest=off\n", "guest=none\n"),
+            ("produced=5", "produced=6"),
+            ("d=off", "d=killed"),
+        ] {
+            assert!(check_stress_switch(&b(0, &ss.replacen(from, to, 1)), 100_000, true).is_err(), "{to}");
+        }
         assert!(check_vm_loop(&b(0, &lp.replace("hyp_free_after=10", "hyp_free_after=9")), 4).is_err());
         assert!(check_vm_loop(&b(0, &lp.replace("host_free_after=7", "host_free_after=5")), 4).is_err());
         assert!(check_vm_loop(&b(0, &lp.replace("ok=4", "ok=3")), 4).is_err());
