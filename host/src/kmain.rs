@@ -309,7 +309,7 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "sysreg-loop" => {
             scenarios::loop_guest(&mut totals, "sysreg", scenarios::mode::SYSREG_LOOP, iterations.unwrap_or(1000))
         }
-        "refusals" => scenarios::refusals(),
+        "refusals" => crate::hostile_host::run(),
         "vtimer" => scenarios::irq_guest(&mut totals, "vtimer", scenarios::mode::VTIMER, 1, iterations.unwrap_or(0)),
         "vgic" => scenarios::irq_guest(&mut totals, "vgic", scenarios::mode::VGIC, 1, 0),
         "vgic-nest" => scenarios::vgic_nest(&mut totals),

@@ -19,6 +19,8 @@ mod gic;
 pub mod guest_dtb;
 pub mod guestcall;
 #[cfg(target_arch = "aarch64")]
+mod hostile_host;
+#[cfg(target_arch = "aarch64")]
 pub mod hyp;
 #[cfg(target_arch = "aarch64")]
 mod irq;

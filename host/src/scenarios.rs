@@ -411,27 +411,6 @@ pub fn loop_guest(t: &mut Totals, name: &'static str, mode: u64, n: u64) {
     finish(vm, t);
 }
 
-/// Some bad requests the hypervisor must refuse by name (and survive).
-pub fn refusals() {
-    let try_call = |what: &str, call: Call, args: [u64; 7]| match hyp::call(call, args) {
-        Ok(_) => hprintln!("refusal {what}: ACCEPTED"),
-        Err(e) => hprintln!("refusal {what}: {e}"),
-    };
-    try_call("run-no-vm", Call::VcpuRun, [42, 0, 0, 0, 0, 0, 0]);
-    try_call("destroy-no-vm", Call::VmDestroy, [0, 0, 0, 0, 0, 0, 0]);
-    let Ok(r) = hyp::call(Call::VmCreate, [0; 7]) else { return };
-    let vm = r[0];
-    // The hypervisor's own image, unaligned and outside-RAM donations.
-    let image = GUEST_IMAGE.as_ptr() as u64 & !0xfff;
-    try_call("donate-hyp-image", Call::VmDonate, [vm, image, 0x4000_0000, 1, 0, 0, 0]);
-    try_call("donate-unaligned", Call::VmDonate, [vm, 0x5000_0008, 0x4000_0000, 1, 0, 0, 0]);
-    try_call("donate-outside-ram", Call::VmDonate, [vm, 0x10_0000_0000, 0x4000_0000, 1, 0, 0, 0]);
-    try_call("vcpu-entry-outside-ram", Call::VcpuCreate, [vm, 0x4000_0000, 0, 0, 0, 0, 0]);
-    try_call("run-no-vcpu", Call::VcpuRun, [vm, 3, 0, 0, 0, 0, 0]);
-    try_call("bad-completion", Call::VcpuRun, [vm, 0, 77, 0, 0, 0, 0]);
-    let _ = hyp::call(Call::VmDestroy, [vm, 0, 0, 0, 0, 0, 0]);
-}
-
 /// Reads the world-switch steps the hypervisor executed and checks each round
 /// trip against the ordering rules; prints both so the harness can re-check.
 pub fn switch_order() {

@@ -980,6 +980,22 @@ fn with_pages<T>(f: impl FnOnce(&mut PagePool) -> T) -> T {
     f(&mut host.pages)
 }
 
+/// `n` contiguous host pages (identity mapped RW), for scenarios that
+/// hand pages to the hypervisor themselves.
+pub fn alloc_host_pages(n: usize) -> Option<u64> {
+    with_pages(|p| p.alloc_pages(n))
+}
+
+/// Gives back pages from [`alloc_host_pages`].
+///
+/// # Safety
+/// `pa` and `n` are what `alloc_host_pages(n)` returned, and the
+/// hypervisor no longer holds any of them (donated or shared).
+pub unsafe fn free_host_pages(pa: u64, n: usize) {
+    // SAFETY: the caller's promise.
+    with_pages(|p| unsafe { p.free_pages_at(pa, n) });
+}
+
 /// Free host pages (leak checks).
 pub fn host_free_pages() -> usize {
     HOST.lock().as_ref().map_or(0, |h| h.pages.free_pages())

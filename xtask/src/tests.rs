@@ -676,19 +676,71 @@ fn check_vm_loop(boot: &Boot, n: i64) -> Result<(), String> {
 }
 
 /// What each bad request must be refused with.
+/// The hostile host's abuses (host/src/hostile_host.rs) and the status
+/// each must get: every one its own reason, never ACCEPTED.
 const REFUSALS: &[(&str, &str)] = &[
     ("run-no-vm", "NO_SUCH_VM"),
     ("destroy-no-vm", "NO_SUCH_VM"),
+    ("donate-no-vm", "NO_SUCH_VM"),
+    ("share-no-vm", "NO_SUCH_VM"),
+    ("reset-no-vm", "NO_SUCH_VM"),
     ("donate-hyp-image", "HYP_OWNED"),
     ("donate-unaligned", "UNALIGNED"),
+    ("donate-unaligned-ipa", "UNALIGNED"),
     ("donate-outside-ram", "OUT_OF_BOUNDS"),
+    ("donate-zero-pages", "INVALID_PARAMETER"),
+    ("donate-huge-count", "INVALID_PARAMETER"),
+    ("donate-wrapping-count", "INVALID_PARAMETER"),
+    ("donate-ipa-beyond-space", "IPA_OVERLAP"),
+    ("donate-twice", "ALREADY_DONATED"),
+    ("donate-overlapping-pages", "ALREADY_DONATED"),
+    ("donate-ipa-overlap", "IPA_OVERLAP"),
+    ("donate-to-another-vm", "ALREADY_DONATED"),
     ("vcpu-entry-outside-ram", "BAD_ENTRY"),
+    ("vcpu-entry-unaligned", "BAD_ENTRY"),
+    ("too-many-vcpus", "TOO_MANY_VCPUS"),
     ("run-no-vcpu", "NO_SUCH_VCPU"),
     ("bad-completion", "INVALID_PARAMETER"),
+    ("reset-no-vcpu", "NO_SUCH_VCPU"),
+    ("reset-entry-outside-ram", "BAD_ENTRY"),
+    ("share-no-vcpu", "NO_SUCH_VCPU"),
+    ("share-unaligned", "UNALIGNED"),
+    ("share-hyp-image", "HYP_OWNED"),
+    ("share-donated-page", "ALREADY_DONATED"),
+    ("share-twice", "IN_USE"),
+    ("donate-shared-page", "IN_USE"),
+    ("spe-attach-wrong-size", "INVALID_PARAMETER"),
+    ("spe-attach-unaligned", "UNALIGNED"),
+    ("spe-attach-shared-page", "IN_USE"),
+    ("spe-attach-donated-page", "ALREADY_DONATED"),
+    ("spe-attach-hyp-image", "HYP_OWNED"),
+    ("spe-attach-outside-ram", "OUT_OF_BOUNDS"),
+    ("too-many-vms", "TOO_MANY_VMS"),
+    ("run-destroyed-vm", "NO_SUCH_VM"),
+    ("destroy-twice", "NO_SUCH_VM"),
+    ("share-destroyed-vm", "NO_SUCH_VM"),
+    ("run-stopped-vm", "VM_STOPPED"),
+    ("unknown-call", "NOT_SUPPORTED"),
+    ("unknown-owner", "NOT_SUPPORTED"),
+    ("garbage-id", "NOT_SUPPORTED"),
 ];
+
+/// VM slots the hypervisor has (`MAX_VMS` in hyp/src/vm.rs) and vcpus per VM.
+const MAX_VMS: i64 = 16;
+const MAX_VCPUS: i64 = spevisor_abi::guest::machine::MAX_VCPUS as i64;
+/// Host pages the hostile host names in its calls (`PAGES`).
+const HOSTILE_HOST_PAGES: &str = "5/5";
 
 fn check_refusals(boot: &Boot) -> Result<(), String> {
     expect_exit(boot, status::OK)?;
+    let f = fields(&boot.output, "refusals: ")?;
+    // Nothing the refused calls named was written, nothing was lost.
+    expect_eq("pages_intact", field(&f, "pages_intact")?, HOSTILE_HOST_PAGES)?;
+    expect_num(&f, "hyp_free_after", num(&f, "hyp_free_before")?)?;
+    expect_num(&f, "host_free_after", num(&f, "host_free_before")?)?;
+    expect_num(&f, "vcpus_made", MAX_VCPUS)?;
+    // Two VMs of the scenario's own were alive while it filled the slots.
+    expect_num(&f, "extra_vms", MAX_VMS - 2)?;
     for (what, want) in REFUSALS {
         let prefix = format!("refusal {what}: ");
         let line = boot.output.lines().find(|l| l.starts_with(&prefix)).ok_or_else(|| format!("no {prefix:?}"))?;
@@ -1852,6 +1904,24 @@ mod unit {
         assert!(check_debug(&b(0, &good.replace("host_same=true", "host_same=false"))).is_err());
         assert!(check_debug(&b(0, &good.replace("lost=0", "lost=2"))).is_err());
         assert!(check_debug(&b(5, good)).is_err());
+    }
+
+    #[test]
+    fn refusal_check_wants_every_status_and_nothing_lost() {
+        let mut out: String = REFUSALS.iter().map(|(w, s)| format!("refusal {w}: {s} (-1)\n")).collect();
+        out += "refusals: pages_intact=5/5 hyp_free_before=10 hyp_free_after=10 host_free_before=20 host_free_after=20 vcpus_made=8 extra_vms=14\n";
+        assert_eq!(check_refusals(&b(0, &out)), Ok(()));
+        for (from, to) in [
+            ("refusal donate-twice: ALREADY_DONATED", "refusal donate-twice: ACCEPTED"),
+            ("refusal share-twice: IN_USE", "refusal share-twice: ALREADY_DONATED"),
+            ("pages_intact=5/5", "pages_intact=4/5"),
+            ("hyp_free_after=10", "hyp_free_after=9"),
+            ("host_free_after=20", "host_free_after=21"),
+            ("extra_vms=14", "extra_vms=15"),
+        ] {
+            assert!(check_refusals(&b(0, &out.replacen(from, to, 1))).is_err(), "{to}");
+        }
+        assert!(check_refusals(&b(0, &out.replacen("refusal garbage-id: NOT_SUPPORTED (-1)\n", "", 1))).is_err());
     }
 
     #[test]
