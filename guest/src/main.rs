@@ -19,6 +19,7 @@
 //! | 6 | bench | N | every single-VM benchmark loop ([`bench`]); wrong answers |
 //! | 7 | bench-switch | N | the two-VM alternation benchmark loop ([`bench`]); wrong answers |
 //! | 19 | reset | – | none: PSCI SYSTEM_RESET at once |
+//! | 50 | hostile case | case | the hostile-guest suite's case ([`hostile_suite`]) |
 //! | 40..=44 | debug | pattern (44) | breakpoints, watchpoints, single step, OS lock, comparators across switches ([`debug`]) |
 //! | other | – | – | 0xbadbad |
 //!
@@ -61,6 +62,7 @@ mod bench;
 mod debug;
 mod dtb;
 mod fp;
+mod hostile_suite;
 mod hvc;
 mod irqs;
 mod mmu;
@@ -204,6 +206,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         MODE_EXEC_OUTSIDE => exec_outside(),
         MODE_HOSTILE => hostile(),
         MODE_RESET => reset(),
+        hostile_suite::MODE_HOSTILE_CASE => hostile_suite::run(arg),
         pauth::MODE_PAUTH_CHECK => pauth::check(arg),
         bench::MODE_BENCH => bench::run(arg, entry_counter),
         bench::MODE_BENCH_SWITCH => bench::switch(arg, entry_counter),
@@ -506,6 +509,9 @@ extern "C" fn exception(vector: u64) {
     }
     let esr = read_sysreg!("esr_el1");
     let elr = read_sysreg!("elr_el1");
+    if vector == VECTOR_CURRENT_EL_SPX_SYNC && hostile_suite::on_exception(esr, elr, read_sysreg!("far_el1")) {
+        return;
+    }
     let ec = esr >> ESR_EC_SHIFT & ESR_EC_MASK;
     if debug::handle(vector, ec, esr, elr) {
         return;
