@@ -301,6 +301,8 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "read-outside" => scenarios::bad_vm(&mut totals, scenarios::mode::READ_OUTSIDE, "read-outside"),
         "exec-outside" => scenarios::bad_vm(&mut totals, scenarios::mode::EXEC_OUTSIDE, "exec-outside"),
         "hostile" => scenarios::bad_vm(&mut totals, scenarios::mode::HOSTILE, "hostile"),
+        "abort-on-vector" => scenarios::bad_vm(&mut totals, scenarios::mode::ABORT_ON_VECTOR, "abort-on-vector"),
+        "abort-loop" => scenarios::bad_vm(&mut totals, scenarios::mode::ABORT_LOOP, "abort-loop"),
         "vm-loop" => scenarios::vm_loop(&mut totals, iterations.unwrap_or(20)),
         "ping-loop" => {
             scenarios::loop_guest(&mut totals, "ping", scenarios::mode::PING_LOOP, iterations.unwrap_or(1000))

@@ -37,6 +37,8 @@ pub mod mode {
     pub const VGIC: u64 = 15;
     pub const SMP: u64 = 16;
     pub const SPIN: u64 = 17;
+    pub const ABORT_ON_VECTOR: u64 = 21;
+    pub const ABORT_LOOP: u64 = 22;
 }
 
 /// Runs one test guest in `mode` with `vcpus` vcpus and argument `arg` to
@@ -318,8 +320,9 @@ pub fn lazy_state_vms(t: &mut Totals, pauth: bool) {
 }
 
 /// A guest that misbehaves (`bad_mode`: reads or executes outside its
-/// memory, or is hostile) is stopped; another VM still completes. Prints a
-/// line starting with `label:`.
+/// memory, is hostile, or faults on its own abort vector) beside a good
+/// one, which must complete whatever becomes of the bad one. Prints a line
+/// starting with `label:`.
 pub fn bad_vm(t: &mut Totals, bad_mode: u64, label: &str) {
     let (Some(mut bad), Some(mut good)) = (make("bad", [bad_mode, 0, 0]), make("good", [mode::SELFTEST, 0, 0])) else {
         return;

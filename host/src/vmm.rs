@@ -32,6 +32,10 @@ pub const GUEST_RAM_IPA: u64 = spevisor_abi::guest::machine::RAM_IPA;
 /// The emulated PL011's IPA.
 pub const GUEST_UART_IPA: u64 = spevisor_abi::guest::machine::UART_IPA;
 const GUEST_UART_SIZE: u64 = guest_dtb::UART_SIZE;
+const _: () = assert!(
+    spevisor_abi::guest::machine::GICR_IPA + spevisor_abi::guest::machine::gicr_size(MAX_VCPUS) <= GUEST_UART_IPA,
+    "the GIC's frames lie below the PL011 (Vm::mmio)"
+);
 /// The command line every guest's device tree carries.
 pub const GUEST_BOOTARGS: &str = "console=ttyAMA0 earlycon";
 
@@ -157,6 +161,9 @@ impl Boot<'_> {
     }
 }
 
+/// External aborts logged per VM (a guest looping on one would flood the console).
+const LOGGED_ABORTS: u64 = 8;
+
 /// The time slice a vcpu runs before another gets the CPU, unless
 /// `spevisor.slice_us=` says otherwise.
 pub const DEFAULT_SLICE_US: u64 = 10_000;
@@ -192,10 +199,11 @@ pub enum Ending {
     Off,
     /// PSCI SYSTEM_RESET.
     Reset,
-    /// The hypervisor stopped it.
+    /// The hypervisor stopped it, for this reason (EL2, or the host for a
+    /// data abort on a device it cannot decode).
     Stopped(StopReason),
-    /// The host stopped it (an access outside every device, a refused run,
-    /// every vcpu asleep with nothing to wake it).
+    /// The host stopped it (a refused run, every vcpu asleep with nothing
+    /// to wake it).
     Killed,
 }
 
@@ -221,6 +229,8 @@ pub struct Vm {
     lrs_loaded: u32,
     /// The status the guest reported (SET_STATUS), if any.
     pub status: Option<u64>,
+    /// External aborts the host answered (accesses outside RAM and devices).
+    pub aborts: u64,
     pub exits: u64,
     /// Exits after which the scheduler stops the VM (`run_all`).
     pub max_exits: u64,
@@ -344,6 +354,7 @@ impl Vm {
             attention: [false; MAX_VCPUS as usize],
             lrs_loaded: 0,
             status: None,
+            aborts: 0,
             exits: 0,
             max_exits: u64::MAX,
             ending: None,
@@ -456,14 +467,12 @@ impl Vm {
     /// `step` so the device models do not weigh on its hypercall path.
     #[inline(never)]
     fn mmio(&mut self, m: MmioAccess) -> Option<Completion> {
-        use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA};
-        if (GICD_IPA..GICD_IPA + crate::vgic::GICD_SIZE).contains(&m.ipa)
-            || (GICR_IPA..GICR_IPA + self.gic.redist_size()).contains(&m.ipa)
-        {
-            return Some(self.gic_access(m));
-        }
-        if !(GUEST_UART_IPA..GUEST_UART_IPA + GUEST_UART_SIZE).contains(&m.ipa) {
+        if !self.device_at(m.ipa) {
             return None;
+        }
+        // The GIC's frames lie below the PL011 (asserted at GUEST_UART_IPA).
+        if m.ipa < GUEST_UART_IPA {
+            return Some(self.gic_access(m));
         }
         let off = m.ipa - GUEST_UART_IPA;
         if m.write {
@@ -585,8 +594,9 @@ impl Vm {
                     self.vcpus[i].completion = c.to_regs();
                     true
                 }
-                None => return self.no_device(m),
+                None => self.no_device(i, m.ipa, if m.write { "write" } else { "read" }),
             },
+            Some(Exit::Abort { ipa, far, instr, write }) => self.abort(i, ipa, far, instr, write),
             Some(Exit::Irq) => {
                 self.vcpus[i].completion = Completion::None.to_regs();
                 self.irq_exit(i)
@@ -747,17 +757,51 @@ impl Vm {
         false
     }
 
+    /// vcpu `i` accessed `ipa`, where neither RAM nor a device is: it
+    /// takes a synchronous external abort (EL2 injects it, or stops the VM
+    /// when the guest cannot get past it). The first few are logged.
     #[cold]
-    fn no_device(&mut self, m: MmioAccess) -> bool {
-        error!(
-            "{}: {} of {} bytes at IPA {:#x}: no RAM or device there; VM stopped",
-            self.name,
-            if m.write { "write" } else { "read" },
-            m.size,
-            m.ipa
-        );
-        self.ending = Some(Ending::Killed);
-        false
+    fn no_device(&mut self, i: usize, ipa: u64, what: &str) -> bool {
+        self.aborts += 1;
+        if self.aborts <= LOGGED_ABORTS {
+            info!("{}: {what} at IPA {ipa:#x}: no RAM or device there; external abort for the guest", self.name);
+        } else if self.aborts == LOGGED_ABORTS + 1 {
+            info!("{}: more external aborts; not logged", self.name);
+        }
+        self.vcpus[i].completion = Completion::Abort.to_regs();
+        true
+    }
+
+    /// A stage-2 abort outside RAM EL2 could not make an MMIO access of
+    /// (`Exit::Abort`): an instruction fetch is an external abort wherever
+    /// it is (nothing outside RAM is executable); a data access without
+    /// syndrome (ISV=0) on a device stops the VM, since the device model
+    /// cannot know what it was; elsewhere it is an external abort.
+    #[cold]
+    fn abort(&mut self, i: usize, ipa: u64, far: u64, instr: bool, write: bool) -> bool {
+        if instr {
+            return self.no_device(i, ipa, "instruction fetch");
+        }
+        if self.device_at(ipa) {
+            error!(
+                "{}: stopped: {} (IPA {ipa:#x}, VA {far:#x}, a {})",
+                self.name,
+                StopReason::MmioNoSyndrome.name(),
+                if write { "write" } else { "read" }
+            );
+            self.ending = Some(Ending::Stopped(StopReason::MmioNoSyndrome));
+            return false;
+        }
+        self.no_device(i, ipa, if write { "write without syndrome" } else { "read without syndrome" })
+    }
+
+    /// Whether one of the VM's emulated devices (GIC distributor and
+    /// redistributors, PL011) is at `ipa`.
+    fn device_at(&self, ipa: u64) -> bool {
+        use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA};
+        (GICD_IPA..GICD_IPA + crate::vgic::GICD_SIZE).contains(&ipa)
+            || (GICR_IPA..GICR_IPA + self.gic.redist_size()).contains(&ipa)
+            || (GUEST_UART_IPA..GUEST_UART_IPA + GUEST_UART_SIZE).contains(&ipa)
     }
 
     #[cold]
