@@ -684,6 +684,18 @@ pub mod guest {
         pub const AFFINITY_INFO_32: u64 = 0x8400_0004;
         pub const AFFINITY_INFO_64: u64 = 0xC400_0004;
         pub const MIGRATE_INFO_TYPE: u64 = 0x8400_0006;
+        /// SYSTEM_RESET2 (PSCI 1.1, optional): x1 = reset type, x2 = cookie.
+        pub const SYSTEM_RESET2_32: u64 = 0x8400_0012;
+        pub const SYSTEM_RESET2_64: u64 = 0xC400_0012;
+        /// SYSTEM_RESET2 reset types: bit 31 clear, architectural (only
+        /// 0, a warm reset, is defined); set, vendor-specific.
+        pub const RESET2_WARM: u64 = 0;
+        pub const RESET2_VENDOR: u64 = 1 << 31;
+        /// spevisor's one vendor reset type: the VM ends (as by SYSTEM_OFF)
+        /// with the cookie as its status, the way a guest passes its own
+        /// status out (docs/abi.md; the cookie is 32 bits wide in the
+        /// SMC32 call, 64 in the SMC64 one).
+        pub const RESET2_SPEVISOR_EXIT: u64 = RESET2_VENDOR;
         /// MIGRATE_INFO_TYPE: no Trusted OS needs migrating.
         pub const TOS_NOT_PRESENT: u64 = 2;
         /// AFFINITY_INFO answers.
@@ -713,7 +725,8 @@ pub mod guest {
         pub const HOST_PING: u64 = 0xC600_1000;
         /// Answered at EL2 without a world switch: x1 = x1 + 1.
         pub const HYP_PING: u64 = 0xC600_1001;
-        /// The guest reports a status before powering off: x1 = status.
+        /// The guest reports a status before powering off: x1 = status
+        /// (the last one counts; a `--guest` run fails with a non-zero one).
         pub const SET_STATUS: u64 = 0xC600_1002;
         /// The guest reports a value for the host to print: x1 = tag, x2 = value.
         pub const REPORT: u64 = 0xC600_1003;

@@ -59,6 +59,7 @@ macro_rules! read_sysreg {
 mod aborts;
 mod bench;
 mod dtb;
+mod endings;
 mod fp;
 mod hvc;
 mod irqs;

@@ -12,6 +12,7 @@ mod bench;
 pub mod cmdline;
 #[cfg(target_arch = "aarch64")]
 mod console;
+pub mod ending;
 #[cfg(target_arch = "aarch64")]
 mod gic;
 pub mod guest_dtb;

@@ -149,6 +149,7 @@ pub fn ending_name(e: Option<Ending>) -> &'static str {
         Some(Ending::Reset) => "reset",
         Some(Ending::Stopped(_)) => "stopped",
         Some(Ending::Killed) => "killed",
+        Some(Ending::OutOfBudget) => "out-of-budget",
         None => "running",
     }
 }
@@ -194,8 +195,9 @@ pub fn linux(t: &mut Totals, ram_mib: u64) {
 }
 
 /// Exits the `guest` scenario handles before stopping the guest (as the
-/// `linux` scenario's, for the same reason).
-const GUEST_MAX_EXITS: u64 = LINUX_MAX_EXITS;
+/// `linux` scenario's, for the same reason), unless `spevisor.max_exits=`
+/// says otherwise.
+pub const GUEST_MAX_EXITS: u64 = LINUX_MAX_EXITS;
 
 /// Boots the guest in the bundle QEMU's `-initrd` loaded (`cargo xtask run
 /// --guest FILE`, format `spevisor_abi::guest::bundle`): its kernel (a
@@ -203,7 +205,7 @@ const GUEST_MAX_EXITS: u64 = LINUX_MAX_EXITS;
 /// bundle is checked here again (the host trusts no file it is handed); a
 /// bad one is refused with the reason and the run fails. Console lines of
 /// the guest are printed with a `[guest]` prefix.
-pub fn guest(t: &mut Totals) {
+pub fn guest(t: &mut Totals, max_exits: u64) {
     t.guest_outcome = Some(GuestOutcome::Refused);
     let Some(region) = crate::kmain::HOST.lock().as_ref().and_then(|h| h.initrd) else {
         error!("guest: no guest bundle; boot QEMU with -initrd <bundle> (cargo xtask run --guest FILE)");
@@ -237,7 +239,7 @@ pub fn guest(t: &mut Totals) {
             return;
         }
     };
-    let ending = vm.run_for(GUEST_MAX_EXITS);
+    let ending = vm.run_for(max_exits);
     info!("guest: ended ({}) after {} exits", ending_name(Some(ending)), vm.exits);
     let (tx_irqs, dropped) = vm.uart_stats();
     info!("guest: uart tx_interrupts_raised={tx_irqs} tx_bytes_lost={dropped}");
@@ -251,7 +253,8 @@ pub fn demo(t: &mut Totals, guest_mode: u64) {
     let Some(mut vm) = make("guest0", [guest_mode, 0, 0]) else { return };
     let ending = vm.run();
     info!("guest0: ended ({}) with status {:?} after {} exits", ending_name(Some(ending)), vm.status, vm.exits);
-    t.guest_status = vm.status.or(Some(u64::MAX));
+    t.guest_status = vm.status;
+    t.guest_outcome = Some(GuestOutcome::Ended(ending));
     finish(vm, t);
 }
 

@@ -192,20 +192,7 @@ struct HostVcpu {
 /// (active or not) belongs to: (VM handle << 8) | vcpu.
 static VTIMER_OWNER: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
 
-/// How a guest run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ending {
-    /// PSCI SYSTEM_OFF (or CPU_OFF of its only vcpu).
-    Off,
-    /// PSCI SYSTEM_RESET.
-    Reset,
-    /// The hypervisor stopped it, for this reason (EL2, or the host for a
-    /// data abort on a device it cannot decode).
-    Stopped(StopReason),
-    /// The host stopped it (a refused run, every vcpu asleep with nothing
-    /// to wake it).
-    Killed,
-}
+pub use crate::ending::Ending;
 
 /// A VM the host made.
 pub struct Vm {
@@ -405,6 +392,11 @@ impl Vm {
             }
             Outcome::Reset => {
                 self.ending = Some(Ending::Reset);
+                (None, false)
+            }
+            Outcome::Exit { status } => {
+                self.status = Some(status);
+                self.ending = Some(Ending::Off);
                 (None, false)
             }
             Outcome::CpuOff => {
@@ -954,7 +946,7 @@ pub fn run_all(vms: &mut [&mut Vm]) {
                 while vm.step(i) {}
                 if vm.exits >= vm.max_exits && vm.ending.is_none() {
                     error!("{}: exit budget of {} spent; VM stopped", vm.name, vm.max_exits);
-                    vm.ending = Some(Ending::Killed);
+                    vm.ending = Some(Ending::OutOfBudget);
                 }
             }
         }

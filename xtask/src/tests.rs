@@ -38,6 +38,37 @@ pub mod status {
     pub const GUEST_FAILED: i32 = 5;
     /// The `guest` scenario refused its bundle (host/src/kmain.rs).
     pub const GUEST_REFUSED: i32 = 6;
+    /// The guest was stopped, reset itself, used up its exit budget
+    /// (host/src/ending.rs).
+    pub const GUEST_STOPPED: i32 = 7;
+    pub const GUEST_RESET: i32 = 8;
+    pub const GUEST_OUT_OF_BUDGET: i32 = 9;
+}
+
+/// The endings of a `--guest` run (the raw test guest's `spevisor.end=`,
+/// guest/src/endings.rs; extra host options), what the summary must say
+/// (`status=`, `guest_status=`, None: not checked) and QEMU's exit status.
+const GUEST_ENDINGS: &[(&str, &str, &str, Option<&str>, i32)] = &[
+    ("status:0", "", "ok", Some("0"), status::OK),
+    ("status:3", "", "guest-failed", Some("3"), status::GUEST_FAILED),
+    ("exit:0", "", "ok", Some("0"), status::OK),
+    ("exit:42", "", "guest-failed", Some("42"), status::GUEST_FAILED),
+    ("exit32:9", "", "guest-failed", Some("9"), status::GUEST_FAILED),
+    ("reset", "", "guest-reset", None, status::GUEST_RESET),
+    ("reset2", "", "guest-reset", None, status::GUEST_RESET),
+    ("stop", "", "guest-stopped", None, status::GUEST_STOPPED),
+    ("spin", " spevisor.max_exits=3000", "guest-out-of-budget", None, status::GUEST_OUT_OF_BUDGET),
+];
+
+/// One `--guest` ending: its exit status and the summary.
+fn check_guest_ending(b: &Boot, summary_status: &str, guest_status: Option<&str>, exit: i32) -> Result<(), String> {
+    expect_exit(b, exit)?;
+    let s = summary(&b.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, summary_status)?;
+    match guest_status {
+        Some(g) => expect_eq("guest_status", field(&s, "guest_status")?, g),
+        None => Ok(()),
+    }
 }
 
 /// The Linux-to-init QEMU test (`linux_guest_runs_init_*`). Debian's 6.1
@@ -953,7 +984,7 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 let f = fields(&b.output, "preempt: ")?;
                 expect_eq("smp_spin (its vcpu 1 spins)", field(&f, "smp_spin")?, "off")
                     .and_then(|_| expect_num(&f, "smp_status", 0))
-                    .and_then(|_| expect_eq("spinner", field(&f, "spinner")?, "killed"))
+                    .and_then(|_| expect_eq("spinner", field(&f, "spinner")?, "out-of-budget"))
                     .and_then(|_| {
                         // Every exit of a vcpu spinning with IRQs masked is
                         // an interrupt taking the CPU back; the budget (100)
@@ -1179,6 +1210,29 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let bundle = crate::guest::make_bundle(&o, "test-raw")?;
             let b = boot_bundle(c, &bundle)?;
             with_output(&b, check_raw_guest(&b, MEM_MIB.into(), 2, append, &initrd))
+        }),
+        ("guest_endings_give_distinct_exit_statuses", |c| {
+            // The raw test guest (boot protocol) ends as its command line
+            // says: SYSTEM_OFF with a status (SET_STATUS, or SYSTEM_RESET2
+            // with spevisor's vendor exit type, SMC64 and SMC32), a reset
+            // (SYSTEM_RESET, SYSTEM_RESET2 warm), stopped by the hypervisor,
+            // out of its exit budget: each its own QEMU exit status.
+            let raw = crate::build_guest_at(false, spevisor_abi::guest::kernel::RAW_TEXT_OFFSET)?;
+            for (end, host_extra, summary_status, guest_status, exit) in GUEST_ENDINGS {
+                let mut o = crate::guest::GuestOpts::new(crate::guest::Kernel::File(raw.clone()));
+                o.append = Some(format!("spevisor.end={end}"));
+                o.mem_mib = 16;
+                let bundle = crate::guest::make_bundle(&o, &format!("test-end-{}", end.replace(':', "-")))?;
+                let m = Machine {
+                    append: format!("{}{host_extra}", crate::guest::HOST_APPEND),
+                    extra: vec!["-initrd".into(), bundle.display().to_string()],
+                    ..Machine::default()
+                };
+                let b = boot(c, &c.image, m)?;
+                with_output(&b, check_guest_ending(&b, summary_status, *guest_status, *exit))
+                    .map_err(|e| format!("spevisor.end={end}: {e}"))?;
+            }
+            Ok(())
         }),
         ("unbootable_guest_files_are_refused_by_name", |c| {
             // xtask refuses them before QEMU starts...
@@ -1615,6 +1669,22 @@ mod unit {
 
     fn b(exit: i32, output: &str) -> Boot {
         Boot { exit: Some(exit), output: output.into(), timed_out: false }
+    }
+
+    #[test]
+    fn guest_ending_check_wants_the_exit_status_and_the_summary() {
+        let out = |st: &str, g: &str| format!("spevisor: status={st} el2=yes guest_status={g}\n");
+        assert!(check_guest_ending(&b(8, &out("guest-reset", "-1")), "guest-reset", None, 8).is_ok());
+        assert!(check_guest_ending(&b(5, &out("guest-reset", "-1")), "guest-reset", None, 8).is_err());
+        assert!(check_guest_ending(&b(8, &out("guest-failed", "-1")), "guest-reset", None, 8).is_err());
+        assert!(check_guest_ending(&b(5, &out("guest-failed", "42")), "guest-failed", Some("42"), 5).is_ok());
+        assert!(check_guest_ending(&b(5, &out("guest-failed", "41")), "guest-failed", Some("42"), 5).is_err());
+        let codes: Vec<i32> = GUEST_ENDINGS.iter().map(|e| e.4).collect();
+        for c in
+            [status::OK, status::GUEST_FAILED, status::GUEST_STOPPED, status::GUEST_RESET, status::GUEST_OUT_OF_BUDGET]
+        {
+            assert!(codes.contains(&c), "every ending's status is exercised: {c}");
+        }
     }
 
     #[test]
