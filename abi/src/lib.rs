@@ -467,6 +467,13 @@ pub enum Exit {
     /// [`Completion::Abort`], or stops the VM (a data access on one of its
     /// devices it cannot decode: [`StopReason::MmioNoSyndrome`]).
     Abort { ipa: u64, far: u64, instr: bool, write: bool },
+    /// A trapped access to a system register the host emulates
+    /// ([`guest_sysreg::host_emulated`]: the EL1 physical timer), `reg`
+    /// encoded by [`guest_sysreg::id`]; `value` is what a write writes.
+    /// Completed like an MMIO access: [`Completion::MmioRead`] (the value
+    /// for the register) or [`Completion::MmioWrite`]; the PC then moves
+    /// past the instruction.
+    SysReg { reg: u32, write: bool, value: u64 },
     /// A physical interrupt arrived for the host while the guest ran.
     Irq,
     /// The guest executed WFI/WFE.
@@ -486,6 +493,7 @@ const EXIT_WFX: u64 = 4;
 const EXIT_STOPPED: u64 = 5;
 const EXIT_SGI: u64 = 6;
 const EXIT_ABORT: u64 = 7;
+const EXIT_SYSREG: u64 = 8;
 const MMIO_WRITE_FLAG: u64 = 1 << 8;
 const ABORT_WRITE_FLAG: u64 = 1 << 0;
 const ABORT_INSTR_FLAG: u64 = 1 << 1;
@@ -508,6 +516,7 @@ impl Exit {
                 let flags = if write { ABORT_WRITE_FLAG } else { 0 } | if instr { ABORT_INSTR_FLAG } else { 0 };
                 [EXIT_ABORT, ipa, far, flags, 0, 0, 0]
             }
+            Exit::SysReg { reg, write, value } => [EXIT_SYSREG, reg as u64, write as u64, value, 0, 0, 0],
         }
     }
 
@@ -532,6 +541,7 @@ impl Exit {
                 instr: r[3] & ABORT_INSTR_FLAG != 0,
                 write: r[3] & ABORT_WRITE_FLAG != 0,
             },
+            EXIT_SYSREG => Exit::SysReg { reg: u32::try_from(r[1]).ok()?, write: r[2] != 0, value: r[3] },
             _ => return None,
         })
     }
@@ -730,6 +740,30 @@ pub mod guest {
         pub const SET_STATUS: u64 = 0xC600_1002;
         /// The guest reports a value for the host to print: x1 = tag, x2 = value.
         pub const REPORT: u64 = 0xC600_1003;
+    }
+}
+
+/// Guest system registers the host emulates ([`Exit::SysReg`]): the EL1
+/// physical timer, which the host owns on the CPU (its own scheduling
+/// timer) and keeps per vcpu (`host/src/ptimer.rs`). CNTHCTL_EL2.EL1PCEN =
+/// 0 traps these; EL1PCTEN = 1 leaves counter reads (CNTPCT_EL0) to the
+/// guest: with CNTVOFF_EL2 = 0 it reads what CNTVCT_EL0 reads.
+pub mod guest_sysreg {
+    /// A register's ID: op0, op1, CRn, CRm, op2 packed (2, 3, 4, 4, 3 bits).
+    pub const fn id(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> u32 {
+        ((op0 as u32 & 0x3) << 14)
+            | ((op1 as u32 & 0x7) << 11)
+            | ((crn as u32 & 0xf) << 7)
+            | ((crm as u32 & 0xf) << 3)
+            | (op2 as u32 & 0x7)
+    }
+    pub const CNTP_TVAL_EL0: u32 = id(3, 3, 14, 2, 0);
+    pub const CNTP_CTL_EL0: u32 = id(3, 3, 14, 2, 1);
+    pub const CNTP_CVAL_EL0: u32 = id(3, 3, 14, 2, 2);
+
+    /// Whether EL2 hands a trapped access to `reg` to the host.
+    pub const fn host_emulated(reg: u32) -> bool {
+        matches!(reg, CNTP_TVAL_EL0 | CNTP_CTL_EL0 | CNTP_CVAL_EL0)
     }
 }
 
@@ -1021,6 +1055,8 @@ mod tests {
             Exit::Stopped { reason: StopReason::AbortLoop, esr: 0x9200_0007, far: 0x10, elr: 0x20 },
             Exit::Abort { ipa: 0x2_0000_0000, far: 0x2_4000_0000, instr: false, write: true },
             Exit::Abort { ipa: 0x4100_0000, far: 0x8100_0000, instr: true, write: false },
+            Exit::SysReg { reg: guest_sysreg::CNTP_TVAL_EL0, write: true, value: 0x1234 },
+            Exit::SysReg { reg: guest_sysreg::CNTP_CTL_EL0, write: false, value: 0 },
         ];
         for e in exits {
             assert_eq!(Exit::from_regs(e.to_regs()), Some(e));

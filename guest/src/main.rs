@@ -19,6 +19,7 @@
 //! | 6 | bench | N | every single-VM benchmark loop ([`bench`]); wrong answers |
 //! | 7 | bench-switch | N | the two-VM alternation benchmark loop ([`bench`]); wrong answers |
 //! | 10, 20..=22 | exec-outside, aborts, abort-on-vector, abort-loop | – | unbacked IPAs: see `aborts.rs` |
+//! | 23 | ptimer | N | the EL1 physical timer: see `ptimer.rs` |
 //! | other | – | – | 0xbadbad |
 //!
 //! Any unexpected exception (or a panic) prints ESR/ELR/FAR on the PL011 and
@@ -65,6 +66,7 @@ mod hvc;
 mod irqs;
 mod mmu;
 mod pauth;
+mod ptimer;
 mod uart;
 
 /// Boot stack size (in .bss). The debug build's device-tree parse
@@ -213,6 +215,7 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         irqs::MODE_SMP => irqs::smp(arg),
         irqs::MODE_SPIN => irqs::spin(),
         aborts::MODE_ABORTS => aborts::run(),
+        ptimer::MODE_PTIMER => ptimer::run(arg),
         aborts::MODE_ABORT_ON_VECTOR | aborts::MODE_ABORT_LOOP => aborts::no_progress(mode),
         _ => {
             println!("guest: unknown mode {mode}");

@@ -308,6 +308,7 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "refusals" => scenarios::refusals(),
         "vtimer" => scenarios::irq_guest(&mut totals, "vtimer", scenarios::mode::VTIMER, 1, iterations.unwrap_or(0)),
         "vgic" => scenarios::irq_guest(&mut totals, "vgic", scenarios::mode::VGIC, 1, 0),
+        "ptimer" => scenarios::irq_guest(&mut totals, "ptimer", scenarios::mode::PTIMER, 1, iterations.unwrap_or(0)),
         "smp" => scenarios::irq_guest(&mut totals, "smp", scenarios::mode::SMP, 2, iterations.unwrap_or(50)),
         "preempt" => scenarios::preempt(&mut totals, iterations.unwrap_or(100)),
         "guest" => {

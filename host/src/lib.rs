@@ -29,6 +29,7 @@ pub mod mm;
 mod pmu;
 #[cfg(target_arch = "aarch64")]
 mod profiler;
+pub mod ptimer;
 #[cfg(target_arch = "aarch64")]
 mod scenarios;
 #[cfg(target_arch = "aarch64")]

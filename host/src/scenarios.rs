@@ -39,6 +39,7 @@ pub mod mode {
     pub const SPIN: u64 = 17;
     pub const ABORT_ON_VECTOR: u64 = 21;
     pub const ABORT_LOOP: u64 = 22;
+    pub const PTIMER: u64 = 23;
 }
 
 /// Runs one test guest in `mode` with `vcpus` vcpus and argument `arg` to

@@ -16,7 +16,7 @@ use crate::hyp::{self, HypError};
 use crate::kmain::HOST;
 use crate::mm::PagePool;
 use log::{error, info, warn};
-use spevisor_abi::guest::machine::{UART_INTID, VTIMER_INTID};
+use spevisor_abi::guest::machine::{PTIMER_INTID, UART_INTID, VTIMER_INTID};
 use spevisor_abi::guest::psci;
 use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{Call, Completion, Exit, InfoItem, MmioAccess, StopReason};
@@ -186,6 +186,8 @@ struct HostVcpu {
     completion: [u64; 5],
     /// The page it shares with EL2 (list registers), 0 without a vGIC.
     shared: u64,
+    /// Its EL1 physical timer (`ptimer.rs`).
+    ptimer: crate::ptimer::PTimer,
 }
 
 /// The vcpu whose state the physical CPU's virtual-timer interrupt
@@ -295,8 +297,12 @@ impl Vm {
         clean_for_guest(dtb_pa, dtb_len as u64);
         let handle = hyp_call(Call::VmCreate, "VM_CREATE", [0; 7]).map_err(give_back)?[0];
         let nr_lrs = if crate::irq::ready() { hyp::info(InfoItem::ListRegs).unwrap_or(0) as usize } else { 0 };
-        let mut host_vcpus =
-            [HostVcpu { run: VcpuRun::Off, completion: Completion::None.to_regs(), shared: 0 }; MAX_VCPUS as usize];
+        let mut host_vcpus = [HostVcpu {
+            run: VcpuRun::Off,
+            completion: Completion::None.to_regs(),
+            shared: 0,
+            ptimer: crate::ptimer::PTimer::default(),
+        }; MAX_VCPUS as usize];
         let made =
             hyp_call(Call::VmDonate, "VM_DONATE", [handle, ram_pa, GUEST_RAM_IPA, pages, 0, 0, 0]).and_then(|_| {
                 for (i, v) in host_vcpus[..vcpus].iter_mut().enumerate() {
@@ -437,6 +443,8 @@ impl Vm {
         }
         self.vcpus[t].run = VcpuRun::Runnable;
         self.vcpus[t].completion = Completion::None.to_regs();
+        self.vcpus[t].ptimer = crate::ptimer::PTimer::default();
+        self.ptimer_line(t);
         self.attention[t] = true;
         psci::SUCCESS
     }
@@ -589,6 +597,7 @@ impl Vm {
                 None => self.no_device(i, m.ipa, if m.write { "write" } else { "read" }),
             },
             Some(Exit::Abort { ipa, far, instr, write }) => self.abort(i, ipa, far, instr, write),
+            Some(Exit::SysReg { reg, write, value }) => self.sysreg(i, reg, write, value),
             Some(Exit::Irq) => {
                 self.vcpus[i].completion = Completion::None.to_regs();
                 self.irq_exit(i)
@@ -670,6 +679,58 @@ impl Vm {
         }
     }
 
+    /// A trapped access of vcpu `i` to its EL1 physical timer (the only
+    /// registers EL2 hands over, `spevisor_abi::guest_sysreg`): answered
+    /// from its model at the counter's value now; a write may raise or drop
+    /// INTID 30's line and moves the host's timer to the new deadline.
+    #[inline(never)]
+    fn sysreg(&mut self, i: usize, reg: u32, write: bool, value: u64) -> bool {
+        let now = crate::irq::timer::now();
+        let t = &mut self.vcpus[i].ptimer;
+        let c = if write {
+            if !t.write(reg, value, now) {
+                warn!("{}: write to system register {reg:#x} the host does not emulate: ignored", self.name);
+            }
+            Completion::MmioWrite
+        } else {
+            Completion::MmioRead(t.read(reg, now).unwrap_or_else(|| {
+                warn!("{}: read of system register {reg:#x} the host does not emulate: 0", self.name);
+                0
+            }))
+        };
+        self.vcpus[i].completion = c.to_regs();
+        if write {
+            self.ptimer_line(i);
+            self.arm_host_timer(i);
+        }
+        true
+    }
+
+    /// INTID 30's line of vcpu `i` from its physical timer now (level:
+    /// pending while high, not once the guest masks or reprograms it).
+    fn ptimer_line(&mut self, i: usize) {
+        if self.nr_lrs == 0 {
+            return;
+        }
+        let high = self.vcpus[i].ptimer.line(crate::irq::timer::now());
+        if self.gic.set_private_level(i, PTIMER_INTID as usize, high) {
+            self.interrupts_changed(1 << i);
+        }
+    }
+
+    /// The host's timer for running vcpu `i`: at the end of the slice, or
+    /// earlier at its physical timer's deadline.
+    fn arm_host_timer(&self, i: usize) {
+        use crate::irq::timer;
+        let end = SLICE_END.load(core::sync::atomic::Ordering::Relaxed);
+        let at = self.vcpus[i].ptimer.deadline(timer::now()).map_or(end, |d| d.min(end));
+        if at == u64::MAX {
+            timer::stop();
+        } else {
+            timer::arm(at);
+        }
+    }
+
     /// Acts on what the host's interrupt handler recorded after vcpu `i`
     /// ran. `false`: its slice is over.
     #[cold]
@@ -681,8 +742,14 @@ impl Vm {
             self.interrupts_changed(1 << i);
         }
         if events & crate::irq::event::HOST_TIMER != 0 {
-            SLICE_OVER.store(true, core::sync::atomic::Ordering::Relaxed);
-            return false;
+            use core::sync::atomic::Ordering;
+            if crate::irq::timer::now() >= SLICE_END.load(Ordering::Relaxed) {
+                SLICE_OVER.store(true, Ordering::Relaxed);
+                return false;
+            }
+            // Before the slice's end: the deadline of its physical timer.
+            self.ptimer_line(i);
+            self.arm_host_timer(i);
         }
         true
     }
@@ -713,6 +780,7 @@ impl Vm {
     #[inline(never)]
     fn wfi(&mut self, i: usize) -> bool {
         self.uart_deliver();
+        self.ptimer_line(i);
         if self.gic.has_work(i) {
             return true;
         }
@@ -720,22 +788,30 @@ impl Vm {
         false
     }
 
-    /// When sleeping vcpu `i`'s virtual timer fires (counter ticks), if armed.
+    /// When sleeping vcpu `i` wakes (counter ticks): the earlier of its
+    /// virtual timer's deadline and its physical timer's, if either is armed.
     fn deadline(&self, i: usize) -> Option<u64> {
         let v = &self.vcpus[i];
         if v.run != VcpuRun::Blocked || v.shared == 0 {
             return None;
         }
-        shared_page(v.shared).timer_deadline()
+        let virt = shared_page(v.shared).timer_deadline();
+        let phys = v.ptimer.wake_at();
+        match (virt, phys) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Wakes sleeping vcpus whose timer deadline is `now` or past: once
-    /// loaded, their timer fires (its interrupt comes as an IRQ exit).
+    /// Wakes sleeping vcpus whose deadline is `now` or past: once loaded,
+    /// their virtual timer fires (its interrupt comes as an IRQ exit); the
+    /// physical timer's line is raised here.
     fn wake_due(&mut self, now: u64) {
         for i in 0..self.nr_vcpus {
             if self.deadline(i).is_some_and(|d| d <= now) {
                 self.vcpus[i].run = VcpuRun::Runnable;
                 self.attention[i] = true;
+                self.ptimer_line(i);
             }
         }
     }
@@ -903,6 +979,11 @@ fn console_mark(vm: &str, line: &str) {
 /// Set by a vcpu's `events` when the host's timer ends its slice.
 static SLICE_OVER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
+/// When the running vcpu's slice ends (counter ticks; `u64::MAX` outside
+/// `run_all`): the host's timer fires then, or earlier for the vcpu's
+/// physical timer (`Vm::arm_host_timer`).
+static SLICE_END: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
 /// The time slice in counter ticks (`spevisor.slice_us=`).
 static SLICE_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -939,7 +1020,9 @@ pub fn run_all(vms: &mut [&mut Vm]) {
                 }
                 ran = true;
                 SLICE_OVER.store(false, Ordering::Relaxed);
-                timer::arm(timer::now() + slice);
+                SLICE_END.store(timer::now() + slice, Ordering::Relaxed);
+                vm.ptimer_line(i);
+                vm.arm_host_timer(i);
                 vm.attention[i] = true;
                 // The budget is checked once a slice: a run of exits ends
                 // at the latest when the host's timer ends the slice.
@@ -951,6 +1034,7 @@ pub fn run_all(vms: &mut [&mut Vm]) {
             }
         }
         if vms.iter().all(|vm| vm.ending.is_some()) {
+            SLICE_END.store(u64::MAX, Ordering::Relaxed);
             timer::stop();
             return;
         }

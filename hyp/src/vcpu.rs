@@ -4,7 +4,7 @@
 
 use crate::idregs::IdRegs;
 use spevisor_abi::vgic::VcpuShared;
-use spevisor_abi::{Completion, Exit, MmioAccess, Status, StopReason};
+use spevisor_abi::{guest_sysreg, Completion, Exit, MmioAccess, Status, StopReason};
 use spevisor_armv8::esr::{Direction, Esr, ExceptionClass, SysRegIss};
 use spevisor_armv8::inject::{self, GuestContext, GuestFeatures, InstrLen};
 
@@ -148,8 +148,10 @@ pub const GUEST_SCTLR_RESET: u64 = (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22)
 /// PSTATE a vcpu starts with: EL1h, D, A, I, F masked.
 pub const GUEST_PSTATE_RESET: u64 = 0x3c5;
 
-/// What the host owes the vcpu before it may run again.
+/// What the host owes the vcpu before it may run again. An explicit tag
+/// (`repr(u8)`): matching it is one compare, not a niche decoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Pending {
     #[default]
     None,
@@ -455,6 +457,11 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
                 }
                 return inject_undef(vcpu, esr);
             }
+            // The EL1 physical timer: the host's per-vcpu model.
+            let reg = guest_sysreg::id(iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2());
+            if guest_sysreg::host_emulated(reg) {
+                return to_host_sysreg(vcpu, reg, iss);
+            }
             emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
         }
         ExceptionClass::DataAbortLower => {
@@ -551,6 +558,23 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
     }
     vcpu.pc += 4;
     Some(action)
+}
+
+/// A trapped access to a register the host emulates: to the host, which
+/// completes it like an MMIO access.
+#[cold]
+fn to_host_sysreg(vcpu: &mut Vcpu, reg: u32, iss: SysRegIss) -> Action {
+    let write = iss.direction() == Direction::Write;
+    let rt = iss.rt();
+    // Completed as an MMIO access is: the value into Xt (64 bits), or the
+    // write done; either moves the PC past the instruction.
+    vcpu.pending = if write {
+        Pending::MmioWrite
+    } else {
+        Pending::MmioRead { srt: rt, size: 8, sign_extend: false, sixty_four: true }
+    };
+    let value = if write { vcpu.regs.get(rt) } else { 0 };
+    Action::ToHost(Exit::SysReg { reg, write, value })
 }
 
 /// ICC_SGI1R_EL1 (op1 0, op2 5) and ICC_ASGI1R_EL1 (op1 1, op2 6) raise
@@ -895,6 +919,30 @@ mod tests {
             assert_eq!(v.el1.spsr, 0x3c5);
             assert_eq!(v.pstate & 0xf, 0b0101, "EL1h");
         }
+    }
+
+    #[test]
+    fn physical_timer_accesses_go_to_the_host_and_complete_like_mmio() {
+        let mut v = vcpu();
+        v.regs.x[5] = 0x1234;
+        let tval = sysreg::SysRegEnc::new(3, 3, 14, 2, 0);
+        let a = handle_sync(&mut v, &IdRegs::empty(), sysreg(tval, 5, Direction::Write), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::SysReg { reg: guest_sysreg::CNTP_TVAL_EL0, write: true, value: 0x1234 }));
+        assert_eq!(v.pc, 0x4000_1000, "completed by the host");
+        assert_eq!(v.complete(Completion::MmioRead(1)), Err(Uncompleted::Refused(Status::BadCompletion)));
+        v.complete(Completion::MmioWrite).unwrap();
+        assert_eq!(v.pc, 0x4000_1004);
+        let ctl = sysreg::SysRegEnc::new(3, 3, 14, 2, 1);
+        let a = handle_sync(&mut v, &IdRegs::empty(), sysreg(ctl, 7, Direction::Read), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::SysReg { reg: guest_sysreg::CNTP_CTL_EL0, write: false, value: 0 }));
+        v.complete(Completion::MmioRead(5)).unwrap();
+        assert_eq!((v.regs.x[7], v.pc), (5, 0x4000_1008));
+        // CNTP_CVAL_EL0 too; the virtual timer's registers never trap.
+        let cval = sysreg::SysRegEnc::new(3, 3, 14, 2, 2);
+        assert!(matches!(
+            handle_sync(&mut v, &IdRegs::empty(), sysreg(cval, 1, Direction::Read), |_| false),
+            Action::ToHost(Exit::SysReg { reg: guest_sysreg::CNTP_CVAL_EL0, .. })
+        ));
     }
 
     #[test]

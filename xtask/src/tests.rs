@@ -970,6 +970,17 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, m)?;
             with_output(&b, check_guest_line(&b, "vtimer", "off", 0).and_then(|_| check_spe_clean(&b, 1).map(|_| ())))
         }),
+        ("physical_timer_is_emulated_and_fires_on_time", |c| {
+            // The guest's CNTP (trapped, the host's per-vcpu model): its
+            // registers, INTID 30's level in the vGIC, a 10 ms timeout in
+            // WFI and a 3 ms one while spinning, both in time (icount), and
+            // 50 interrupts due at once.
+            let mut m = scenario("ptimer");
+            m.append.push_str(" spevisor.iterations=50");
+            m.extra = vec!["-icount".into(), "shift=0,sleep=off".into()];
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, check_guest_line(&b, "ptimer", "off", 0).and_then(|_| check_spe_clean(&b, 1).map(|_| ())))
+        }),
         ("vgic_enable_priority_states_eoi_and_more_than_list_registers", |c| {
             let b = boot(c, &c.image, scenario("vgic"))?;
             with_output(&b, check_guest_line(&b, "vgic", "off", 0))
