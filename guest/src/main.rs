@@ -23,9 +23,10 @@
 //! | other | – | – | 0xbadbad |
 //!
 //! Any unexpected exception (or a panic) prints ESR/ELR/FAR on the PL011 and
-//! ends with SET_STATUS(0xdead). Every mode ends with PSCI SYSTEM_OFF. Only
-//! selftest, read-outside and the error paths print; the loops stay silent so
-//! they can be measured.
+//! ends with SET_STATUS(0xdead). Every mode ends with PSCI SYSTEM_OFF (a
+//! guest entered by the boot protocol ends as its command line's
+//! `spevisor.end=` says: `endings.rs`). The loops stay silent so they can
+//! be measured.
 #![no_std]
 #![no_main]
 
