@@ -458,9 +458,11 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
                 return inject_undef(vcpu, esr);
             }
             // The EL1 physical timer: the host's per-vcpu model.
-            let reg = guest_sysreg::id(iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2());
-            if guest_sysreg::host_emulated(reg) {
-                return to_host_sysreg(vcpu, reg, iss);
+            if is_cntp(iss) {
+                let reg = guest_sysreg::id(iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2());
+                if guest_sysreg::host_emulated(reg) {
+                    return to_host_sysreg(vcpu, reg, iss);
+                }
             }
             emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
         }
@@ -558,6 +560,16 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
     }
     vcpu.pc += 4;
     Some(action)
+}
+
+/// Whether a trapped access is to CNTP_* (op0 3, op1 3, CRn 14, CRm 2):
+/// one mask on the ISS, so the other trapped registers (the PMU's UNDEF
+/// path) do not pay for the full decoding.
+#[inline(always)]
+fn is_cntp(iss: SysRegIss) -> bool {
+    let cntp = SysRegIss::new(spevisor_armv8::sysreg::SysRegEnc::new(3, 3, 14, 2, 0), 0, Direction::Write).0;
+    const OP2_RT_DIRECTION: u32 = (0b111 << 17) | (0x1f << 5) | 1;
+    iss.0 & !OP2_RT_DIRECTION == cntp
 }
 
 /// A trapped access to a register the host emulates: to the host, which
