@@ -28,7 +28,7 @@
 #![cfg_attr(not(test), no_std)]
 
 /// ABI version: major in bits [31:16], minor in [15:0].
-pub const ABI_VERSION: u64 = abi_version(0, 4);
+pub const ABI_VERSION: u64 = abi_version(0, 5);
 
 /// Packs an ABI version.
 pub const fn abi_version(major: u16, minor: u16) -> u64 {
@@ -340,12 +340,20 @@ pub enum Completion {
     MmioRead(u64),
     /// Answer to an [`Exit::Mmio`] write: it was performed.
     MmioWrite,
+    /// Answer to an [`Exit::Mmio`] or an [`Exit::Abort`]: nothing is there,
+    /// the guest takes a synchronous external abort (a data or instruction
+    /// abort, FSC 0x10, FAR_EL1 = the faulting VA) at its own vector, as it
+    /// would on a machine where that address has nothing behind it. EL2
+    /// stops the VM instead when the guest cannot make progress
+    /// ([`StopReason::AbortOnVector`], [`StopReason::AbortLoop`]).
+    Abort,
 }
 
 const COMPLETION_NONE: u64 = 0;
 const COMPLETION_HVC: u64 = 1;
 const COMPLETION_MMIO_READ: u64 = 2;
 const COMPLETION_MMIO_WRITE: u64 = 3;
+const COMPLETION_ABORT: u64 = 4;
 
 impl Completion {
     /// Registers x3..x7 of VCPU_RUN.
@@ -356,6 +364,7 @@ impl Completion {
             Completion::Hvc(r) => [COMPLETION_HVC, r[0], r[1], r[2], r[3]],
             Completion::MmioRead(v) => [COMPLETION_MMIO_READ, v, 0, 0, 0],
             Completion::MmioWrite => [COMPLETION_MMIO_WRITE, 0, 0, 0, 0],
+            Completion::Abort => [COMPLETION_ABORT, 0, 0, 0, 0],
         }
     }
 
@@ -366,6 +375,7 @@ impl Completion {
             COMPLETION_HVC => Completion::Hvc([r[1], r[2], r[3], r[4]]),
             COMPLETION_MMIO_READ => Completion::MmioRead(r[1]),
             COMPLETION_MMIO_WRITE => Completion::MmioWrite,
+            COMPLETION_ABORT => Completion::Abort,
             _ => return None,
         })
     }
@@ -375,10 +385,13 @@ impl Completion {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum StopReason {
-    /// A data abort outside guest RAM without a valid syndrome (ISV=0).
+    /// A data abort without a valid syndrome (ISV=0, a load pair for
+    /// example) on an emulated device: the host cannot tell what was
+    /// accessed, so it stops the VM. (Outside RAM and every device the
+    /// guest gets an external abort instead: [`Completion::Abort`].)
     MmioNoSyndrome = 1,
-    /// An instruction abort (execution outside guest RAM).
-    InstructionAbort = 2,
+    // 2 was "instruction abort outside guest RAM": the guest now takes an
+    // external abort for it ([`Exit::Abort`]).
     /// An exception class the hypervisor does not emulate.
     Unhandled = 3,
     /// The host told the VM it cannot continue (for example an access outside
@@ -386,26 +399,41 @@ pub enum StopReason {
     HostRequest = 4,
     /// The guest caused an SError (collected at EL2 on its exit).
     SError = 5,
+    /// An external abort to inject would be reported at the very address
+    /// it would send the guest to (ELR == the abort vector): the vector
+    /// itself is unbacked, the guest can never make progress.
+    AbortOnVector = 6,
+    /// [`MAX_ABORTS_IN_A_ROW`] external aborts injected with no other exit
+    /// between them: the guest's abort handler faults again each time.
+    AbortLoop = 7,
 }
+
+/// External aborts EL2 injects into a vcpu back to back (no other exit
+/// between them) before it gives up on the guest ([`StopReason::AbortLoop`]).
+pub const MAX_ABORTS_IN_A_ROW: u32 = 256;
 
 impl StopReason {
     pub fn from_reg(x: u64) -> Option<Self> {
         Some(match x {
             1 => Self::MmioNoSyndrome,
-            2 => Self::InstructionAbort,
             3 => Self::Unhandled,
             4 => Self::HostRequest,
             5 => Self::SError,
+            6 => Self::AbortOnVector,
+            7 => Self::AbortLoop,
             _ => return None,
         })
     }
     pub const fn name(self) -> &'static str {
         match self {
-            Self::MmioNoSyndrome => "data abort without syndrome outside guest RAM",
-            Self::InstructionAbort => "instruction abort outside guest RAM",
+            Self::MmioNoSyndrome => "data abort without syndrome on an emulated device",
             Self::Unhandled => "unhandled exception class",
             Self::HostRequest => "stopped at the host's request",
             Self::SError => "SError caused by the guest",
+            Self::AbortOnVector => "external abort on the guest's own abort vector (no progress possible)",
+            Self::AbortLoop => {
+                "external aborts injected back to back without progress (the guest's abort handler faults)"
+            }
         }
     }
 }
@@ -423,12 +451,29 @@ pub struct MmioAccess {
 
 /// Why VCPU_RUN returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Exit {
     /// The guest called `hvc` with a function the hypervisor leaves to the host.
     /// Complete with [`Completion::Hvc`].
     Hvc { imm: u16, regs: [u64; 4] },
-    /// A guest access to an unmapped IPA with a valid syndrome.
+    /// A guest access to an unmapped IPA with a valid syndrome. Complete
+    /// with [`Completion::MmioRead`]/[`Completion::MmioWrite`], or
+    /// [`Completion::Abort`] when no device is there.
     Mmio(MmioAccess),
+    /// A stage-2 abort outside guest RAM that EL2 cannot turn into an
+    /// [`Exit::Mmio`]: an instruction fetch (`instr`), or a data access
+    /// without a valid syndrome (ISV=0; `write` = WnR). `far` is the
+    /// guest's faulting VA. The host completes it with
+    /// [`Completion::Abort`], or stops the VM (a data access on one of its
+    /// devices it cannot decode: [`StopReason::MmioNoSyndrome`]).
+    Abort { ipa: u64, far: u64, instr: bool, write: bool },
+    /// A trapped access to a system register the host emulates
+    /// ([`guest_sysreg::host_emulated`]: the EL1 physical timer), `reg`
+    /// encoded by [`guest_sysreg::id`]; `value` is what a write writes.
+    /// Completed like an MMIO access: [`Completion::MmioRead`] (the value
+    /// for the register) or [`Completion::MmioWrite`]; the PC then moves
+    /// past the instruction.
+    SysReg { reg: u32, write: bool, value: u64 },
     /// A physical interrupt arrived for the host while the guest ran.
     Irq,
     /// The guest executed WFI/WFE.
@@ -447,7 +492,11 @@ const EXIT_IRQ: u64 = 3;
 const EXIT_WFX: u64 = 4;
 const EXIT_STOPPED: u64 = 5;
 const EXIT_SGI: u64 = 6;
+const EXIT_ABORT: u64 = 7;
+const EXIT_SYSREG: u64 = 8;
 const MMIO_WRITE_FLAG: u64 = 1 << 8;
+const ABORT_WRITE_FLAG: u64 = 1 << 0;
+const ABORT_INSTR_FLAG: u64 = 1 << 1;
 
 impl Exit {
     /// Registers x1..x7 of the VCPU_RUN answer.
@@ -463,6 +512,11 @@ impl Exit {
             Exit::Wfx => [EXIT_WFX, 0, 0, 0, 0, 0, 0],
             Exit::Sgi { value, group1 } => [EXIT_SGI, value, group1 as u64, 0, 0, 0, 0],
             Exit::Stopped { reason, esr, far, elr } => [EXIT_STOPPED, reason as u64, esr, far, elr, 0, 0],
+            Exit::Abort { ipa, far, instr, write } => {
+                let flags = if write { ABORT_WRITE_FLAG } else { 0 } | if instr { ABORT_INSTR_FLAG } else { 0 };
+                [EXIT_ABORT, ipa, far, flags, 0, 0, 0]
+            }
+            Exit::SysReg { reg, write, value } => [EXIT_SYSREG, reg as u64, write as u64, value, 0, 0, 0],
         }
     }
 
@@ -481,6 +535,13 @@ impl Exit {
             EXIT_WFX => Exit::Wfx,
             EXIT_SGI => Exit::Sgi { value: r[1], group1: r[2] != 0 },
             EXIT_STOPPED => Exit::Stopped { reason: StopReason::from_reg(r[1])?, esr: r[2], far: r[3], elr: r[4] },
+            EXIT_ABORT => Exit::Abort {
+                ipa: r[1],
+                far: r[2],
+                instr: r[3] & ABORT_INSTR_FLAG != 0,
+                write: r[3] & ABORT_WRITE_FLAG != 0,
+            },
+            EXIT_SYSREG => Exit::SysReg { reg: u32::try_from(r[1]).ok()?, write: r[2] != 0, value: r[3] },
             _ => return None,
         })
     }
@@ -633,6 +694,18 @@ pub mod guest {
         pub const AFFINITY_INFO_32: u64 = 0x8400_0004;
         pub const AFFINITY_INFO_64: u64 = 0xC400_0004;
         pub const MIGRATE_INFO_TYPE: u64 = 0x8400_0006;
+        /// SYSTEM_RESET2 (PSCI 1.1, optional): x1 = reset type, x2 = cookie.
+        pub const SYSTEM_RESET2_32: u64 = 0x8400_0012;
+        pub const SYSTEM_RESET2_64: u64 = 0xC400_0012;
+        /// SYSTEM_RESET2 reset types: bit 31 clear, architectural (only
+        /// 0, a warm reset, is defined); set, vendor-specific.
+        pub const RESET2_WARM: u64 = 0;
+        pub const RESET2_VENDOR: u64 = 1 << 31;
+        /// spevisor's one vendor reset type: the VM ends (as by SYSTEM_OFF)
+        /// with the cookie as its status, the way a guest passes its own
+        /// status out (docs/abi.md; the cookie is 32 bits wide in the
+        /// SMC32 call, 64 in the SMC64 one).
+        pub const RESET2_SPEVISOR_EXIT: u64 = RESET2_VENDOR;
         /// MIGRATE_INFO_TYPE: no Trusted OS needs migrating.
         pub const TOS_NOT_PRESENT: u64 = 2;
         /// AFFINITY_INFO answers.
@@ -662,10 +735,35 @@ pub mod guest {
         pub const HOST_PING: u64 = 0xC600_1000;
         /// Answered at EL2 without a world switch: x1 = x1 + 1.
         pub const HYP_PING: u64 = 0xC600_1001;
-        /// The guest reports a status before powering off: x1 = status.
+        /// The guest reports a status before powering off: x1 = status
+        /// (the last one counts; a `--guest` run fails with a non-zero one).
         pub const SET_STATUS: u64 = 0xC600_1002;
         /// The guest reports a value for the host to print: x1 = tag, x2 = value.
         pub const REPORT: u64 = 0xC600_1003;
+    }
+}
+
+/// Guest system registers the host emulates ([`Exit::SysReg`]): the EL1
+/// physical timer, which the host owns on the CPU (its own scheduling
+/// timer) and keeps per vcpu (`host/src/ptimer.rs`). CNTHCTL_EL2.EL1PCEN =
+/// 0 traps these; EL1PCTEN = 1 leaves counter reads (CNTPCT_EL0) to the
+/// guest: with CNTVOFF_EL2 = 0 it reads what CNTVCT_EL0 reads.
+pub mod guest_sysreg {
+    /// A register's ID: op0, op1, CRn, CRm, op2 packed (2, 3, 4, 4, 3 bits).
+    pub const fn id(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> u32 {
+        ((op0 as u32 & 0x3) << 14)
+            | ((op1 as u32 & 0x7) << 11)
+            | ((crn as u32 & 0xf) << 7)
+            | ((crm as u32 & 0xf) << 3)
+            | (op2 as u32 & 0x7)
+    }
+    pub const CNTP_TVAL_EL0: u32 = id(3, 3, 14, 2, 0);
+    pub const CNTP_CTL_EL0: u32 = id(3, 3, 14, 2, 1);
+    pub const CNTP_CVAL_EL0: u32 = id(3, 3, 14, 2, 2);
+
+    /// Whether EL2 hands a trapped access to `reg` to the host.
+    pub const fn host_emulated(reg: u32) -> bool {
+        matches!(reg, CNTP_TVAL_EL0 | CNTP_CTL_EL0 | CNTP_CVAL_EL0)
     }
 }
 
@@ -953,7 +1051,12 @@ mod tests {
             Exit::Irq,
             Exit::Wfx,
             Exit::Sgi { value: 0x0100_0000_0001, group1: true },
-            Exit::Stopped { reason: StopReason::InstructionAbort, esr: 0x8200_0006, far: 0x10, elr: 0x20 },
+            Exit::Stopped { reason: StopReason::AbortOnVector, esr: 0x8200_0006, far: 0x10, elr: 0x20 },
+            Exit::Stopped { reason: StopReason::AbortLoop, esr: 0x9200_0007, far: 0x10, elr: 0x20 },
+            Exit::Abort { ipa: 0x2_0000_0000, far: 0x2_4000_0000, instr: false, write: true },
+            Exit::Abort { ipa: 0x4100_0000, far: 0x8100_0000, instr: true, write: false },
+            Exit::SysReg { reg: guest_sysreg::CNTP_TVAL_EL0, write: true, value: 0x1234 },
+            Exit::SysReg { reg: guest_sysreg::CNTP_CTL_EL0, write: false, value: 0 },
         ];
         for e in exits {
             assert_eq!(Exit::from_regs(e.to_regs()), Some(e));
@@ -988,7 +1091,13 @@ mod tests {
 
     #[test]
     fn completions_round_trip() {
-        for c in [Completion::None, Completion::Hvc([1, 2, 3, 4]), Completion::MmioRead(7), Completion::MmioWrite] {
+        for c in [
+            Completion::None,
+            Completion::Hvc([1, 2, 3, 4]),
+            Completion::MmioRead(7),
+            Completion::MmioWrite,
+            Completion::Abort,
+        ] {
             assert_eq!(Completion::from_regs(c.to_regs()), Some(c));
         }
         assert_eq!(Completion::from_regs([9, 0, 0, 0, 0]), None);

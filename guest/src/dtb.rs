@@ -8,7 +8,8 @@
 //! guest built to run at RAM + 0x80000 as a raw `cargo xtask run --guest`
 //! payload), [`boot_protocol`] checks the same tree found through x0, and
 //! prints where it runs, the cpus and a checksum of the initrd the tree
-//! names, for the QEMU test to compare with what it packed.
+//! names, for the QEMU test to compare with what it packed; then it ends as
+//! its command line's `spevisor.end=` says (`endings.rs`).
 
 use crate::mmu::RAM_BASE;
 use core::fmt::Write;
@@ -107,7 +108,7 @@ pub fn boot_protocol(dtb_ipa: u64) -> u64 {
         }
         None => println!("dtb: cpus={} initrd=none", mpidrs.len()),
     }
-    failed
+    crate::endings::finish(p.bootargs.unwrap_or(""), failed)
 }
 
 /// The checks common to both entries.

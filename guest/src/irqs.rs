@@ -39,11 +39,11 @@ const GICD_CTLR: u64 = 0x0;
 const CTLR_ENABLE_GRP1: u32 = 1 << 1;
 const GICR_WAKER: u64 = 0x14;
 const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
-const SGI_FRAME: u64 = 0x1_0000;
+pub(crate) const SGI_FRAME: u64 = 0x1_0000;
 const IGROUPR0: u64 = 0x080;
 const ISENABLER0: u64 = 0x100;
 const ICENABLER0: u64 = 0x180;
-const ISPENDR0: u64 = 0x200;
+pub(crate) const ISPENDR0: u64 = 0x200;
 const ISACTIVER0: u64 = 0x300;
 const IPRIORITYR: u64 = 0x400;
 /// ICC_IAR1_EL1 answer when nothing is pending.
@@ -52,7 +52,7 @@ const INTID_SPURIOUS: u64 = 1023;
 const CNTV_ENABLE: u64 = 1;
 const CNTV_IMASK: u64 = 2;
 
-fn mmio_read(addr: u64) -> u32 {
+pub(crate) fn mmio_read(addr: u64) -> u32 {
     // SAFETY: a GIC register of the guest machine, mapped Device-nGnRE.
     unsafe { (addr as *const u32).read_volatile() }
 }
@@ -66,13 +66,13 @@ fn cpu_index() -> u64 {
     read_sysreg!("mpidr_el1") & 0xff
 }
 
-fn gicr(cpu: u64) -> u64 {
+pub(crate) fn gicr(cpu: u64) -> u64 {
     GICR_IPA + cpu * GICR_SIZE
 }
 
 /// This vcpu's redistributor awake, every SGI/PPI group 1 at priority
 /// 0x80, the CPU interface on (priority mask open, group 1 enabled).
-fn gic_cpu_init() {
+pub(crate) fn gic_cpu_init() {
     let r = gicr(cpu_index());
     mmio_write(r + GICR_WAKER, mmio_read(r + GICR_WAKER) & !WAKER_PROCESSOR_SLEEP);
     mmio_write(r + SGI_FRAME + IGROUPR0, u32::MAX);
@@ -87,28 +87,28 @@ fn gic_cpu_init() {
     }
 }
 
-fn gic_dist_init() {
+pub(crate) fn gic_dist_init() {
     mmio_write(GICD_IPA + GICD_CTLR, mmio_read(GICD_IPA + GICD_CTLR) | CTLR_ENABLE_GRP1);
 }
 
-fn enable_private(intid: u32, priority: u8) {
+pub(crate) fn enable_private(intid: u32, priority: u8) {
     let r = gicr(cpu_index()) + SGI_FRAME;
     // SAFETY: one byte of this vcpu's priority array.
     unsafe { ((r + IPRIORITYR + intid as u64) as *mut u8).write_volatile(priority) };
     mmio_write(r + ISENABLER0, 1 << intid);
 }
 
-fn irqs_on() {
+pub(crate) fn irqs_on() {
     // SAFETY: handlers are installed (start.S vectors, `handle`).
     unsafe { asm!("msr daifclr, #2", options(nomem, nostack)) };
 }
 
-fn irqs_off() {
+pub(crate) fn irqs_off() {
     // SAFETY: masks IRQs only.
     unsafe { asm!("msr daifset, #2", options(nomem, nostack)) };
 }
 
-fn wfi() {
+pub(crate) fn wfi() {
     // SAFETY: waits for an interrupt.
     unsafe { asm!("wfi", options(nomem, nostack)) };
 }
@@ -122,7 +122,7 @@ fn send_sgi(intid: u64, targets: u64) {
 
 /// Interrupts taken, per vcpu and INTID (bit set per INTID seen) and in order.
 static SEEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
-static COUNT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+pub(crate) static COUNT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 /// The order INTIDs were taken on vcpu 0 (4 bits each, first in the low bits).
 static ORDER: AtomicU64 = AtomicU64::new(0);
 /// CNTVCT when the timer's interrupt was taken.
@@ -134,9 +134,9 @@ static ROUNDS: AtomicU64 = AtomicU64::new(0);
 static PONG: AtomicU64 = AtomicU64::new(0);
 /// Whether the handler reads GICR_ISACTIVER0 (an MMIO exit) for the tests;
 /// off in the benchmark loops.
-static CHECK_ACTIVE: AtomicU64 = AtomicU64::new(1);
+pub(crate) static CHECK_ACTIVE: AtomicU64 = AtomicU64::new(1);
 
-fn counter() -> u64 {
+pub(crate) fn counter() -> u64 {
     // SAFETY: isb then the virtual counter: earlier instructions are done.
     unsafe { asm!("isb", options(nomem, nostack)) };
     read_sysreg!("cntvct_el0")
@@ -158,6 +158,9 @@ pub fn handle() {
         if active & (1 << iar) != 0 {
             ACTIVE_SEEN.fetch_or(1 << iar, SeqCst);
         }
+    }
+    if iar == spevisor_abi::guest::machine::PTIMER_INTID as u64 {
+        crate::ptimer::taken();
     }
     if iar == VTIMER_INTID as u64 {
         TIMER_AT.store(read_sysreg!("cntvct_el0"), SeqCst);

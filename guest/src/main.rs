@@ -13,7 +13,7 @@
 //! | 0 | selftest | – | 0, or a bitmask of failed checks ([`check`]) |
 //! | 1 | fill | pattern | 0 after writing `pattern ^ address` to every 64-bit word of RAM from 1 MiB to the end |
 //! | 2 | check | pattern | fill as mode 1, HOST_PING once, then the number of words that changed (0 = isolated) |
-//! | 3 | read-outside | – | loads from IPA 0x2_0000_0000: the VM must be stopped; 0xbad if the load returns |
+//! | 3 | read-outside | – | loads from IPA 0x2_0000_0000 + 0x18: 0 if the guest took an external data abort there and went on, else 0xbad |
 //! | 4 | ping-loop | N | N HOST_PINGs; the number of wrong answers |
 //! | 5 | sysreg-loop | N | N reads of PMCR_EL0 (trapped to EL2, injected as UNDEF); N - UNDEFs seen |
 //! | 6 | bench | N | every single-VM benchmark loop ([`bench`]); wrong answers |
@@ -21,12 +21,15 @@
 //! | 19 | reset | – | none: PSCI SYSTEM_RESET at once |
 //! | 50 | hostile case | case | the hostile-guest suite's case ([`hostile_suite`]) |
 //! | 40..=44 | debug | pattern (44) | breakpoints, watchpoints, single step, OS lock, comparators across switches ([`debug`]) |
+//! | 10, 20..=22 | exec-outside, aborts, abort-on-vector, abort-loop | – | unbacked IPAs: see `aborts.rs` |
+//! | 23 | ptimer | N | the EL1 physical timer: see `ptimer.rs` |
 //! | other | – | – | 0xbadbad |
 //!
 //! Any unexpected exception (or a panic) prints ESR/ELR/FAR on the PL011 and
-//! ends with SET_STATUS(0xdead). Every mode ends with PSCI SYSTEM_OFF. Only
-//! selftest, read-outside and the error paths print; the loops stay silent so
-//! they can be measured.
+//! ends with SET_STATUS(0xdead). Every mode ends with PSCI SYSTEM_OFF (a
+//! guest entered by the boot protocol ends as its command line's
+//! `spevisor.end=` says: `endings.rs`). The loops stay silent so they can
+//! be measured.
 #![no_std]
 #![no_main]
 
@@ -58,15 +61,18 @@ macro_rules! read_sysreg {
     }};
 }
 
+mod aborts;
 mod bench;
 mod debug;
 mod dtb;
+mod endings;
 mod fp;
 mod hostile_suite;
 mod hvc;
 mod irqs;
 mod mmu;
 mod pauth;
+mod ptimer;
 mod uart;
 
 /// Boot stack size (in .bss). The debug build's device-tree parse
@@ -109,7 +115,8 @@ mod status {
     pub const OK: u64 = 0;
     /// An exception the guest did not expect, or a panic.
     pub const UNEXPECTED_EXCEPTION: u64 = 0xdead;
-    /// read-outside: the load outside RAM and every device returned.
+    /// read-outside/exec-outside: the access outside RAM and every device
+    /// did not give the external abort expected.
     pub const READ_OUTSIDE_RETURNED: u64 = 0xbad;
     pub const UNKNOWN_MODE: u64 = 0xbad_bad;
 }
@@ -217,6 +224,9 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         irqs::MODE_SPIN => irqs::spin(),
         irqs::MODE_VGIC_NEST => irqs::vgic_nest(),
         debug::MODE_BREAKPOINT..=debug::MODE_REGS => debug::run(mode, arg),
+        aborts::MODE_ABORTS => aborts::run(),
+        ptimer::MODE_PTIMER => ptimer::run(arg),
+        aborts::MODE_ABORT_ON_VECTOR | aborts::MODE_ABORT_LOOP => aborts::no_progress(mode),
         _ => {
             println!("guest: unknown mode {mode}");
             status::UNKNOWN_MODE
@@ -396,34 +406,33 @@ fn mismatches(ram_size: u64, pattern: u64) -> u64 {
     bad
 }
 
+/// Mode 3: a load from an IPA outside RAM and every device: the guest
+/// takes an external abort at its own vector and skips the load (0, or
+/// [`status::READ_OUTSIDE_RETURNED`] if the abort was not as expected).
 fn read_outside() -> u64 {
-    let addr = mmu::OUTSIDE_IPA;
-    println!("guest: read-outside: loading from {addr:#x}; the VM must stop");
-    let value: u64;
-    // SAFETY: the address is mapped Device-nGnRE by the guest's stage 1
-    // (mmu.rs, entry 8); nothing backs it in the guest machine, so the
-    // hypervisor/host is expected to stop the VM. A plain `ldr` with a base
-    // register gives the abort a valid syndrome.
-    unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) value, options(nostack)) };
-    println!("guest: read-outside: load returned {value:#x}");
-    status::READ_OUTSIDE_RETURNED
+    println!("guest: read-outside: loading from {:#x}; the guest must take an external abort", mmu::OUTSIDE_IPA);
+    if aborts::el1_load() == 0 {
+        status::OK
+    } else {
+        status::READ_OUTSIDE_RETURNED
+    }
 }
 
 /// Mode 10: jumps to guest-physical memory the guest's own stage-1 maps as
-/// executable RAM but the VM was never given: a stage-2 instruction abort
-/// the hypervisor must turn into a stopped VM.
+/// executable RAM but the VM was never given: the guest takes an external
+/// instruction abort and resumes after the branch.
 pub const MODE_EXEC_OUTSIDE: u64 = 10;
-/// 16 MiB into the 1 GiB the guest maps as RAM: beyond any donation in tests.
-const EXEC_OUTSIDE_IPA: u64 = 0x4100_0000;
 
 fn exec_outside() -> u64 {
-    println!("guest: exec-outside: branching to {EXEC_OUTSIDE_IPA:#x}; the VM must stop");
-    // SAFETY: deliberately branches where nothing is mapped at stage 2; the
-    // instruction abort ends this VM at EL2 and nothing after it runs. If it
-    // ever returned, x30 brings it back here.
-    unsafe { asm!("blr {t}", t = in(reg) EXEC_OUTSIDE_IPA, out("x30") _, clobber_abi("C")) };
-    println!("guest: exec-outside: the branch returned");
-    status::READ_OUTSIDE_RETURNED
+    println!(
+        "guest: exec-outside: branching to {:#x}; the guest must take an external abort",
+        aborts::UNBACKED_CODE_IPA
+    );
+    if aborts::el1_branch() == 0 {
+        status::OK
+    } else {
+        status::READ_OUTSIDE_RETURNED
+    }
 }
 
 /// Mode 19: PSCI SYSTEM_RESET at once (the stress scenario's way to end
@@ -501,10 +510,13 @@ fn sysreg_loop(n: u64) -> u64 {
 
 /// Called by start.S for every exception, with the vector entry's index
 /// (0..15). Returns only for an expected UNDEF, after skipping the
-/// instruction.
+/// instruction, an interrupt, or an expected abort (`aborts.rs`).
 extern "C" fn exception(vector: u64) {
     if vector == irqs::VECTOR_CURRENT_EL_SPX_IRQ {
         irqs::handle();
+        return;
+    }
+    if aborts::handle(vector) {
         return;
     }
     let esr = read_sysreg!("esr_el1");

@@ -7,7 +7,12 @@
 //! |---|---|---|
 //! | 0 | 0 .. 1 GiB | Device-nGnRE (PL011 and the other devices) |
 //! | 1 | 1 .. 2 GiB | Normal write-back (RAM, from 0x4000_0000) |
+//! | 2 | 2 .. 3 GiB | the RAM block again (IPA 1 .. 2 GiB), read-only and executable at EL0 only: the EL0 code of `aborts.rs` |
 //! | 8 | 8 .. 9 GiB | Device-nGnRE (nothing there: `read-outside` probes it) |
+//! | 9 | 9 .. 10 GiB | entry 8's IPAs again (8 .. 9 GiB), Device-nGnRE, read/write at EL0 |
+//!
+//! Entries 2 and 9 are aliases at other VAs, so an abort from EL0 reports a
+//! FAR (the VA) that differs from the IPA the hypervisor saw.
 
 /// Size of the region one level-1 block maps.
 pub const BLOCK_SIZE: u64 = 1 << 30;
@@ -20,10 +25,18 @@ pub const RAM_MAPPED: u64 = BLOCK_SIZE;
 /// An IPA outside RAM and every device of the guest machine.
 pub const OUTSIDE_IPA: u64 = 0x2_0000_0000;
 
+/// Where EL0 sees the RAM block (entry 2): VA = IPA - RAM_BASE + this.
+pub const EL0_RAM_ALIAS: u64 = 2 * BLOCK_SIZE;
+/// Where EL0 sees the block of [`OUTSIDE_IPA`] (entry 9).
+pub const EL0_OUTSIDE_ALIAS: u64 = 9 * BLOCK_SIZE;
+
 const DEVICE_ENTRY: usize = 0;
 const RAM_ENTRY: usize = (RAM_BASE / BLOCK_SIZE) as usize;
 const OUTSIDE_ENTRY: usize = (OUTSIDE_IPA / BLOCK_SIZE) as usize;
-const _: () = assert!(RAM_ENTRY == 1 && OUTSIDE_ENTRY == 8);
+const EL0_RAM_ENTRY: usize = (EL0_RAM_ALIAS / BLOCK_SIZE) as usize;
+const EL0_OUTSIDE_ENTRY: usize = (EL0_OUTSIDE_ALIAS / BLOCK_SIZE) as usize;
+const _: () = assert!(RAM_ENTRY == 1 && OUTSIDE_ENTRY == 8 && EL0_RAM_ENTRY == 2 && EL0_OUTSIDE_ENTRY == 9);
+const _: () = assert!(OUTSIDE_IPA.is_multiple_of(BLOCK_SIZE), "the EL0 alias maps OUTSIDE_IPA at its base");
 const _: () = assert!(crate::uart::PL011_BASE < BLOCK_SIZE, "PL011 in entry 0");
 
 // MAIR_EL1: attribute 0 = Device-nGnRE, attribute 1 = Normal, inner and
@@ -86,6 +99,10 @@ const DESC_BLOCK: u64 = 0b01;
 const DESC_ATTR_IDX_SHIFT: u64 = 2;
 /// AP = 0b00: read/write at EL1, no EL0 access.
 const DESC_AP_EL1_RW: u64 = 0b00 << 6;
+/// AP = 0b01: read/write at EL1 and EL0.
+const DESC_AP_EL0_RW: u64 = 0b01 << 6;
+/// AP = 0b11: read-only at EL1 and EL0.
+const DESC_AP_EL0_RO: u64 = 0b11 << 6;
 const DESC_SH_INNER: u64 = 0b11 << 8;
 /// Access flag set: no access flag faults.
 const DESC_AF: u64 = 1 << 10;
@@ -112,6 +129,29 @@ const fn ram_block(index: usize) -> u64 {
         | DESC_UXN
 }
 
+/// IPA block `ipa_index` as EL0 code: executable at EL0 (never at EL1),
+/// read-only at both.
+const fn el0_code_block(ipa_index: usize) -> u64 {
+    (ipa_index as u64 * BLOCK_SIZE)
+        | DESC_BLOCK
+        | ATTR_IDX_NORMAL << DESC_ATTR_IDX_SHIFT
+        | DESC_AP_EL0_RO
+        | DESC_SH_INNER
+        | DESC_AF
+        | DESC_PXN
+}
+
+/// Device block `ipa_index`, read/write from EL0, executable nowhere.
+const fn el0_device_block(ipa_index: usize) -> u64 {
+    (ipa_index as u64 * BLOCK_SIZE)
+        | DESC_BLOCK
+        | ATTR_IDX_DEVICE << DESC_ATTR_IDX_SHIFT
+        | DESC_AP_EL0_RW
+        | DESC_AF
+        | DESC_PXN
+        | DESC_UXN
+}
+
 /// A translation table: 512 descriptors, aligned to its size.
 #[repr(C, align(4096))]
 pub struct Table([u64; ENTRIES]);
@@ -121,6 +161,8 @@ const fn level1() -> Table {
     t[DEVICE_ENTRY] = device_block(DEVICE_ENTRY);
     t[RAM_ENTRY] = ram_block(RAM_ENTRY);
     t[OUTSIDE_ENTRY] = device_block(OUTSIDE_ENTRY);
+    t[EL0_RAM_ENTRY] = el0_code_block(RAM_ENTRY);
+    t[EL0_OUTSIDE_ENTRY] = el0_device_block(OUTSIDE_ENTRY);
     Table(t)
 }
 

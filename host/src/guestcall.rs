@@ -17,8 +17,11 @@ pub enum Outcome {
     Report { tag: u64, value: u64, answer: [u64; 4] },
     /// The VM powers off (SYSTEM_OFF).
     Off,
-    /// The VM resets (SYSTEM_RESET).
+    /// The VM resets (SYSTEM_RESET, or SYSTEM_RESET2's warm reset).
     Reset,
+    /// The VM ends with `status` as its own (SYSTEM_RESET2 with spevisor's
+    /// vendor type `RESET2_SPEVISOR_EXIT`, the status in its cookie).
+    Exit { status: u64 },
     /// PSCI CPU_OFF: the calling vcpu stops (the VM with its last one).
     CpuOff,
     /// PSCI CPU_ON of the vcpu with MPIDR `target` at `entry`, x0 = `context`.
@@ -30,11 +33,13 @@ pub enum Outcome {
 }
 
 /// The PSCI functions this host implements (PSCI_FEATURES answers 0 for them).
-const PSCI_IMPLEMENTED: [u64; 13] = [
+const PSCI_IMPLEMENTED: [u64; 15] = [
     psci::VERSION,
     psci::FEATURES,
     psci::SYSTEM_OFF,
     psci::SYSTEM_RESET,
+    psci::SYSTEM_RESET2_32,
+    psci::SYSTEM_RESET2_64,
     psci::CPU_OFF,
     psci::CPU_ON_32,
     psci::CPU_ON_64,
@@ -105,6 +110,7 @@ fn standard(r: [u64; 4]) -> Outcome {
         psci::SYSTEM_OFF => Outcome::Off,
         psci::CPU_OFF => Outcome::CpuOff,
         psci::SYSTEM_RESET => Outcome::Reset,
+        psci::SYSTEM_RESET2_32 | psci::SYSTEM_RESET2_64 => reset2(r),
         psci::CPU_ON_32 | psci::CPU_ON_64 => {
             let id = r[0];
             Outcome::CpuOn { target: arg32(id, r[1]), entry: arg32(id, r[2]), context: arg32(id, r[3]) }
@@ -123,6 +129,18 @@ fn standard(r: [u64; 4]) -> Outcome {
     }
 }
 
+/// SYSTEM_RESET2: the architectural warm reset, spevisor's vendor exit
+/// (cookie = the guest's status), anything else INVALID_PARAMETERS (the
+/// call then returns, as PSCI says).
+fn reset2(r: [u64; 4]) -> Outcome {
+    let (kind, cookie) = (r[1] & 0xffff_ffff, arg32(r[0], r[2]));
+    match kind {
+        psci::RESET2_WARM => Outcome::Reset,
+        psci::RESET2_SPEVISOR_EXIT => Outcome::Exit { status: cookie },
+        _ => Outcome::Answer([psci::INVALID_PARAMETERS, r[1], r[2], r[3]]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,9 +151,14 @@ mod tests {
         assert_eq!(handle([psci::FEATURES, psci::SYSTEM_OFF, 0, 0]), Outcome::Answer([0, psci::SYSTEM_OFF, 0, 0]));
         assert_eq!(handle([psci::FEATURES, psci::CPU_ON_64, 0, 0]), Outcome::Answer([0, psci::CPU_ON_64, 0, 0]));
         assert_eq!(
-            handle([psci::FEATURES, 0x8400_0012, 0, 0]),
-            Outcome::Answer([psci::NOT_SUPPORTED, 0x8400_0012, 0, 0]),
+            handle([psci::FEATURES, 0xC400_000E, 0, 0]),
+            Outcome::Answer([psci::NOT_SUPPORTED, 0xC400_000E, 0, 0]),
             "SYSTEM_SUSPEND is not offered"
+        );
+        assert_eq!(
+            handle([psci::FEATURES, 0xC400_0015, 0, 0]),
+            Outcome::Answer([psci::NOT_SUPPORTED, 0xC400_0015, 0, 0]),
+            "SYSTEM_OFF2 (PSCI 1.3) is not offered under PSCI 1.1"
         );
         assert_eq!(handle([psci::SYSTEM_OFF, 0, 0, 0]), Outcome::Off);
         assert_eq!(handle([psci::CPU_OFF, 0, 0, 0]), Outcome::CpuOff);
@@ -157,6 +180,23 @@ mod tests {
         );
         assert_eq!(handle([psci::SYSTEM_RESET, 0, 0, 0]), Outcome::Reset);
         assert_eq!(handle([smccc::VERSION, 0, 0, 0]), Outcome::Answer([smccc::VERSION_1_1, 0, 0, 0]));
+    }
+
+    #[test]
+    fn system_reset2_resets_or_ends_with_the_guests_status() {
+        for id in [psci::SYSTEM_RESET2_32, psci::SYSTEM_RESET2_64] {
+            assert_eq!(handle([psci::FEATURES, id, 0, 0]), Outcome::Answer([psci::SUCCESS, id, 0, 0]), "{id:#x}");
+            assert_eq!(handle([id, psci::RESET2_WARM, 0, 0]), Outcome::Reset);
+            assert_eq!(handle([id, psci::RESET2_SPEVISOR_EXIT, 3, 0]), Outcome::Exit { status: 3 });
+            for bad in [1, 0x7fff_ffff, psci::RESET2_VENDOR | 1] {
+                assert_eq!(handle([id, bad, 0, 0]), Outcome::Answer([psci::INVALID_PARAMETERS, bad, 0, 0]));
+            }
+        }
+        // The SMC32 call's cookie is a W register; the reset type always is.
+        let big = 0x1_0000_0007;
+        assert_eq!(handle([psci::SYSTEM_RESET2_32, psci::RESET2_SPEVISOR_EXIT, big, 0]), Outcome::Exit { status: 7 });
+        assert_eq!(handle([psci::SYSTEM_RESET2_64, psci::RESET2_SPEVISOR_EXIT, big, 0]), Outcome::Exit { status: big });
+        assert_eq!(handle([psci::SYSTEM_RESET2_64, 1 << 32, 0, 0]), Outcome::Reset, "type bits above 31 ignored");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! The host owns the EL1 physical timer (CNTP, PPI 30): it is its
 //! preemption and wake-up timer. Guests cannot touch it (CNTHCTL_EL2 traps
-//! their CNTP accesses; they get UNDEF) and use the virtual timer. While a
+//! their CNTP accesses, and the host emulates a CNTP per vcpu: `ptimer.rs`;
+//! the host's timer then also fires at the running vcpu's deadline). While a
 //! guest runs, HCR_EL2.IMO/FMO send every physical IRQ to EL2, which ends
 //! the run with an IRQ exit; the interrupt stays pending and the host takes
 //! it here as soon as VCPU_RUN has returned (the host calls with IRQs

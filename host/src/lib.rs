@@ -14,6 +14,7 @@ pub mod cmdline;
 mod console;
 #[cfg(target_arch = "aarch64")]
 mod debug_scenario;
+pub mod ending;
 #[cfg(target_arch = "aarch64")]
 mod gic;
 pub mod guest_dtb;
@@ -34,6 +35,7 @@ pub mod mm;
 mod pmu;
 #[cfg(target_arch = "aarch64")]
 mod profiler;
+pub mod ptimer;
 #[cfg(target_arch = "aarch64")]
 mod scenarios;
 #[cfg(target_arch = "aarch64")]

@@ -39,6 +39,9 @@ pub mod mode {
     pub const SPIN: u64 = 17;
     pub const VGIC_NEST: u64 = 18;
     pub const RESET: u64 = 19;
+    pub const ABORT_ON_VECTOR: u64 = 21;
+    pub const ABORT_LOOP: u64 = 22;
+    pub const PTIMER: u64 = 23;
 }
 
 /// Runs one test guest in `mode` with `vcpus` vcpus and argument `arg` to
@@ -149,6 +152,7 @@ pub fn ending_name(e: Option<Ending>) -> &'static str {
         Some(Ending::Reset) => "reset",
         Some(Ending::Stopped(_)) => "stopped",
         Some(Ending::Killed) => "killed",
+        Some(Ending::OutOfBudget) => "out-of-budget",
         None => "running",
     }
 }
@@ -194,8 +198,9 @@ pub fn linux(t: &mut Totals, ram_mib: u64) {
 }
 
 /// Exits the `guest` scenario handles before stopping the guest (as the
-/// `linux` scenario's, for the same reason).
-const GUEST_MAX_EXITS: u64 = LINUX_MAX_EXITS;
+/// `linux` scenario's, for the same reason), unless `spevisor.max_exits=`
+/// says otherwise.
+pub const GUEST_MAX_EXITS: u64 = LINUX_MAX_EXITS;
 
 /// Boots the guest in the bundle QEMU's `-initrd` loaded (`cargo xtask run
 /// --guest FILE`, format `spevisor_abi::guest::bundle`): its kernel (a
@@ -203,10 +208,10 @@ const GUEST_MAX_EXITS: u64 = LINUX_MAX_EXITS;
 /// bundle is checked here again (the host trusts no file it is handed); a
 /// bad one is refused with the reason and the run fails. Console lines of
 /// the guest are printed with a `[guest]` prefix.
-pub fn guest(t: &mut Totals) {
+pub fn guest(t: &mut Totals, max_exits: u64) {
     t.guest_outcome = Some(GuestOutcome::Refused);
     let Some(mut vm) = bundle_vm() else { return };
-    let ending = vm.run_for(GUEST_MAX_EXITS);
+    let ending = vm.run_for(max_exits);
     info!("guest: ended ({}) after {} exits", ending_name(Some(ending)), vm.exits);
     let (tx_irqs, dropped) = vm.uart_stats();
     info!("guest: uart tx_interrupts_raised={tx_irqs} tx_bytes_lost={dropped}");
@@ -258,7 +263,8 @@ pub fn demo(t: &mut Totals, guest_mode: u64) {
     let Some(mut vm) = make("guest0", [guest_mode, 0, 0]) else { return };
     let ending = vm.run();
     info!("guest0: ended ({}) with status {:?} after {} exits", ending_name(Some(ending)), vm.status, vm.exits);
-    t.guest_status = vm.status.or(Some(u64::MAX));
+    t.guest_status = vm.status;
+    t.guest_outcome = Some(GuestOutcome::Ended(ending));
     finish(vm, t);
 }
 
@@ -354,8 +360,9 @@ pub fn lazy_state_vms(t: &mut Totals, pauth: bool) {
 }
 
 /// A guest that misbehaves (`bad_mode`: reads or executes outside its
-/// memory, or is hostile) is stopped; another VM still completes. Prints a
-/// line starting with `label:`.
+/// memory, is hostile, or faults on its own abort vector) beside a good
+/// one, which must complete whatever becomes of the bad one. Prints a line
+/// starting with `label:`.
 pub fn bad_vm(t: &mut Totals, bad_mode: u64, label: &str) {
     let (Some(mut bad), Some(mut good)) = (make("bad", [bad_mode, 0, 0]), make("good", [mode::SELFTEST, 0, 0])) else {
         return;
@@ -518,7 +525,8 @@ pub fn stress_vms(t: &mut Totals, cycles: u64) {
                 Ending::Off => Some(StressEnd::Off),
                 Ending::Reset => Some(StressEnd::Reset),
                 Ending::Stopped(_) => Some(StressEnd::Stopped),
-                Ending::Killed => Some(StressEnd::Budget),
+                Ending::OutOfBudget => Some(StressEnd::Budget),
+                Ending::Killed => None,
             },
         };
         if got == Some(want) {

@@ -480,6 +480,21 @@ impl Vgic {
         Some(self.spi_target(&irq))
     }
 
+    /// Sets the line of level-sensitive private interrupt `intid` of vcpu
+    /// `cpu` (a per-vcpu device model's output: the EL1 physical timer):
+    /// pending while it is high, not once it drops (unless edge-triggered
+    /// and already pending). Returns whether the pending state changed.
+    pub fn set_private_level(&mut self, cpu: usize, intid: usize, level: bool) -> bool {
+        if cpu >= self.nr_vcpus || intid < NR_SGIS as usize {
+            return false;
+        }
+        let Some(irq) = self.private[cpu].get_mut(intid) else { return false };
+        let was = irq.pending;
+        irq.level = level;
+        irq.pending = level || (irq.edge && irq.pending);
+        irq.pending != was
+    }
+
     /// Makes private interrupt `intid` of vcpu `cpu` pending; `hw` ties it
     /// to the physical PPI of the same number (the virtual timer).
     pub fn inject_private(&mut self, cpu: usize, intid: usize, hw: bool) {
@@ -670,6 +685,28 @@ mod tests {
         assert_eq!(ctlr & (CTLR_DS | CTLR_ARE), CTLR_DS | CTLR_ARE);
         assert_eq!(ctlr >> 31, 0, "RWP");
         assert_eq!(g.read_redist(0x8, 8).unwrap() & GICR_TYPER_LAST, GICR_TYPER_LAST);
+    }
+
+    #[test]
+    fn a_private_level_line_is_pending_while_high_and_survives_its_ack() {
+        let mut g = Vgic::new(2);
+        g.write_dist(0, 4, (CTLR_DS | CTLR_ARE | CTLR_ENABLE_GRP1) as u64).unwrap();
+        g.write_redist(SGI_BASE + 0x80, 4, u32::MAX as u64).unwrap();
+        g.write_redist(SGI_BASE + 0x100, 4, 1 << 30).unwrap();
+        assert!(g.set_private_level(0, 30, true));
+        assert!(!g.set_private_level(0, 30, true), "no change");
+        assert!(g.has_work(0) && !g.has_work(1), "vcpu 0's own");
+        // Taken (active) with the line still high: pending again after it.
+        let mut sh = VcpuShared::default();
+        g.flush(0, &mut sh, 4);
+        assert_eq!(lr::vintid(sh.lrs[0]), 30);
+        sh.lrs[0] = lr::make(30, 0, true, lr::ACTIVE);
+        g.fold(0, &mut sh);
+        assert!(g.in_flight(0, 30) && g.has_work(0), "level still high: pending");
+        // The guest masks its timer: the line drops, nothing pending.
+        assert!(g.set_private_level(0, 30, false));
+        assert!(!g.has_work(0));
+        assert!(!g.set_private_level(0, 3, true), "SGIs have no line");
     }
 
     #[test]

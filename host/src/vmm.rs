@@ -16,7 +16,7 @@ use crate::hyp::{self, HypError};
 use crate::kmain::HOST;
 use crate::mm::PagePool;
 use log::{error, info, warn};
-use spevisor_abi::guest::machine::{UART_INTID, VTIMER_INTID};
+use spevisor_abi::guest::machine::{PTIMER_INTID, UART_INTID, VTIMER_INTID};
 use spevisor_abi::guest::psci;
 use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{Call, Completion, Exit, InfoItem, MmioAccess, StopReason};
@@ -32,6 +32,10 @@ pub const GUEST_RAM_IPA: u64 = spevisor_abi::guest::machine::RAM_IPA;
 /// The emulated PL011's IPA.
 pub const GUEST_UART_IPA: u64 = spevisor_abi::guest::machine::UART_IPA;
 const GUEST_UART_SIZE: u64 = guest_dtb::UART_SIZE;
+const _: () = assert!(
+    spevisor_abi::guest::machine::GICR_IPA + spevisor_abi::guest::machine::gicr_size(MAX_VCPUS) <= GUEST_UART_IPA,
+    "the GIC's frames lie below the PL011 (Vm::mmio)"
+);
 /// The command line every guest's device tree carries.
 pub const GUEST_BOOTARGS: &str = "console=ttyAMA0 earlycon";
 
@@ -157,6 +161,9 @@ impl Boot<'_> {
     }
 }
 
+/// External aborts logged per VM (a guest looping on one would flood the console).
+const LOGGED_ABORTS: u64 = 8;
+
 /// The time slice a vcpu runs before another gets the CPU, unless
 /// `spevisor.slice_us=` says otherwise.
 pub const DEFAULT_SLICE_US: u64 = 10_000;
@@ -179,25 +186,15 @@ struct HostVcpu {
     completion: [u64; 5],
     /// The page it shares with EL2 (list registers), 0 without a vGIC.
     shared: u64,
+    /// Its EL1 physical timer (`ptimer.rs`).
+    ptimer: crate::ptimer::PTimer,
 }
 
 /// The vcpu whose state the physical CPU's virtual-timer interrupt
 /// (active or not) belongs to: (VM handle << 8) | vcpu.
 static VTIMER_OWNER: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
 
-/// How a guest run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ending {
-    /// PSCI SYSTEM_OFF (or CPU_OFF of its only vcpu).
-    Off,
-    /// PSCI SYSTEM_RESET.
-    Reset,
-    /// The hypervisor stopped it.
-    Stopped(StopReason),
-    /// The host stopped it (an access outside every device, a refused run,
-    /// every vcpu asleep with nothing to wake it).
-    Killed,
-}
+pub use crate::ending::Ending;
 
 /// The guest's PL011, timed by its device-tree clock against the host's
 /// counter (`spevisor_pl011::model`: the FIFO drains at the line's rate).
@@ -229,6 +226,8 @@ pub struct Vm {
     lrs_loaded: u32,
     /// The status the guest reported (SET_STATUS), if any.
     pub status: Option<u64>,
+    /// External aborts the host answered (accesses outside RAM and devices).
+    pub aborts: u64,
     pub exits: u64,
     /// Exits after which the scheduler stops the VM (`run_all`).
     pub max_exits: u64,
@@ -306,8 +305,12 @@ impl Vm {
         clean_for_guest(dtb_pa, dtb_len as u64);
         let handle = hyp_call(Call::VmCreate, "VM_CREATE", [0; 7]).map_err(give_back)?[0];
         let nr_lrs = if crate::irq::ready() { hyp::info(InfoItem::ListRegs).unwrap_or(0) as usize } else { 0 };
-        let mut host_vcpus =
-            [HostVcpu { run: VcpuRun::Off, completion: Completion::None.to_regs(), shared: 0 }; MAX_VCPUS as usize];
+        let mut host_vcpus = [HostVcpu {
+            run: VcpuRun::Off,
+            completion: Completion::None.to_regs(),
+            shared: 0,
+            ptimer: crate::ptimer::PTimer::default(),
+        }; MAX_VCPUS as usize];
         let made =
             hyp_call(Call::VmDonate, "VM_DONATE", [handle, ram_pa, GUEST_RAM_IPA, pages, 0, 0, 0]).and_then(|_| {
                 for (i, v) in host_vcpus[..vcpus].iter_mut().enumerate() {
@@ -352,6 +355,7 @@ impl Vm {
             attention: [false; MAX_VCPUS as usize],
             lrs_loaded: 0,
             status: None,
+            aborts: 0,
             exits: 0,
             max_exits: u64::MAX,
             ending: None,
@@ -404,6 +408,11 @@ impl Vm {
                 self.ending = Some(Ending::Reset);
                 (None, false)
             }
+            Outcome::Exit { status } => {
+                self.status = Some(status);
+                self.ending = Some(Ending::Off);
+                (None, false)
+            }
             Outcome::CpuOff => {
                 self.vcpus[i].run = VcpuRun::Off;
                 if self.vcpus[..self.nr_vcpus].iter().all(|v| v.run == VcpuRun::Off) {
@@ -442,6 +451,8 @@ impl Vm {
         }
         self.vcpus[t].run = VcpuRun::Runnable;
         self.vcpus[t].completion = Completion::None.to_regs();
+        self.vcpus[t].ptimer = crate::ptimer::PTimer::default();
+        self.ptimer_line(t);
         self.attention[t] = true;
         psci::SUCCESS
     }
@@ -464,14 +475,12 @@ impl Vm {
     /// `step` so the device models do not weigh on its hypercall path.
     #[inline(never)]
     fn mmio(&mut self, m: MmioAccess) -> Option<Completion> {
-        use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA};
-        if (GICD_IPA..GICD_IPA + crate::vgic::GICD_SIZE).contains(&m.ipa)
-            || (GICR_IPA..GICR_IPA + self.gic.redist_size()).contains(&m.ipa)
-        {
-            return Some(self.gic_access(m));
-        }
-        if !(GUEST_UART_IPA..GUEST_UART_IPA + GUEST_UART_SIZE).contains(&m.ipa) {
+        if !self.device_at(m.ipa) {
             return None;
+        }
+        // The GIC's frames lie below the PL011 (asserted at GUEST_UART_IPA).
+        if m.ipa < GUEST_UART_IPA {
+            return Some(self.gic_access(m));
         }
         let off = m.ipa - GUEST_UART_IPA;
         // Characters sent since the last access leave the FIFO first.
@@ -593,8 +602,10 @@ impl Vm {
                     self.vcpus[i].completion = c.to_regs();
                     true
                 }
-                None => return self.no_device(m),
+                None => self.no_device(i, m.ipa, if m.write { "write" } else { "read" }),
             },
+            Some(Exit::Abort { ipa, far, instr, write }) => self.abort(i, ipa, far, instr, write),
+            Some(Exit::SysReg { reg, write, value }) => self.sysreg(i, reg, write, value),
             Some(Exit::Irq) => {
                 self.vcpus[i].completion = Completion::None.to_regs();
                 self.irq_exit(i)
@@ -676,6 +687,58 @@ impl Vm {
         }
     }
 
+    /// A trapped access of vcpu `i` to its EL1 physical timer (the only
+    /// registers EL2 hands over, `spevisor_abi::guest_sysreg`): answered
+    /// from its model at the counter's value now; a write may raise or drop
+    /// INTID 30's line and moves the host's timer to the new deadline.
+    #[inline(never)]
+    fn sysreg(&mut self, i: usize, reg: u32, write: bool, value: u64) -> bool {
+        let now = crate::irq::timer::now();
+        let t = &mut self.vcpus[i].ptimer;
+        let c = if write {
+            if !t.write(reg, value, now) {
+                warn!("{}: write to system register {reg:#x} the host does not emulate: ignored", self.name);
+            }
+            Completion::MmioWrite
+        } else {
+            Completion::MmioRead(t.read(reg, now).unwrap_or_else(|| {
+                warn!("{}: read of system register {reg:#x} the host does not emulate: 0", self.name);
+                0
+            }))
+        };
+        self.vcpus[i].completion = c.to_regs();
+        if write {
+            self.ptimer_line(i);
+            self.arm_host_timer(i);
+        }
+        true
+    }
+
+    /// INTID 30's line of vcpu `i` from its physical timer now (level:
+    /// pending while high, not once the guest masks or reprograms it).
+    fn ptimer_line(&mut self, i: usize) {
+        if self.nr_lrs == 0 {
+            return;
+        }
+        let high = self.vcpus[i].ptimer.line(crate::irq::timer::now());
+        if self.gic.set_private_level(i, PTIMER_INTID as usize, high) {
+            self.interrupts_changed(1 << i);
+        }
+    }
+
+    /// The host's timer for running vcpu `i`: at the end of the slice, or
+    /// earlier at its physical timer's deadline.
+    fn arm_host_timer(&self, i: usize) {
+        use crate::irq::timer;
+        let end = SLICE_END.load(core::sync::atomic::Ordering::Relaxed);
+        let at = self.vcpus[i].ptimer.deadline(timer::now()).map_or(end, |d| d.min(end));
+        if at == u64::MAX {
+            timer::stop();
+        } else {
+            timer::arm(at);
+        }
+    }
+
     /// Acts on what the host's interrupt handler recorded after vcpu `i`
     /// ran. `false`: its slice is over.
     #[cold]
@@ -687,8 +750,14 @@ impl Vm {
             self.interrupts_changed(1 << i);
         }
         if events & crate::irq::event::HOST_TIMER != 0 {
-            SLICE_OVER.store(true, core::sync::atomic::Ordering::Relaxed);
-            return false;
+            use core::sync::atomic::Ordering;
+            if crate::irq::timer::now() >= SLICE_END.load(Ordering::Relaxed) {
+                SLICE_OVER.store(true, Ordering::Relaxed);
+                return false;
+            }
+            // Before the slice's end: the deadline of its physical timer.
+            self.ptimer_line(i);
+            self.arm_host_timer(i);
         }
         true
     }
@@ -719,6 +788,7 @@ impl Vm {
     #[inline(never)]
     fn wfi(&mut self, i: usize) -> bool {
         self.uart_advance(crate::irq::timer::now());
+        self.ptimer_line(i);
         if self.gic.has_work(i) {
             return true;
         }
@@ -726,13 +796,19 @@ impl Vm {
         false
     }
 
-    /// When sleeping vcpu `i`'s virtual timer fires (counter ticks), if armed.
+    /// When sleeping vcpu `i` wakes (counter ticks): the earlier of its
+    /// virtual timer's deadline and its physical timer's, if either is armed.
     fn deadline(&self, i: usize) -> Option<u64> {
         let v = &self.vcpus[i];
         if v.run != VcpuRun::Blocked || v.shared == 0 {
             return None;
         }
-        shared_page(v.shared).timer_deadline()
+        let virt = shared_page(v.shared).timer_deadline();
+        let phys = v.ptimer.wake_at();
+        match (virt, phys) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The counter time of the VM's next wake-up, if any: the earliest
@@ -742,15 +818,17 @@ impl Vm {
         (0..self.nr_vcpus).filter_map(|i| self.deadline(i)).chain(self.uart.next_tx_interrupt()).min()
     }
 
-    /// Wakes sleeping vcpus whose timer deadline is `now` or past: once
-    /// loaded, their timer fires (its interrupt comes as an IRQ exit). The
-    /// UART's transmitter catches up: its interrupt wakes its target.
+    /// Wakes sleeping vcpus whose deadline is `now` or past: once loaded,
+    /// their virtual timer fires (its interrupt comes as an IRQ exit); the
+    /// physical timer's line is raised here. The UART's transmitter catches
+    /// up: its interrupt wakes its target.
     fn wake_due(&mut self, now: u64) {
         self.uart_advance(now);
         for i in 0..self.nr_vcpus {
             if self.deadline(i).is_some_and(|d| d <= now) {
                 self.vcpus[i].run = VcpuRun::Runnable;
                 self.attention[i] = true;
+                self.ptimer_line(i);
             }
         }
     }
@@ -764,17 +842,51 @@ impl Vm {
         false
     }
 
+    /// vcpu `i` accessed `ipa`, where neither RAM nor a device is: it
+    /// takes a synchronous external abort (EL2 injects it, or stops the VM
+    /// when the guest cannot get past it). The first few are logged.
     #[cold]
-    fn no_device(&mut self, m: MmioAccess) -> bool {
-        error!(
-            "{}: {} of {} bytes at IPA {:#x}: no RAM or device there; VM stopped",
-            self.name,
-            if m.write { "write" } else { "read" },
-            m.size,
-            m.ipa
-        );
-        self.ending = Some(Ending::Killed);
-        false
+    fn no_device(&mut self, i: usize, ipa: u64, what: &str) -> bool {
+        self.aborts += 1;
+        if self.aborts <= LOGGED_ABORTS {
+            info!("{}: {what} at IPA {ipa:#x}: no RAM or device there; external abort for the guest", self.name);
+        } else if self.aborts == LOGGED_ABORTS + 1 {
+            info!("{}: more external aborts; not logged", self.name);
+        }
+        self.vcpus[i].completion = Completion::Abort.to_regs();
+        true
+    }
+
+    /// A stage-2 abort outside RAM EL2 could not make an MMIO access of
+    /// (`Exit::Abort`): an instruction fetch is an external abort wherever
+    /// it is (nothing outside RAM is executable); a data access without
+    /// syndrome (ISV=0) on a device stops the VM, since the device model
+    /// cannot know what it was; elsewhere it is an external abort.
+    #[cold]
+    fn abort(&mut self, i: usize, ipa: u64, far: u64, instr: bool, write: bool) -> bool {
+        if instr {
+            return self.no_device(i, ipa, "instruction fetch");
+        }
+        if self.device_at(ipa) {
+            error!(
+                "{}: stopped: {} (IPA {ipa:#x}, VA {far:#x}, a {})",
+                self.name,
+                StopReason::MmioNoSyndrome.name(),
+                if write { "write" } else { "read" }
+            );
+            self.ending = Some(Ending::Stopped(StopReason::MmioNoSyndrome));
+            return false;
+        }
+        self.no_device(i, ipa, if write { "write without syndrome" } else { "read without syndrome" })
+    }
+
+    /// Whether one of the VM's emulated devices (GIC distributor and
+    /// redistributors, PL011) is at `ipa`.
+    fn device_at(&self, ipa: u64) -> bool {
+        use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA};
+        (GICD_IPA..GICD_IPA + crate::vgic::GICD_SIZE).contains(&ipa)
+            || (GICR_IPA..GICR_IPA + self.gic.redist_size()).contains(&ipa)
+            || (GUEST_UART_IPA..GUEST_UART_IPA + GUEST_UART_SIZE).contains(&ipa)
     }
 
     #[cold]
@@ -890,6 +1002,11 @@ fn console_mark(vm: &str, line: &str) {
 /// Set by a vcpu's `events` when the host's timer ends its slice.
 static SLICE_OVER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
+/// When the running vcpu's slice ends (counter ticks; `u64::MAX` outside
+/// `run_all`): the host's timer fires then, or earlier for the vcpu's
+/// physical timer (`Vm::arm_host_timer`).
+static SLICE_END: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
 /// The time slice in counter ticks (`spevisor.slice_us=`).
 static SLICE_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -926,18 +1043,21 @@ pub fn run_all(vms: &mut [&mut Vm]) {
                 }
                 ran = true;
                 SLICE_OVER.store(false, Ordering::Relaxed);
-                timer::arm(timer::now() + slice);
+                SLICE_END.store(timer::now() + slice, Ordering::Relaxed);
+                vm.ptimer_line(i);
+                vm.arm_host_timer(i);
                 vm.attention[i] = true;
                 // The budget is checked once a slice: a run of exits ends
                 // at the latest when the host's timer ends the slice.
                 while vm.step(i) {}
                 if vm.exits >= vm.max_exits && vm.ending.is_none() {
                     error!("{}: exit budget of {} spent; VM stopped", vm.name, vm.max_exits);
-                    vm.ending = Some(Ending::Killed);
+                    vm.ending = Some(Ending::OutOfBudget);
                 }
             }
         }
         if vms.iter().all(|vm| vm.ending.is_some()) {
+            SLICE_END.store(u64::MAX, Ordering::Relaxed);
             timer::stop();
             return;
         }

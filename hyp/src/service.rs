@@ -6,7 +6,7 @@ use crate::info;
 use crate::mm::{Layout, PagePool, Range};
 use crate::spe::Backend;
 use crate::switch::{self, HostContext, Trace};
-use crate::vcpu::shared_page;
+use crate::vcpu::{shared_page, Uncompleted};
 use crate::vm::Vms;
 use spevisor_abi::{spe_state, Completion, Exit, InfoItem, Status, SwitchOrder, TestFault};
 use spevisor_pgtable::PAGE_SIZE;
@@ -136,7 +136,18 @@ impl Services for Machine<'_> {
             return Err(Status::VmStopped);
         }
         let idx = vcpu as usize;
-        cpu.complete(completion)?;
+        if let Err(e) = cpu.complete(completion) {
+            return match e {
+                Uncompleted::Refused(status) => Err(status),
+                // The host's answer was an external abort the guest cannot
+                // get past: stopped without running it again.
+                Uncompleted::Stop(reason) => {
+                    v.stopped = true;
+                    let a = cpu.abort;
+                    Ok(Exit::Stopped { reason, esr: a.esr, far: a.far, elr: cpu.pc })
+                }
+            };
+        }
         let h = &mut *self.hyp;
         // The host's list registers in, when it says it has some
         // (VCPU_RUN_GIC): the common case stays off the GIC's path.

@@ -132,7 +132,9 @@ pub const fn cptr_guest(trace: bool, amu: bool) -> u64 {
 /// CNTHCTL_EL2 (nVHE): EL1PCTEN (bit 0) lets EL1 read the physical counter,
 /// EL1PCEN (bit 1) lets it use the physical timer.
 pub const CNTHCTL_HOST: u64 = 0b11;
-/// Guests use the virtual timer; the physical timer traps.
+/// Guests use the virtual timer; the physical timer traps (the host
+/// emulates one per vcpu), its counter does not (it reads as the virtual
+/// one: CNTVOFF_EL2 is 0).
 pub const CNTHCTL_GUEST: u64 = 0b01;
 
 #[cfg(target_arch = "aarch64")]

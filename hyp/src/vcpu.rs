@@ -4,7 +4,7 @@
 
 use crate::idregs::IdRegs;
 use spevisor_abi::vgic::VcpuShared;
-use spevisor_abi::{Completion, Exit, MmioAccess, Status, StopReason};
+use spevisor_abi::{guest_sysreg, Completion, Exit, MmioAccess, Status, StopReason};
 use spevisor_armv8::esr::{Direction, Esr, ExceptionClass, SysRegIss};
 use spevisor_armv8::inject::{self, GuestContext, GuestFeatures, InstrLen};
 
@@ -153,8 +153,10 @@ pub const GUEST_SCTLR_RESET: u64 = (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22)
 /// PSTATE a vcpu starts with: EL1h, D, A, I, F masked.
 pub const GUEST_PSTATE_RESET: u64 = 0x3c5;
 
-/// What the host owes the vcpu before it may run again.
+/// What the host owes the vcpu before it may run again. An explicit tag
+/// (`repr(u8)`): matching it is one compare, not a niche decoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Pending {
     #[default]
     None,
@@ -164,6 +166,24 @@ pub enum Pending {
     MmioRead { srt: u8, size: u8, sign_extend: bool, sixty_four: bool },
     /// An MMIO store the host performs.
     MmioWrite,
+    /// A stage-2 abort outside RAM the host must decide on
+    /// ([`Exit::Abort`]): it can only answer [`Completion::Abort`].
+    Abort { instr: bool, write: bool },
+}
+
+/// The abort behind the vcpu's last [`Exit::Mmio`] or [`Exit::Abort`],
+/// kept for [`Completion::Abort`]: what the injected abort reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LastAbort {
+    /// FAR_EL2: the guest's faulting virtual address (FAR_EL1 to be).
+    pub far: u64,
+    /// ESR_EL2 of the trap (for the report if the VM is stopped instead).
+    pub esr: u64,
+    /// `Vcpu::exits` when the last external abort was injected, and how
+    /// many were injected back to back (each at the exit after the
+    /// previous): the loop detector (`MAX_ABORTS_IN_A_ROW`).
+    pub injected_at: u64,
+    pub in_a_row: u32,
 }
 
 /// A vcpu.
@@ -184,6 +204,8 @@ pub struct Vcpu {
     pub exits: u64,
     /// PA of the host page shared with this vcpu (`VCPU_SHARE`), 0 if none.
     pub shared: u64,
+    /// The last abort the host was asked about (external abort injection).
+    pub abort: LastAbort,
 }
 
 impl Vcpu {
@@ -202,6 +224,7 @@ impl Vcpu {
             debug: crate::debug::VcpuDebug::new(),
             exits: 0,
             shared: 0,
+            abort: LastAbort::default(),
         }
     }
 
@@ -215,7 +238,10 @@ impl Vcpu {
     }
 
     /// Applies the host's answer to the last exit (VCPU_RUN's completion).
-    pub fn complete(&mut self, c: Completion) -> Result<(), Status> {
+    /// [`Uncompleted::Stop`]: the answer was an external abort the guest
+    /// cannot make progress with, and the VM must stop instead.
+    #[inline(always)]
+    pub fn complete(&mut self, c: Completion) -> Result<(), Uncompleted> {
         match (self.pending, c) {
             (Pending::None, Completion::None) => {}
             (Pending::Hvc, Completion::Hvc(r)) => self.regs.x[..4].copy_from_slice(&r),
@@ -224,11 +250,85 @@ impl Vcpu {
                 self.pc += 4;
             }
             (Pending::MmioWrite, Completion::MmioWrite) => self.pc += 4,
-            _ => return Err(Status::BadCompletion),
+            // The abort answer out of line and last: the hypercall path
+            // stays as short as it was (`hvc_host`).
+            (_, Completion::Abort) => return self.complete_abort(),
+            _ => return Err(Uncompleted::Refused(Status::BadCompletion)),
         }
         self.pending = Pending::None;
         Ok(())
     }
+
+    /// [`Completion::Abort`]: only for an access outside RAM (an MMIO or
+    /// abort exit).
+    #[cold]
+    #[inline(never)]
+    fn complete_abort(&mut self) -> Result<(), Uncompleted> {
+        let stop = match self.pending {
+            Pending::MmioRead { .. } => self.external_abort(false, false),
+            Pending::MmioWrite => self.external_abort(false, true),
+            Pending::Abort { instr, write } => self.external_abort(instr, write),
+            Pending::None | Pending::Hvc => return Err(Uncompleted::Refused(Status::BadCompletion)),
+        };
+        stop.map_or(Ok(()), |reason| Err(Uncompleted::Stop(reason)))
+    }
+
+    /// Injects a synchronous external abort for the access the last exit
+    /// reported (as KVM's `kvm_inject_dabt`/`kvm_inject_pabt`): ESR_EL1 with
+    /// EC = data/instruction abort from the same or a lower EL (by the
+    /// guest's SPSR), IL = 1 (RES1 for instruction aborts and for data
+    /// aborts without syndrome, which the injected one is; every A64 trap's
+    /// ESR_EL2.IL is 1 too), FSC = 0x10 (WnR for a write), FAR_EL1 = the
+    /// faulting VA, ELR/SPSR_EL1 = where the guest was, PC at its vector
+    /// (VBAR_EL1 + 0x200 from EL1, + 0x400 from EL0), PSTATE EL1h with DAIF
+    /// masked. The EL1 registers are the ones saved at that exit, so they
+    /// are the guest's live VBAR/SCTLR.
+    ///
+    /// No injection when the guest could not make progress: the fault was
+    /// on the vector the abort would send it to ([`StopReason::AbortOnVector`]),
+    /// or [`spevisor_abi::MAX_ABORTS_IN_A_ROW`] aborts came back to back
+    /// with no other exit between them ([`StopReason::AbortLoop`]).
+    fn external_abort(&mut self, instr: bool, write: bool) -> Option<StopReason> {
+        self.pending = Pending::None;
+        let ctx = GuestContext {
+            spsr_el2: self.pstate,
+            elr_el2: self.pc,
+            vbar_el1: self.el1.vbar,
+            sctlr_el1: self.el1.sctlr,
+            features: GuestFeatures { pan: false, ssbs: false, mte: false },
+        };
+        let far = self.abort.far;
+        let inj = if instr { inject::instr_abort(&ctx, far) } else { inject::data_abort(&ctx, far, write) };
+        // Only EL0/EL1 modes ever trap to EL2 from a guest: a failure here
+        // is EL2's bug, reported as an unhandled exit rather than a crash.
+        let Ok(inj) = inj else { return Some(StopReason::Unhandled) };
+        if inj.pc == self.pc {
+            return Some(StopReason::AbortOnVector);
+        }
+        let a = &mut self.abort;
+        a.in_a_row = if a.in_a_row > 0 && self.exits == a.injected_at + 1 { a.in_a_row + 1 } else { 1 };
+        a.injected_at = self.exits;
+        if a.in_a_row > spevisor_abi::MAX_ABORTS_IN_A_ROW {
+            return Some(StopReason::AbortLoop);
+        }
+        self.el1.esr = inj.esr_el1.0;
+        self.el1.elr = inj.elr_el1;
+        self.el1.spsr = inj.spsr_el1;
+        self.el1.far = far;
+        self.pc = inj.pc;
+        self.pstate = inj.pstate;
+        None
+    }
+}
+
+/// Why [`Vcpu::complete`] did not complete the exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uncompleted {
+    /// The completion does not answer the exit: VCPU_RUN is refused.
+    Refused(Status),
+    /// The external abort the host asked for would not let the guest make
+    /// progress: the VM stops instead.
+    Stop(StopReason),
 }
 
 /// The value a load of `size` bytes leaves in its register: zero-extended, or
@@ -367,6 +467,13 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
                 }
                 return inject_undef(vcpu, esr);
             }
+            // The EL1 physical timer: the host's per-vcpu model.
+            if is_cntp(iss) {
+                let reg = guest_sysreg::id(iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2());
+                if guest_sysreg::host_emulated(reg) {
+                    return to_host_sysreg(vcpu, reg, iss);
+                }
+            }
             emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
         }
         ExceptionClass::DataAbortLower => {
@@ -375,9 +482,16 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
                 // RAM is mapped RWX: a fault there is not the guest's doing.
                 return stop(StopReason::Unhandled);
             }
-            let Some(da) = esr.data_abort().filter(|d| d.isv()) else {
-                return stop(StopReason::MmioNoSyndrome);
-            };
+            vcpu.abort.far = s.far;
+            vcpu.abort.esr = s.esr;
+            let Some(da) = esr.data_abort() else { return stop(StopReason::Unhandled) };
+            if !da.isv() {
+                // No syndrome (a load pair, say): the host says whether a
+                // device is there (the VM stops) or nothing (an abort).
+                let write = da.wnr();
+                vcpu.pending = Pending::Abort { instr: false, write };
+                return Action::ToHost(Exit::Abort { ipa, far: s.far, instr: false, write });
+            }
             let size = da.access_size();
             let srt = da.srt();
             let access = if da.wnr() {
@@ -391,7 +505,18 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             };
             Action::ToHost(Exit::Mmio(access))
         }
-        ExceptionClass::InstrAbortLower => stop(StopReason::InstructionAbort),
+        ExceptionClass::InstrAbortLower => {
+            let ipa = s.fault_ipa();
+            if in_ram(ipa) {
+                return stop(StopReason::Unhandled);
+            }
+            // Nothing is executable outside RAM: the host answers with an
+            // external abort (its decision, like every access outside RAM).
+            vcpu.abort.far = s.far;
+            vcpu.abort.esr = s.esr;
+            vcpu.pending = Pending::Abort { instr: true, write: false };
+            Action::ToHost(Exit::Abort { ipa, far: s.far, instr: true, write: false })
+        }
         _ => stop(StopReason::Unhandled),
     }
 }
@@ -417,6 +542,15 @@ const DFR0_OP2: u8 = 0;
 ///   lazily, or, while the OS lock blocks debug, is emulated on them
 ///   ([`crate::debug::access`]).
 ///
+/// DC set/way operations: op0 1, op1 0, CRn 7, CRm 6 (ISW), 10 (CSW) or
+/// 14 (CISW), op2 2.
+const OP0_CACHE: u8 = 1;
+const CRN_CACHE: u8 = 7;
+const CRM_DC_ISW: u8 = 6;
+const CRM_DC_CSW: u8 = 10;
+const CRM_DC_CISW: u8 = 14;
+const OP2_SET_WAY: u8 = 2;
+
 /// `None`: not emulated (the caller injects UNDEF, as for the PMU and SPE
 /// registers a guest is told it does not have).
 fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Action> {
@@ -425,6 +559,13 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
     let mut action = Action::Resume;
     match (iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2()) {
         (3, 0, 0, crm, op2) if read => vcpu.regs.set(rt, ids.get(crm, op2)?),
+        // DC ISW/CSW/CISW (HCR_EL2.TSW): set/way maintenance reaches the
+        // physical caches every world shares, and DC ISW would discard the
+        // host's dirty lines. Completed as nothing: a guest's memory is
+        // Normal write-back at stage 2 and every device it has is emulated
+        // by the host through the same coherent caches, so no agent can see
+        // a line the operation would have cleaned (Linux never uses them).
+        (OP0_CACHE, 0, CRN_CACHE, CRM_DC_ISW | CRM_DC_CSW | CRM_DC_CISW, OP2_SET_WAY) if !read => {}
         (OP0_DEBUG, ..) => {
             use crate::debug::{access, Access, CpuWork, DebugFeatures};
             let enc = spevisor_armv8::sysreg::SysRegEnc::new(iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2());
@@ -450,6 +591,33 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
     vcpu.pc += 4;
     vcpu.pstate &= !PSTATE_SS;
     Some(action)
+}
+
+/// Whether a trapped access is to CNTP_* (op0 3, op1 3, CRn 14, CRm 2):
+/// one mask on the ISS, so the other trapped registers (the PMU's UNDEF
+/// path) do not pay for the full decoding.
+#[inline(always)]
+fn is_cntp(iss: SysRegIss) -> bool {
+    let cntp = SysRegIss::new(spevisor_armv8::sysreg::SysRegEnc::new(3, 3, 14, 2, 0), 0, Direction::Write).0;
+    const OP2_RT_DIRECTION: u32 = (0b111 << 17) | (0x1f << 5) | 1;
+    iss.0 & !OP2_RT_DIRECTION == cntp
+}
+
+/// A trapped access to a register the host emulates: to the host, which
+/// completes it like an MMIO access.
+#[cold]
+fn to_host_sysreg(vcpu: &mut Vcpu, reg: u32, iss: SysRegIss) -> Action {
+    let write = iss.direction() == Direction::Write;
+    let rt = iss.rt();
+    // Completed as an MMIO access is: the value into Xt (64 bits), or the
+    // write done; either moves the PC past the instruction.
+    vcpu.pending = if write {
+        Pending::MmioWrite
+    } else {
+        Pending::MmioRead { srt: rt, size: 8, sign_extend: false, sixty_four: true }
+    };
+    let value = if write { vcpu.regs.get(rt) } else { 0 };
+    Action::ToHost(Exit::SysReg { reg, write, value })
 }
 
 /// ICC_SGI1R_EL1 (op1 0, op2 5) and ICC_ASGI1R_EL1 (op1 1, op2 6) raise
@@ -527,11 +695,15 @@ mod tests {
         // ldrsb w5, [..] from 0x0900_0018: 1 byte, sign-extended to 32 bits.
         let a = handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 0, true, 5, false, false), 0x0900_0018), |_| false);
         assert_eq!(a, Action::ToHost(Exit::Mmio(MmioAccess { ipa: 0x0900_0018, size: 1, write: false, value: 0 })));
-        assert_eq!(v.complete(Completion::MmioWrite), Err(Status::BadCompletion));
+        assert_eq!(v.complete(Completion::MmioWrite), Err(Uncompleted::Refused(Status::BadCompletion)));
         v.complete(Completion::MmioRead(0x1_80)).unwrap();
         assert_eq!(v.regs.x[5], 0xffff_ff80);
         assert_eq!(v.pc, 0x4000_1004);
-        assert_eq!(v.complete(Completion::MmioRead(1)), Err(Status::BadCompletion), "nothing pending");
+        assert_eq!(
+            v.complete(Completion::MmioRead(1)),
+            Err(Uncompleted::Refused(Status::BadCompletion)),
+            "nothing pending"
+        );
     }
 
     #[test]
@@ -546,20 +718,128 @@ mod tests {
     }
 
     #[test]
-    fn aborts_without_syndrome_or_in_ram_stop_the_vm() {
+    fn aborts_in_ram_stop_the_vm_and_outside_go_to_the_host() {
         let mut v = vcpu();
         let a =
-            handle_sync(&mut v, &IdRegs::empty(), syn(da(false, 0, false, 0, false, false), 0x2_0000_0000), |_| false);
-        assert_eq!(a, Action::Stop(StopReason::MmioNoSyndrome));
+            handle_sync(&mut v, &IdRegs::empty(), syn(da(false, 0, false, 0, false, true), 0x2_0000_0000), |_| false);
+        assert_eq!(
+            a,
+            Action::ToHost(Exit::Abort { ipa: 0x2_0000_0000, far: 0xdead_0000_0000, instr: false, write: true })
+        );
+        assert_eq!(v.pending, Pending::Abort { instr: false, write: true });
+        assert_eq!(
+            v.complete(Completion::MmioWrite),
+            Err(Uncompleted::Refused(Status::BadCompletion)),
+            "no syndrome: no MMIO answer"
+        );
         let a = handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 2, false, 0, false, false), 0x4000_0000), |ipa| {
             ipa >= 0x4000_0000
         });
         assert_eq!(a, Action::Stop(StopReason::Unhandled));
         let iabt = (0x20u64 << 26) | (1 << 25) | 0x07;
         assert_eq!(
-            handle_sync(&mut v, &IdRegs::empty(), syn(iabt, 0x10), |_| false),
-            Action::Stop(StopReason::InstructionAbort)
+            handle_sync(&mut v, &IdRegs::empty(), syn(iabt, 0x4100_0000), |_| false),
+            Action::ToHost(Exit::Abort { ipa: 0x4100_0000, far: 0xdead_0000_0000, instr: true, write: false })
         );
+        assert_eq!(
+            handle_sync(&mut v, &IdRegs::empty(), syn(iabt, 0x4000_1000), |_| true),
+            Action::Stop(StopReason::Unhandled),
+            "an instruction abort in RAM is not the guest's doing"
+        );
+    }
+
+    /// A vcpu at `pc` in `pstate` after an exit whose abort the host answers.
+    fn aborted(pstate: u64, esr: u64, ipa: u64, far: u64) -> Vcpu {
+        let mut v = vcpu();
+        v.pstate = pstate;
+        v.exits = 10;
+        let s = Syndrome { esr, far, hpfar: (ipa >> 12) << 4 };
+        assert!(matches!(handle_sync(&mut v, &IdRegs::empty(), s, |_| false), Action::ToHost(_)));
+        v
+    }
+
+    #[test]
+    fn external_data_abort_from_el1_and_el0() {
+        // ldr x0, [..] at EL1h, ISV=1: the host found no device.
+        let mut v = aborted(0x3c5 & !0x3c0 | 0x5, da(true, 3, false, 0, true, false), 0x2_0000_0000, 0x2_0000_0008);
+        assert_eq!(v.complete(Completion::Abort), Ok(()));
+        assert_eq!(v.pc, 0x4000_8000 + 0x200, "current EL, SP_ELx, synchronous");
+        assert_eq!(v.el1.esr, (0x25 << 26) | (1 << 25) | 0x10, "EC data abort same EL, IL, FSC external");
+        assert_eq!((v.el1.far, v.el1.elr, v.el1.spsr), (0x2_0000_0008, 0x4000_1000, 0x5));
+        assert_eq!(v.pstate, 0x3c5, "EL1h, DAIF masked");
+        assert_eq!(v.pending, Pending::None);
+        // str from EL0 with ISV=1: lower EL, WnR.
+        let mut v = aborted(0, da(true, 3, false, 0, true, true), 0x2_0000_0000, 0x2_4000_0000);
+        assert_eq!(v.complete(Completion::Abort), Ok(()));
+        assert_eq!(v.pc, 0x4000_8000 + 0x400, "lower EL AArch64, synchronous");
+        assert_eq!(v.el1.esr, (0x24 << 26) | (1 << 25) | (1 << 6) | 0x10);
+        assert_eq!((v.el1.far, v.el1.spsr), (0x2_0000_0000 + 0x4000_0000, 0));
+        // No syndrome (ldp) from EL0: the same, through Exit::Abort.
+        let mut v = aborted(0, da(false, 0, false, 0, false, false), 0x2_0000_0000, 0x2_4000_0010);
+        assert_eq!(v.complete(Completion::Abort), Ok(()));
+        assert_eq!(v.el1.esr, (0x24 << 26) | (1 << 25) | 0x10);
+    }
+
+    #[test]
+    fn external_instruction_abort_from_el1_and_el0() {
+        let iabt = (0x20u64 << 26) | (1 << 25) | 0x07;
+        let mut v = aborted(0x3c5, iabt, 0x4100_0000, 0x4100_0000);
+        v.pc = 0x4100_0000;
+        assert_eq!(v.complete(Completion::Abort), Ok(()));
+        assert_eq!(v.el1.esr, (0x21 << 26) | (1 << 25) | 0x10, "EC instruction abort same EL");
+        assert_eq!((v.pc, v.el1.elr, v.el1.far), (0x4000_8200, 0x4100_0000, 0x4100_0000));
+        let mut v = aborted(0, iabt, 0x4100_0000, 0x8100_0000);
+        v.pc = 0x8100_0000;
+        assert_eq!(v.complete(Completion::Abort), Ok(()));
+        assert_eq!(v.el1.esr, (0x20 << 26) | (1 << 25) | 0x10, "EC instruction abort lower EL");
+        assert_eq!((v.pc, v.el1.far, v.el1.spsr), (0x4000_8400, 0x8100_0000, 0));
+        let mut v = aborted(0, iabt, 0x4100_0000, 0x8100_0000);
+        assert_eq!(
+            v.complete(Completion::Hvc([0; 4])),
+            Err(Uncompleted::Refused(Status::BadCompletion)),
+            "only an abort answers it"
+        );
+    }
+
+    #[test]
+    fn an_abort_on_the_abort_vector_stops_the_vm() {
+        // VBAR_EL1 points where nothing is: the fetch of the vector itself
+        // aborts, at the very address the abort would be sent to.
+        let iabt = (0x20u64 << 26) | (1 << 25) | 0x07;
+        let mut v = aborted(0x3c5, iabt, 0x4000_8200, 0x4000_8200);
+        v.pc = 0x4000_8200;
+        assert_eq!(v.complete(Completion::Abort), Err(Uncompleted::Stop(StopReason::AbortOnVector)));
+        assert_eq!(v.pc, 0x4000_8200, "nothing injected");
+    }
+
+    #[test]
+    fn aborts_back_to_back_stop_the_vm_but_progress_resets_the_count() {
+        let ldr = da(true, 3, false, 1, true, false);
+        let mut v = vcpu();
+        let s = Syndrome { esr: ldr, far: 0x2_0000_0000, hpfar: (0x2_0000_0000u64 >> 12) << 4 };
+        let mut n = 0;
+        let stop = loop {
+            v.exits += 1;
+            v.pc = 0x4000_8208;
+            handle_sync(&mut v, &IdRegs::empty(), s, |_| false);
+            n += 1;
+            if let Err(Uncompleted::Stop(r)) = v.complete(Completion::Abort) {
+                break r;
+            }
+            if n > 1000 {
+                panic!("never stopped");
+            }
+        };
+        assert_eq!(stop, StopReason::AbortLoop);
+        assert_eq!(n, spevisor_abi::MAX_ABORTS_IN_A_ROW + 1);
+        // With another exit between each pair, never.
+        let mut v = vcpu();
+        for _ in 0..2 * spevisor_abi::MAX_ABORTS_IN_A_ROW {
+            v.exits += 2;
+            v.pc = 0x4000_8208;
+            handle_sync(&mut v, &IdRegs::empty(), s, |_| false);
+            assert_eq!(v.complete(Completion::Abort), Ok(()));
+        }
     }
 
     #[test]
@@ -634,6 +914,20 @@ mod tests {
     }
 
     #[test]
+    fn set_way_maintenance_completes_and_never_reaches_the_cpu() {
+        let ids = IdRegs::empty();
+        let mut v = vcpu();
+        for (n, crm) in [CRM_DC_ISW, CRM_DC_CSW, CRM_DC_CISW].into_iter().enumerate() {
+            let dc = sysreg::SysRegEnc::new(OP0_CACHE, 0, CRN_CACHE, crm, OP2_SET_WAY);
+            assert_eq!(handle_sync(&mut v, &ids, sysreg(dc, 2, Direction::Write), |_| false), Action::Resume);
+            assert_eq!(v.pc, 0x4000_1004 + 4 * n as u64, "completed");
+        }
+        // Another cache operation that traps is still UNDEFINED.
+        let other = sysreg::SysRegEnc::new(OP0_CACHE, 0, CRN_CACHE, CRM_DC_ISW, OP2_SET_WAY + 1);
+        assert_eq!(handle_sync(&mut v, &ids, sysreg(other, 2, Direction::Write), |_| false), Action::Injected);
+    }
+
+    #[test]
     fn mdscr_while_the_os_lock_blocks_debug_is_emulated_without_the_enables() {
         let ids = IdRegs::empty();
         let mut v = vcpu();
@@ -700,6 +994,30 @@ mod tests {
             assert_eq!(v.el1.spsr, 0x3c5);
             assert_eq!(v.pstate & 0xf, 0b0101, "EL1h");
         }
+    }
+
+    #[test]
+    fn physical_timer_accesses_go_to_the_host_and_complete_like_mmio() {
+        let mut v = vcpu();
+        v.regs.x[5] = 0x1234;
+        let tval = sysreg::SysRegEnc::new(3, 3, 14, 2, 0);
+        let a = handle_sync(&mut v, &IdRegs::empty(), sysreg(tval, 5, Direction::Write), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::SysReg { reg: guest_sysreg::CNTP_TVAL_EL0, write: true, value: 0x1234 }));
+        assert_eq!(v.pc, 0x4000_1000, "completed by the host");
+        assert_eq!(v.complete(Completion::MmioRead(1)), Err(Uncompleted::Refused(Status::BadCompletion)));
+        v.complete(Completion::MmioWrite).unwrap();
+        assert_eq!(v.pc, 0x4000_1004);
+        let ctl = sysreg::SysRegEnc::new(3, 3, 14, 2, 1);
+        let a = handle_sync(&mut v, &IdRegs::empty(), sysreg(ctl, 7, Direction::Read), |_| false);
+        assert_eq!(a, Action::ToHost(Exit::SysReg { reg: guest_sysreg::CNTP_CTL_EL0, write: false, value: 0 }));
+        v.complete(Completion::MmioRead(5)).unwrap();
+        assert_eq!((v.regs.x[7], v.pc), (5, 0x4000_1008));
+        // CNTP_CVAL_EL0 too; the virtual timer's registers never trap.
+        let cval = sysreg::SysRegEnc::new(3, 3, 14, 2, 2);
+        assert!(matches!(
+            handle_sync(&mut v, &IdRegs::empty(), sysreg(cval, 1, Direction::Read), |_| false),
+            Action::ToHost(Exit::SysReg { reg: guest_sysreg::CNTP_CVAL_EL0, .. })
+        ));
     }
 
     #[test]

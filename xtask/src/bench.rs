@@ -134,6 +134,13 @@ pub const METRICS: &[Metric] = &[
         bar: "",
     },
     Metric {
+        name: "ptimer_irq",
+        what: "EL1 physical timer (emulated by the host) armed already due: two trapped writes (CVAL, CTL) answered by the host, INTID 30 raised in the vGIC, taken by the guest's handler, which reads CTL and masks it (two more trapped accesses), EOIed",
+        source: Source::Report { scenario: "ptimer", vm: "ptimer", tag: 22 },
+        target: None,
+        bar: "",
+    },
+    Metric {
         name: "sgi_pingpong",
         what: "SGI round trip between two vcpus of a VM (ping and pong: two trapped ICC_SGI1R writes, two WFI wake-ups, two handlers)",
         source: Source::Report { scenario: "smp", vm: "smp", tag: 12 },

@@ -35,13 +35,16 @@ const RUN: &str =
 \n\
 Builds the image and boots it in QEMU (installed with apt-get when missing and\n\
 run as root); the exit status is QEMU's: 0 ok, 1 boot could not proceed,\n\
-3 EL2 crash, 4 host crash, 5 the guest failed, 6 the guest bundle was refused.\n\
+3 EL2 crash, 4 host crash, 5 the guest failed (its own status not 0), 6 the guest\n\
+bundle was refused, 7 the guest was stopped by the hypervisor, 8 the guest reset,\n\
+9 the guest used up its exit budget.\n\
 \n\
 \x20 --spe=B              the host's SPE backend (auto: hardware if the host owns it, else the model)\n\
 \x20 --scenario=NAME      a host scenario (host/src/scenarios.rs), e.g. two-vms\n\
 \x20 --guest FILE|linux   any arm64 Image or raw binary as the guest, or Debian's cloud kernel with a\n\
 \x20                      busybox initramfs (fetched once into target/); with --initrd FILE,\n\
 \x20                      --append \"...\", --vcpus 1..8, --mem MiB (--linux = --guest linux)\n\
+\x20 --max-exits=N        stop a --guest guest after N exits (exit status 9; default 1000000)\n\
 \x20 --gdb                QEMU waits for gdb on localhost:1234 (xtask prints the command)\n\
 \x20 -- ARGS              pass ARGS to QEMU, e.g. -- -m 2G -smp 4, or -- -append \"spevisor.spe_period=200000\"\n\
 \x20 build options        as for `cargo xtask build` (--release, --switch-order=..., ...)";

@@ -279,6 +279,10 @@ fn real_main() -> Result<(), String> {
                         append.push(format!("spevisor.spe={v}"));
                     }
                     Some(("--scenario", v)) if !passthrough => append.push(format!("spevisor.scenario={v}")),
+                    Some(("--max-exits", v)) if !passthrough => {
+                        let n: u64 = v.parse().map_err(|_| format!("--max-exits={v}: not a number"))?;
+                        append.push(format!("spevisor.max_exits={n}"));
+                    }
                     _ if a == "--gdb" && !passthrough => {}
                     _ => filtered.push(a.clone()),
                 }

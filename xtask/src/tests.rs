@@ -38,6 +38,37 @@ pub mod status {
     pub const GUEST_FAILED: i32 = 5;
     /// The `guest` scenario refused its bundle (host/src/kmain.rs).
     pub const GUEST_REFUSED: i32 = 6;
+    /// The guest was stopped, reset itself, used up its exit budget
+    /// (host/src/ending.rs).
+    pub const GUEST_STOPPED: i32 = 7;
+    pub const GUEST_RESET: i32 = 8;
+    pub const GUEST_OUT_OF_BUDGET: i32 = 9;
+}
+
+/// The endings of a `--guest` run (the raw test guest's `spevisor.end=`,
+/// guest/src/endings.rs; extra host options), what the summary must say
+/// (`status=`, `guest_status=`, None: not checked) and QEMU's exit status.
+const GUEST_ENDINGS: &[(&str, &str, &str, Option<&str>, i32)] = &[
+    ("status:0", "", "ok", Some("0"), status::OK),
+    ("status:3", "", "guest-failed", Some("3"), status::GUEST_FAILED),
+    ("exit:0", "", "ok", Some("0"), status::OK),
+    ("exit:42", "", "guest-failed", Some("42"), status::GUEST_FAILED),
+    ("exit32:9", "", "guest-failed", Some("9"), status::GUEST_FAILED),
+    ("reset", "", "guest-reset", None, status::GUEST_RESET),
+    ("reset2", "", "guest-reset", None, status::GUEST_RESET),
+    ("stop", "", "guest-stopped", None, status::GUEST_STOPPED),
+    ("spin", " spevisor.max_exits=3000", "guest-out-of-budget", None, status::GUEST_OUT_OF_BUDGET),
+];
+
+/// One `--guest` ending: its exit status and the summary.
+fn check_guest_ending(b: &Boot, summary_status: &str, guest_status: Option<&str>, exit: i32) -> Result<(), String> {
+    expect_exit(b, exit)?;
+    let s = summary(&b.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, summary_status)?;
+    match guest_status {
+        Some(g) => expect_eq("guest_status", field(&s, "guest_status")?, g),
+        None => Ok(()),
+    }
 }
 
 /// `key=value` fields of the `spevisor:` summary line.
@@ -610,15 +641,15 @@ fn check_debug(boot: &Boot) -> Result<(), String> {
     expect_eq("lost", field(&s, "lost")?, "0")
 }
 
-fn check_read_outside(boot: &Boot, what: &str) -> Result<(), String> {
+/// `bad_vm`'s line `<what>: bad_ending=.. bad_status=.. good_ending=..
+/// good_status=..`: the good VM finished with status 0 and the bad one
+/// ended `bad_ending` with `bad_status`.
+fn check_bad_vm(boot: &Boot, what: &str, bad_ending: &str, bad_status: i64) -> Result<(), String> {
     expect_exit(boot, status::OK)?;
     let f = fields(&boot.output, &format!("{what}:"))?;
-    let bad = f.get("bad_ending").map(String::as_str).unwrap_or("");
-    if bad != "killed" && bad != "stopped" {
-        return Err(format!("the VM reading outside its memory ended {bad:?}, not stopped"));
-    }
-    expect_num(&f, "bad_status", -1)?;
-    expect_eq("good_ending", f.get("good_ending").map(String::as_str).unwrap_or(""), "off")?;
+    expect_eq("bad_ending", field(&f, "bad_ending")?, bad_ending)?;
+    expect_num(&f, "bad_status", bad_status)?;
+    expect_eq("good_ending", field(&f, "good_ending")?, "off")?;
     expect_num(&f, "good_status", 0)
 }
 
@@ -664,6 +695,53 @@ fn check_stress_switch(boot: &Boot, min_exits: i64, guest: bool) -> Result<(), S
     let s = summary(&boot.output).ok_or("no summary line")?;
     expect_eq("status", field(&s, "status")?, "ok")?;
     check_spe_clean(boot, 1).map(|_| ())
+}
+
+/// The bad VM was stopped (no status of its own), for `reason` as the
+/// host reported it, and the other VM finished.
+fn check_bad_vm_stopped(boot: &Boot, what: &str, reason: &str) -> Result<(), String> {
+    check_bad_vm(boot, what, "stopped", -1)?;
+    if boot.output.lines().any(|l| l.contains("bad: stopped") && l.contains(reason)) {
+        Ok(())
+    } else {
+        Err(format!("no report of the bad VM stopped for {reason:?}"))
+    }
+}
+
+/// The bad VM touched an unbacked IPA, the host said so (`host_says`),
+/// the guest printed `guest_ok` (its abort was as expected) and went on to
+/// status 0, as did the other VM.
+fn check_bad_vm_aborted(boot: &Boot, what: &str, host_says: &str, guest_ok: &str) -> Result<(), String> {
+    check_bad_vm(boot, what, "off", 0)?;
+    if !boot.output.lines().any(|l| l.contains(host_says)) {
+        return Err(format!("the host did not report {host_says:?}"));
+    }
+    if !boot.output.lines().any(|l| l.starts_with("[bad] guest: ok") && l.contains(guest_ok)) {
+        return Err(format!("the guest did not print ok for {guest_ok:?}"));
+    }
+    Ok(())
+}
+
+/// `spevisor.guest_mode=20`: every unbacked-IPA case took the guest's own
+/// vector as expected (the guest's status and its four ok lines), and the
+/// host's SPE profile stayed clean meanwhile.
+fn check_aborts_guest(boot: &Boot) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("guest_status", field(&s, "guest_status")?, "0")?;
+    expect_eq("misdirected", field(&s, "misdirected")?, "0")?;
+    expect_eq("lost", field(&s, "lost")?, "0")?;
+    for case in [
+        "EL1 load from an unbacked IPA",
+        "EL1 branch to an unbacked IPA",
+        "EL0 load from an unbacked IPA",
+        "EL0 branch to an unbacked IPA",
+    ] {
+        if !boot.output.lines().any(|l| l.starts_with("[guest0] guest: ok") && l.contains(case)) {
+            return Err(format!("no ok line for {case:?}"));
+        }
+    }
+    Ok(())
 }
 
 fn check_vm_loop(boot: &Boot, n: i64) -> Result<(), String> {
@@ -1047,6 +1125,17 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, m)?;
             with_output(&b, check_guest_line(&b, "vtimer", "off", 0).and_then(|_| check_spe_clean(&b, 1).map(|_| ())))
         }),
+        ("physical_timer_is_emulated_and_fires_on_time", |c| {
+            // The guest's CNTP (trapped, the host's per-vcpu model): its
+            // registers, INTID 30's level in the vGIC, a 10 ms timeout in
+            // WFI and a 3 ms one while spinning, both in time (icount), and
+            // 50 interrupts due at once.
+            let mut m = scenario("ptimer");
+            m.append.push_str(" spevisor.iterations=50");
+            m.extra = vec!["-icount".into(), "shift=0,sleep=off".into()];
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, check_guest_line(&b, "ptimer", "off", 0).and_then(|_| check_spe_clean(&b, 1).map(|_| ())))
+        }),
         ("vgic_enable_priority_states_eoi_and_more_than_list_registers", |c| {
             let b = boot(c, &c.image, scenario("vgic"))?;
             with_output(&b, check_guest_line(&b, "vgic", "off", 0))
@@ -1065,7 +1154,7 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 let f = fields(&b.output, "preempt: ")?;
                 expect_eq("smp_spin (its vcpu 1 spins)", field(&f, "smp_spin")?, "off")
                     .and_then(|_| expect_num(&f, "smp_status", 0))
-                    .and_then(|_| expect_eq("spinner", field(&f, "spinner")?, "killed"))
+                    .and_then(|_| expect_eq("spinner", field(&f, "spinner")?, "out-of-budget"))
                     .and_then(|_| {
                         // Every exit of a vcpu spinning with IRQs masked is
                         // an interrupt taking the CPU back; the budget (100)
@@ -1123,9 +1212,41 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, scenario("debug"))?;
             with_output(&b, check_debug(&b))
         }),
-        ("vm_reading_outside_is_stopped_other_completes", |c| {
+        ("vm_reading_outside_gets_an_external_abort", |c| {
+            // A load from an IPA nothing backs: the guest takes a data
+            // abort at its own vector (ESR/FAR checked by the guest), skips
+            // the load and finishes; the other VM finishes too.
             let b = boot(c, &c.image, scenario("read-outside"))?;
-            with_output(&b, check_read_outside(&b, "read-outside"))
+            with_output(
+                &b,
+                check_bad_vm_aborted(
+                    &b,
+                    "read-outside",
+                    "bad: read at IPA 0x200000018: no RAM or device there; external abort for the guest",
+                    "EL1 load from an unbacked IPA",
+                ),
+            )
+        }),
+        ("unbacked_ipas_give_external_aborts_at_el1_and_el0", |c| {
+            // The guest's mode 20: loads from and branches to unbacked IPAs
+            // at EL1 and at EL0, each taken at the guest's own vector.
+            let m = Machine { append: "spevisor.guest_mode=20".into(), ..Machine::default() };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, check_aborts_guest(&b))
+        }),
+        ("abort_on_the_abort_vector_stops_the_vm", |c| {
+            // VBAR_EL1 at an unbacked IPA: the abort's vector aborts itself.
+            let b = boot(c, &c.image, scenario("abort-on-vector"))?;
+            with_output(
+                &b,
+                check_bad_vm_stopped(&b, "abort-on-vector", "external abort on the guest's own abort vector"),
+            )
+        }),
+        ("aborts_back_to_back_stop_the_vm", |c| {
+            // A vector whose handler aborts again: stopped after
+            // MAX_ABORTS_IN_A_ROW aborts without another exit between.
+            let b = boot(c, &c.image, scenario("abort-loop"))?;
+            with_output(&b, check_bad_vm_stopped(&b, "abort-loop", "external aborts injected back to back"))
         }),
         ("hostile_guest_gets_refusals_then_is_stopped", |c| {
             // Unknown hypercalls answered NOT_SUPPORTED and a trapped SMC
@@ -1133,16 +1254,14 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             // load pair from the UART (no syndrome) stops only that VM.
             let b = boot(c, &c.image, scenario("hostile"))?;
             with_output(&b, {
-                check_read_outside(&b, "hostile").and_then(|_| {
-                    if !b.output.lines().any(|l| l == "[bad] report tag=4 value=0x0") {
-                        return Err("the hostile guest saw wrong answers to its calls".into());
-                    }
-                    if !b.output.contains("data abort without syndrome outside guest RAM") {
-                        return Err("no decoded stop reason for the load pair".into());
-                    }
-                    let f = fields(&b.output, "hostile:")?;
-                    expect_eq("bad_ending", f.get("bad_ending").map(String::as_str).unwrap_or(""), "stopped")
-                })
+                check_bad_vm_stopped(&b, "hostile", "data abort without syndrome on an emulated device").and_then(
+                    |_| {
+                        if !b.output.lines().any(|l| l == "[bad] report tag=4 value=0x0") {
+                            return Err("the hostile guest saw wrong answers to its calls".into());
+                        }
+                        Ok(())
+                    },
+                )
             })
         }),
         ("firmware_reservation_in_host_memory_stays_out", |c| {
@@ -1270,6 +1389,29 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot_bundle(c, &bundle)?;
             with_output(&b, check_raw_guest(&b, MEM_MIB.into(), 2, append, &initrd))
         }),
+        ("guest_endings_give_distinct_exit_statuses", |c| {
+            // The raw test guest (boot protocol) ends as its command line
+            // says: SYSTEM_OFF with a status (SET_STATUS, or SYSTEM_RESET2
+            // with spevisor's vendor exit type, SMC64 and SMC32), a reset
+            // (SYSTEM_RESET, SYSTEM_RESET2 warm), stopped by the hypervisor,
+            // out of its exit budget: each its own QEMU exit status.
+            let raw = crate::build_guest_at(false, spevisor_abi::guest::kernel::RAW_TEXT_OFFSET)?;
+            for (end, host_extra, summary_status, guest_status, exit) in GUEST_ENDINGS {
+                let mut o = crate::guest::GuestOpts::new(crate::guest::Kernel::File(raw.clone()));
+                o.append = Some(format!("spevisor.end={end}"));
+                o.mem_mib = 16;
+                let bundle = crate::guest::make_bundle(&o, &format!("test-end-{}", end.replace(':', "-")))?;
+                let m = Machine {
+                    append: format!("{}{host_extra}", crate::guest::HOST_APPEND),
+                    extra: vec!["-initrd".into(), bundle.display().to_string()],
+                    ..Machine::default()
+                };
+                let b = boot(c, &c.image, m)?;
+                with_output(&b, check_guest_ending(&b, summary_status, *guest_status, *exit))
+                    .map_err(|e| format!("spevisor.end={end}: {e}"))?;
+            }
+            Ok(())
+        }),
         ("unbootable_guest_files_are_refused_by_name", |c| {
             // xtask refuses them before QEMU starts...
             let dir = root().join("target").join("guest-bundle");
@@ -1382,19 +1524,19 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
                 })
             })
         }),
-        ("vm_executing_outside_is_stopped_by_the_hyp", |c| {
+        ("vm_executing_outside_gets_an_external_abort", |c| {
+            // A branch to an IPA nothing backs: an instruction abort at the
+            // guest's own vector, and the guest goes on after the branch.
             let b = boot(c, &c.image, scenario("exec-outside"))?;
-            with_output(&b, {
-                check_read_outside(&b, "exec-outside").and_then(|_| {
-                    let f = fields(&b.output, "exec-outside:")?;
-                    expect_eq("bad_ending", f.get("bad_ending").map(String::as_str).unwrap_or(""), "stopped")?;
-                    if b.output.contains("instruction abort outside guest RAM") {
-                        Ok(())
-                    } else {
-                        Err("the host did not print the decoded stop reason".into())
-                    }
-                })
-            })
+            with_output(
+                &b,
+                check_bad_vm_aborted(
+                    &b,
+                    "exec-outside",
+                    "bad: instruction fetch at IPA 0x41000000: no RAM or device there; external abort for the guest",
+                    "EL1 branch to an unbacked IPA",
+                ),
+            )
         }),
         ("vm_create_destroy_loop_leaks_nothing", |c| {
             let mut m = scenario("vm-loop");
@@ -1738,6 +1880,61 @@ mod unit {
 
     fn b(exit: i32, output: &str) -> Boot {
         Boot { exit: Some(exit), output: output.into(), timed_out: false }
+    }
+
+    #[test]
+    fn guest_ending_check_wants_the_exit_status_and_the_summary() {
+        let out = |st: &str, g: &str| format!("spevisor: status={st} el2=yes guest_status={g}\n");
+        assert!(check_guest_ending(&b(8, &out("guest-reset", "-1")), "guest-reset", None, 8).is_ok());
+        assert!(check_guest_ending(&b(5, &out("guest-reset", "-1")), "guest-reset", None, 8).is_err());
+        assert!(check_guest_ending(&b(8, &out("guest-failed", "-1")), "guest-reset", None, 8).is_err());
+        assert!(check_guest_ending(&b(5, &out("guest-failed", "42")), "guest-failed", Some("42"), 5).is_ok());
+        assert!(check_guest_ending(&b(5, &out("guest-failed", "41")), "guest-failed", Some("42"), 5).is_err());
+        let codes: Vec<i32> = GUEST_ENDINGS.iter().map(|e| e.4).collect();
+        for c in
+            [status::OK, status::GUEST_FAILED, status::GUEST_STOPPED, status::GUEST_RESET, status::GUEST_OUT_OF_BUDGET]
+        {
+            assert!(codes.contains(&c), "every ending's status is exercised: {c}");
+        }
+    }
+
+    #[test]
+    fn bad_vm_checks_tell_an_abort_from_a_stop() {
+        let aborted = "bad: read at IPA 0x1: no RAM or device there; external abort for the guest\n\
+                       [bad] guest: ok   EL1 load from an unbacked IPA: ...\n\
+                       read-outside: bad_ending=off bad_status=0 good_ending=off good_status=0\n";
+        let host = "bad: read at IPA 0x1";
+        let guest = "EL1 load from an unbacked IPA";
+        assert!(check_bad_vm_aborted(&b(0, aborted), "read-outside", host, guest).is_ok());
+        // The VM stopped instead (the old behaviour), or the guest's abort wrong.
+        let stopped = "[host] ERROR bad: stopped by the hypervisor: external abort on the guest's own abort vector\n\
+                       read-outside: bad_ending=stopped bad_status=-1 good_ending=off good_status=0\n";
+        assert!(check_bad_vm_aborted(&b(0, stopped), "read-outside", host, guest).is_err());
+        let wrong = aborted.replace("guest: ok  ", "guest: FAIL").replace("bad_status=0", "bad_status=2989");
+        assert!(check_bad_vm_aborted(&b(0, &wrong), "read-outside", host, guest).is_err());
+        let no_host_line = aborted.replace("bad: read at", "bad: rd at");
+        assert!(check_bad_vm_aborted(&b(0, &no_host_line), "read-outside", host, guest).is_err());
+        // The stop checks: the reason must be the one named.
+        let why = "external abort on the guest's own abort vector";
+        assert!(check_bad_vm_stopped(&b(0, stopped), "read-outside", why).is_ok());
+        assert!(check_bad_vm_stopped(&b(0, stopped), "read-outside", "back to back").is_err());
+        assert!(check_bad_vm_stopped(&b(0, aborted), "read-outside", why).is_err());
+        assert!(check_bad_vm_stopped(&b(5, stopped), "read-outside", why).is_err(), "exit status");
+    }
+
+    #[test]
+    fn aborts_guest_check_wants_every_case_and_a_clean_profile() {
+        let ok = "[guest0] guest: ok   EL1 load from an unbacked IPA: x\n\
+                  [guest0] guest: ok   EL1 branch to an unbacked IPA: x\n\
+                  [guest0] guest: ok   EL0 load from an unbacked IPA: x\n\
+                  [guest0] guest: ok   EL0 branch to an unbacked IPA: x\n\
+                  spevisor: status=ok misdirected=0 lost=0 guest_status=0\n";
+        assert!(check_aborts_guest(&b(0, ok)).is_ok());
+        assert!(check_aborts_guest(&b(0, &ok.replace("ok   EL0 branch", "FAIL EL0 branch"))).is_err());
+        assert!(check_aborts_guest(&b(0, &ok.replace("guest_status=0", "guest_status=8"))).is_err());
+        assert!(check_aborts_guest(&b(0, &ok.replace("misdirected=0", "misdirected=3"))).is_err());
+        assert!(check_aborts_guest(&b(0, &ok.replace("lost=0", "lost=1"))).is_err());
+        assert!(check_aborts_guest(&b(5, ok)).is_err());
     }
 
     #[test]
