@@ -173,7 +173,7 @@ pub fn run() {
     refuse("share-destroyed-vm", Call::VcpuShare, [vm, 0, page(4), 0, 0, 0, 0]);
 
     // A VM the hypervisor stopped runs no more.
-    if let Some(mut bad) = scenarios::make("stopped", [mode::HOSTILE, 0, 0]) {
+    if let Some(mut bad) = scenarios::make("stopped", [mode::ABORT_ON_VECTOR, 0, 0]) {
         let ending = bad.run();
         crate::hprintln!("refusal-setup: the stopped VM ended {}", scenarios::ending_name(Some(ending)));
         refuse("run-stopped-vm", Call::VcpuRun, [bad.handle, 0, 0, 0, 0, 0, 0]);

@@ -744,6 +744,31 @@ fn check_aborts_guest(boot: &Boot) -> Result<(), String> {
     Ok(())
 }
 
+/// hostile-suite: every case contained (its VM met the documented fate,
+/// the VM beside it finished with status 0, the free pages came back),
+/// at least `min_cases` of them, and the host's profile stayed clean.
+fn check_hostile_suite(boot: &Boot, min_cases: i64) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    if let Some(l) = boot.output.lines().find(|l| l.starts_with("hostile-case:") && l.contains("contained=NO")) {
+        return Err(format!("not contained: {l}"));
+    }
+    let f = fields(&boot.output, "hostile-suite: ")?;
+    let cases = num(&f, "cases")?;
+    if cases < min_cases {
+        return Err(format!("{cases} cases, expected at least {min_cases}"));
+    }
+    expect_num(&f, "contained", cases)?;
+    expect_num(&f, "neighbours_ok", cases)?;
+    expect_num(&f, "leaks", 0)?;
+    expect_num(&f, "hyp_free_after", num(&f, "hyp_free_before")?)?;
+    expect_num(&f, "host_free_after", num(&f, "host_free_before")?)?;
+    let lines = boot.output.lines().filter(|l| l.starts_with("hostile-case:")).count() as i64;
+    if lines != cases {
+        return Err(format!("{lines} hostile-case lines for {cases} cases"));
+    }
+    check_spe_clean(boot, 1).map(|_| ())
+}
+
 fn check_vm_loop(boot: &Boot, n: i64) -> Result<(), String> {
     expect_exit(boot, status::OK)?;
     let f = fields(&boot.output, "vm-loop:")?;
@@ -1544,6 +1569,12 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, m)?;
             with_output(&b, check_vm_loop(&b, 40))
         }),
+        ("hostile_guests_are_contained_and_their_neighbours_finish", |c| {
+            /// Cases of guest mode 50 (guest/src/hostile_suite.rs).
+            const MIN_CASES: i64 = 26;
+            let b = boot(c, &c.image, scenario("hostile-suite"))?;
+            with_output(&b, check_hostile_suite(&b, MIN_CASES))
+        }),
         ("bad_vm_requests_are_refused_by_name", |c| {
             let b = boot(c, &c.image, scenario("refusals"))?;
             with_output(&b, check_refusals(&b))
@@ -2101,6 +2132,30 @@ mod unit {
         assert!(check_debug(&b(0, &good.replace("host_same=true", "host_same=false"))).is_err());
         assert!(check_debug(&b(0, &good.replace("lost=0", "lost=2"))).is_err());
         assert!(check_debug(&b(5, good)).is_err());
+    }
+
+    #[test]
+    fn hostile_suite_check_wants_every_case_contained() {
+        let spe = "spe: backend=model samples=5 records=5 produced=5 bytes=320 faults=0 misdirected=0 lost=0 decode_errors=0 regime_checks=9 misdirected_regimes=0\n\
+                   spe: by_el el0=0 el1=5 el2=0 guest_pc=0\n\
+                   trbe: backend=model packets=5 bad_packets=0 collected=80 written=80 pending=0 faults=0 misdirected=0 lost=0 regime_checks=9 misdirected_regimes=0\n\
+                   spevisor: status=ok trbe_misdirected=0 trbe_lost=0\n";
+        let out = format!(
+            "hostile-case: n=0 name=a contained=yes\nhostile-case: n=1 name=b contained=yes\n\
+             hostile-suite: cases=2 contained=2 neighbours_ok=2 leaks=0 hyp_free_before=3 hyp_free_after=3 host_free_before=4 host_free_after=4\n{spe}"
+        );
+        assert_eq!(check_hostile_suite(&b(0, &out), 2), Ok(()));
+        assert!(check_hostile_suite(&b(0, &out), 3).is_err(), "too few cases");
+        for (from, to) in [
+            ("name=b contained=yes", "name=b contained=NO"),
+            ("contained=2", "contained=1"),
+            ("neighbours_ok=2", "neighbours_ok=1"),
+            ("leaks=0", "leaks=1"),
+            ("host_free_after=4", "host_free_after=3"),
+            ("hostile-case: n=1 name=b contained=yes\n", ""),
+        ] {
+            assert!(check_hostile_suite(&b(0, &out.replacen(from, to, 1)), 2).is_err(), "{to}");
+        }
     }
 
     #[test]
