@@ -16,7 +16,7 @@ use crate::hyp::{self, HypError};
 use crate::kmain::HOST;
 use crate::mm::PagePool;
 use log::{error, info, warn};
-use spevisor_abi::guest::machine::{UART_INTID, VTIMER_INTID};
+use spevisor_abi::guest::machine::{PMU_INTID, UART_INTID, VTIMER_INTID};
 use spevisor_abi::guest::psci;
 use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{Call, Completion, Exit, InfoItem, MmioAccess, StopReason};
@@ -624,6 +624,11 @@ impl Vm {
         if VTIMER_OWNER.swap(key, Ordering::Relaxed) != key {
             crate::irq::set_vtimer_active(self.gic.in_flight(i, VTIMER_INTID as usize));
         }
+        // Its PMU overflow in flight: the physical PPI active for the run
+        // (cleared again in `after_run`, the host samples on it).
+        if self.gic.in_flight(i, PMU_INTID as usize) {
+            crate::irq::set_pmu_active(true);
+        }
         if self.vcpus[i].shared != 0 && self.gic.needs_flush(i) {
             self.gic.flush(i, shared_page(self.vcpus[i].shared), self.nr_lrs);
             self.lrs_loaded |= 1 << i;
@@ -635,12 +640,29 @@ impl Vm {
     /// After vcpu `i` ran: its list registers' state back into the model.
     #[inline(never)]
     fn after_run(&mut self, i: usize) {
+        crate::irq::set_pmu_active(false);
         if self.lrs_loaded & (1 << i) != 0 {
             self.gic.fold(i, shared_page(self.vcpus[i].shared));
             self.lrs_loaded &= !(1 << i);
         }
-        if !self.gic.needs_flush(i) {
+        self.pmu_line(i);
+        // A PMU overflow in flight keeps the slow path (the physical PPI's
+        // active state), even while the guest has it disabled.
+        if !self.gic.needs_flush(i) && !self.gic.in_flight(i, PMU_INTID as usize) {
             self.attention[i] = false;
+        }
+    }
+
+    /// Vcpu `i`'s PMU overflow line as EL2 left it in the shared page at
+    /// its exit (`pmu.rs`): virtual INTID 23, level-sensitive.
+    fn pmu_line(&mut self, i: usize) {
+        let v = &self.vcpus[i];
+        if self.nr_lrs == 0 || v.shared == 0 {
+            return;
+        }
+        let level = shared_page(v.shared).pmu_level != 0;
+        if self.gic.set_private_level(i, PMU_INTID as usize, level) {
+            self.interrupts_changed(1 << i);
         }
     }
 
@@ -693,6 +715,7 @@ impl Vm {
     #[inline(never)]
     fn irq_exit(&mut self, i: usize) -> bool {
         self.uart_deliver();
+        self.pmu_line(i);
         let v = &self.vcpus[i];
         if self.nr_lrs == 0 || v.shared == 0 || !shared_page(v.shared).timer_firing() {
             return true;

@@ -109,6 +109,7 @@ mod imp {
     use super::Trace;
     use crate::arch::{self, exit_kind, sysregs};
     use crate::idregs::IdRegs;
+    use crate::pmu;
     use crate::spe::{self, HostSpe};
     use crate::steps;
     use crate::traps;
@@ -132,6 +133,8 @@ mod imp {
         pub hcr_guest: u64,
         /// The host's pointer-authentication keys while a guest has its own loaded.
         pub pauth: crate::vcpu::PauthKeys,
+        /// The host's PMU registers while a PMU user runs (`pmu.rs`).
+        pub pmu: crate::pmu::PmuRegs,
         /// VMPIDR_EL2 while the host runs (its own MPIDR_EL1).
         pub vmpidr: u64,
         pub gic_v3: bool,
@@ -218,6 +221,13 @@ mod imp {
         #[cfg(feature = "switch-order-pre-2021")]
         let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
 
+        // A vcpu that has used the PMU gets its counters back (they count
+        // across runs); the others keep trapping it (one test here).
+        let mut pmu_loaded = vcpu.pmu.in_use;
+        if pmu_loaded {
+            pmu::switch_to_guest(ids.pmu(), &mut host.pmu, &vcpu.pmu.regs);
+        }
+
         let mut fp_loaded = false;
         let mut pauth_loaded = false;
         step::<TRACED>(trace, Step::EnterGuest);
@@ -274,6 +284,17 @@ mod imp {
                     }
                     traps::allow_guest_pauth(host.hcr_guest);
                 }
+                Action::PmuFirstUse => {
+                    // First PMU access: park the host's PMU, load the
+                    // vcpu's (out of reset), stop trapping; the access runs
+                    // again. `classify` never asks twice in a run.
+                    if !pmu_loaded {
+                        vcpu.pmu.start(ids.pmu());
+                        pmu::switch_to_guest(ids.pmu(), &mut host.pmu, &vcpu.pmu.regs);
+                        pmu_loaded = true;
+                    }
+                }
+                Action::PmcrWrite(v) => pmu::write_pmcr(v),
                 Action::ToHost(e) => break e,
                 Action::Wfx => {
                     // The host sleeps the vcpu until its timer's deadline.
@@ -295,6 +316,13 @@ mod imp {
         if pauth_loaded {
             arch::pauth_save(&mut vcpu.pauth);
             arch::pauth_restore(&host.pauth);
+        }
+        if pmu_loaded {
+            // Its counters stop here, still under its MDCR_EL2 (HPMD); its
+            // overflow line goes to the host (virtual INTID 23).
+            pmu::switch_to_host(ids.pmu(), &host.pmu, &mut vcpu.pmu.regs);
+            vcpu.pmu.saved();
+            sysregs::share_guest_pmu(vcpu);
         }
 
         // The guest's last accesses (and walks through its tables) complete

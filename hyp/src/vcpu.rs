@@ -3,6 +3,7 @@
 //! (`switch.rs`) moves this state in and out of the CPU.
 
 use crate::idregs::IdRegs;
+use crate::pmu::PmuAccess;
 use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{Completion, Exit, MmioAccess, Status, StopReason};
 use spevisor_armv8::esr::{Direction, Esr, ExceptionClass, SysRegIss};
@@ -179,6 +180,8 @@ pub struct Vcpu {
     pub exits: u64,
     /// PA of the host page shared with this vcpu (`VCPU_SHARE`), 0 if none.
     pub shared: u64,
+    /// Its PMU (`pmu.rs`; loaded at every entry once it has used it).
+    pub pmu: crate::pmu::GuestPmu,
 }
 
 impl Vcpu {
@@ -197,6 +200,7 @@ impl Vcpu {
             mdscr: 0,
             exits: 0,
             shared: 0,
+            pmu: crate::pmu::GuestPmu::default(),
         }
     }
 
@@ -280,6 +284,11 @@ pub enum Action {
     Wfx,
     /// The VM cannot continue.
     Stop(StopReason),
+    /// The guest's first PMU access (MDCR_EL2.TPM): load its PMU, stop
+    /// trapping, and let the access run again (`pmu.rs`).
+    PmuFirstUse,
+    /// An emulated PMCR_EL0 write (PC past it): the CPU gets this value.
+    PmcrWrite(u64),
 }
 
 /// The registers describing a guest exception at EL2.
@@ -356,6 +365,13 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
                     return Action::ToHost(Exit::Sgi { value: vcpu.regs.get(iss.rt()), group1 });
                 }
                 return inject_undef(vcpu, esr);
+            }
+            // The PMU (MDCR_EL2.TPM until the first use, TPMCR always).
+            match crate::pmu::classify(iss, ids.pmu(), &vcpu.pmu) {
+                PmuAccess::NotPmu => {}
+                PmuAccess::Undef => return inject_undef(vcpu, esr),
+                PmuAccess::FirstUse => return Action::PmuFirstUse,
+                PmuAccess::Pmcr => return emulate_pmcr(vcpu, iss, ids.pmu()),
             }
             emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
         }
@@ -435,6 +451,19 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
     }
     vcpu.pc += 4;
     Some(action)
+}
+
+/// PMCR_EL0 of a PMU user (MDCR_EL2.TPMCR): reads give the guest's view,
+/// writes change it and give the CPU its value (`GuestPmu::write_pmcr`).
+fn emulate_pmcr(vcpu: &mut Vcpu, iss: SysRegIss, cfg: &crate::pmu::PmuConfig) -> Action {
+    let rt = iss.rt();
+    vcpu.pc += 4;
+    if crate::pmu::is_read(iss) {
+        vcpu.regs.set(rt, vcpu.pmu.pmcr);
+        return Action::Resume;
+    }
+    let v = vcpu.regs.get(rt);
+    Action::PmcrWrite(vcpu.pmu.write_pmcr(v, cfg))
 }
 
 /// ICC_SGI1R_EL1 (op1 0, op2 5) and ICC_ASGI1R_EL1 (op1 1, op2 6) raise
