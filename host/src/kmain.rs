@@ -311,6 +311,11 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "refusals" => scenarios::refusals(),
         "vtimer" => scenarios::irq_guest(&mut totals, "vtimer", scenarios::mode::VTIMER, 1, iterations.unwrap_or(0)),
         "vgic" => scenarios::irq_guest(&mut totals, "vgic", scenarios::mode::VGIC, 1, 0),
+        "pmu-count" => {
+            scenarios::irq_guest(&mut totals, "pmu-count", scenarios::mode::PMU_COUNT, 1, iterations.unwrap_or(0))
+        }
+        "pmu-overflow" => scenarios::irq_guest(&mut totals, "pmu-overflow", scenarios::mode::PMU_OVERFLOW, 1, 0),
+        "pmu-vms" => scenarios::pmu_vms(&mut totals),
         "smp" => scenarios::irq_guest(&mut totals, "smp", scenarios::mode::SMP, 2, iterations.unwrap_or(50)),
         "preempt" => scenarios::preempt(&mut totals, iterations.unwrap_or(100)),
         "guest" => scenarios::guest(&mut totals),
