@@ -271,6 +271,11 @@ pub fn is_pmu_register(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> bool {
 
 /// How a trapped system register access `iss` concerns the PMU.
 pub fn classify(iss: SysRegIss, cfg: &PmuConfig, pmu: &GuestPmu) -> PmuAccess {
+    // Every PMU register has CRn 9 or 14: one test for every other trapped
+    // register (the sysreg_trap bench path).
+    if !matches!(iss.crn(), 9 | 14) {
+        return PmuAccess::NotPmu;
+    }
     let enc = (iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2());
     if !is_pmu_register(enc.0, enc.1, enc.2, enc.3, enc.4) {
         return PmuAccess::NotPmu;

@@ -182,6 +182,18 @@ pub struct Vcpu {
     pub shared: u64,
     /// Its PMU (`pmu.rs`; loaded at every entry once it has used it).
     pub pmu: crate::pmu::GuestPmu,
+    /// Lazily switched state now in the CPU ([`lazy`] bits): FP and PAC
+    /// keys within a run (the exit puts the host's back and clears them),
+    /// the PMU from its first use on (loaded at every entry). The world
+    /// switch tests this one byte at entry and at exit.
+    pub lazy: u8,
+}
+
+/// Bits of [`Vcpu::lazy`].
+pub mod lazy {
+    pub const FP: u8 = 1 << 0;
+    pub const PAUTH: u8 = 1 << 1;
+    pub const PMU: u8 = 1 << 2;
 }
 
 impl Vcpu {
@@ -201,6 +213,7 @@ impl Vcpu {
             exits: 0,
             shared: 0,
             pmu: crate::pmu::GuestPmu::default(),
+            lazy: 0,
         }
     }
 
@@ -366,12 +379,12 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
                 }
                 return inject_undef(vcpu, esr);
             }
-            // The PMU (MDCR_EL2.TPM until the first use, TPMCR always).
-            match crate::pmu::classify(iss, ids.pmu(), &vcpu.pmu) {
-                PmuAccess::NotPmu => {}
-                PmuAccess::Undef => return inject_undef(vcpu, esr),
-                PmuAccess::FirstUse => return Action::PmuFirstUse,
-                PmuAccess::Pmcr => return emulate_pmcr(vcpu, iss, ids.pmu()),
+            // The PMU (MDCR_EL2.TPM until the first use, TPMCR always):
+            // all its registers have CRn 9 or 14.
+            if matches!(iss.crn(), 9 | 14) {
+                if let Some(a) = pmu_access(vcpu, iss, esr, ids) {
+                    return a;
+                }
             }
             emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
         }
@@ -451,6 +464,19 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
     }
     vcpu.pc += 4;
     Some(action)
+}
+
+/// A trapped PMU register access (`pmu::classify`); `None` if `iss` is not
+/// one. Out of line: the world switch's loop inlines `handle_sync`, and
+/// this path is not the hot one.
+#[inline(never)]
+fn pmu_access(vcpu: &mut Vcpu, iss: SysRegIss, esr: Esr, ids: &IdRegs) -> Option<Action> {
+    Some(match crate::pmu::classify(iss, ids.pmu(), &vcpu.pmu) {
+        PmuAccess::NotPmu => return None,
+        PmuAccess::Undef => inject_undef(vcpu, esr),
+        PmuAccess::FirstUse => Action::PmuFirstUse,
+        PmuAccess::Pmcr => emulate_pmcr(vcpu, iss, ids.pmu()),
+    })
 }
 
 /// PMCR_EL0 of a PMU user (MDCR_EL2.TPMCR): reads give the guest's view,
