@@ -469,6 +469,21 @@ mod tests {
     }
 
     #[test]
+    fn the_cpus_pmcr_joins_the_view_after_a_save() {
+        let c = cfg(0b0101, 6);
+        let mut g = GuestPmu::default();
+        g.start(&c);
+        // The guest wrote PMCR_EL0 itself (a CPU that ignores TPMCR): E on.
+        g.regs.pmcr |= pmcr::E;
+        g.regs.intenset = 1;
+        g.regs.ovsset = 1;
+        assert!(g.overflow_level(), "the line follows the CPU's PMCR.E");
+        g.saved();
+        assert_ne!(g.pmcr & pmcr::E, 0);
+        assert_eq!((g.pmcr >> pmcr::N_SHIFT) & pmcr::N_MASK, 6, "identification kept");
+    }
+
+    #[test]
     fn the_overflow_line_needs_enable_interrupt_and_overflow() {
         assert!(overflow_level(pmcr::E, CYCLE_COUNTER, CYCLE_COUNTER));
         assert!(!overflow_level(0, CYCLE_COUNTER, CYCLE_COUNTER), "PMCR.E clear");

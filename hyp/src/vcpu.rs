@@ -725,6 +725,35 @@ mod tests {
     }
 
     #[test]
+    fn pmu_first_use_loads_then_pmcr_is_emulated_and_the_rest_undefs() {
+        use crate::pmu::{pmcr, PmuConfig};
+        let cfg = PmuConfig::new(0b0101, 6 << pmcr::N_SHIFT, crate::traps::mdcr::TPM);
+        let ids = IdRegs::new(|_, _| 0).with_pmu(cfg);
+        let mut v = vcpu();
+        // MRS x3, PMCR_EL0 before any use: load, and the access runs again.
+        let a = handle_sync(&mut v, &ids, sysreg(sysreg::PMCR_EL0, 3, Direction::Read), |_| false);
+        assert_eq!(a, Action::PmuFirstUse);
+        assert_eq!(v.pc, 0x4000_1000, "not completed: it runs again once loaded");
+        v.pmu.start(&cfg);
+        let a = handle_sync(&mut v, &ids, sysreg(sysreg::PMCR_EL0, 3, Direction::Read), |_| false);
+        assert_eq!(a, Action::Resume);
+        assert_eq!((v.regs.x[3] >> pmcr::N_SHIFT) & pmcr::N_MASK, 6);
+        assert_eq!(v.pc, 0x4000_1004);
+        v.regs.x[4] = pmcr::E | pmcr::C;
+        let a = handle_sync(&mut v, &ids, sysreg(sysreg::PMCR_EL0, 4, Direction::Write), |_| false);
+        assert_eq!(a, Action::PmcrWrite(pmcr::E | pmcr::C | pmcr::DP), "DP forced, C passed on");
+        assert_eq!(v.pc, 0x4000_1008);
+        // Another PMU register trapping after the load: UNDEF, never a reload loop.
+        let pmccntr = sysreg::SysRegEnc::new(3, 3, 9, 13, 0);
+        let a = handle_sync(&mut v, &ids, sysreg(pmccntr, 1, Direction::Read), |_| false);
+        assert_eq!(a, Action::Injected);
+        // No PMU offered (IdRegs::empty): UNDEF as before.
+        let mut v = vcpu();
+        let a = handle_sync(&mut v, &IdRegs::empty(), sysreg(sysreg::PMCR_EL0, 3, Direction::Read), |_| false);
+        assert_eq!(a, Action::Injected);
+    }
+
+    #[test]
     fn sgi_writes_go_to_the_host_and_reads_undef() {
         let mut v = vcpu();
         v.regs.x[4] = 0x0100_0000_0002;
