@@ -219,6 +219,10 @@ pub struct Vm {
     attention: [bool; MAX_VCPUS as usize],
     /// Bit n: vcpu n's list registers were filled for its run.
     lrs_loaded: u32,
+    /// Bit n: vcpu n's PMU overflow line was high at an exit, or its
+    /// virtual INTID 23 may still be pending or active (`pmu_line`); the
+    /// slow path looks at the PMU only for these.
+    pmu_irq: u32,
     /// The status the guest reported (SET_STATUS), if any.
     pub status: Option<u64>,
     pub exits: u64,
@@ -343,6 +347,7 @@ impl Vm {
             nr_lrs,
             attention: [false; MAX_VCPUS as usize],
             lrs_loaded: 0,
+            pmu_irq: 0,
             status: None,
             exits: 0,
             max_exits: u64::MAX,
@@ -626,7 +631,7 @@ impl Vm {
         }
         // Its PMU overflow in flight: the physical PPI active for the run
         // (cleared again in `after_run`, the host samples on it).
-        if self.gic.in_flight(i, PMU_INTID as usize) {
+        if self.pmu_irq & (1 << i) != 0 && self.gic.in_flight(i, PMU_INTID as usize) {
             crate::irq::set_pmu_active(true);
         }
         if self.vcpus[i].shared != 0 && self.gic.needs_flush(i) {
@@ -648,7 +653,7 @@ impl Vm {
         self.pmu_line(i);
         // A PMU overflow in flight keeps the slow path (the physical PPI's
         // active state), even while the guest has it disabled.
-        if !self.gic.needs_flush(i) && !self.gic.in_flight(i, PMU_INTID as usize) {
+        if !self.gic.needs_flush(i) && self.pmu_irq & (1 << i) == 0 {
             self.attention[i] = false;
         }
     }
@@ -661,8 +666,17 @@ impl Vm {
             return;
         }
         let level = shared_page(v.shared).pmu_level != 0;
+        let bit = 1 << i;
+        if !level && self.pmu_irq & bit == 0 {
+            return;
+        }
         if self.gic.set_private_level(i, PMU_INTID as usize, level) {
-            self.interrupts_changed(1 << i);
+            self.interrupts_changed(bit);
+        }
+        if level || self.gic.in_flight(i, PMU_INTID as usize) {
+            self.pmu_irq |= bit;
+        } else {
+            self.pmu_irq &= !bit;
         }
     }
 

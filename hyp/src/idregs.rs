@@ -129,11 +129,7 @@ pub const OFFERED: &[Offer] = &[
     // ID_AA64DFR0_EL1: DebugVer, PMUVer, BRPs, WRPs, CTX_CMPs, DoubleLock.
     // Not TraceVer, PMSS, SEBEP, PMSVer, TraceFilt, TraceBuffer, MTPMU,
     // BRBE, ExtTrcBuff, HPMN0.
-    (
-        5,
-        0,
-        &[u(0, 0xb), Field { shift: 8, max: 0, kind: Kind::Pmu }, u(12, 0xf), u(20, 0xf), u(28, 0xf), s(36, 0)],
-    ),
+    (5, 0, &[u(0, 0xb), Field { shift: 8, max: 0, kind: Kind::Pmu }, u(12, 0xf), u(20, 0xf), u(28, 0xf), s(36, 0)]),
     // ID_AA64ISAR0_EL1: AES, SHA1, SHA2, CRC32, Atomic, RDM, SHA3, SM3,
     // SM4, DP, FHM, TS, TLB, RNDR. Not TME.
     (

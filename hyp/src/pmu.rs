@@ -511,13 +511,13 @@ mod tests {
             assert_eq!(classify(iss(3, op1, crn, crm, op2), &PmuConfig::none(), &g), PmuAccess::Undef);
         }
         for (op1, crn, crm, op2) in [
-            (0, 9, 10, 7),  // PMBIDR_EL1 (SPE)
-            (0, 9, 9, 0),   // PMSCR_EL1
-            (0, 9, 11, 0),  // TRBLIMITR_EL1
-            (0, 9, 14, 0),  // unallocated
-            (0, 1, 0, 1),   // ACTLR_EL1
-            (3, 14, 0, 1),  // CNTPCT_EL0? (op1 3, CRn 14, CRm 0)
-            (3, 14, 2, 1),  // CNTP_CTL_EL0
+            (0, 9, 10, 7), // PMBIDR_EL1 (SPE)
+            (0, 9, 9, 0),  // PMSCR_EL1
+            (0, 9, 11, 0), // TRBLIMITR_EL1
+            (0, 9, 14, 0), // unallocated
+            (0, 1, 0, 1),  // ACTLR_EL1
+            (3, 14, 0, 1), // CNTPCT_EL0 (op1 3, CRn 14, CRm 0)
+            (3, 14, 2, 1), // CNTP_CTL_EL0
         ] {
             assert_eq!(classify(iss(3, op1, crn, crm, op2), &c, &g), PmuAccess::NotPmu, "{op1} {crn} {crm} {op2}");
         }

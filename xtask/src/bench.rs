@@ -107,7 +107,7 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: "sysreg_trap",
-        what: "PMCR_EL0 read: trapped, UNDEF injected by EL2; includes the guest's UNDEF handler (udf_el1)",
+        what: "ACTLR_EL1 read: trapped (HCR_EL2.TACR), UNDEF injected by EL2; includes the guest's UNDEF handler (udf_el1)",
         source: Source::Guest { vm: "bench", name: "sysreg_trap" },
         target: None,
         bar: "",
