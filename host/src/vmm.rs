@@ -645,12 +645,15 @@ impl Vm {
     /// After vcpu `i` ran: its list registers' state back into the model.
     #[inline(never)]
     fn after_run(&mut self, i: usize) {
-        crate::irq::set_pmu_active(false);
         if self.lrs_loaded & (1 << i) != 0 {
             self.gic.fold(i, shared_page(self.vcpus[i].shared));
             self.lrs_loaded &= !(1 << i);
         }
-        self.pmu_line(i);
+        // A line that was low can only have risen with an IRQ exit
+        // (`irq_exit` looks); one that was high is followed at every exit.
+        if self.pmu_irq & (1 << i) != 0 {
+            self.pmu_after_run(i);
+        }
         // A PMU overflow in flight keeps the slow path (the physical PPI's
         // active state), even while the guest has it disabled.
         if !self.gic.needs_flush(i) && self.pmu_irq & (1 << i) == 0 {
@@ -658,8 +661,19 @@ impl Vm {
         }
     }
 
+    /// After a run of vcpu `i` whose PMU interrupt is in flight: the
+    /// physical PPI no longer active (the host samples on it), the line
+    /// followed.
+    #[cold]
+    #[inline(never)]
+    fn pmu_after_run(&mut self, i: usize) {
+        crate::irq::set_pmu_active(false);
+        self.pmu_line(i);
+    }
+
     /// Vcpu `i`'s PMU overflow line as EL2 left it in the shared page at
     /// its exit (`pmu.rs`): virtual INTID 23, level-sensitive.
+    #[inline(never)]
     fn pmu_line(&mut self, i: usize) {
         let v = &self.vcpus[i];
         if self.nr_lrs == 0 || v.shared == 0 {
