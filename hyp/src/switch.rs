@@ -221,8 +221,6 @@ mod imp {
         #[cfg(feature = "switch-order-pre-2021")]
         let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
 
-        // A vcpu that has used the PMU gets its counters back (they count
-        // across runs); the others keep trapping it (one test here).
         // A PMU user gets its counters back at every entry (they count
         // across runs): `vcpu.lazy` is 0 or PMU here, one test for both.
         if vcpu.lazy != 0 {
