@@ -58,6 +58,9 @@ pub mod metric {
     pub const VM_SWITCH: u64 = 6;
     /// HOST_PING after an FP instruction: the lazy FP switch's full cost.
     pub const HVC_HOST_FP: u64 = 7;
+    /// HOST_PING of a vcpu that uses its PMU (cycle counter running): the
+    /// PMU switched at every entry and exit.
+    pub const HVC_HOST_PMU: u64 = 8;
 }
 
 /// Untimed iterations before each measured loop (and after the switch loop).
@@ -293,6 +296,12 @@ pub fn run(n: u64, entry_counter: u64) -> u64 {
     pair(&mut r, metric::UDF_EL1, &|k| undef_timed(udf_loop, k), &|k| undef_baseline(k, 0, 0));
     crate::fp::enable_fp();
     pair(&mut r, metric::HVC_HOST_FP, &|k| hvc_fp_loop(k, host, 0), &|k| hvc_fp_baseline(k, host, 0));
+    // Last: from its first PMU access on, this vcpu's every round trip
+    // switches the PMU (the loops above measured a vcpu that never used it).
+    if crate::pmu::offered() {
+        crate::pmu::start_cycle_counter();
+        pair(&mut r, metric::HVC_HOST_PMU, &|k| hvc_loop(k, host, 0), &|k| hvc_baseline(k, host, 0));
+    }
     r.finish();
     errors
 }

@@ -235,6 +235,13 @@ fn plausible_cycles(cycles: u64, instructions: u64) -> bool {
     cycles > 0 && cycles <= instructions * CYCLE_FACTOR + EDGE_SLACK
 }
 
+/// The cycle counter running (the bench's PMU user: `hvc_host_pmu`).
+pub fn start_cycle_counter() {
+    write_sysreg!("pmccfiltr_el0", 0);
+    write_sysreg!("pmcr_el0", PMCR_E | PMCR_C | PMCR_LC);
+    write_sysreg!("pmcntenset_el0", CYCLE_COUNTER);
+}
+
 /// pmu-count.
 pub fn count(iterations: u64) -> u64 {
     use count_check::*;
