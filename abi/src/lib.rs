@@ -864,7 +864,9 @@ pub mod vgic {
         pub hcr_flags: u32,
         /// ICH_HCR_EL2.EOIcount at the last exit (with `REPORT_EOICOUNT`).
         pub eoicount: u32,
-        pub _pad: u32,
+        /// 1 if the guest's PMU overflow interrupt was asserted at its last
+        /// exit (written at every exit once the vcpu has used its PMU).
+        pub pmu_level: u32,
         /// CNTV_CTL_EL0 and CNTV_CVAL_EL0 of the guest at its last WFI or
         /// IRQ exit (the host's wake-up deadline, and whether its timer is
         /// firing; CNTVOFF_EL2 is 0).

@@ -49,7 +49,8 @@ pub mod metric {
     pub const HVC_EL2: u64 = 2;
     /// A load of the emulated PL011's FR register (MMIO exit to the host).
     pub const MMIO_HOST: u64 = 3;
-    /// A PMCR_EL0 read: trapped, UNDEF injected by EL2, handled by the guest.
+    /// An ACTLR_EL1 read: trapped (HCR_EL2.TACR), UNDEF injected by EL2,
+    /// handled by the guest (a PMCR_EL0 read until guests had a PMU).
     pub const SYSREG_TRAP: u64 = 4;
     /// A `udf` at EL1: the guest's own UNDEF handler, no EL2 involved.
     pub const UDF_EL1: u64 = 5;
@@ -57,6 +58,9 @@ pub mod metric {
     pub const VM_SWITCH: u64 = 6;
     /// HOST_PING after an FP instruction: the lazy FP switch's full cost.
     pub const HVC_HOST_FP: u64 = 7;
+    /// HOST_PING of a vcpu that uses its PMU (cycle counter running): the
+    /// PMU switched at every entry and exit.
+    pub const HVC_HOST_PMU: u64 = 8;
 }
 
 /// Untimed iterations before each measured loop (and after the switch loop).
@@ -192,10 +196,10 @@ timed_loop!(
 
 // The UNDEF loops: errors are counted from UNDEFS_SEEN by the caller.
 timed_loop!(
-    /// `mrs x1, pmcr_el0`: trapped by MDCR_EL2.TPM, UNDEF injected.
-    pmcr_loop,
+    /// `mrs x1, actlr_el1`: trapped by HCR_EL2.TACR, UNDEF injected.
+    actlr_loop,
     [],
-    "mrs x1, pmcr_el0",
+    "mrs x1, actlr_el1",
     []
 );
 timed_loop!(
@@ -206,7 +210,7 @@ timed_loop!(
     []
 );
 timed_loop!(
-    /// The baseline of [`pmcr_loop`] and [`udf_loop`].
+    /// The baseline of [`actlr_loop`] and [`udf_loop`].
     undef_baseline,
     [],
     "nop",
@@ -288,10 +292,16 @@ pub fn run(n: u64, entry_counter: u64) -> u64 {
     pair(&mut r, metric::HVC_HOST, &|k| hvc_loop(k, host, 0), &|k| hvc_baseline(k, host, 0));
     pair(&mut r, metric::HVC_EL2, &|k| hvc_loop(k, hyp, 0), &|k| hvc_baseline(k, hyp, 0));
     pair(&mut r, metric::MMIO_HOST, &|k| mmio_loop(k, PL011_FR, txfe), &|k| mmio_baseline(k, PL011_FR, txfe));
-    pair(&mut r, metric::SYSREG_TRAP, &|k| undef_timed(pmcr_loop, k), &|k| undef_baseline(k, 0, 0));
+    pair(&mut r, metric::SYSREG_TRAP, &|k| undef_timed(actlr_loop, k), &|k| undef_baseline(k, 0, 0));
     pair(&mut r, metric::UDF_EL1, &|k| undef_timed(udf_loop, k), &|k| undef_baseline(k, 0, 0));
     crate::fp::enable_fp();
     pair(&mut r, metric::HVC_HOST_FP, &|k| hvc_fp_loop(k, host, 0), &|k| hvc_fp_baseline(k, host, 0));
+    // Last: from its first PMU access on, this vcpu's every round trip
+    // switches the PMU (the loops above measured a vcpu that never used it).
+    if crate::pmu::offered() {
+        crate::pmu::start_cycle_counter();
+        pair(&mut r, metric::HVC_HOST_PMU, &|k| hvc_loop(k, host, 0), &|k| hvc_baseline(k, host, 0));
+    }
     r.finish();
     errors
 }

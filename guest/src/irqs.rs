@@ -98,6 +98,22 @@ pub(crate) fn enable_private(intid: u32, priority: u8) {
     mmio_write(r + ISENABLER0, 1 << intid);
 }
 
+/// The GIC ready for private interrupt `intid` of this vcpu (the PMU test).
+pub fn pmu_irq_setup(intid: u32) {
+    gic_dist_init();
+    gic_cpu_init();
+    enable_private(intid, 0x80);
+}
+
+/// IRQs unmasked / masked (for the tests in other modules).
+pub fn on() {
+    irqs_on();
+}
+
+pub fn off() {
+    irqs_off();
+}
+
 pub(crate) fn irqs_on() {
     // SAFETY: handlers are installed (start.S vectors, `handle`).
     unsafe { asm!("msr daifclr, #2", options(nomem, nostack)) };
@@ -161,6 +177,9 @@ pub fn handle() {
     }
     if iar == spevisor_abi::guest::machine::PTIMER_INTID as u64 {
         crate::ptimer::taken();
+    }
+    if iar == spevisor_abi::guest::machine::PMU_INTID as u64 {
+        crate::pmu::on_irq();
     }
     if iar == VTIMER_INTID as u64 {
         TIMER_AT.store(read_sysreg!("cntvct_el0"), SeqCst);

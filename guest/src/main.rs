@@ -15,7 +15,7 @@
 //! | 2 | check | pattern | fill as mode 1, HOST_PING once, then the number of words that changed (0 = isolated) |
 //! | 3 | read-outside | – | loads from IPA 0x2_0000_0000 + 0x18: 0 if the guest took an external data abort there and went on, else 0xbad |
 //! | 4 | ping-loop | N | N HOST_PINGs; the number of wrong answers |
-//! | 5 | sysreg-loop | N | N reads of PMCR_EL0 (trapped to EL2, injected as UNDEF); N - UNDEFs seen |
+//! | 5 | sysreg-loop | N | N reads of ACTLR_EL1 (trapped to EL2 by HCR_EL2.TACR, injected as UNDEF); N - UNDEFs seen |
 //! | 6 | bench | N | every single-VM benchmark loop ([`bench`]); wrong answers |
 //! | 7 | bench-switch | N | the two-VM alternation benchmark loop ([`bench`]); wrong answers |
 //! | 19 | reset | – | none: PSCI SYSTEM_RESET at once |
@@ -23,6 +23,7 @@
 //! | 40..=44 | debug | pattern (44) | breakpoints, watchpoints, single step, OS lock, comparators across switches ([`debug`]) |
 //! | 10, 20..=22 | exec-outside, aborts, abort-on-vector, abort-loop | – | unbacked IPAs: see `aborts.rs` |
 //! | 23 | ptimer | N | the EL1 physical timer: see `ptimer.rs` |
+//! | 30..=32 | pmu-count, pmu-overflow, pmu-isolation | see [`pmu`] | bitmasks of failed checks |
 //! | other | – | – | 0xbadbad |
 //!
 //! Any unexpected exception (or a panic) prints ESR/ELR/FAR on the PL011 and
@@ -73,6 +74,7 @@ mod irqs;
 mod mmu;
 mod pauth;
 mod ptimer;
+mod pmu;
 mod uart;
 
 /// Boot stack size (in .bss). The debug build's device-tree parse
@@ -139,8 +141,10 @@ mod check {
     pub const PL011_FR: u64 = 1 << 6;
     /// Reading PMBIDR_EL1 (SPE) did not UNDEF.
     pub const SPE_UNDEF: u64 = 1 << 7;
-    /// Reading PMCR_EL0 (PMU) did not UNDEF.
-    pub const PMU_UNDEF: u64 = 1 << 8;
+    /// The PMU is not what the ID registers say: offered (PMUVer ≥ PMUv3p1)
+    /// but PMCR_EL0 UNDEFs or has no counter, or not offered and PMCR_EL0
+    /// does not UNDEF.
+    pub const PMU: u64 = 1 << 8;
     /// The compute loop's checksum differs from the compile-time value.
     pub const COMPUTE: u64 = 1 << 9;
     /// After all the world switches, the guest's EL1 MMU/vector registers
@@ -227,6 +231,9 @@ extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64)
         aborts::MODE_ABORTS => aborts::run(),
         ptimer::MODE_PTIMER => ptimer::run(arg),
         aborts::MODE_ABORT_ON_VECTOR | aborts::MODE_ABORT_LOOP => aborts::no_progress(mode),
+        pmu::MODE_PMU_COUNT => pmu::count(arg),
+        pmu::MODE_PMU_OVERFLOW => pmu::overflow(),
+        pmu::MODE_PMU_ISOLATION => pmu::isolation(arg),
         _ => {
             println!("guest: unknown mode {mode}");
             status::UNKNOWN_MODE
@@ -302,8 +309,14 @@ fn selftest(ram_size: u64) -> u64 {
 
     let undef = probe_undef(read_pmbidr);
     c.check(undef, check::SPE_UNDEF, format_args!("PMBIDR_EL1 read UNDEFs"));
-    let undef = probe_undef(read_pmcr);
-    c.check(undef, check::PMU_UNDEF, format_args!("PMCR_EL0 read UNDEFs"));
+    if pmu::offered() {
+        let undef = probe_undef(read_pmcr);
+        let n = if undef { 0 } else { pmu::counters() };
+        c.check(!undef && n > 0, check::PMU, format_args!("PMU offered: PMCR_EL0 reads, N = {n}"));
+    } else {
+        let undef = probe_undef(read_pmcr);
+        c.check(undef, check::PMU, format_args!("no PMU offered: PMCR_EL0 read UNDEFs"));
+    }
 
     let sum = xorshift_checksum(core::hint::black_box(COMPUTE_SEED), core::hint::black_box(COMPUTE_ITERATIONS));
     hvc::report(tag::COMPUTE_CHECKSUM, sum);
@@ -338,11 +351,19 @@ fn read_pmbidr() {
     unsafe { asm!("mrs {}, S3_0_C9_C10_7", out(reg) _value, options(nostack)) };
 }
 
-/// Reads PMCR_EL0 (PMU); under spevisor this must UNDEF.
+/// Reads PMCR_EL0 (PMU): UNDEFs under spevisor unless the ID registers
+/// offer a PMU.
 fn read_pmcr() {
     let _value: u64;
     // SAFETY: as in `read_pmbidr`.
     unsafe { asm!("mrs {}, pmcr_el0", out(reg) _value, options(nostack)) };
+}
+
+/// Reads ACTLR_EL1 (HCR_EL2.TACR traps it; the hypervisor injects UNDEF).
+pub fn read_actlr() {
+    let _value: u64;
+    // SAFETY: as in `read_pmbidr`.
+    unsafe { asm!("mrs {}, actlr_el1", out(reg) _value, options(nostack)) };
 }
 
 /// Whether the EL1 registers start.S programmed still hold its values.
@@ -498,11 +519,12 @@ fn ping_loop(n: u64) -> u64 {
 fn sysreg_loop(n: u64) -> u64 {
     let before = UNDEFS_SEEN.load(Relaxed);
     UNDEF_EXPECTED.store(true, Relaxed);
-    // PMCR_EL0: trapped to EL2 by MDCR_EL2.TPM and injected back as UNDEF,
+    // ACTLR_EL1: trapped to EL2 by HCR_EL2.TACR and injected back as UNDEF,
     // so every iteration is a trip through the hypervisor. (SPE registers on a
-    // CPU without SPE UNDEF at EL1 directly and would never reach EL2.)
+    // CPU without SPE UNDEF at EL1 directly and would never reach EL2; PMCR_EL0,
+    // used here before guests had a PMU, is now emulated.)
     for _ in 0..n {
-        read_pmcr();
+        read_actlr();
     }
     UNDEF_EXPECTED.store(false, Relaxed);
     n.wrapping_sub(UNDEFS_SEEN.load(Relaxed) - before)

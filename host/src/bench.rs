@@ -36,7 +36,7 @@ const MAX_ENTRIES: usize = 8;
 pub const DEFAULT_ITERATIONS: u64 = 10_000;
 
 /// Metric ids the guest writes, by name.
-const METRICS: [(u64, &str); 7] = [
+const METRICS: [(u64, &str); 8] = [
     (1, "hvc_host"),
     (2, "hvc_el2"),
     (3, "mmio_host"),
@@ -44,6 +44,7 @@ const METRICS: [(u64, &str); 7] = [
     (5, "udf_el1"),
     (6, "vm_switch"),
     (7, "hvc_host_fp"),
+    (8, "hvc_host_pmu"),
 ];
 
 fn metric_name(id: u64) -> &'static str {

@@ -23,6 +23,9 @@ const IRQ_LEVEL_HIGH: u32 = 4;
 /// PPI numbers (INTID − 16) of the generic timer: secure physical,
 /// non-secure physical, virtual, EL2 physical (INTIDs 29, 30, 27, 26).
 const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
+/// The PMU overflow interrupt's PPI number (INTID 23,
+/// `spevisor_abi::guest::machine::PMU_INTID`).
+const PMU_PPI: u32 = spevisor_abi::guest::machine::PMU_INTID - 16;
 /// The PL011's SPI number (INTID 33).
 const UART_SPI: u32 = 1;
 /// The fixed clock Linux's PL011 (AMBA) driver asks for, in Hz.
@@ -129,6 +132,12 @@ pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, TreeError> {
     w.prop_empty("always-on");
     w.end_node();
 
+    // The guests' PMUv3 (hyp/src/pmu.rs): overflow interrupt PPI 7 (INTID 23).
+    w.begin_node("pmu");
+    w.prop_strs("compatible", &["arm,armv8-pmuv3"]);
+    w.prop_cells("interrupts", &[GIC_PPI, PMU_PPI, IRQ_LEVEL_HIGH]);
+    w.end_node();
+
     w.begin_node("intc@8000000");
     w.prop_str("compatible", "arm,gic-v3");
     w.prop_u32("#interrupt-cells", 3);
@@ -196,6 +205,7 @@ mod tests {
         assert_eq!(p.timer.virt.intid, IntId(27));
         assert_eq!(p.timer.nonsecure_phys.intid, IntId(30));
         assert_eq!(p.timer.hyp_phys.intid, IntId(26));
+        assert_eq!(p.pmu.map(|i| i.intid), Some(IntId(23)), "arm,armv8-pmuv3 with PPI 7");
         assert_eq!(p.psci.map(|p| p.conduit), Some(PsciConduit::Hvc));
         assert_eq!(p.cpus.mpidrs(), &[0]);
         assert_eq!(p.bootargs, Some("console=ttyAMA0 earlycon"));

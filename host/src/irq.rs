@@ -15,7 +15,7 @@
 
 use crate::gic::Gic;
 use core::sync::atomic::{AtomicU32, Ordering};
-use spevisor_abi::guest::machine::{MAINTENANCE_INTID, PTIMER_INTID, VTIMER_INTID};
+use spevisor_abi::guest::machine::{MAINTENANCE_INTID, PMU_INTID, PTIMER_INTID, VTIMER_INTID};
 use spin::Mutex;
 
 /// Events the handler records for the run loop.
@@ -33,7 +33,9 @@ static GIC: Mutex<Option<Gic>> = Mutex::new(None);
 /// Takes the GIC (its frames mapped) and enables the interrupts the host
 /// and its guests need; IRQs are unmasked from here on.
 pub fn init(gic: Gic) {
-    for intid in [PTIMER_INTID, VTIMER_INTID, MAINTENANCE_INTID] {
+    // PMU_INTID: a guest's counter overflow ends its run (its PMU, `pmu.rs`
+    // at EL2) whether or not the host profiles itself with the PMU.
+    for intid in [PTIMER_INTID, VTIMER_INTID, MAINTENANCE_INTID, PMU_INTID] {
         gic.enable_ppi(intid);
     }
     timer::stop();
@@ -72,6 +74,26 @@ pub fn set_vtimer_active(active: bool) {
     }
 }
 
+/// Whether the host made the physical PMU PPI active for the vcpu about to
+/// run (`set_pmu_active`).
+static PMU_ACTIVE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Sets the physical PMU PPI's active state: active while a vcpu whose
+/// virtual INTID 23 (tied to it) is pending or active runs, so its
+/// overflow line cannot end every run at once before the guest has handled
+/// it; clear again as soon as the run returns, because the host's own
+/// profiler samples on the same PPI. Clearing a state the host never set
+/// costs nothing.
+pub fn set_pmu_active(active: bool) {
+    if !active && !PMU_ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    PMU_ACTIVE.store(active, Ordering::Relaxed);
+    if let Some(g) = GIC.lock().as_ref() {
+        g.set_ppi_active(PMU_INTID, active);
+    }
+}
+
 /// The events recorded since the last call (cleared).
 #[inline(always)]
 pub fn take_events() -> u32 {
@@ -103,6 +125,12 @@ pub fn handle(pc: u64, spsr: u64) {
         // A run that ended because the list registers ran low: the exit
         // itself is what the host wanted (it refills them).
         MAINTENANCE_INTID => {}
+        // The host's own sampling interrupt, or a guest's counter overflow
+        // that ended its run: EL2 has switched the guest's PMU out (the line
+        // dropped) and told the run loop (`pmu_level` in the shared page).
+        PMU_INTID => {
+            crate::profiler::irq(intid, pc, spsr);
+        }
         _ => {
             // Anything else (say the PMU's once the profiler has stopped)
             // has nobody to clear its source: a private one is disabled so

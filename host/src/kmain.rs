@@ -314,6 +314,11 @@ fn main(bootargs: &str, image_start: u64) -> ! {
         "stress-vms" => scenarios::stress_vms(&mut totals, iterations.unwrap_or(1000)),
         "stress-switch" => scenarios::stress_switch(&mut totals, iterations.unwrap_or(50_000)),
         "ptimer" => scenarios::irq_guest(&mut totals, "ptimer", scenarios::mode::PTIMER, 1, iterations.unwrap_or(0)),
+        "pmu-count" => {
+            scenarios::irq_guest(&mut totals, "pmu-count", scenarios::mode::PMU_COUNT, 1, iterations.unwrap_or(0))
+        }
+        "pmu-overflow" => scenarios::irq_guest(&mut totals, "pmu-overflow", scenarios::mode::PMU_OVERFLOW, 1, 0),
+        "pmu-vms" => scenarios::pmu_vms(&mut totals),
         "smp" => scenarios::irq_guest(&mut totals, "smp", scenarios::mode::SMP, 2, iterations.unwrap_or(50)),
         "preempt" => scenarios::preempt(&mut totals, iterations.unwrap_or(100)),
         "guest" => {

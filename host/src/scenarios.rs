@@ -42,6 +42,10 @@ pub mod mode {
     pub const ABORT_ON_VECTOR: u64 = 21;
     pub const ABORT_LOOP: u64 = 22;
     pub const PTIMER: u64 = 23;
+    /// The guest PMU tests (`guest/src/pmu.rs`).
+    pub const PMU_COUNT: u64 = 30;
+    pub const PMU_OVERFLOW: u64 = 31;
+    pub const PMU_ISOLATION: u64 = 32;
 }
 
 /// Runs one test guest in `mode` with `vcpus` vcpus and argument `arg` to
@@ -354,6 +358,32 @@ pub fn lazy_state_vms(t: &mut Totals, pauth: bool) {
         b.status.map_or(-1, |s| s as i64),
         ending_name(a.ending),
         ending_name(b.ending)
+    );
+    finish(a, t);
+    finish(b, t);
+}
+
+/// Two VMs use their PMUs at once, alternating at every exit (each
+/// HOST_PING): each keeps its own values in a stopped counter, its event
+/// type and PMSELR, and its running counter counts only its own
+/// instructions (`guest/src/pmu.rs`, pmu-isolation). The patterns differ
+/// in bit 0, so the VMs also program different events.
+pub fn pmu_vms(t: &mut Totals) {
+    const PATTERN_A: u64 = 0x1234_5678;
+    const PATTERN_B: u64 = 0x8765_4321;
+    let (Some(mut a), Some(mut b)) =
+        (make("pmu-a", [mode::PMU_ISOLATION, 0, PATTERN_A]), make("pmu-b", [mode::PMU_ISOLATION, 0, PATTERN_B]))
+    else {
+        return;
+    };
+    let switches = run_alternately(&mut a, &mut b);
+    hprintln!(
+        "pmu-vms: a_status={} b_status={} a_ending={} b_ending={} alternations={}",
+        a.status.map_or(-1, |s| s as i64),
+        b.status.map_or(-1, |s| s as i64),
+        ending_name(a.ending),
+        ending_name(b.ending),
+        switches
     );
     finish(a, t);
     finish(b, t);

@@ -495,6 +495,25 @@ impl Vgic {
         irq.pending != was
     }
 
+    /// Drives the line of level-sensitive private interrupt `intid` of vcpu
+    /// `cpu` (the PMU's overflow output, tied to the physical PPI of the
+    /// same number): pending while high, not pending once it drops (an
+    /// active one stays active). Returns whether it became pending.
+    pub fn set_tied_private_level(&mut self, cpu: usize, intid: usize, level: bool) -> bool {
+        if cpu >= self.nr_vcpus {
+            return false;
+        }
+        let Some(irq) = self.private[cpu].get_mut(intid) else { return false };
+        let rose = level && !irq.level;
+        irq.level = level;
+        let was = irq.pending;
+        irq.pending = if irq.edge { irq.pending || rose } else { level };
+        if irq.pending {
+            irq.hw = true;
+        }
+        irq.pending && !was
+    }
+
     /// Makes private interrupt `intid` of vcpu `cpu` pending; `hw` ties it
     /// to the physical PPI of the same number (the virtual timer).
     pub fn inject_private(&mut self, cpu: usize, intid: usize, hw: bool) {
@@ -672,6 +691,31 @@ fn check(off: u64, size: u8) -> Result<(), GicAccessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_level_line_is_pending_while_high_and_tied_to_its_ppi() {
+        let mut g = enabled_gic(1, &[23], |_| 0x80);
+        assert!(g.set_tied_private_level(0, 23, true), "rising: pending");
+        assert!(!g.set_tied_private_level(0, 23, true), "still high: nothing new");
+        let mut sh = VcpuShared::default();
+        g.flush(0, &mut sh, 4);
+        assert_eq!(sh.lrs[0], lr::make_hw(23, 23, 0x80, true, lr::PENDING), "tied to the physical PPI");
+        // Acknowledged (active), the guest clears its overflow: the line drops.
+        sh.lrs[0] = lr::make_hw(23, 23, 0x80, true, lr::ACTIVE);
+        g.fold(0, &mut sh);
+        assert!(!g.set_tied_private_level(0, 23, false));
+        assert!(g.in_flight(0, 23), "still active until its EOI");
+        sh.lrs[0] = 0;
+        g.flush(0, &mut sh, 4);
+        sh.lrs[0] = 0;
+        g.fold(0, &mut sh);
+        assert!(!g.in_flight(0, 23), "EOI'd with the line low: done");
+        // A pending one whose line drops before it is taken is no longer pending.
+        g.set_tied_private_level(0, 23, true);
+        g.set_tied_private_level(0, 23, false);
+        assert!(!g.in_flight(0, 23));
+        assert!(!g.set_tied_private_level(1, 23, true), "no such vcpu");
+    }
 
     #[test]
     fn identification_is_a_gicv3_with_64_intids_and_one_security_state() {

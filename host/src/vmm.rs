@@ -16,7 +16,7 @@ use crate::hyp::{self, HypError};
 use crate::kmain::HOST;
 use crate::mm::PagePool;
 use log::{error, info, warn};
-use spevisor_abi::guest::machine::{PTIMER_INTID, UART_INTID, VTIMER_INTID};
+use spevisor_abi::guest::machine::{PMU_INTID, PTIMER_INTID, UART_INTID, VTIMER_INTID};
 use spevisor_abi::guest::psci;
 use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{Call, Completion, Exit, InfoItem, MmioAccess, StopReason};
@@ -224,6 +224,10 @@ pub struct Vm {
     attention: [bool; MAX_VCPUS as usize],
     /// Bit n: vcpu n's list registers were filled for its run.
     lrs_loaded: u32,
+    /// Bit n: vcpu n's PMU overflow line was high at an exit, or its
+    /// virtual INTID 23 may still be pending or active (`pmu_line`); the
+    /// slow path looks at the PMU only for these.
+    pmu_irq: u32,
     /// The status the guest reported (SET_STATUS), if any.
     pub status: Option<u64>,
     /// External aborts the host answered (accesses outside RAM and devices).
@@ -354,6 +358,7 @@ impl Vm {
             nr_lrs,
             attention: [false; MAX_VCPUS as usize],
             lrs_loaded: 0,
+            pmu_irq: 0,
             status: None,
             aborts: 0,
             exits: 0,
@@ -643,6 +648,11 @@ impl Vm {
         if VTIMER_OWNER.swap(key, Ordering::Relaxed) != key {
             crate::irq::set_vtimer_active(self.gic.in_flight(i, VTIMER_INTID as usize));
         }
+        // Its PMU overflow in flight: the physical PPI active for the run
+        // (cleared again in `after_run`, the host samples on it).
+        if self.pmu_irq & (1 << i) != 0 && self.gic.in_flight(i, PMU_INTID as usize) {
+            crate::irq::set_pmu_active(true);
+        }
         if self.vcpus[i].shared != 0 && self.gic.needs_flush(i) {
             self.gic.flush(i, shared_page(self.vcpus[i].shared), self.nr_lrs);
             self.lrs_loaded |= 1 << i;
@@ -658,8 +668,48 @@ impl Vm {
             self.gic.fold(i, shared_page(self.vcpus[i].shared));
             self.lrs_loaded &= !(1 << i);
         }
-        if !self.gic.needs_flush(i) {
+        // A line that was low can only have risen with an IRQ exit
+        // (`irq_exit` looks); one that was high is followed at every exit.
+        if self.pmu_irq & (1 << i) != 0 {
+            self.pmu_after_run(i);
+        }
+        // A PMU overflow in flight keeps the slow path (the physical PPI's
+        // active state), even while the guest has it disabled.
+        if !self.gic.needs_flush(i) && self.pmu_irq & (1 << i) == 0 {
             self.attention[i] = false;
+        }
+    }
+
+    /// After a run of vcpu `i` whose PMU interrupt is in flight: the
+    /// physical PPI no longer active (the host samples on it), the line
+    /// followed.
+    #[cold]
+    #[inline(never)]
+    fn pmu_after_run(&mut self, i: usize) {
+        crate::irq::set_pmu_active(false);
+        self.pmu_line(i);
+    }
+
+    /// Vcpu `i`'s PMU overflow line as EL2 left it in the shared page at
+    /// its exit (`pmu.rs`): virtual INTID 23, level-sensitive.
+    #[inline(never)]
+    fn pmu_line(&mut self, i: usize) {
+        let v = &self.vcpus[i];
+        if self.nr_lrs == 0 || v.shared == 0 {
+            return;
+        }
+        let level = shared_page(v.shared).pmu_level != 0;
+        let bit = 1 << i;
+        if !level && self.pmu_irq & bit == 0 {
+            return;
+        }
+        if self.gic.set_tied_private_level(i, PMU_INTID as usize, level) {
+            self.interrupts_changed(bit);
+        }
+        if level || self.gic.in_flight(i, PMU_INTID as usize) {
+            self.pmu_irq |= bit;
+        } else {
+            self.pmu_irq &= !bit;
         }
     }
 
@@ -770,6 +820,7 @@ impl Vm {
     #[inline(never)]
     fn irq_exit(&mut self, i: usize) -> bool {
         self.uart_advance(crate::irq::timer::now());
+        self.pmu_line(i);
         let v = &self.vcpus[i];
         if self.nr_lrs == 0 || v.shared == 0 || !shared_page(v.shared).timer_firing() {
             return true;

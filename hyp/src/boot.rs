@@ -298,6 +298,15 @@ pub fn start(args: BootArgs) -> ! {
     let units = crate::hostbuf_hw::probe();
     let spe_backend =
         if spe_hw || units.trbe || units.brbe { crate::spe::Backend::Hardware } else { crate::spe::Backend::None };
+    let mdcr_guest = crate::traps::mdcr_guest(host_mdcr, arch::has_trace_filter());
+    // The guests' PMU (`pmu.rs`): the CPU's counters, all of them
+    // (MDCR_EL2.HPMN = PMCR_EL0.N, as `configure_host_el1` set it).
+    let pmu_cfg = if crate::pmu::offered_pmuver(pmu_ver) != 0 {
+        crate::pmu::PmuConfig::new(pmu_ver, crate::pmu::read_pmcr(), mdcr_guest)
+    } else {
+        crate::pmu::PmuConfig::none()
+    };
+    info!("guest PMU: PMUVer {:#x}, {} event counters", pmu_cfg.pmuver, pmu_cfg.counters);
     let mut el2 = EL2.lock();
     el2.vms.set_pa_bits(pa_bits);
     el2.hyp = Some(Hyp {
@@ -313,17 +322,18 @@ pub fn start(args: BootArgs) -> ! {
             fp: Default::default(),
             spe: HostSpe { backend: spe_backend, id: spe_id, spe_hw, units },
             mdcr: host_mdcr,
-            mdcr_guest: crate::traps::mdcr_guest(host_mdcr, arch::has_trace_filter()),
+            mdcr_guest,
             cptr_guest: crate::traps::cptr_guest(arch::has_sysreg_trace(), arch::has_amu()),
             hcr_host,
             hcr_guest,
             pauth: Default::default(),
             debug: crate::debug::HostDebug::new(crate::debug::DebugFeatures::from_dfr0(ID_AA64DFR0_EL1.get())),
+            pmu: crate::pmu::PmuRegs::new(),
             vmpidr: MPIDR_EL1.get(),
             gic_v3,
             nr_lrs: if gic_v3 { arch::sysregs::list_regs() } else { 0 },
         },
-        guest_ids: crate::idregs::IdRegs::new(arch::sysregs::read_id_group3),
+        guest_ids: crate::idregs::IdRegs::new(arch::sysregs::read_id_group3).with_pmu(pmu_cfg),
         trace: Trace::new(),
         text_start: sections.text.start,
         spe_model: None,

@@ -17,6 +17,7 @@
 //! - [`switch`]: `vcpu_run`, the ordered world switch, and its step plan;
 //! - [`traps`]: what EL2 traps for guests and for the host;
 //! - [`debug`]: guests' breakpoints, watchpoints and OS lock (lazy switch);
+//! - [`pmu`]: the guests' PMUv3 (lazy switch, PMCR_EL0 emulation);
 //! - [`spe`]: `save_host_buffers`/`restore_host_buffers` for both backends;
 //! - [`console`]: the EL2 console and its logging macros;
 //! - [`crash`]: the report printed for any unexpected exception.
@@ -35,6 +36,7 @@ pub mod hcall;
 pub mod hostbuf_hw;
 pub mod idregs;
 pub mod mm;
+pub mod pmu;
 #[cfg(target_arch = "aarch64")]
 pub mod service;
 pub mod spe;

@@ -110,10 +110,11 @@ mod imp {
     use crate::arch::{self, exit_kind, sysregs};
     use crate::debug;
     use crate::idregs::IdRegs;
+    use crate::pmu;
     use crate::spe::{self, HostSpe};
     use crate::steps;
     use crate::traps;
-    use crate::vcpu::{handle_sync, Action, FpRegs, Vcpu};
+    use crate::vcpu::{handle_sync, lazy, Action, FpRegs, Vcpu};
     use crate::vm::VmMem;
     use spevisor_abi::{Exit, Step, StopReason};
 
@@ -136,6 +137,8 @@ mod imp {
         /// The host's breakpoints/watchpoints while a guest's are loaded,
         /// and how many the CPU has (`debug.rs`).
         pub debug: crate::debug::HostDebug,
+        /// The host's PMU registers while a PMU user runs (`pmu.rs`).
+        pub pmu: crate::pmu::PmuRegs,
         /// VMPIDR_EL2 while the host runs (its own MPIDR_EL1).
         pub vmpidr: u64,
         pub gic_v3: bool,
@@ -235,8 +238,12 @@ mod imp {
         #[cfg(feature = "switch-order-pre-2021")]
         let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
 
-        let mut fp_loaded = false;
-        let mut pauth_loaded = false;
+        // A PMU user gets its counters back at every entry (they count
+        // across runs): `vcpu.lazy` is 0 or PMU here, one test for both.
+        if vcpu.lazy != 0 {
+            pmu::switch_to_guest(ids.pmu(), &mut host.pmu, &vcpu.pmu.regs);
+        }
+
         step::<TRACED>(trace, Step::EnterGuest);
         let exit = loop {
             arch::set_guest_pc(vcpu.pc, vcpu.pstate);
@@ -275,22 +282,33 @@ mod imp {
                     // CPTR_EL2.TFP traps EL2's own FP accesses too (nVHE), so
                     // lift it before touching the registers.
                     traps::allow_guest_fp(host.cptr_guest);
-                    if !fp_loaded {
+                    if vcpu.lazy & lazy::FP == 0 {
                         arch::fp_save(&mut host.fp);
                         arch::fp_restore(&vcpu.fp);
-                        fp_loaded = true;
+                        vcpu.lazy |= lazy::FP;
                     }
                 }
                 Action::PauthTrap => {
                     // First pointer-authentication use in this run: the
                     // guest's keys in, the host's parked, the trap lifted.
-                    if !pauth_loaded {
+                    if vcpu.lazy & lazy::PAUTH == 0 {
                         arch::pauth_save(&mut host.pauth);
                         arch::pauth_restore(&vcpu.pauth);
-                        pauth_loaded = true;
+                        vcpu.lazy |= lazy::PAUTH;
                     }
                     traps::allow_guest_pauth(host.hcr_guest);
                 }
+                Action::PmuFirstUse => {
+                    // First PMU access: park the host's PMU, load the
+                    // vcpu's (out of reset), stop trapping; the access runs
+                    // again. `classify` never asks twice in a run.
+                    if vcpu.lazy & lazy::PMU == 0 {
+                        vcpu.pmu.start(ids.pmu());
+                        pmu::switch_to_guest(ids.pmu(), &mut host.pmu, &vcpu.pmu.regs);
+                        vcpu.lazy |= lazy::PMU;
+                    }
+                }
+                Action::PmcrWrite(v) => pmu::write_pmcr(v),
                 Action::ToHost(e) => break e,
                 Action::Wfx => {
                     // The host sleeps the vcpu until its timer's deadline.
@@ -310,13 +328,26 @@ mod imp {
             debug::switch_to_host(&host.debug, vcpu);
         }
         sysregs::save_gic_timer(vcpu, host.gic_v3);
-        if fp_loaded {
-            arch::fp_save(&mut vcpu.fp);
-            arch::fp_restore(&host.fp);
-        }
-        if pauth_loaded {
-            arch::pauth_save(&mut vcpu.pauth);
-            arch::pauth_restore(&host.pauth);
+        // Lazy state back to the host's behind one test.
+        if vcpu.lazy != 0 {
+            if vcpu.lazy & lazy::FP != 0 {
+                arch::fp_save(&mut vcpu.fp);
+                arch::fp_restore(&host.fp);
+            }
+            if vcpu.lazy & lazy::PAUTH != 0 {
+                arch::pauth_save(&mut vcpu.pauth);
+                arch::pauth_restore(&host.pauth);
+            }
+            if vcpu.lazy & lazy::PMU != 0 {
+                // Its counters stop here, still under its MDCR_EL2 (HPMD);
+                // its overflow line goes to the host (virtual INTID 23).
+                pmu::switch_to_host(ids.pmu(), &host.pmu, &mut vcpu.pmu.regs);
+                vcpu.pmu.saved();
+                sysregs::share_guest_pmu(vcpu);
+            }
+            // FP and the keys are loaded again on their next use; the PMU
+            // stays this vcpu's at every entry.
+            vcpu.lazy &= lazy::PMU;
         }
 
         // The guest's last accesses (and walks through its tables) complete

@@ -3,6 +3,7 @@
 //! (`switch.rs`) moves this state in and out of the CPU.
 
 use crate::idregs::IdRegs;
+use crate::pmu::PmuAccess;
 use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{guest_sysreg, Completion, Exit, MmioAccess, Status, StopReason};
 use spevisor_armv8::esr::{Direction, Esr, ExceptionClass, SysRegIss};
@@ -206,6 +207,20 @@ pub struct Vcpu {
     pub shared: u64,
     /// The last abort the host was asked about (external abort injection).
     pub abort: LastAbort,
+    /// Its PMU (`pmu.rs`; loaded at every entry once it has used it).
+    pub pmu: crate::pmu::GuestPmu,
+    /// Lazily switched state now in the CPU ([`lazy`] bits): FP and PAC
+    /// keys within a run (the exit puts the host's back and clears them),
+    /// the PMU from its first use on (loaded at every entry). The world
+    /// switch tests this one byte at entry and at exit.
+    pub lazy: u8,
+}
+
+/// Bits of [`Vcpu::lazy`].
+pub mod lazy {
+    pub const FP: u8 = 1 << 0;
+    pub const PAUTH: u8 = 1 << 1;
+    pub const PMU: u8 = 1 << 2;
 }
 
 impl Vcpu {
@@ -225,6 +240,8 @@ impl Vcpu {
             exits: 0,
             shared: 0,
             abort: LastAbort::default(),
+            pmu: crate::pmu::GuestPmu::default(),
+            lazy: 0,
         }
     }
 
@@ -390,6 +407,11 @@ pub enum Action {
     Wfx,
     /// The VM cannot continue.
     Stop(StopReason),
+    /// The guest's first PMU access (MDCR_EL2.TPM): load its PMU, stop
+    /// trapping, and let the access run again (`pmu.rs`).
+    PmuFirstUse,
+    /// An emulated PMCR_EL0 write (PC past it): the CPU gets this value.
+    PmcrWrite(u64),
 }
 
 /// The registers describing a guest exception at EL2.
@@ -472,6 +494,13 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
                 let reg = guest_sysreg::id(iss.op0(), iss.op1(), iss.crn(), iss.crm(), iss.op2());
                 if guest_sysreg::host_emulated(reg) {
                     return to_host_sysreg(vcpu, reg, iss);
+                }
+            }
+            // The PMU (MDCR_EL2.TPM until the first use, TPMCR always):
+            // all its registers have CRn 9 or 14.
+            if matches!(iss.crn(), 9 | 14) {
+                if let Some(a) = pmu_access(vcpu, iss, esr, ids) {
+                    return a;
                 }
             }
             emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
@@ -618,6 +647,32 @@ fn to_host_sysreg(vcpu: &mut Vcpu, reg: u32, iss: SysRegIss) -> Action {
     };
     let value = if write { vcpu.regs.get(rt) } else { 0 };
     Action::ToHost(Exit::SysReg { reg, write, value })
+}
+
+/// A trapped PMU register access (`pmu::classify`); `None` if `iss` is not
+/// one. Out of line: the world switch's loop inlines `handle_sync`, and
+/// this path is not the hot one.
+#[inline(never)]
+fn pmu_access(vcpu: &mut Vcpu, iss: SysRegIss, esr: Esr, ids: &IdRegs) -> Option<Action> {
+    Some(match crate::pmu::classify(iss, ids.pmu(), &vcpu.pmu) {
+        PmuAccess::NotPmu => return None,
+        PmuAccess::Undef => inject_undef(vcpu, esr),
+        PmuAccess::FirstUse => Action::PmuFirstUse,
+        PmuAccess::Pmcr => emulate_pmcr(vcpu, iss, ids.pmu()),
+    })
+}
+
+/// PMCR_EL0 of a PMU user (MDCR_EL2.TPMCR): reads give the guest's view,
+/// writes change it and give the CPU its value (`GuestPmu::write_pmcr`).
+fn emulate_pmcr(vcpu: &mut Vcpu, iss: SysRegIss, cfg: &crate::pmu::PmuConfig) -> Action {
+    let rt = iss.rt();
+    vcpu.pc += 4;
+    if crate::pmu::is_read(iss) {
+        vcpu.regs.set(rt, vcpu.pmu.pmcr);
+        return Action::Resume;
+    }
+    let v = vcpu.regs.get(rt);
+    Action::PmcrWrite(vcpu.pmu.write_pmcr(v, cfg))
 }
 
 /// ICC_SGI1R_EL1 (op1 0, op2 5) and ICC_ASGI1R_EL1 (op1 1, op2 6) raise
@@ -1018,6 +1073,35 @@ mod tests {
             handle_sync(&mut v, &IdRegs::empty(), sysreg(cval, 1, Direction::Read), |_| false),
             Action::ToHost(Exit::SysReg { reg: guest_sysreg::CNTP_CVAL_EL0, .. })
         ));
+    }
+
+    #[test]
+    fn pmu_first_use_loads_then_pmcr_is_emulated_and_the_rest_undefs() {
+        use crate::pmu::{pmcr, PmuConfig};
+        let cfg = PmuConfig::new(0b0101, 6 << pmcr::N_SHIFT, crate::traps::mdcr::TPM);
+        let ids = IdRegs::new(|_, _| 0).with_pmu(cfg);
+        let mut v = vcpu();
+        // MRS x3, PMCR_EL0 before any use: load, and the access runs again.
+        let a = handle_sync(&mut v, &ids, sysreg(sysreg::PMCR_EL0, 3, Direction::Read), |_| false);
+        assert_eq!(a, Action::PmuFirstUse);
+        assert_eq!(v.pc, 0x4000_1000, "not completed: it runs again once loaded");
+        v.pmu.start(&cfg);
+        let a = handle_sync(&mut v, &ids, sysreg(sysreg::PMCR_EL0, 3, Direction::Read), |_| false);
+        assert_eq!(a, Action::Resume);
+        assert_eq!((v.regs.x[3] >> pmcr::N_SHIFT) & pmcr::N_MASK, 6);
+        assert_eq!(v.pc, 0x4000_1004);
+        v.regs.x[4] = pmcr::E | pmcr::C;
+        let a = handle_sync(&mut v, &ids, sysreg(sysreg::PMCR_EL0, 4, Direction::Write), |_| false);
+        assert_eq!(a, Action::PmcrWrite(pmcr::E | pmcr::C | pmcr::DP), "DP forced, C passed on");
+        assert_eq!(v.pc, 0x4000_1008);
+        // Another PMU register trapping after the load: UNDEF, never a reload loop.
+        let pmccntr = sysreg::SysRegEnc::new(3, 3, 9, 13, 0);
+        let a = handle_sync(&mut v, &ids, sysreg(pmccntr, 1, Direction::Read), |_| false);
+        assert_eq!(a, Action::Injected);
+        // No PMU offered (IdRegs::empty): UNDEF as before.
+        let mut v = vcpu();
+        let a = handle_sync(&mut v, &IdRegs::empty(), sysreg(sysreg::PMCR_EL0, 3, Direction::Read), |_| false);
+        assert_eq!(a, Action::Injected);
     }
 
     #[test]

@@ -92,6 +92,13 @@ pub const METRICS: &[Metric] = &[
         bar: "",
     },
     Metric {
+        name: "hvc_host_pmu",
+        what: "hvc_host of a vcpu using its PMU (cycle counter on): the host's PMU parked and the guest's loaded at entry, and back at exit",
+        source: Source::Guest { vm: "bench", name: "hvc_host_pmu" },
+        target: None,
+        bar: "",
+    },
+    Metric {
         name: "hvc_el2",
         what: "guest hvc answered at EL2 (HYP_PING), no full world switch",
         source: Source::Guest { vm: "bench", name: "hvc_el2" },
@@ -107,7 +114,7 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: "sysreg_trap",
-        what: "PMCR_EL0 read: trapped, UNDEF injected by EL2; includes the guest's UNDEF handler (udf_el1)",
+        what: "ACTLR_EL1 read: trapped (HCR_EL2.TACR), UNDEF injected by EL2; includes the guest's UNDEF handler (udf_el1)",
         source: Source::Guest { vm: "bench", name: "sysreg_trap" },
         target: None,
         bar: "",
@@ -677,6 +684,7 @@ mod unit {
         bench-metric: vm=bench name=sysreg_trap n=10 ticks=3030 baseline=30 errors=0\n\
         bench-metric: vm=bench name=udf_el1 n=10 ticks=530 baseline=30 errors=0\n\
         bench-metric: vm=bench name=hvc_host_fp n=10 ticks=12090 baseline=90 errors=0\n\
+        bench-metric: vm=bench name=hvc_host_pmu n=10 ticks=14090 baseline=90 errors=0\n\
         bench: vm=switch-a status=0 ending=off cntfrq=1000000000 entry_counter=9\n\
         bench-metric: vm=switch-a name=vm_switch n=10 ticks=20090 baseline=90 errors=0\n\
         bench: vm=switch-b status=0 ending=off cntfrq=1000000000 entry_counter=9\n\

@@ -349,9 +349,20 @@ fn regno(r: &str) -> Option<&str> {
     r.trim().strip_prefix('x').or_else(|| r.trim().strip_prefix('w'))
 }
 
+/// Entries read from a jump table that has no bounds check.
+const MAX_UNBOUNDED_ENTRIES: usize = 256;
+
 /// The targets of the jump-table branch at `f.insns[n]` (LLVM's AArch64
 /// shape: `cmp xI, #N; b.hi; adr xB, .; ldr{sw,h,b} xE, [xT, xI...];
 /// add xB, xB, xE[, lsl #2]; br xB`, the table at the last `adr xT`).
+///
+/// A `match` on a Rust enum's tag needs no bounds check (the tag is
+/// always a variant), and LLVM then emits the table without the `cmp`:
+/// the entries are read until the first that does not land in the
+/// function (at most [`MAX_UNBOUNDED_ENTRIES`]). Every real entry lands in
+/// it, so none is missed; bytes after the table that happen to decode to
+/// an address in the function only add edges, which can make the check
+/// stricter, never let a path go unchecked.
 fn jump_table(f: &Function, n: usize, mem: Mem) -> Option<Vec<u64>> {
     let reg = f.insns[n].operands.trim().to_string();
     let window = n.saturating_sub(12)..n;
@@ -377,8 +388,11 @@ fn jump_table(f: &Function, n: usize, mem: Mem) -> Option<Vec<u64>> {
     let l = ops(ld);
     let table_reg = l.get(1)?.trim_start_matches('[').to_string();
     let index = l.get(2)?.trim_end_matches(']').to_string();
-    let cmp = window.clone().rev().find(|&k| f.insns[k].mnemonic == "cmp" && regno(&ops(k)[0]) == regno(&index))?;
-    let count = u64::from_str_radix(ops(cmp).get(1)?.strip_prefix("#0x")?, 16).ok()? + 1;
+    let cmp = window.clone().rev().find(|&k| f.insns[k].mnemonic == "cmp" && regno(&ops(k)[0]) == regno(&index));
+    let count = match cmp {
+        Some(cmp) => Some(u64::from_str_radix(ops(cmp).get(1)?.strip_prefix("#0x")?, 16).ok()? + 1),
+        None => None,
+    };
     // The table: `adr xT, T`, or `adrp xT, PAGE; add xT, xT, #OFF`.
     let def = (0..ld).rev().take(512).find(|&k| {
         matches!(f.insns[k].mnemonic.as_str(), "adr" | "adrp" | "add") && ops(k).first() == Some(&table_reg)
@@ -393,21 +407,39 @@ fn jump_table(f: &Function, n: usize, mem: Mem) -> Option<Vec<u64>> {
         }
         _ => return None,
     };
-    let bytes = mem(table, (count as usize) * size)?;
     let first = f.insns.first()?.addr;
     let last = f.insns.last()?.addr;
-    let mut out = vec![];
-    for e in bytes.chunks(size) {
+    let entry_at = |k: usize| -> Option<u64> {
+        let e = mem(table + (k * size) as u64, size)?;
         let v: i64 = match size {
-            4 => i32::from_le_bytes(e.try_into().ok()?) as i64,
-            2 => u16::from_le_bytes(e.try_into().ok()?) as i64,
+            4 => i32::from_le_bytes(e.as_slice().try_into().ok()?) as i64,
+            2 => u16::from_le_bytes(e.as_slice().try_into().ok()?) as i64,
             _ => e[0] as i64,
         };
-        let t = base.wrapping_add_signed(v << shift);
-        if !(first..=last).contains(&t) {
-            return None;
+        Some(base.wrapping_add_signed(v << shift))
+    };
+    let mut out = vec![];
+    match count {
+        Some(count) => {
+            for k in 0..count as usize {
+                let t = entry_at(k)?;
+                if !(first..=last).contains(&t) {
+                    return None;
+                }
+                out.push(t);
+            }
         }
-        out.push(t);
+        None => {
+            for k in 0..MAX_UNBOUNDED_ENTRIES {
+                match entry_at(k) {
+                    Some(t) if (first..=last).contains(&t) => out.push(t),
+                    _ => break,
+                }
+            }
+            if out.is_empty() {
+                return None;
+            }
+        }
     }
     Some(out)
 }
@@ -906,6 +938,41 @@ mod tests {
         }
         late(&mut body);
         parse_listing(&listing(&[EL1_RESTORE, STAGE2, ("switch", 0x2000, &body)]))
+    }
+
+    /// A jump table without a bounds check (a `match` on an enum tag): its
+    /// entries are read until one leaves the function, and every target is
+    /// followed (here: a drain behind the third entry is reached).
+    #[test]
+    fn an_unbounded_jump_table_is_followed_to_every_entry() {
+        const TABLE: u64 = 0x9000;
+        // switch at 0x2000: the `br` at 0x2014; the targets 0x2018, 0x201c
+        // and 0x2020 are offsets from the `adr x8` at 0x2008.
+        let body: Body = vec![
+            ("ldrb", "w11, [x0]"),
+            ("adr", "x10, 9000 <table>"),
+            ("adr", "x8, 2008 <switch>"),
+            ("ldrsw", "x9, [x10, x11, lsl #2]"),
+            ("add", "x8, x8, x9"),
+            ("br", "x8"),
+            ("ret", ""),
+            ("ret", ""),
+            ("msr", "mdcr_el2, x1"),
+            ("ret", ""),
+        ];
+        let fs = parse_listing(&listing(&[("switch", 0x2000, &body)]));
+        let f = &fs[0];
+        // Entries: +0x10, +0x14, +0x18 from 0x2008, then one far outside.
+        let words: [i32; 4] = [0x10, 0x14, 0x18, 0x10_0000];
+        let mem = |a: u64, len: usize| -> Option<Vec<u8>> {
+            let k = ((a - TABLE) / 4) as usize;
+            (len == 4 && a >= TABLE).then(|| words.get(k).map(|w| w.to_le_bytes().to_vec())).flatten()
+        };
+        let n = f.insns.iter().position(|i| i.mnemonic == "br").unwrap();
+        assert_eq!(jump_table(f, n, &mem), Some(vec![0x2018, 0x201c, 0x2020]));
+        // Not a table at all (no entry lands in the function): refused.
+        let none = |_: u64, _: usize| -> Option<Vec<u8>> { Some(0x10_0000i32.to_le_bytes().to_vec()) };
+        assert_eq!(jump_table(f, n, &none), None);
     }
 
     #[test]

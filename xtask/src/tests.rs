@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod pmu;
+
 /// Crates built for the bare-metal target (clippy runs there for them).
 const BARE_CRATES: &[&str] = &[
     "spevisor-image",
@@ -1052,6 +1054,12 @@ fn with_output<T>(boot: &Boot, r: Result<T, String>) -> Result<T, String> {
 }
 
 fn qemu_tests() -> Vec<(&'static str, Check)> {
+    let mut tests = qemu_tests_main();
+    tests.extend(pmu::qemu_tests());
+    tests
+}
+
+fn qemu_tests_main() -> Vec<(&'static str, Check)> {
     vec![
         ("boot_gicv3_summary", |c| {
             let b = boot(c, &c.image, Machine::default())?;

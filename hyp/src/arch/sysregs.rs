@@ -281,6 +281,16 @@ pub fn share_guest_timer(vcpu: &Vcpu) {
     page.cntv_cval = mrs!("cntv_cval_el0");
 }
 
+/// Writes a PMU user's overflow interrupt line into its shared page at
+/// every exit (the host keeps virtual INTID 23 pending while it is high).
+#[cold]
+pub fn share_guest_pmu(vcpu: &Vcpu) {
+    if vcpu.shared == 0 {
+        return;
+    }
+    crate::vcpu::shared_page(vcpu.shared).pmu_level = u32::from(vcpu.pmu.overflow_level());
+}
+
 /// Saves the guest's GIC state and turns the virtual interface off for the host.
 #[inline(always)]
 pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool) {
