@@ -339,6 +339,93 @@ fn vector_loop() -> u64 {
     SURVIVED
 }
 
+/// Every breakpoint/watchpoint control and value register and MDSCR_EL1
+/// written with all ones (KDE off, so nothing fires at EL1): the guest's
+/// own registers, switched lazily; nothing reaches the host's.
+fn debug_garbage() -> u64 {
+    // SAFETY: this vcpu's debug registers (its own once loaded); with
+    // MDSCR_EL1.KDE clear and PSTATE.D set no debug exception is taken at
+    // EL1, and EL0 never runs here. Cleared again afterwards.
+    unsafe {
+        asm!("msr daifset, #8",
+             "msr dbgbvr0_el1, {o}", "msr dbgbcr0_el1, {o}", "msr dbgwvr0_el1, {o}", "msr dbgwcr0_el1, {o}",
+             "msr dbgbvr1_el1, {o}", "msr dbgbcr1_el1, {o}", "msr dbgwvr1_el1, {o}", "msr dbgwcr1_el1, {o}",
+             "msr mdscr_el1, {m}", "isb",
+             "msr dbgbcr0_el1, xzr", "msr dbgwcr0_el1, xzr", "msr dbgbcr1_el1, xzr", "msr dbgwcr1_el1, xzr",
+             "msr mdscr_el1, xzr", "isb", "msr daifclr, #8",
+             o = in(reg) u64::MAX, m = in(reg) u64::MAX & !(MDSCR_KDE | MDSCR_SS | MDSCR_MDE), options(nostack))
+    };
+    0
+}
+const MDSCR_SS: u64 = 1 << 0;
+const MDSCR_KDE: u64 = 1 << 13;
+const MDSCR_MDE: u64 = 1 << 15;
+
+/// The guest's PMU programmed to count everything everywhere (PMCR all
+/// ones, event filters asking for EL2 and EL3, every counter enabled,
+/// user access on) while it calls the host: the hypervisor keeps it to
+/// the guest (MDCR_EL2.HPMD), and the host's profile stays its own (the
+/// QEMU test checks the summary).
+fn pmu_garbage() -> u64 {
+    // SAFETY: this vcpu's PMU (loaded lazily on the first access); the
+    // filter bits only ask, EL2 decides what counts.
+    unsafe {
+        asm!("msr pmcr_el0, {o}", "msr pmccfiltr_el0, {f}", "msr pmselr_el0, xzr", "msr pmxevtyper_el0, {f}",
+             "msr pmcntenset_el0, {o}", "msr pmuserenr_el0, {o}", "msr pmintenclr_el1, {o}", "isb",
+             o = in(reg) u64::MAX, f = in(reg) PMEVTYPER_NSH_M, options(nostack))
+    };
+    let mut wrong = 0;
+    for i in 0..STORM / 10 {
+        if hvc::host_ping(i) != (0, i + 1) {
+            wrong += 1;
+        }
+    }
+    // SAFETY: turns the counters off again.
+    unsafe { asm!("msr pmcntenclr_el0, {}", "msr pmcr_el0, xzr", "isb", in(reg) u64::MAX, options(nostack)) };
+    u64::from(wrong != 0) * WRONG_ANSWER
+}
+/// PMEVTYPER/PMCCFILTR: count at EL2 (NSH) and at EL3 (M).
+const PMEVTYPER_NSH_M: u64 = (1 << 27) | (1 << 26);
+
+/// SMCs with the IDs of services nobody gives guests (SiP, OEM, standard
+/// hypervisor, Trusted OS): NOT_SUPPORTED, never forwarded to firmware.
+fn smc_unknown() -> u64 {
+    let ids = [0xc200_0000u64, 0x8200_ff00, 0xc300_0001, 0xc500_0000, 0xf200_0001, 0xbf00_0000];
+    let wrong = ids.iter().filter(|id| smc_call(**id) != smccc::NOT_SUPPORTED).count();
+    u64::from(wrong != 0) * WRONG_ANSWER
+}
+
+/// Loads and stores of every size at the GIC's reserved and out-of-frame
+/// offsets: read as zero, writes ignored (the host warns), the VM goes on.
+fn gic_garbage() -> u64 {
+    const RESERVED: [u64; 3] = [0xe000, 0xfff8, 0x20];
+    for off in RESERVED {
+        let a = GICD_IPA + off;
+        // SAFETY: the distributor's frame (mapped Device): the host
+        // emulates every access, bad ones read zero and change nothing.
+        unsafe {
+            asm!("ldrb {v:w}, [{a}]", "ldrh {v:w}, [{a}]", "ldr {v:w}, [{a}]", "ldr {v}, [{a}]",
+                 "strb wzr, [{a}]", "strh wzr, [{a}]", "str wzr, [{a}]", "str xzr, [{a}]",
+                 a = in(reg) a, v = out(reg) _, options(nostack))
+        };
+    }
+    0
+}
+
+/// Cache maintenance by VA at an IPA the VM does not have (DC CIVAC):
+/// the guest gets an external abort, as for a load, or the operation
+/// completes as nothing; it never reaches memory that is not the VM's.
+fn cache_op_outside() -> u64 {
+    match expect_one(EC_DABT_SAME_EL, Some(HOST_PA), None, || {
+        // SAFETY: maintenance of a line the VM does not have (expected to
+        // fault or do nothing).
+        unsafe { asm!("dc civac, {a}", "dsb sy", a = in(reg) HOST_PA, options(nostack)) }
+    }) {
+        NO_EXCEPTION => 0,
+        other => other,
+    }
+}
+
 /// The cases, in order: x2 selects one.
 pub const CASES: &[fn() -> u64] = &[
     || abort_at(OUTSIDE_IPA, false),
@@ -369,6 +456,11 @@ pub const CASES: &[fn() -> u64] = &[
     cpu_on_bad,
     gic_read_only,
     vector_loop,
+    debug_garbage,
+    pmu_garbage,
+    smc_unknown,
+    gic_garbage,
+    cache_op_outside,
 ];
 
 /// Mode 50: runs case `case`; an unknown case number is itself reported.

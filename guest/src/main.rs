@@ -73,8 +73,8 @@ mod hvc;
 mod irqs;
 mod mmu;
 mod pauth;
-mod ptimer;
 mod pmu;
+mod ptimer;
 mod uart;
 
 /// Boot stack size (in .bss). The debug build's device-tree parse

@@ -65,6 +65,11 @@ pub const CASES: &[(&str, Fate)] = &[
     ("cpu-on-invalid-targets", Fate::Passes),
     ("gic-read-only-registers", Fate::Passes),
     ("exception-vector-loop", Fate::Stopped),
+    ("debug-registers-all-ones", Fate::Passes),
+    ("pmu-counting-everything-everywhere", Fate::Passes),
+    ("smc-to-services-nobody-offers", Fate::Passes),
+    ("gic-reserved-offsets-every-size", Fate::Passes),
+    ("cache-maintenance-outside-ram", Fate::Passes),
 ];
 
 /// Exits a hostile VM may take (the budget is checked once a slice).

@@ -1579,7 +1579,7 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
         }),
         ("hostile_guests_are_contained_and_their_neighbours_finish", |c| {
             /// Cases of guest mode 50 (guest/src/hostile_suite.rs).
-            const MIN_CASES: i64 = 26;
+            const MIN_CASES: i64 = 31;
             let b = boot(c, &c.image, scenario("hostile-suite"))?;
             with_output(&b, check_hostile_suite(&b, MIN_CASES))
         }),
