@@ -292,6 +292,43 @@ impl Vms {
         Ok(())
     }
 
+    /// VM_DONATE's checks and work, as the hypercall runs them: `reserved`
+    /// (host memory EL2 already uses, the attached SPE model) is refused as
+    /// already given away, then [`Self::donate`]. Pure, so the hypercall's
+    /// argument checks are fuzzed on the development machine (fuzz/).
+    // The call's four arguments plus the state they are checked against.
+    #[allow(clippy::too_many_arguments)]
+    pub fn donate_call(
+        &mut self,
+        layout: &Layout,
+        alloc: &mut impl PageAllocator,
+        reserved: Option<Range>,
+        handle: u64,
+        host_pa: u64,
+        ipa: u64,
+        pages: u64,
+    ) -> Result<(), Status> {
+        let size = pages.checked_mul(PAGE_SIZE).ok_or(Status::InvalidParameter)?;
+        if reserved.is_some_and(|m| m.overlaps(host_pa, size)) {
+            return Err(Status::AlreadyDonated);
+        }
+        self.donate(layout, alloc, handle, host_pa, ipa, pages)
+    }
+
+    /// VCPU_SHARE as the hypercall runs it: [`Self::share`], with a page
+    /// of `reserved` (the attached SPE model) refused as in use.
+    pub fn share_call(
+        &mut self,
+        layout: &Layout,
+        reserved: Option<Range>,
+        handle: u64,
+        idx: u64,
+        pa: u64,
+    ) -> Result<(), Status> {
+        let in_use = reserved.is_some_and(|m| m.overlaps(pa, PAGE_SIZE));
+        self.share(layout, handle, idx, pa, in_use)
+    }
+
     /// Removes VM `handle`: its donations end (the host owns the pages again),
     /// its stage-2 tables return to the pool and its VMID is free. `flush`
     /// runs with the VMID after the tables are emptied and before the VMID can
