@@ -216,9 +216,11 @@ impl Vcpu {
             (Pending::Hvc, Completion::Hvc(r)) => self.regs.x[..4].copy_from_slice(&r),
             (Pending::MmioRead { srt, size, sign_extend, sixty_four }, Completion::MmioRead(v)) => {
                 self.regs.set(srt, extend_load(v, size, sign_extend, sixty_four));
-                self.pc += 4;
+                self.pc = self.pc.wrapping_add(4);
             }
-            (Pending::MmioWrite, Completion::MmioWrite) => self.pc += 4,
+            // The PC wraps like the CPU's: a guest may trap on the last
+            // instruction of the address space (fuzz/regressions/mmio/).
+            (Pending::MmioWrite, Completion::MmioWrite) => self.pc = self.pc.wrapping_add(4),
             _ => return Err(Status::BadCompletion),
         }
         self.pending = Pending::None;
@@ -327,13 +329,13 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
         }
         ExceptionClass::Smc64 => {
             // A trapped SMC (HCR_EL2.TSC) leaves ELR_EL2 at the smc itself.
-            vcpu.pc += esr.instruction_len();
+            vcpu.pc = vcpu.pc.wrapping_add(esr.instruction_len());
             vcpu.pending = Pending::Hvc;
             let r = &vcpu.regs.x;
             Action::ToHost(Exit::Hvc { imm: 0, regs: [r[0], r[1], r[2], r[3]] })
         }
         ExceptionClass::Wfx => {
-            vcpu.pc += esr.instruction_len();
+            vcpu.pc = vcpu.pc.wrapping_add(esr.instruction_len());
             Action::Wfx
         }
         ExceptionClass::FpAsimd => Action::FpTrap,
@@ -352,7 +354,7 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             // model delivers it to the target vcpus.
             if let Some(group1) = sgi_register(iss) {
                 if iss.direction() == Direction::Write {
-                    vcpu.pc += 4;
+                    vcpu.pc = vcpu.pc.wrapping_add(4);
                     return Action::ToHost(Exit::Sgi { value: vcpu.regs.get(iss.rt()), group1 });
                 }
                 return inject_undef(vcpu, esr);
@@ -433,7 +435,7 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
         }
         _ => return None,
     }
-    vcpu.pc += 4;
+    vcpu.pc = vcpu.pc.wrapping_add(4);
     Some(action)
 }
 
@@ -517,6 +519,32 @@ mod tests {
         assert_eq!(v.regs.x[5], 0xffff_ff80);
         assert_eq!(v.pc, 0x4000_1004);
         assert_eq!(v.complete(Completion::MmioRead(1)), Err(Status::BadCompletion), "nothing pending");
+    }
+
+    /// Found by the `mmio` fuzz target: a trapped access on the last
+    /// instruction of the address space overflowed the PC step (a panic
+    /// at EL2 in debug builds). The PC wraps, as the CPU's does.
+    #[test]
+    fn pc_steps_wrap_at_the_top_of_the_address_space() {
+        const LAST_INSN: u64 = u64::MAX - 3;
+        let mut v = vcpu();
+        v.pc = LAST_INSN;
+        let ipa = 0x0900_0000;
+        handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 2, false, 1, false, false), ipa), |_| false);
+        v.complete(Completion::MmioRead(7)).unwrap();
+        assert_eq!((v.pc, v.regs.x[1]), (0, 7));
+        v.pc = LAST_INSN;
+        handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 2, false, 1, false, true), ipa), |_| false);
+        v.complete(Completion::MmioWrite).unwrap();
+        assert_eq!(v.pc, 0);
+        v.pc = LAST_INSN;
+        let wfi = (0x01u64 << 26) | (1 << 25);
+        assert_eq!(handle_sync(&mut v, &IdRegs::empty(), syn(wfi, 0), |_| false), Action::Wfx);
+        assert_eq!(v.pc, 0);
+        v.pc = LAST_INSN;
+        let smc = (0x17u64 << 26) | (1 << 25);
+        handle_sync(&mut v, &IdRegs::empty(), syn(smc, 0), |_| false);
+        assert_eq!(v.pc, 0);
     }
 
     #[test]
