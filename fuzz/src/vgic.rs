@@ -160,7 +160,9 @@ pub fn run(data: &[u8]) {
                     }
                     s.eoicount = u32::from(i.u8() % 40);
                     g.fold(cpu, &mut s);
-                    assert_eq!((s.nr_lrs, s.hcr_flags, s.eoicount), (0, 0, 0), "fold leaves the page clean");
+                    if cpu < nr_vcpus {
+                        assert_eq!((s.nr_lrs, s.hcr_flags, s.eoicount), (0, 0, 0), "fold leaves the page clean");
+                    }
                 }
             }
         }
