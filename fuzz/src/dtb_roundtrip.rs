@@ -13,18 +13,18 @@ use spevisor_dtb::{Fdt, Node};
 /// A parsed tree in document order: (depth, name, properties).
 type Flat = Vec<(usize, Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>;
 
-fn flatten(fdt: &Fdt, node: Node, depth: usize, out: &mut Flat) {
+fn flatten(node: Node, depth: usize, out: &mut Flat) {
     let props = node.properties().map(|p| (p.name.to_vec(), p.value.to_vec())).collect();
     out.push((depth, node.name().to_vec(), props));
     for child in node.children() {
-        flatten(fdt, child, depth + 1, out);
+        flatten(child, depth + 1, out);
     }
 }
 
 fn parse(data: &[u8]) -> Option<(Flat, Vec<(u64, u64)>)> {
     let fdt = Fdt::new(data).ok()?;
     let mut flat = vec![];
-    flatten(&fdt, fdt.root(), 0, &mut flat);
+    flatten(fdt.root(), 0, &mut flat);
     Some((flat, fdt.reserved_entries().collect()))
 }
 

@@ -243,7 +243,8 @@ pub fn run(data: &[u8]) {
     vms.set_pa_bits(PA_BITS[usize::from(i.u8()) % PA_BITS.len()]);
     let budget = usize::from(i.u8()) * 4;
     let trace = (0..i.u8()).collect();
-    let mut h = Hyp { layout, alloc: Alloc { pages: BTreeMap::new(), next: TABLES_BASE, budget }, vms, spe_model: None, trace };
+    let mut h =
+        Hyp { layout, alloc: Alloc { pages: BTreeMap::new(), next: TABLES_BASE, budget }, vms, spe_model: None, trace };
     for _ in 0..MAX_CALLS {
         if i.is_empty() {
             break;

@@ -20,8 +20,11 @@ mod seeds;
 pub mod spe_decode;
 pub mod vgic;
 
+/// A target's check: takes any input, panics on a finding.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the `[[bin]]`, the corpus directory) and its check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("dtb_parse", dtb_parse::run),
     ("dtb_roundtrip", dtb_roundtrip::run),
     ("spe_decode", spe_decode::run),

@@ -39,6 +39,9 @@ impl Bytes {
     }
 }
 
+/// Named seed files.
+type Seeds = Vec<(&'static str, Vec<u8>)>;
+
 fn guest_dtb(vcpus: u32, initrd: Option<(u64, u64)>) -> Vec<u8> {
     let mut buf = vec![0u8; 4096];
     let m = GuestMachine { ram_size: 64 << 20, bootargs: "console=ttyAMA0 earlycon", vcpus, initrd };
@@ -47,7 +50,7 @@ fn guest_dtb(vcpus: u32, initrd: Option<(u64, u64)>) -> Vec<u8> {
     buf
 }
 
-fn dtbs() -> Vec<(&'static str, Vec<u8>)> {
+fn dtbs() -> Seeds {
     let fixtures = repo().join("dtb/tests/fixtures");
     let qemu = |f: &str| std::fs::read(fixtures.join(f)).unwrap();
     vec![
@@ -58,7 +61,7 @@ fn dtbs() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn spe() -> Vec<(&'static str, Vec<u8>)> {
+fn spe() -> Seeds {
     let v = repo().join("spe/tests/vectors");
     let read = |f: &str| std::fs::read(v.join(f)).unwrap();
     vec![
@@ -71,7 +74,7 @@ fn spe() -> Vec<(&'static str, Vec<u8>)> {
 
 /// ESR seeds: the ESR, then an injection context (SPSR, ELR, VBAR, SCTLR,
 /// features, address, write).
-fn esr() -> Vec<(&'static str, Vec<u8>)> {
+fn esr() -> Seeds {
     const EL1H: u64 = 0x3c5;
     const EL0T: u64 = 0x0;
     let ctx = |b: Bytes, spsr| b.u64(spsr).u64(0xffff_8000_1000_0000).u64(0xffff_8000_0001_0800).u64(0x30d0_0980);
@@ -85,7 +88,7 @@ fn esr() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// MMIO seeds: selector, ESR, FAR, HPFAR, ID seed, x0..x30, PC, load value.
-fn mmio() -> Vec<(&'static str, Vec<u8>)> {
+fn mmio() -> Seeds {
     let seed = |selector: u8, esr: u32, ipa: u64| {
         let mut b = Bytes::default().u8(selector).u32(esr).u64(ipa & 0xfff).u64((ipa >> 12) << 4).u64(0);
         for r in 0..31u64 {
@@ -106,7 +109,7 @@ fn mmio() -> Vec<(&'static str, Vec<u8>)> {
 
 /// hcall programs: PA-size index, page budget, trace length, then calls:
 /// selector byte, seven arguments as (kind, payload) (see `hcall::arg`).
-fn hcall() -> Vec<(&'static str, Vec<u8>)> {
+fn hcall() -> Seeds {
     const CALLS: [Call; 13] = [
         Call::Version,
         Call::Info,
@@ -169,7 +172,7 @@ fn hcall() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// vgic programs: vcpus, then (op, args...) as `vgic::run` reads them.
-fn vgic() -> Vec<(&'static str, Vec<u8>)> {
+fn vgic() -> Seeds {
     // Distributor write: op 0, offset kind 0 (u16), size index 0 (4), value.
     let dist = |b: Bytes, off: u16, v: u64| b.u8(0).u8(0).u16(off).u8(0).u64(v);
     let mut b = Bytes::default().u8(1);
@@ -195,7 +198,7 @@ fn vgic() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// pl011 programs: firmware or reset state, then (op, [extra], size, [value]).
-fn pl011() -> Vec<(&'static str, Vec<u8>)> {
+fn pl011() -> Seeds {
     use crate::pl011::REGS;
     use spevisor_pl011::reg;
     // op: register index in the high nibble, kind in the low 2 bits.
@@ -222,7 +225,7 @@ fn pl011() -> Vec<(&'static str, Vec<u8>)> {
     vec![("hello-polled.bin", polled), ("fill-and-deliver.bin", irq)]
 }
 
-fn linux_image() -> Vec<(&'static str, Vec<u8>)> {
+fn linux_image() -> Seeds {
     let header = |text_offset: u64, image_size: u64, flags: u64, len: usize| {
         let mut h = vec![0u8; len];
         h[8..16].copy_from_slice(&text_offset.to_le_bytes());
@@ -243,7 +246,7 @@ fn linux_image() -> Vec<(&'static str, Vec<u8>)> {
 #[ignore = "writes fuzz/corpus/: run by hand to regenerate the seeds"]
 fn write_seed_corpus() {
     let dtb = dtbs();
-    let sets: [(&str, Vec<(&str, Vec<u8>)>); 9] = [
+    let sets: [(&str, Seeds); 9] = [
         ("dtb_parse", dtb.clone()),
         ("dtb_roundtrip", dtb),
         ("spe_decode", spe()),

@@ -80,9 +80,11 @@ pub struct FuzzArgs {
 }
 
 fn target(name: &str) -> Result<&'static str, String> {
-    TARGETS.iter().copied().find(|t| *t == name).ok_or_else(|| {
-        format!("unknown fuzz target {name}: one of {} (or all)\n{USAGE}", TARGETS.join(", "))
-    })
+    TARGETS
+        .iter()
+        .copied()
+        .find(|t| *t == name)
+        .ok_or_else(|| format!("unknown fuzz target {name}: one of {} (or all)\n{USAGE}", TARGETS.join(", ")))
 }
 
 pub fn parse_args(args: &[String]) -> Result<FuzzArgs, String> {
@@ -196,7 +198,14 @@ pub struct Outcome {
 }
 
 /// Runs `bin` for `seconds` from the committed seeds, growing `work`.
-fn run_target(bins: &Path, name: &str, seconds: u32, seed: Option<u32>, work: &Path, extra: &[String]) -> Result<Outcome, String> {
+fn run_target(
+    bins: &Path,
+    name: &str,
+    seconds: u32,
+    seed: Option<u32>,
+    work: &Path,
+    extra: &[String],
+) -> Result<Outcome, String> {
     let seeds = root().join("fuzz").join("corpus").join(name);
     let artifacts = fuzz_dir().join("artifacts").join(name);
     for d in [work, &artifacts] {
@@ -289,7 +298,10 @@ pub fn smoke(filters: &[String]) -> Result<(usize, usize), String> {
         match o.crash {
             None if o.stats.execs > 0 => {
                 passed += 1;
-                println!("fuzz test fuzz_{name} ... ok ({} execs in {:.1} s, coverage {})", o.stats.execs, o.seconds, o.stats.coverage);
+                println!(
+                    "fuzz test fuzz_{name} ... ok ({} execs in {:.1} s, coverage {})",
+                    o.stats.execs, o.seconds, o.stats.coverage
+                );
             }
             None => {
                 failed += 1;
