@@ -34,6 +34,8 @@ const RAM: Range = Range::new(0x4000_0000, 0x8000_0000);
 const IMAGE: Range = Range::new(0x4020_0000, 0x4030_0000);
 /// Page-table pages live far from RAM (their addresses are only keys).
 const TABLES_BASE: u64 = 0x10_0000_0000;
+/// How many pages the "near" arguments pick from.
+const NEAR_PAGES: u8 = 32;
 /// Most hypercalls in one program.
 const MAX_CALLS: usize = 64;
 /// PA sizes the CPU may report (ID_AA64MMFR0_EL1.PARange).
@@ -222,7 +224,7 @@ fn refused_donation_maps_nothing(h: &Hyp, regs: Regs) {
 
 /// One argument, mostly near a value the checks care about.
 fn arg(i: &mut Input, layout: &Layout) -> u64 {
-    match i.u8() % 8 {
+    match i.u8() % 10 {
         0 => u64::from(i.u8()),
         1 => u64::from(i.u8() % (MAX_VMS as u8 + 2)),
         // A page of host memory (or just around it).
@@ -232,7 +234,11 @@ fn arg(i: &mut Input, layout: &Layout) -> u64 {
         4 => 0x4000_0000 + u64::from(i.u16()) * PAGE_SIZE,
         5 => DEVICE_WINDOW.start + u64::from(i.u16()) * PAGE_SIZE,
         6 => u64::from(i.u16()) << (i.u8() % 64),
-        _ => i.u64(),
+        7 => i.u64(),
+        // The first pages of host memory and of guest RAM: calls that
+        // name the same pages (share, then donate over it) are likely.
+        8 => layout.host.start + u64::from(i.u8() % NEAR_PAGES) * PAGE_SIZE,
+        _ => 0x4000_0000 + u64::from(i.u8() % NEAR_PAGES) * PAGE_SIZE,
     }
 }
 

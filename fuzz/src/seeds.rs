@@ -110,6 +110,10 @@ fn mmio() -> Seeds {
 /// hcall programs: PA-size index, page budget, trace length, then calls:
 /// selector byte, seven arguments as (kind, payload) (see `hcall::arg`).
 fn hcall() -> Seeds {
+    // The test's host memory starts after the image and the EL2 pool
+    // (`hcall::run`'s layout: RAM at 0x4000_0000, image at 0x4020_0000).
+    const HOST_FIRST: u64 = 0x4040_0000 + spevisor_hyp::mm::HYP_POOL_SIZE;
+    const PAGE: u64 = spevisor_pgtable::PAGE_SIZE;
     const CALLS: [Call; 13] = [
         Call::Version,
         Call::Info,
@@ -127,8 +131,11 @@ fn hcall() -> Seeds {
     ];
     let call = |b: Bytes, c: Call| b.u8(CALLS.iter().position(|&x| x == c).unwrap() as u8);
     let small = |b: Bytes, v: u8| b.u8(0).u8(v);
-    let host_page = |b: Bytes, page: u16| b.u8(2).u16(page);
-    let ipa_page = |b: Bytes, page: u16| b.u8(4).u16(page);
+    // Guest IPAs by the "near" kind (`hcall::arg`, 9): pages 0..32 of RAM.
+    // Host addresses in full (kind 7): libFuzzer's comparison tracing can
+    // then put an address the checks compare against straight into a call.
+    let host_page = |b: Bytes, page: u8| b.u8(7).u64(HOST_FIRST + u64::from(page) * PAGE);
+    let ipa_page = |b: Bytes, page: u8| b.u8(9).u8(page);
     let zeros = |mut b: Bytes, n: usize| {
         for _ in 0..n {
             b = small(b, 0);
@@ -137,12 +144,12 @@ fn hcall() -> Seeds {
     };
     let mut b = Bytes::default().u8(2).u8(64).u8(4);
     b = zeros(call(b, Call::VmCreate), 7);
-    // VM_DONATE vm 1, host page 16, IPA page 0, 64 pages.
+    // VM_DONATE vm 1, host page 4, IPA page 0, 8 pages.
     b = call(b, Call::VmDonate);
     b = small(b, 1);
-    b = host_page(b, 16);
+    b = host_page(b, 4);
     b = ipa_page(b, 0);
-    b = small(b, 64);
+    b = small(b, 8);
     b = zeros(b, 3);
     b = call(b, Call::VcpuCreate);
     b = small(b, 1);
@@ -151,8 +158,15 @@ fn hcall() -> Seeds {
     b = call(b, Call::VcpuShare);
     b = small(b, 1);
     b = small(b, 0);
-    b = host_page(b, 200);
+    b = host_page(b, 20);
     b = zeros(b, 4);
+    // A second donation after the share: pages 24..28 at IPA page 16.
+    b = call(b, Call::VmDonate);
+    b = small(b, 1);
+    b = host_page(b, 24);
+    b = ipa_page(b, 16);
+    b = small(b, 4);
+    b = zeros(b, 3);
     b = call(b, Call::VcpuRun);
     b = small(b, 1);
     b = zeros(b, 6);
