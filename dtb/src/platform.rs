@@ -683,5 +683,33 @@ fn decode_specifier(spec: &[u8]) -> Option<Interrupt> {
         GIC_TYPE_EPPI => (EPPI_BASE, 64),
         _ => return None,
     };
-    (number < limit).then_some(Interrupt { intid: IntId(base + number), trigger: Trigger::from_flags(flags) })
+    // `then`, not `then_some`: the sum must not be formed for a number past
+    // the limit (it can overflow; fuzz/regressions/dtb_parse/).
+    (number < limit).then(|| Interrupt { intid: IntId(base + number), trigger: Trigger::from_flags(flags) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(cells: [u32; 3]) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        for (i, c) in cells.iter().enumerate() {
+            b[4 * i..4 * i + 4].copy_from_slice(&c.to_be_bytes());
+        }
+        b
+    }
+
+    /// Found by the `dtb_parse` fuzz target: an interrupt number near
+    /// u32::MAX overflowed while forming an INTID the range check refuses.
+    #[test]
+    fn interrupt_numbers_past_their_range_are_refused() {
+        for kind in [GIC_TYPE_SPI, GIC_TYPE_PPI, GIC_TYPE_ESPI, GIC_TYPE_EPPI] {
+            assert_eq!(decode_specifier(&spec([kind, u32::MAX, 4])), None);
+            assert_eq!(decode_specifier(&spec([kind, u32::MAX - SPI_BASE + 1, 4])), None);
+        }
+        let spi = decode_specifier(&spec([GIC_TYPE_SPI, 987, 4])).unwrap();
+        assert_eq!(spi.intid, IntId(SPI_BASE + 987));
+        assert_eq!(decode_specifier(&spec([GIC_TYPE_SPI, 988, 4])), None);
+    }
 }

@@ -579,16 +579,20 @@ impl Vgic {
     /// wait outside, ended by EOIcount. Returns what did not fit;
     /// `shared.hcr_flags` asks EL2 for UIE or EOIcount accordingly.
     pub fn flush(&mut self, cpu: usize, shared: &mut VcpuShared, nr_lrs: usize) -> Overflow {
+        if cpu >= self.nr_vcpus {
+            // No such vcpu: nothing to load (and no `loaded` slot to index,
+            // fuzz/regressions/vgic/).
+            (shared.nr_lrs, shared.hcr_flags, shared.eoicount) = (0, 0, 0);
+            return Overflow::default();
+        }
         let nr_lrs = nr_lrs.min(MAX_LRS);
         // Candidates: (priority, pending rather than active, INTID).
         let mut cand = [(0u8, false, 0u8); NR_INTIDS];
         let mut n = 0;
-        if cpu < self.nr_vcpus {
-            for (intid, irq) in self.each_of(cpu) {
-                if irq.active || self.deliverable(irq) {
-                    cand[n] = (irq.priority, !irq.active, intid as u8);
-                    n += 1;
-                }
+        for (intid, irq) in self.each_of(cpu) {
+            if irq.active || self.deliverable(irq) {
+                cand[n] = (irq.priority, !irq.active, intid as u8);
+                n += 1;
             }
         }
         cand[..n].sort_unstable();
@@ -1004,5 +1008,19 @@ mod tests {
         g.write_dist(0x6000 + 8 * 33, 8, 1 << 31).unwrap();
         assert!(g.has_work(0), "IRM: vcpu 0");
         assert_eq!(g.set_level(5, true), None, "not an SPI");
+    }
+
+    /// Found by the `vgic` fuzz target: `flush` for a vcpu index past
+    /// MAX_VCPUS indexed its bookkeeping out of bounds (a host panic).
+    #[test]
+    fn flush_for_a_vcpu_that_does_not_exist_loads_nothing() {
+        let mut g = Vgic::new(MAX_VCPUS);
+        g.write_dist(0x0000, 4, u64::from(CTLR_ENABLE_GRP0)).unwrap();
+        let mut sh = VcpuShared { nr_lrs: 3, hcr_flags: hcr::UIE, eoicount: 2, ..VcpuShared::default() };
+        for cpu in [MAX_VCPUS, MAX_VCPUS + 1, usize::MAX] {
+            assert_eq!(g.flush(cpu, &mut sh, MAX_LRS), Overflow::default());
+            assert_eq!((sh.nr_lrs, sh.hcr_flags, sh.eoicount), (0, 0, 0));
+            g.fold(cpu, &mut sh);
+        }
     }
 }

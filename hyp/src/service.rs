@@ -9,7 +9,6 @@ use crate::switch::{self, HostContext, Trace};
 use crate::vcpu::{shared_page, Uncompleted};
 use crate::vm::Vms;
 use spevisor_abi::{spe_state, Completion, Exit, InfoItem, Status, SwitchOrder, TestFault};
-use spevisor_pgtable::PAGE_SIZE;
 use spin::Mutex;
 
 /// Everything EL2 owns after boot.
@@ -116,12 +115,8 @@ impl Services for Machine<'_> {
     }
 
     fn vm_donate(&mut self, vm: u64, host_pa: u64, ipa: u64, pages: u64) -> Result<(), Status> {
-        let size = pages.checked_mul(PAGE_SIZE).ok_or(Status::InvalidParameter)?;
         let h = &mut *self.hyp;
-        if h.spe_model.is_some_and(|m| m.overlaps(host_pa, size)) {
-            return Err(Status::AlreadyDonated);
-        }
-        self.vms.donate(&h.layout, &mut h.pool, vm, host_pa, ipa, pages)
+        self.vms.donate_call(&h.layout, &mut h.pool, h.spe_model, vm, host_pa, ipa, pages)
     }
 
     fn vcpu_create(&mut self, vm: u64, entry: u64, args: [u64; 3]) -> Result<u64, Status> {
@@ -187,8 +182,7 @@ impl Services for Machine<'_> {
 
     fn vcpu_share(&mut self, vm: u64, vcpu: u64, pa: u64) -> Result<(), Status> {
         let h = &*self.hyp;
-        let model = h.spe_model.is_some_and(|m| m.overlaps(pa, PAGE_SIZE));
-        self.vms.share(&h.layout, vm, vcpu, pa, model)
+        self.vms.share_call(&h.layout, h.spe_model, vm, vcpu, pa)
     }
 
     fn vcpu_reset(&mut self, vm: u64, vcpu: u64, entry: u64, x0: u64) -> Result<(), Status> {

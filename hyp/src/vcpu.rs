@@ -264,9 +264,11 @@ impl Vcpu {
             (Pending::Hvc, Completion::Hvc(r)) => self.regs.x[..4].copy_from_slice(&r),
             (Pending::MmioRead { srt, size, sign_extend, sixty_four }, Completion::MmioRead(v)) => {
                 self.regs.set(srt, extend_load(v, size, sign_extend, sixty_four));
-                self.pc += 4;
+                self.pc = self.pc.wrapping_add(4);
             }
-            (Pending::MmioWrite, Completion::MmioWrite) => self.pc += 4,
+            // The PC wraps like the CPU's: a guest may trap on the last
+            // instruction of the address space (fuzz/regressions/mmio/).
+            (Pending::MmioWrite, Completion::MmioWrite) => self.pc = self.pc.wrapping_add(4),
             // The abort answer out of line and last: the hypercall path
             // stays as short as it was (`hvc_host`).
             (_, Completion::Abort) => return self.complete_abort(),
@@ -459,13 +461,13 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
         }
         ExceptionClass::Smc64 => {
             // A trapped SMC (HCR_EL2.TSC) leaves ELR_EL2 at the smc itself.
-            vcpu.pc += esr.instruction_len();
+            vcpu.pc = vcpu.pc.wrapping_add(esr.instruction_len());
             vcpu.pending = Pending::Hvc;
             let r = &vcpu.regs.x;
             Action::ToHost(Exit::Hvc { imm: 0, regs: [r[0], r[1], r[2], r[3]] })
         }
         ExceptionClass::Wfx => {
-            vcpu.pc += esr.instruction_len();
+            vcpu.pc = vcpu.pc.wrapping_add(esr.instruction_len());
             Action::Wfx
         }
         ExceptionClass::FpAsimd => Action::FpTrap,
@@ -484,7 +486,7 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             // model delivers it to the target vcpus.
             if let Some(group1) = sgi_register(iss) {
                 if iss.direction() == Direction::Write {
-                    vcpu.pc += 4;
+                    vcpu.pc = vcpu.pc.wrapping_add(4);
                     return Action::ToHost(Exit::Sgi { value: vcpu.regs.get(iss.rt()), group1 });
                 }
                 return inject_undef(vcpu, esr);
@@ -617,7 +619,7 @@ fn emulate_sysreg(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Actio
         }
         _ => return None,
     }
-    vcpu.pc += 4;
+    vcpu.pc = vcpu.pc.wrapping_add(4);
     vcpu.pstate &= !PSTATE_SS;
     Some(action)
 }
@@ -666,7 +668,7 @@ fn pmu_access(vcpu: &mut Vcpu, iss: SysRegIss, esr: Esr, ids: &IdRegs) -> Option
 /// writes change it and give the CPU its value (`GuestPmu::write_pmcr`).
 fn emulate_pmcr(vcpu: &mut Vcpu, iss: SysRegIss, cfg: &crate::pmu::PmuConfig) -> Action {
     let rt = iss.rt();
-    vcpu.pc += 4;
+    vcpu.pc = vcpu.pc.wrapping_add(4);
     if crate::pmu::is_read(iss) {
         vcpu.regs.set(rt, vcpu.pmu.pmcr);
         return Action::Resume;
@@ -759,6 +761,32 @@ mod tests {
             Err(Uncompleted::Refused(Status::BadCompletion)),
             "nothing pending"
         );
+    }
+
+    /// Found by the `mmio` fuzz target: a trapped access on the last
+    /// instruction of the address space overflowed the PC step (a panic
+    /// at EL2 in debug builds). The PC wraps, as the CPU's does.
+    #[test]
+    fn pc_steps_wrap_at_the_top_of_the_address_space() {
+        const LAST_INSN: u64 = u64::MAX - 3;
+        let mut v = vcpu();
+        v.pc = LAST_INSN;
+        let ipa = 0x0900_0000;
+        handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 2, false, 1, false, false), ipa), |_| false);
+        v.complete(Completion::MmioRead(7)).unwrap();
+        assert_eq!((v.pc, v.regs.x[1]), (0, 7));
+        v.pc = LAST_INSN;
+        handle_sync(&mut v, &IdRegs::empty(), syn(da(true, 2, false, 1, false, true), ipa), |_| false);
+        v.complete(Completion::MmioWrite).unwrap();
+        assert_eq!(v.pc, 0);
+        v.pc = LAST_INSN;
+        let wfi = (0x01u64 << 26) | (1 << 25);
+        assert_eq!(handle_sync(&mut v, &IdRegs::empty(), syn(wfi, 0), |_| false), Action::Wfx);
+        assert_eq!(v.pc, 0);
+        v.pc = LAST_INSN;
+        let smc = (0x17u64 << 26) | (1 << 25);
+        handle_sync(&mut v, &IdRegs::empty(), syn(smc, 0), |_| false);
+        assert_eq!(v.pc, 0);
     }
 
     #[test]

@@ -81,6 +81,10 @@ impl Vms {
     pub const fn new(ipa_bits: u32) -> Self {
         const NONE: Option<Vm> = None;
         const NO_VCPU: Option<Vcpu> = None;
+        // A const, not a static: it only spells the array's initial value
+        // for this const fn (a static cannot be read here); nothing is
+        // copied at run time beyond building `Vms` itself.
+        #[allow(clippy::large_const_arrays)]
         const NO_VCPUS: VcpuSlots = [NO_VCPU; MAX_VCPUS];
         Self { slots: [NONE; MAX_VMS], vcpus: [NO_VCPUS; MAX_VMS], vmids: [1, 0, 0, 0], ipa_bits, pa_bits: ipa_bits }
     }
@@ -290,6 +294,43 @@ impl Vms {
         let slot = vm.mem.regions.iter_mut().find(|r| r.is_none()).ok_or(Status::NoMemory)?;
         *slot = Some(Region { host_pa, ipa, pages });
         Ok(())
+    }
+
+    /// VM_DONATE's checks and work, as the hypercall runs them: `reserved`
+    /// (host memory EL2 already uses, the attached SPE model) is refused as
+    /// already given away, then [`Self::donate`]. Pure, so the hypercall's
+    /// argument checks are fuzzed on the development machine (fuzz/).
+    // The call's four arguments plus the state they are checked against.
+    #[allow(clippy::too_many_arguments)]
+    pub fn donate_call(
+        &mut self,
+        layout: &Layout,
+        alloc: &mut impl PageAllocator,
+        reserved: Option<Range>,
+        handle: u64,
+        host_pa: u64,
+        ipa: u64,
+        pages: u64,
+    ) -> Result<(), Status> {
+        let size = pages.checked_mul(PAGE_SIZE).ok_or(Status::InvalidParameter)?;
+        if reserved.is_some_and(|m| m.overlaps(host_pa, size)) {
+            return Err(Status::AlreadyDonated);
+        }
+        self.donate(layout, alloc, handle, host_pa, ipa, pages)
+    }
+
+    /// VCPU_SHARE as the hypercall runs it: [`Self::share`], with a page
+    /// of `reserved` (the attached SPE model) refused as in use.
+    pub fn share_call(
+        &mut self,
+        layout: &Layout,
+        reserved: Option<Range>,
+        handle: u64,
+        idx: u64,
+        pa: u64,
+    ) -> Result<(), Status> {
+        let in_use = reserved.is_some_and(|m| m.overlaps(pa, PAGE_SIZE));
+        self.share(layout, handle, idx, pa, in_use)
     }
 
     /// Removes VM `handle`: its donations end (the host owns the pages again),

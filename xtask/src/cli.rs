@@ -4,7 +4,7 @@
 /// The subcommands, in the order `cargo xtask help` lists them (the usage
 /// test walks this list).
 #[cfg(test)]
-pub const COMMANDS: &[&str] = &["build", "run", "test", "bench", "spe-report", "help"];
+pub const COMMANDS: &[&str] = &["build", "run", "test", "bench", "fuzz", "spe-report", "help"];
 
 /// One line per subcommand, for `cargo xtask help`.
 const SUMMARY: &str = "usage: cargo xtask <command> [options]    (cargo xtask <command> --help for one command)\n\
@@ -14,6 +14,7 @@ commands:\n\
 \x20 run         build the image and boot it in QEMU, console on this terminal\n\
 \x20 test        fmt, clippy, host unit tests and QEMU boots (or only the tests NAME matches)\n\
 \x20 bench       world-switch costs in instructions, under QEMU with -icount\n\
+\x20 fuzz        coverage-guided fuzzing of the parsers and device models (libFuzzer)\n\
 \x20 spe-report  offline SPE dump, profile and JSON records\n\
 \x20 help        this text, or `help COMMAND` for one command";
 
@@ -51,8 +52,9 @@ bundle was refused, 7 the guest was stopped by the hypervisor, 8 the guest reset
 
 const TEST: &str = "usage: cargo xtask test [--quick] [NAME...]\n\
 \n\
-Runs cargo fmt --check, clippy -D warnings, the host unit tests and the QEMU\n\
-boot tests (the ones CI runs). Installs what it needs when it can.\n\
+Runs cargo fmt --check, clippy -D warnings, the host unit tests, a few seconds\n\
+of each fuzz target (fuzz_TARGET) and the QEMU boot tests (the ones CI runs).\n\
+Installs what it needs when it can.\n\
 \n\
 \x20 --quick              skip fmt and clippy\n\
 \x20 NAME...              only the tests whose names contain a NAME: host unit tests\n\
@@ -81,6 +83,7 @@ pub fn usage(cmd: Option<&str>) -> Option<String> {
             Some("run") => RUN,
             Some("test") => TEST,
             Some("bench") => BENCH,
+            Some("fuzz") => crate::fuzz::usage(),
             Some("spe-report") => spe_report::USAGE,
             Some("help") => HELP,
             Some(_) => return None,

@@ -7,6 +7,7 @@
 //! cargo xtask test  [--quick] [NAME...]   host tests, fmt, clippy, QEMU boots
 //! cargo xtask help  [COMMAND]        usage (also COMMAND --help)
 //! cargo xtask bench [--iterations N] [--json FILE] [--debug]   world-switch costs
+//! cargo xtask fuzz  TARGET [--seconds N] | all | --list   libFuzzer targets (fuzz/)
 //! cargo xtask spe-report <args>      offline SPE dump/profile tool
 //! ```
 //!
@@ -18,6 +19,7 @@ mod bench;
 mod cli;
 mod cpio;
 mod elf;
+mod fuzz;
 mod guest;
 mod machine_code;
 mod qemu;
@@ -297,6 +299,7 @@ fn real_main() -> Result<(), String> {
         }
         "test" => tests::run_all(&cli::parse_test_args(rest)?),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::cli(rest),
         "check-switch-code" => machine_code::cli(rest),
         "spe-report" => {
             let mut c = cargo();

@@ -288,6 +288,35 @@ pub fn objdump() -> Result<String, String> {
     }
 }
 
+/// A C++ compiler, for libFuzzer (which `libfuzzer-sys` compiles with the
+/// `cc` crate for `cargo xtask fuzz`): Debian's g++, installed with apt-get
+/// when missing and we are root (like QEMU), else the exact command to run.
+pub fn cxx() -> Result<(), String> {
+    const HINT: &str = "install it with: sudo apt-get install g++";
+    let works = || {
+        let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+        Command::new(cxx).arg("--version").output().is_ok_and(|o| o.status.success())
+    };
+    if works() {
+        return Ok(());
+    }
+    if !(std::path::Path::new("/usr/bin/apt-get").exists() && is_root()) {
+        return Err(format!("no C++ compiler (c++) for libFuzzer; {HINT}"));
+    }
+    eprintln!("xtask: c++ missing: installing g++ with apt-get");
+    let env = [("DEBIAN_FRONTEND", "noninteractive")];
+    let install = ["install", "-y", "-qq", "--no-install-recommends", "g++"];
+    if crate::run_cmd(Command::new("apt-get").args(install).envs(env)).is_err() {
+        let _ = crate::run_cmd(Command::new("apt-get").args(["update", "-qq"]).envs(env));
+        crate::run_cmd(Command::new("apt-get").args(install).envs(env)).map_err(|e| format!("{e}\n{HINT}"))?;
+    }
+    if works() {
+        Ok(())
+    } else {
+        Err(format!("c++ still missing after install; {HINT}"))
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::suite_offers;

@@ -1821,6 +1821,7 @@ pub fn run_all(args: &crate::cli::TestArgs) -> Result<(), String> {
     }
     eprintln!("xtask: host unit tests");
     run_cmd(cargo().current_dir(root()).args(["test", "--quiet", "--"]).args(&args.filters))?;
+    crate::fuzz::smoke_tests(&args.filters)?;
     if tests.is_empty() {
         println!("qemu: no QEMU test name contains {}", args.filters.join(" or "));
         return Ok(());
