@@ -282,6 +282,25 @@ pub fn start(args: BootArgs) -> ! {
         }
     );
 
+    // The board report (every boot, info level; alone with spevisor.report=only).
+    let bootargs = platform.bootargs.unwrap_or("");
+    let report = crate::report::Report {
+        cpu: arch::report_regs::read(),
+        platform: &platform,
+        spe: spevisor_spe::regs::hw::probe(),
+        pa_bits_used: pa_bits,
+        ipa_bits: spevisor_pgtable::regs::stage2_ipa_bits(pa_bits),
+        psci_version: match platform.psci.map(|p| p.conduit) {
+            Some(PsciConduit::Smc) => Some(arch::report_regs::psci_version_smc()),
+            _ => None,
+        },
+    };
+    crate::report::write(&report, &mut |line| info!("{}", line));
+    if crate::report::report_only(bootargs) {
+        crate::println!("spevisor: status=ok el2=yes report=only");
+        shutdown(0);
+    }
+
     // 5. The host.
     configure_host_el1(gic_version, crate::traps::hcr_values(arch::has_pauth(), arch::has_lor()).0);
     let host_mdcr = MDCR_EL2.get();

@@ -33,6 +33,7 @@ pub mod hcall;
 pub mod hostbuf_hw;
 pub mod idregs;
 pub mod mm;
+pub mod report;
 #[cfg(target_arch = "aarch64")]
 pub mod service;
 pub mod spe;

@@ -15,6 +15,7 @@
 //! exactly what to install.
 
 mod bench;
+mod board_tests;
 mod cli;
 mod cpio;
 mod elf;
@@ -31,6 +32,10 @@ use std::process::{Command, ExitCode};
 
 /// Target of the hypervisor image and the guests.
 pub const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";
+
+/// What `cargo xtask run --report` appends: the image prints the board
+/// report and stops (the hypervisor's `report::REPORT_ONLY_ARG`).
+pub const REPORT_ONLY_ARG: &str = "spevisor.report=only";
 
 /// The variable naming the guest binary the host kernel embeds.
 pub const GUEST_ENV: &str = "SPEVISOR_GUEST_BIN";
@@ -280,6 +285,8 @@ fn real_main() -> Result<(), String> {
                     }
                     Some(("--scenario", v)) if !passthrough => append.push(format!("spevisor.scenario={v}")),
                     _ if a == "--gdb" && !passthrough => {}
+                    // The board report alone (hyp/src/report.rs), exit 0.
+                    _ if a == "--report" && !passthrough => append.push(REPORT_ONLY_ARG.to_string()),
                     _ => filtered.push(a.clone()),
                 }
             }

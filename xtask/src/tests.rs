@@ -106,6 +106,18 @@ fn check_boot_ok(boot: &Boot, gic: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A `--report` boot: exit 0 right after the report, before the host.
+fn check_report_only(boot: &Boot) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("status", field(&s, "status")?, "ok")?;
+    expect_eq("report", field(&s, "report")?, "only")?;
+    if boot.output.contains("[host]") {
+        return Err("the host ran: --report must stop after the report".into());
+    }
+    Ok(())
+}
+
 /// The host sends three values; the hypervisor must answer their complements
 /// and say it runs at EL2.
 fn check_ping(boot: &Boot) -> Result<(), String> {
@@ -810,12 +822,26 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
     vec![
         ("boot_gicv3_summary", |c| {
             let b = boot(c, &c.image, Machine::default())?;
-            with_output(&b, check_boot_ok(&b, "v3"))
+            with_output(&b, check_boot_ok(&b, "v3"))?;
+            // The board report is printed on every boot, at info level.
+            with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))
         }),
         ("boot_gicv2_4cpus_2g", |c| {
             let m = Machine { gic_version: 2, smp: 4, memory: "2G", ..Machine::default() };
             let b = boot(c, &c.image, m)?;
             with_output(&b, check_boot_ok(&b, "v2"))
+        }),
+        ("board_report_gicv3", |c| {
+            let m = Machine { append: crate::REPORT_ONLY_ARG.into(), ..Machine::default() };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, check_report_only(&b))?;
+            with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))
+        }),
+        ("board_report_gicv2", |c| {
+            let m = Machine { gic_version: 2, append: crate::REPORT_ONLY_ARG.into(), ..Machine::default() };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, check_report_only(&b))?;
+            with_output(&b, crate::board_tests::check_report(&b, 2, c.q.version))
         }),
         ("boot_256m", |c| {
             let b = boot(c, &c.image, Machine { memory: "256M", ..Machine::default() })?;
