@@ -26,6 +26,7 @@ mod qemu;
 mod repo;
 mod setup;
 mod tests;
+mod uboot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -106,6 +106,17 @@ fn check_boot_ok(boot: &Boot, gic: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The demo's guest ran and passed its self-test.
+fn check_demo_guest_passed(boot: &Boot) -> Result<(), String> {
+    let s = summary(&boot.output).ok_or("no summary line")?;
+    expect_eq("vms", field(&s, "vms")?, "1")?;
+    expect_eq("guest_status", field(&s, "guest_status")?, "0")?;
+    if !boot.output.contains("[guest0] guest: selftest status=0") {
+        return Err("the guest's self-test line is missing".into());
+    }
+    Ok(())
+}
+
 /// A `--report` boot: exit 0 right after the report, before the host.
 fn check_report_only(boot: &Boot) -> Result<(), String> {
     expect_exit(boot, status::OK)?;
@@ -842,6 +853,22 @@ fn qemu_tests() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, m)?;
             with_output(&b, check_report_only(&b))?;
             with_output(&b, crate::board_tests::check_report(&b, 2, c.q.version))
+        }),
+        ("uboot_booti_reaches_the_summary_at_el2", |c| {
+            // Debian's U-Boot, fetched once into target/u-boot-qemu/ like
+            // the Linux guest's kernel; a machine that cannot have it skips.
+            let uboot = match setup::uboot_qemu_arm64() {
+                Ok(u) => u,
+                Err(setup::KernelError::Unavailable(why)) => return Err(format!("{SKIPPED}{why}")),
+                Err(e) => return Err(e.to_string()),
+            };
+            let disk = crate::uboot::boot_disk(&c.image, &root().join("target").join("uboot-disk"))?;
+            let m = Machine { extra: crate::uboot::qemu_extra(&uboot, &disk), ..Machine::default() };
+            let b = boot(c, Path::new(""), m)?;
+            with_output(&b, crate::uboot::check_through_uboot(&b.output))?;
+            with_output(&b, check_boot_ok(&b, "v3"))?;
+            with_output(&b, check_demo_guest_passed(&b))?;
+            with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))
         }),
         ("boot_256m", |c| {
             let b = boot(c, &c.image, Machine { memory: "256M", ..Machine::default() })?;
