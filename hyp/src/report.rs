@@ -312,12 +312,9 @@ pub fn write(r: &Report<'_, '_>, out: &mut dyn FnMut(fmt::Arguments)) {
         None => "none",
     };
     match r.psci_version {
-        Some(v) if v & PSCI_ERROR_BIT != 0 => out(format_args!(
-            "report: psci version=error({}) conduit={} binding={}",
-            v as i32,
-            conduit,
-            binding
-        )),
+        Some(v) if v & PSCI_ERROR_BIT != 0 => {
+            out(format_args!("report: psci version=error({}) conduit={} binding={}", v as i32, conduit, binding))
+        }
         Some(v) => out(format_args!(
             "report: psci version={}.{} conduit={} binding={}",
             PSCI_MAJOR.of(u64::from(v)),
@@ -460,13 +457,23 @@ mod tests {
         let r = Report { cpu: n1(), platform: &p, spe, pa_bits_used: 44, ipa_bits: 40, psci_version: Some(0x1_0001) };
         let v = lines(&r);
         let cpu = line(&v, "cpu");
-        for want in ["midr=0x413fd0c1", "implementer=0x41(Arm)", "variant=0x3", "part=0xd0c", "revision=0x1", "revidr=0x1"]
+        for want in
+            ["midr=0x413fd0c1", "implementer=0x41(Arm)", "variant=0x3", "part=0xd0c", "revision=0x1", "revidr=0x1"]
         {
             assert!(cpu.contains(want), "{want} in {cpu}");
         }
-        assert_eq!(line(&v, "el"), "report: el el0=aarch64+aarch32 el1=aarch64+aarch32 el2=aarch64 el3=aarch64 current=el2");
-        assert_eq!(line(&v, "memory"), "report: memory pa_bits=44 pa_bits_used=44 ipa_bits=40 vmid_bits=16 vmid_bits_used=8");
-        assert_eq!(line(&v, "gic_cpu_if"), "report: gic_cpu_if interface=sysregs list_registers=4 pri_bits=5 pre_bits=5");
+        assert_eq!(
+            line(&v, "el"),
+            "report: el el0=aarch64+aarch32 el1=aarch64+aarch32 el2=aarch64 el3=aarch64 current=el2"
+        );
+        assert_eq!(
+            line(&v, "memory"),
+            "report: memory pa_bits=44 pa_bits_used=44 ipa_bits=40 vmid_bits=16 vmid_bits_used=8"
+        );
+        assert_eq!(
+            line(&v, "gic_cpu_if"),
+            "report: gic_cpu_if interface=sysregs list_registers=4 pri_bits=5 pre_bits=5"
+        );
         assert_eq!(line(&v, "pmu"), "report: pmu pmuver=0x4(PMUv3p1) counters=6 ppi=23");
         assert_eq!(line(&v, "spe"), "report: spe pmsver=0x1(SPEv1) align=6(64 bytes) p=0 f=0 buffer_owner=host");
         assert_eq!(
@@ -480,7 +487,8 @@ mod tests {
     #[test]
     fn platform_fields_come_from_the_device_tree() {
         let p3 = spevisor_dtb::parse(QEMU_GICV3).unwrap();
-        let r = Report { cpu: n1(), platform: &p3, spe: SpeId::NONE, pa_bits_used: 44, ipa_bits: 40, psci_version: None };
+        let r =
+            Report { cpu: n1(), platform: &p3, spe: SpeId::NONE, pa_bits_used: 44, ipa_bits: 40, psci_version: None };
         let v = lines(&r);
         assert_eq!(
             line(&v, "gic"),
@@ -494,8 +502,11 @@ mod tests {
         assert_eq!(line(&v, "psci"), "report: psci version=not-asked conduit=smc binding=arm,psci-1.0");
         let p2 = spevisor_dtb::parse(QEMU_GICV2).unwrap();
         let cpu = CpuRegs { ich_vtr: None, ..n1() };
-        let v = lines(&Report { cpu, platform: &p2, spe: SpeId::NONE, pa_bits_used: 44, ipa_bits: 40, psci_version: None });
-        assert!(line(&v, "gic").starts_with("report: gic version=2 gicd=0x8000000+0x10000 gicc=0x8010000+0x10000 gich="));
+        let v =
+            lines(&Report { cpu, platform: &p2, spe: SpeId::NONE, pa_bits_used: 44, ipa_bits: 40, psci_version: None });
+        assert!(
+            line(&v, "gic").starts_with("report: gic version=2 gicd=0x8000000+0x10000 gicc=0x8010000+0x10000 gich=")
+        );
         assert!(line(&v, "gic_cpu_if").contains("list_registers=not-read"));
     }
 
@@ -514,7 +525,14 @@ mod tests {
         assert!(line(&v, "spe_sampling").ends_with("count_size=0x3(16-bit saturating)"));
         assert!(line(&v, "memory").starts_with("report: memory pa_bits=unknown(PARange 0xf)"));
         let not_supported = -1i32 as u32;
-        let v = lines(&Report { cpu, platform: &p, spe, pa_bits_used: 44, ipa_bits: 40, psci_version: Some(not_supported) });
+        let v = lines(&Report {
+            cpu,
+            platform: &p,
+            spe,
+            pa_bits_used: 44,
+            ipa_bits: 40,
+            psci_version: Some(not_supported),
+        });
         assert_eq!(line(&v, "psci"), "report: psci version=error(-1) conduit=smc binding=arm,psci-1.0");
         assert_eq!(line(&v, "el"), "report: el el0=absent el1=absent el2=absent el3=absent current=el2");
         assert_eq!(line(&v, "trace"), "report: trace trbe=present brbe=present");

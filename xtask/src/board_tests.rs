@@ -13,11 +13,7 @@ pub fn report_line(output: &str, topic: &str) -> Result<HashMap<String, String>,
         .lines()
         .find_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
         .ok_or_else(|| format!("no `report: {topic}` line"))?;
-    Ok(line
-        .split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
+    Ok(line.split_whitespace().filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
 fn want(fields: &HashMap<String, String>, topic: &str, key: &str, value: &str) -> Result<(), String> {
@@ -39,7 +35,8 @@ const VIRT_GICR: &str = "0x80a0000+0xf60000";
 /// physical, virtual and hypervisor timers, the PMU and the GIC maintenance
 /// interrupt (`ARCH_TIMER_*_IRQ`, `VIRTUAL_PMU_IRQ`, `ARCH_GIC_MAINT_IRQ`
 /// + 16).
-const VIRT_PPIS: [(&str, &str); 4] = [("ppi_sec_phys", "29"), ("ppi_phys", "30"), ("ppi_virt", "27"), ("ppi_hyp_phys", "26")];
+const VIRT_PPIS: [(&str, &str); 4] =
+    [("ppi_sec_phys", "29"), ("ppi_phys", "30"), ("ppi_virt", "27"), ("ppi_hyp_phys", "26")];
 const VIRT_PMU_PPI: &str = "23";
 const VIRT_MAINTENANCE_PPI: &str = "25";
 /// `-cpu max`'s MIDR_EL1 (QEMU target/arm: implementer 0, architecture
@@ -125,4 +122,115 @@ mod unit {
         assert!(report_line(out, "psci").is_err());
         assert!(want(&g, "gic", "version", "2").is_err());
     }
+
+    #[test]
+    fn the_virt_uart_becomes_a_16550_with_its_cells() {
+        let mut d = include_bytes!("../../dtb/tests/fixtures/virt-gicv3-smp1-256M.dtb").to_vec();
+        let end = be32(&d, fdt::OFF_DT_STRINGS) + be32(&d, fdt::SIZE_DT_STRINGS);
+        d.truncate(end);
+        set_be32(&mut d, fdt::TOTALSIZE, end);
+        let before = spevisor_dtb::parse(&d).unwrap().console.unwrap();
+        assert_eq!(before.kind, spevisor_dtb::UartKind::Pl011);
+        let before_region = before.region;
+        assert!(virt_uart_as_ns16550(&mut d, 2, 3) > 0);
+        let p = spevisor_dtb::parse(&d).unwrap();
+        let u = p.console.unwrap();
+        assert_eq!(u.kind, spevisor_dtb::UartKind::Ns16550);
+        assert_eq!((u.reg_shift, u.reg_io_width), (2, 3));
+        assert_eq!(u.region, before_region);
+        assert_eq!(
+            p.gic,
+            spevisor_dtb::parse(include_bytes!("../../dtb/tests/fixtures/virt-gicv3-smp1-256M.dtb")).unwrap().gic,
+            "the rest intact"
+        );
+        assert_eq!(virt_uart_as_ns16550(&mut d, 2, 3), 0, "no PL011 left to edit");
+    }
+}
+
+/// FDT header fields (offsets of big-endian words) and tokens.
+mod fdt {
+    pub const TOTALSIZE: usize = 4;
+    pub const OFF_DT_STRUCT: usize = 8;
+    pub const OFF_DT_STRINGS: usize = 12;
+    pub const SIZE_DT_STRINGS: usize = 32;
+    pub const SIZE_DT_STRUCT: usize = 36;
+    pub const FDT_PROP: u32 = 3;
+}
+
+fn be32(d: &[u8], o: usize) -> usize {
+    u32::from_be_bytes(d[o..o + 4].try_into().unwrap()) as usize
+}
+
+fn set_be32(d: &mut [u8], o: usize, v: usize) {
+    d[o..o + 4].copy_from_slice(&(v as u32).to_be_bytes());
+}
+
+/// QEMU virt's PL011 node and its `compatible` value.
+const VIRT_UART_NODE: &[u8] = b"pl011@9000000\0";
+const VIRT_UART_COMPATIBLE: &[u8] = b"arm,pl011\0arm,primecell\0";
+
+/// Turns QEMU virt's console node (a DTB trimmed to its contents: strings
+/// last) into an `ns16550a` with `reg-shift` and `reg-io-width` cells:
+/// the compatible rewritten in place (NUL-padded), the two properties
+/// inserted right after the node's name, their names appended to the
+/// strings block. Returns the bytes changed (0: the node was not found).
+pub fn virt_uart_as_ns16550(d: &mut Vec<u8>, reg_shift: u32, reg_io_width: u32) -> usize {
+    let Some(compat) = d.windows(VIRT_UART_COMPATIBLE.len()).position(|w| w == VIRT_UART_COMPATIBLE) else {
+        return 0;
+    };
+    let Some(node) = d.windows(VIRT_UART_NODE.len()).position(|w| w == VIRT_UART_NODE) else {
+        return 0;
+    };
+    let mut c = b"ns16550a".to_vec();
+    c.resize(VIRT_UART_COMPATIBLE.len(), 0);
+    d[compat..compat + c.len()].copy_from_slice(&c);
+    // Strings: append the two names (the strings block ends the blob).
+    let strings = be32(d, fdt::OFF_DT_STRINGS);
+    let strings_size = be32(d, fdt::SIZE_DT_STRINGS);
+    assert_eq!(strings + strings_size, d.len(), "a trimmed DTB ends with its strings");
+    let mut names = vec![];
+    for name in ["reg-shift", "reg-io-width"] {
+        names.push(d.len() - strings);
+        d.extend_from_slice(name.as_bytes());
+        d.push(0);
+    }
+    let strings_size = d.len() - strings;
+    set_be32(d, fdt::SIZE_DT_STRINGS, strings_size);
+    // Struct: two FDT_PROP records after the node name (padded to 4).
+    let after_name = (node + VIRT_UART_NODE.len()).next_multiple_of(4);
+    let mut props = vec![];
+    for (nameoff, value) in names.into_iter().zip([reg_shift, reg_io_width]) {
+        for w in [fdt::FDT_PROP, 4, nameoff as u32, value] {
+            props.extend_from_slice(&w.to_be_bytes());
+        }
+    }
+    d.splice(after_name..after_name, props.iter().copied());
+    assert!(be32(d, fdt::OFF_DT_STRUCT) < after_name);
+    let moved = be32(d, fdt::OFF_DT_STRINGS) + props.len();
+    set_be32(d, fdt::OFF_DT_STRINGS, moved);
+    let size = be32(d, fdt::SIZE_DT_STRUCT) + props.len();
+    set_be32(d, fdt::SIZE_DT_STRUCT, size);
+    let total = d.len();
+    set_be32(d, fdt::TOTALSIZE, total);
+    c.len() + props.len()
+}
+
+/// The boot stopped on the console: exit 1 (the fatal-boot status) and a
+/// summary whose reason names the 16550's `want` problem, on the fallback
+/// console.
+pub fn check_console_refused(boot: &Boot, want: &str) -> Result<(), String> {
+    if boot.timed_out {
+        return Err("QEMU timed out (the image hung)".into());
+    }
+    if boot.exit != Some(crate::tests::status::FATAL_BOOT) {
+        return Err(format!("exit status {:?}, expected {}", boot.exit, crate::tests::status::FATAL_BOOT));
+    }
+    let line = boot.output.lines().rev().find(|l| l.starts_with("spevisor: ")).ok_or("no summary line")?;
+    if !line.contains("status=error") || !line.contains("Ns16550 UART at 0x9000000") || !line.contains(want) {
+        return Err(format!("the summary does not name the 16550 console's problem ({want}): {line}"));
+    }
+    if boot.output.contains("[host]") {
+        return Err("the host ran on a console EL2 refused".into());
+    }
+    Ok(())
 }

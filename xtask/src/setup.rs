@@ -286,7 +286,8 @@ pub fn guest_busybox() -> Result<std::path::PathBuf, KernelError> {
 const UBOOT_PACKAGE: &str = "u-boot-qemu";
 /// Its build for QEMU's 64-bit `virt` machine, given to QEMU as `-bios`.
 const UBOOT_QEMU_ARM64: &str = "usr/lib/u-boot/qemu_arm64/u-boot.bin";
-const UBOOT_HINT: &str = "as root on Debian: apt-get download u-boot-qemu && dpkg-deb -x u-boot-qemu_*.deb target/u-boot-qemu/x \
+const UBOOT_HINT: &str =
+    "as root on Debian: apt-get download u-boot-qemu && dpkg-deb -x u-boot-qemu_*.deb target/u-boot-qemu/x \
      (the test uses target/u-boot-qemu/x/usr/lib/u-boot/qemu_arm64/u-boot.bin)";
 
 /// Debian's `u-boot-qemu` `qemu_arm64` build, fetched once into

@@ -14,7 +14,8 @@ use std::process::Command;
 
 /// The boot script: what a board's `boot.scr` holds too (docs/boards.md).
 /// `devtype`, `devnum` and `distro_bootpart` are set by distro boot.
-pub const BOOT_SCRIPT: &str = "echo spevisor-boot: loading spevisor.Image from ${devtype} ${devnum}:${distro_bootpart}\n\
+pub const BOOT_SCRIPT: &str =
+    "echo spevisor-boot: loading spevisor.Image from ${devtype} ${devnum}:${distro_bootpart}\n\
 load ${devtype} ${devnum}:${distro_bootpart} ${kernel_addr_r} spevisor.Image\n\
 booti ${kernel_addr_r} - ${fdtcontroladdr}\n\
 echo spevisor-boot: booti returned\n";
