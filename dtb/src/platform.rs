@@ -610,8 +610,9 @@ impl<'a> Ctx<'a> {
         Ok(list)
     }
 
-    /// The console: `/chosen/stdout-path` if it names a UART we can drive,
-    /// else the first enabled PL011.
+    /// The console: `/chosen/stdout-path` if it names a UART we can drive
+    /// (a PL011 or a 16550; not the BCM2835 mini UART), else the first
+    /// enabled PL011.
     fn console(&self) -> Result<Option<Uart<'a>>, DtbError> {
         let chosen = self.fdt.find_node("/chosen");
         let stdout = chosen.and_then(|c| {
@@ -623,7 +624,7 @@ impl<'a> Ctx<'a> {
                 None => (spec, None),
             };
             if let Some(node) = self.resolve_path(path) {
-                if let Some(uart) = self.uart(&node, options)? {
+                if let Some(uart) = self.uart(&node, options)?.filter(|u| u.kind != UartKind::Bcm2835Aux) {
                     return Ok(Some(uart));
                 }
             }

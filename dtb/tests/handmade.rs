@@ -105,6 +105,23 @@ fn console_falls_back_to_first_pl011_and_handles_full_paths() {
 }
 
 #[test]
+fn stdout_path_to_a_mini_uart_falls_back_to_the_pl011() {
+    // Raspberry Pi firmware may name the BCM2835 mini UART (no driver):
+    // the first PL011 is the console then.
+    let dtb = board(true, |b| {
+        b.begin("serial@7e215040").prop_str("compatible", "brcm,bcm2835-aux-uart").reg2(&[(0x7e21_5040, 0x40)]).end();
+    });
+    let needle = b"serial0:115200n8\0";
+    let pos = dtb.windows(needle.len()).position(|w| w == needle).unwrap();
+    let mut dtb = dtb;
+    dtb[pos..pos + needle.len()].copy_from_slice(b"/serial@7e215040\0");
+    let p = parse(&dtb).unwrap();
+    let uart = p.console.unwrap();
+    assert_eq!(uart.kind, spevisor_dtb::UartKind::Pl011);
+    assert_eq!(uart.region.base, 0x1c00_1000);
+}
+
+#[test]
 fn gicv2_spi_and_interrupt_parent_checks() {
     let mut b = FdtBuilder::new();
     b.begin("").prop_u32("#address-cells", 1).prop_u32("#size-cells", 1).prop_u32("interrupt-parent", 7);

@@ -1,11 +1,11 @@
-//! The host console: the DTB's PL011, behind the `log` crate with levels.
+//! The host console: the DTB's PL011 or 16550, behind the `log` crate with levels.
 
 use core::fmt::{self, Write};
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use spevisor_pl011::Pl011;
+use spevisor_pl011::console::Console;
 use spin::Mutex;
 
-static UART: Mutex<Option<Pl011>> = Mutex::new(None);
+static UART: Mutex<Option<Console>> = Mutex::new(None);
 
 struct HostLogger;
 
@@ -28,13 +28,10 @@ impl Log for HostLogger {
     fn flush(&self) {}
 }
 
-/// Starts the console and the logger.
-///
-/// # Safety
-/// `base` must be a PL011 mapped as device memory at EL1 from now on.
-pub unsafe fn init(base: usize, level: LevelFilter) {
-    // SAFETY: forwarded from the caller.
-    *UART.lock() = Some(unsafe { Pl011::new(base) });
+/// Starts the console on `uart` (opened by `ConsoleSpec::open`, whose
+/// contract covers the mapping) and the logger.
+pub fn init(uart: Console, level: LevelFilter) {
+    *UART.lock() = Some(uart);
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
 }

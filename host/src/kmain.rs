@@ -13,6 +13,7 @@ use spevisor_abi::{spe_state, InfoItem, Status, TestFault};
 use spevisor_armv8::esr::Esr;
 use spevisor_pgtable::range::{subtract, Range};
 use spevisor_pgtable::{regs as tregs, Attributes, PageTable, Regime, MAIR_VALUE, PAGE_SIZE};
+use spevisor_pl011::console::ConsoleSpec;
 use spin::Mutex;
 
 extern "C" {
@@ -162,12 +163,14 @@ pub fn start(args: BootArgs) -> ! {
         // reservations is unused and identity mapped RW.
         unsafe { pages.add(r.start, r.end, 0) };
     }
-    if let Some(uart) = platform.console.as_ref() {
-        let base = uart.region.base & !(PAGE_SIZE - 1);
+    // EL2 stopped the boot on a console it could not use (the same check).
+    if let Some(spec) = platform.console.as_ref().and_then(|u| ConsoleSpec::from_dtb(u).ok()) {
+        let base = spec.base & !(PAGE_SIZE - 1);
         tables.map_range(&mut pages, base, base, PAGE_SIZE, Attributes::DEVICE).unwrap_or_else(fail);
         arch::publish_new_mappings();
-        // SAFETY: mapped as device memory just above; the DTB names a PL011.
-        unsafe { console::init(uart.region.base as usize, LevelFilter::Info) };
+        // SAFETY: its page is mapped as device memory just above (identity),
+        // and `from_dtb` checked its registers lie in that page.
+        console::init(unsafe { spec.open(spec.base as usize) }, LevelFilter::Info);
     }
     // Each reservation inside host memory: out of the map and the allocator.
     for r in holes[2..spevisor_dtb::MAX_RESERVED_REGIONS + 2]

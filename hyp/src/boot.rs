@@ -25,6 +25,7 @@ use aarch64_cpu::registers::*;
 use spevisor_dtb::{GicVersion, PsciConduit};
 use spevisor_pgtable::range::subtract;
 use spevisor_pgtable::{regs as tregs, Attributes, PageAllocator, PageTable, Regime, MAIR_VALUE, PAGE_SIZE};
+use spevisor_pl011::console::ConsoleSpec;
 
 /// What the image tells EL2 bring-up (the image crate wires EL2 and the host).
 pub struct BootArgs {
@@ -164,9 +165,9 @@ pub fn start(args: BootArgs) -> ! {
     arch::install_vectors();
     #[cfg(feature = "qemu-virt-fallback-console")]
     // SAFETY: mapped as device memory above; replaced once the DTB names the console.
-    unsafe {
-        crate::console::init(FALLBACK_UART as usize)
-    };
+    crate::console::init(spevisor_pl011::console::Console::Pl011(unsafe {
+        spevisor_pl011::Pl011::new(FALLBACK_UART as usize)
+    }));
 
     // 3. DTB.
     if !dtb_mapped {
@@ -216,7 +217,12 @@ pub fn start(args: BootArgs) -> ! {
             layout.host.end
         ))
     };
-    let console = platform.console.as_ref().map(|u| u.region.base);
+    let console = platform.console.map(|u| match ConsoleSpec::from_dtb(&u) {
+        Ok(spec) => spec,
+        Err(e) => {
+            fatal(format_args!("the DTB's console ({:?} UART at {:#x}) cannot be used: {}", u.kind, u.region.base, e))
+        }
+    });
     // The buddy allocator keeps its free lists in the free pages: map the pool
     // before handing it over.
     map(&mut tables, &mut early, layout.pool, Attributes::RW);
@@ -236,7 +242,8 @@ pub fn start(args: BootArgs) -> ! {
             }
         }
     }
-    if let Some(base) = console {
+    if let Some(spec) = console {
+        let base = spec.base;
         let page = base & !(PAGE_SIZE - 1);
         #[cfg(feature = "qemu-virt-fallback-console")]
         let already = page == FALLBACK_UART;
@@ -248,8 +255,9 @@ pub fn start(args: BootArgs) -> ! {
             }
         }
         arch::publish_new_mappings();
-        // SAFETY: mapped as device memory just above; the DTB names it a PL011.
-        unsafe { crate::console::init(base as usize) };
+        // SAFETY: its page is mapped as device memory just above (identity:
+        // VA = PA), and `from_dtb` checked its registers lie in that page.
+        crate::console::init(unsafe { spec.open(base as usize) });
     }
 
     let (pmu_ver, pms_ver) = arch::debug_features();
@@ -281,6 +289,25 @@ pub fn start(args: BootArgs) -> ! {
             None => "absent",
         }
     );
+
+    // The board report (every boot, info level; alone with spevisor.report=only).
+    let bootargs = platform.bootargs.unwrap_or("");
+    let report = crate::report::Report {
+        cpu: arch::report_regs::read(),
+        platform: &platform,
+        spe: spevisor_spe::regs::hw::probe(),
+        pa_bits_used: pa_bits,
+        ipa_bits: spevisor_pgtable::regs::stage2_ipa_bits(pa_bits),
+        psci_version: match platform.psci.map(|p| p.conduit) {
+            Some(PsciConduit::Smc) => Some(arch::report_regs::psci_version_smc()),
+            _ => None,
+        },
+    };
+    crate::report::write(&report, &mut |line| info!("{}", line));
+    if crate::report::report_only(bootargs) {
+        crate::println!("spevisor: status=ok el2=yes report=only");
+        shutdown(0);
+    }
 
     // 5. The host.
     configure_host_el1(gic_version, crate::traps::hcr_values(arch::has_pauth(), arch::has_lor()).0);

@@ -1,14 +1,14 @@
-//! The EL2 console: a PL011 found in the DTB, and leveled logging macros.
+//! The EL2 console: the PL011 or 16550 the DTB names, and leveled logging macros.
 //!
 //! The hypervisor does not use the `log` crate: its global logger would be
 //! shared with the host kernel in the same image, and the host must never run
 //! EL2 code. These macros print with an `[el2]` prefix instead.
 
 use core::fmt::{self, Write};
-use spevisor_pl011::Pl011;
+use spevisor_pl011::console::Console;
 use spin::Mutex;
 
-static CONSOLE: Mutex<Option<Pl011>> = Mutex::new(None);
+static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 
 /// Message levels, most severe first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,14 +33,11 @@ impl Level {
 /// Messages above this level are dropped.
 pub const MAX_LEVEL: Level = Level::Info;
 
-/// Starts the console on the PL011 at `uart`.
-///
-/// # Safety
-/// `uart` must be a PL011 register frame mapped as device memory at EL2 for the
-/// rest of the hypervisor's life. Spin locks need the MMU and caches on.
-pub unsafe fn init(uart: usize) {
-    // SAFETY: forwarded from the caller.
-    *CONSOLE.lock() = Some(unsafe { Pl011::new(uart) });
+/// Starts (or moves) the console to `uart`, an opened UART
+/// (`ConsoleSpec::open`, whose contract covers the mapping). Spin locks
+/// need the MMU and caches on.
+pub fn init(uart: Console) {
+    *CONSOLE.lock() = Some(uart);
 }
 
 /// Prints without a prefix. Silently drops output before [`init`].

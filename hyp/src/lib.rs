@@ -37,6 +37,7 @@ pub mod hostbuf_hw;
 pub mod idregs;
 pub mod mm;
 pub mod pmu;
+pub mod report;
 #[cfg(target_arch = "aarch64")]
 pub mod service;
 pub mod spe;

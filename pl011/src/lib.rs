@@ -3,9 +3,13 @@
 //! - [`Pl011`]: a polling transmit-only driver for the hypervisor's and the
 //!   host's console (no interrupts, no locking: callers serialise).
 //! - [`model`]: the emulated PL011 the host shows to guests (pure logic).
+//! - [`ns16550`]: the same transmit-only driver for 8250/16550 UARTs, and
+//!   [`console`]: whichever of the two the device tree names.
 #![cfg_attr(not(test), no_std)]
 
+pub mod console;
 pub mod model;
+pub mod ns16550;
 
 /// Register offsets (PL011 TRM, table 3-1).
 pub mod reg {

@@ -31,7 +31,7 @@ Builds the test guest and the image, and prints the path of the arm64 Image\n\
 \x20 --spe-hw-standin     SPE's hardware world-switch path on stand-in EL2 registers (QEMU bench only)";
 
 const RUN: &str =
-    "usage: cargo xtask run [build options] [--gdb] [--spe=auto|hw|model|off] [--scenario=NAME] [--linux]\n\
+    "usage: cargo xtask run [build options] [--gdb] [--spe=auto|hw|model|off] [--scenario=NAME] [--linux] [--report]\n\
 \x20                      [-- <QEMU options>]\n\
 \n\
 Builds the image and boots it in QEMU (installed with apt-get when missing and\n\
@@ -46,6 +46,7 @@ bundle was refused, 7 the guest was stopped by the hypervisor, 8 the guest reset
 \x20                      busybox initramfs (fetched once into target/); with --initrd FILE,\n\
 \x20                      --append \"...\", --vcpus 1..8, --mem MiB (--linux = --guest linux)\n\
 \x20 --max-exits=N        stop a --guest guest after N exits (exit status 9; default 1000000)\n\
+\x20 --report             print the board report (CPU, ELs, PA/IPA, GIC, timer, PMU, SPE, PSCI) and exit 0\n\
 \x20 --gdb                QEMU waits for gdb on localhost:1234 (xtask prints the command)\n\
 \x20 -- ARGS              pass ARGS to QEMU, e.g. -- -m 2G -smp 4, or -- -append \"spevisor.spe_period=200000\"\n\
 \x20 build options        as for `cargo xtask build` (--release, --switch-order=..., ...)";

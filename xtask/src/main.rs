@@ -16,6 +16,7 @@
 //! exactly what to install.
 
 mod bench;
+mod board_tests;
 mod cli;
 mod cpio;
 mod elf;
@@ -27,12 +28,17 @@ mod qemu;
 mod repo;
 mod setup;
 mod tests;
+mod uboot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Target of the hypervisor image and the guests.
 pub const BARE_TARGET: &str = "aarch64-unknown-none-softfloat";
+
+/// What `cargo xtask run --report` appends: the image prints the board
+/// report and stops (the hypervisor's `report::REPORT_ONLY_ARG`).
+pub const REPORT_ONLY_ARG: &str = "spevisor.report=only";
 
 /// The variable naming the guest binary the host kernel embeds.
 pub const GUEST_ENV: &str = "SPEVISOR_GUEST_BIN";
@@ -286,6 +292,8 @@ fn real_main() -> Result<(), String> {
                         append.push(format!("spevisor.max_exits={n}"));
                     }
                     _ if a == "--gdb" && !passthrough => {}
+                    // The board report alone (hyp/src/report.rs), exit 0.
+                    _ if a == "--report" && !passthrough => append.push(REPORT_ONLY_ARG.to_string()),
                     _ => filtered.push(a.clone()),
                 }
             }

@@ -166,15 +166,19 @@ fn is_debian() -> bool {
     std::fs::read_to_string("/etc/os-release").is_ok_and(|s| s.lines().any(|l| l.trim() == "ID=debian"))
 }
 
-/// Root on Debian with the arm64 architecture added to dpkg (added here
-/// when missing), or why Debian's arm64 packages cannot be had.
-fn arm64_packages_usable(what: &str, dir: &std::path::Path) -> Result<(), KernelError> {
+/// Root on Debian (apt-get can download), with the arm64 architecture
+/// added to dpkg when `arm64` (added here when missing), or why Debian's
+/// packages cannot be had; `hint` says how to fetch by hand.
+fn debian_packages_usable(what: &str, dir: &std::path::Path, hint: &str, arm64: bool) -> Result<(), KernelError> {
     use KernelError::Unavailable;
     if !(std::path::Path::new("/usr/bin/apt-get").exists() && is_root() && is_debian()) {
         let why = format!("no {what} in {} and no way to fetch one here (needs root on Debian)", dir.display());
-        return Err(Unavailable(format!("{why}; {KERNEL_HINT}")));
+        return Err(Unavailable(format!("{why}; {hint}")));
     }
-    let unavailable = |e: String| Unavailable(format!("{e}; {KERNEL_HINT}"));
+    if !arm64 {
+        return Ok(());
+    }
+    let unavailable = |e: String| Unavailable(format!("{e}; {hint}"));
     let foreign =
         Command::new("dpkg").arg("--print-foreign-architectures").output().map_err(|e| unavailable(e.to_string()))?;
     if !String::from_utf8_lossy(&foreign.stdout).lines().any(|l| l.trim() == "arm64") {
@@ -185,9 +189,13 @@ fn arm64_packages_usable(what: &str, dir: &std::path::Path) -> Result<(), Kernel
     Ok(())
 }
 
+fn arm64_packages_usable(what: &str, dir: &std::path::Path) -> Result<(), KernelError> {
+    debian_packages_usable(what, dir, KERNEL_HINT, true)
+}
+
 /// Downloads `spec` (`name:arm64`) with apt-get and extracts it into
 /// `dir/x`, atomically: an interrupted run leaves no half package behind.
-fn fetch_deb(spec: &str, dir: &std::path::Path) -> Result<(), KernelError> {
+fn fetch_deb(spec: &str, dir: &std::path::Path, hint: &str) -> Result<(), KernelError> {
     use KernelError::{Broken, Unavailable};
     let package = spec.split(':').next().unwrap_or(spec).to_string();
     eprintln!("xtask: downloading {spec}");
@@ -195,7 +203,7 @@ fn fetch_deb(spec: &str, dir: &std::path::Path) -> Result<(), KernelError> {
     let _ = std::fs::remove_dir_all(&download);
     std::fs::create_dir_all(&download).map_err(|e| Broken(e.to_string()))?;
     crate::run_cmd(Command::new("apt-get").current_dir(&download).args(["download", "-qq", spec]))
-        .map_err(|e| Unavailable(format!("{e}; {KERNEL_HINT}")))?;
+        .map_err(|e| Unavailable(format!("{e}; {hint}")))?;
     let deb = std::fs::read_dir(&download)
         .map_err(|e| Broken(e.to_string()))?
         .flatten()
@@ -235,29 +243,57 @@ pub fn guest_kernel() -> Result<std::path::PathBuf, KernelError> {
         .lines()
         .find_map(|l| l.strip_prefix("  Depends: ").map(|v| v.trim().to_string()))
         .ok_or_else(|| unavailable(format!("apt-cache knows no {GUEST_KERNEL_PACKAGE}")))?;
-    fetch_deb(&versioned, &dir)?;
+    fetch_deb(&versioned, &dir, KERNEL_HINT)?;
     cached_guest_kernel(&dir).ok_or_else(|| Broken(format!("{versioned} has no boot/vmlinuz-*")))
 }
 
 /// The Debian package whose static busybox runs the Linux guest's init.
 const BUSYBOX_PACKAGE: &str = "busybox-static:arm64";
 
-/// Debian's static arm64 busybox, fetched once into `target/guest-busybox/`
-/// (downloaded at run time, never committed).
-pub fn guest_busybox() -> Result<std::path::PathBuf, KernelError> {
-    let dir = crate::root().join("target").join("guest-busybox");
-    let cached = dir.join("x").join("bin").join("busybox");
+/// The file `rel` of the Debian package `spec`, fetched once into
+/// `target/<dir_name>/x/` (downloaded at run time, never committed): the
+/// cached copy when there is one, else `apt-get download` and `dpkg-deb -x`
+/// ([`fetch_deb`]). `arm64`: a `name:arm64` package (dpkg must know the
+/// architecture); `hint`: how to fetch it by hand, for the SKIPPED line.
+fn debian_package_file(
+    spec: &str,
+    dir_name: &str,
+    rel: &str,
+    hint: &str,
+    arm64: bool,
+) -> Result<std::path::PathBuf, KernelError> {
+    let dir = crate::root().join("target").join(dir_name);
+    let cached = dir.join("x").join(rel);
     if cached.is_file() {
         return Ok(cached);
     }
-    arm64_packages_usable("static busybox", &dir)?;
+    debian_packages_usable(spec, &dir, hint, arm64)?;
     std::fs::create_dir_all(&dir).map_err(|e| KernelError::Broken(e.to_string()))?;
-    fetch_deb(BUSYBOX_PACKAGE, &dir)?;
+    fetch_deb(spec, &dir, hint)?;
     if cached.is_file() {
         Ok(cached)
     } else {
-        Err(KernelError::Broken(format!("{BUSYBOX_PACKAGE} has no bin/busybox")))
+        Err(KernelError::Broken(format!("{spec} has no {rel}")))
     }
+}
+
+/// Debian's static arm64 busybox, fetched once into `target/guest-busybox/`.
+pub fn guest_busybox() -> Result<std::path::PathBuf, KernelError> {
+    debian_package_file(BUSYBOX_PACKAGE, "guest-busybox", "bin/busybox", KERNEL_HINT, true)
+}
+
+/// Debian's U-Boot for QEMU (an `all` package: no arm64 architecture needed).
+const UBOOT_PACKAGE: &str = "u-boot-qemu";
+/// Its build for QEMU's 64-bit `virt` machine, given to QEMU as `-bios`.
+const UBOOT_QEMU_ARM64: &str = "usr/lib/u-boot/qemu_arm64/u-boot.bin";
+const UBOOT_HINT: &str =
+    "as root on Debian: apt-get download u-boot-qemu && dpkg-deb -x u-boot-qemu_*.deb target/u-boot-qemu/x \
+     (the test uses target/u-boot-qemu/x/usr/lib/u-boot/qemu_arm64/u-boot.bin)";
+
+/// Debian's `u-boot-qemu` `qemu_arm64` build, fetched once into
+/// `target/u-boot-qemu/` (the U-Boot test boots the image through it).
+pub fn uboot_qemu_arm64() -> Result<std::path::PathBuf, KernelError> {
+    debian_package_file(UBOOT_PACKAGE, "u-boot-qemu", UBOOT_QEMU_ARM64, UBOOT_HINT, false)
 }
 
 /// The disassembler of the machine-code ordering check: Debian's
