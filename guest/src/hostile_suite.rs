@@ -353,7 +353,7 @@ fn debug_garbage() -> u64 {
              "msr mdscr_el1, {m}", "isb",
              "msr dbgbcr0_el1, xzr", "msr dbgwcr0_el1, xzr", "msr dbgbcr1_el1, xzr", "msr dbgwcr1_el1, xzr",
              "msr mdscr_el1, xzr", "isb", "msr daifclr, #8",
-             o = in(reg) u64::MAX, m = in(reg) u64::MAX & !(MDSCR_KDE | MDSCR_SS | MDSCR_MDE), options(nostack))
+             o = in(reg) u64::MAX, m = in(reg) !(MDSCR_KDE | MDSCR_SS | MDSCR_MDE), options(nostack))
     };
     0
 }
