@@ -15,6 +15,7 @@ commands:\n\
 \x20 test        fmt, clippy, host unit tests and QEMU boots (or only the tests NAME matches)\n\
 \x20 bench       world-switch costs in instructions, under QEMU with -icount\n\
 \x20 fuzz        coverage-guided fuzzing of the parsers and device models (libFuzzer)\n\
+\x20 hostile     the isolation report: hostile guests, a hostile host, every fuzz target, stress\n\
 \x20 spe-report  offline SPE dump, profile and JSON records\n\
 \x20 help        this text, or `help COMMAND` for one command";
 
@@ -74,6 +75,14 @@ each world-switch cost in instructions per round trip (docs/benchmarks.md).\n\
 
 const HELP: &str = "usage: cargo xtask help [COMMAND]";
 
+const HOSTILE: &str = "usage: cargo xtask hostile [--fuzz-seconds N]\n\
+\n\
+The isolation report (docs/testing.md, \"Hostile guests, a hostile host, fuzzing,\n\
+stress\"): boots the hostile-guest suite and the hostile host, runs every fuzz\n\
+target N seconds (default 10), boots the two stress runs on the release image,\n\
+checks each as cargo xtask test does and prints what ran and what it found.\n\
+Exits non-zero if any part failed.";
+
 /// The usage text of `cmd` (`None` for the overview), or `None` if there
 /// is no such command.
 pub fn usage(cmd: Option<&str>) -> Option<String> {
@@ -85,6 +94,7 @@ pub fn usage(cmd: Option<&str>) -> Option<String> {
             Some("test") => TEST,
             Some("bench") => BENCH,
             Some("fuzz") => crate::fuzz::usage(),
+            Some("hostile") => HOSTILE,
             Some("spe-report") => spe_report::USAGE,
             Some("help") => HELP,
             Some(_) => return None,

@@ -233,6 +233,14 @@ fn run_target(
     Ok(Outcome { stats: parse_stats(&log), seconds: started.elapsed().as_secs_f64(), crash, log })
 }
 
+/// Runs target `name` for `seconds` in a scratch corpus grown from the
+/// committed seeds, with libFuzzer's seed `seed` (`cargo xtask hostile`).
+pub fn run_scratch(bins: &Path, name: &str, seconds: u32, seed: u32) -> Result<Outcome, String> {
+    let work = fuzz_dir().join("hostile").join(name);
+    let _ = std::fs::remove_dir_all(&work);
+    run_target(bins, name, seconds, Some(seed), &work, &[])
+}
+
 fn last_lines(log: &str, n: usize) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

@@ -308,6 +308,7 @@ fn real_main() -> Result<(), String> {
         "test" => tests::run_all(&cli::parse_test_args(rest)?),
         "bench" => bench::run(rest),
         "fuzz" => fuzz::cli(rest),
+        "hostile" => tests::hostile_report(rest),
         "check-switch-code" => machine_code::cli(rest),
         "spe-report" => {
             let mut c = cargo();
