@@ -1955,6 +1955,136 @@ pub fn run_all(args: &crate::cli::TestArgs) -> Result<(), String> {
     }
 }
 
+/// `cargo xtask hostile [--fuzz-seconds N]`: the isolation report of issue
+/// 12 in one place. Runs the hostile-guest suite, the hostile host, every
+/// fuzz target for N seconds (default [`HOSTILE_FUZZ_SECONDS`]) and the two
+/// stress runs, checks each as `cargo xtask test` does, and prints what
+/// ran and what it found. An error if any part failed.
+pub fn hostile_report(args: &[String]) -> Result<(), String> {
+    let fuzz_seconds = match args {
+        [] => HOSTILE_FUZZ_SECONDS,
+        [flag, n] if flag == "--fuzz-seconds" => n.parse().map_err(|_| format!("--fuzz-seconds {n}: not a number"))?,
+        _ => return Err("usage: cargo xtask hostile [--fuzz-seconds N]".into()),
+    };
+    setup::rust_targets()?;
+    let q = setup::qemu()?;
+    let image = build_image(&BuildOpts::default())?;
+    let release = build_image(&BuildOpts { release: true, ..BuildOpts::default() })?;
+    let run = |img: &Path, m: Machine, timeout| qemu::run_captured(&q, img, &m, timeout);
+    let mut report = vec![];
+    let mut failed = vec![];
+    let mut part = |name: &str, r: Result<String, String>| match r {
+        Ok(line) => report.push(format!("  {name}: {line}")),
+        Err(e) => {
+            report.push(format!("  {name}: FAILED: {e}"));
+            failed.push(name.to_string());
+        }
+    };
+
+    let b = run(&image, scenario("hostile-suite"), BOOT_TIMEOUT)?;
+    part(
+        "hostile guests",
+        check_hostile_suite(&b, 31).and_then(|_| {
+            let f = fields(&b.output, "hostile-suite: ")?;
+            Ok(format!(
+                "{} cases run, {} contained, the neighbour VM finished {} times, {} leaks",
+                num(&f, "cases")?,
+                num(&f, "contained")?,
+                num(&f, "neighbours_ok")?,
+                num(&f, "leaks")?
+            ))
+        }),
+    );
+
+    let b = run(&image, scenario("refusals"), BOOT_TIMEOUT)?;
+    part(
+        "hostile host",
+        check_refusals(&b).and_then(|_| {
+            let f = fields(&b.output, "refusals: ")?;
+            Ok(format!(
+                "{} ABI abuses refused with their own status, 0 accepted; pages named intact {}; free pages back",
+                REFUSALS.len(),
+                field(&f, "pages_intact")?
+            ))
+        }),
+    );
+
+    let bins = crate::fuzz::build()?;
+    let (mut execs, mut crashes) = (0, vec![]);
+    for t in crate::fuzz::TARGETS {
+        let o = crate::fuzz::run_scratch(&bins, t, fuzz_seconds, 1)?;
+        execs += o.stats.execs;
+        println!(
+            "xtask: fuzz {t}: {} execs in {:.0} s{}",
+            o.stats.execs,
+            o.seconds,
+            if o.crash.is_some() { ", CRASH" } else { "" }
+        );
+        if let Some(c) = o.crash {
+            crashes.push(format!("{t} ({})", c.display()));
+        }
+    }
+    part(
+        "fuzzing",
+        if crashes.is_empty() {
+            Ok(format!("{} targets, {fuzz_seconds} s each, {execs} inputs run, no crash", crate::fuzz::TARGETS.len()))
+        } else {
+            Err(format!("crashes: {}", crashes.join(", ")))
+        },
+    );
+
+    let m = Machine { append: "spevisor.scenario=stress-vms spevisor.iterations=1000".into(), ..Machine::default() };
+    let b = run(&release, m, LINUX_TIMEOUT)?;
+    part(
+        "stress, lifecycles",
+        check_stress_vms(&b, 1000)
+            .map(|_| "1,000 VMs, 200 ending each way, free pages back after every one".to_string()),
+    );
+    let mut m = scenario("stress-switch");
+    let with_linux = setup::guest_kernel().and_then(|_| setup::guest_busybox()).is_ok();
+    if with_linux {
+        let bundle = crate::guest::make_bundle(
+            &crate::guest::GuestOpts::new(crate::guest::Kernel::DebianLinux),
+            "linux-stress",
+        )?;
+        m.extra = vec!["-initrd".into(), bundle.display().to_string()];
+    }
+    let b = run(&release, m, LINUX_TIMEOUT)?;
+    part(
+        "stress, world switches",
+        check_stress_switch(&b, 100_000, with_linux).and_then(|()| {
+            let f = fields(&b.output, "stress-switch: ")?;
+            let s = fields(&b.output, "spe: backend=")?;
+            Ok(format!(
+                "{} alternated exits{}; SPE records produced {} = decoded {}, misdirected {}, lost {}",
+                num(&f, "exits")?,
+                if with_linux {
+                    ", then more beside Linux to its SYSTEM_OFF"
+                } else {
+                    " (Linux unavailable: left out)"
+                },
+                num(&s, "produced")?,
+                num(&s, "records")?,
+                num(&s, "misdirected")?,
+                num(&s, "lost")?
+            ))
+        }),
+    );
+
+    println!("hostile report ({}):", q.version_text);
+    for l in &report {
+        println!("{l}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed: {}", failed.join(", ")))
+    }
+}
+
+/// Seconds per fuzz target in `cargo xtask hostile`.
+const HOSTILE_FUZZ_SECONDS: u32 = 10;
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -2351,133 +2481,3 @@ mod unit {
         assert!(check_hyp_text_write(&b(0, &out(good, 0x4020_0000))).is_err(), "exit 0");
     }
 }
-
-/// `cargo xtask hostile [--fuzz-seconds N]`: the isolation report of issue
-/// 12 in one place. Runs the hostile-guest suite, the hostile host, every
-/// fuzz target for N seconds (default [`HOSTILE_FUZZ_SECONDS`]) and the two
-/// stress runs, checks each as `cargo xtask test` does, and prints what
-/// ran and what it found. An error if any part failed.
-pub fn hostile_report(args: &[String]) -> Result<(), String> {
-    let fuzz_seconds = match args {
-        [] => HOSTILE_FUZZ_SECONDS,
-        [flag, n] if flag == "--fuzz-seconds" => n.parse().map_err(|_| format!("--fuzz-seconds {n}: not a number"))?,
-        _ => return Err("usage: cargo xtask hostile [--fuzz-seconds N]".into()),
-    };
-    setup::rust_targets()?;
-    let q = setup::qemu()?;
-    let image = build_image(&BuildOpts::default())?;
-    let release = build_image(&BuildOpts { release: true, ..BuildOpts::default() })?;
-    let run = |img: &Path, m: Machine, timeout| qemu::run_captured(&q, img, &m, timeout);
-    let mut report = vec![];
-    let mut failed = vec![];
-    let mut part = |name: &str, r: Result<String, String>| match r {
-        Ok(line) => report.push(format!("  {name}: {line}")),
-        Err(e) => {
-            report.push(format!("  {name}: FAILED: {e}"));
-            failed.push(name.to_string());
-        }
-    };
-
-    let b = run(&image, scenario("hostile-suite"), BOOT_TIMEOUT)?;
-    part(
-        "hostile guests",
-        check_hostile_suite(&b, 31).and_then(|_| {
-            let f = fields(&b.output, "hostile-suite: ")?;
-            Ok(format!(
-                "{} cases run, {} contained, the neighbour VM finished {} times, {} leaks",
-                num(&f, "cases")?,
-                num(&f, "contained")?,
-                num(&f, "neighbours_ok")?,
-                num(&f, "leaks")?
-            ))
-        }),
-    );
-
-    let b = run(&image, scenario("refusals"), BOOT_TIMEOUT)?;
-    part(
-        "hostile host",
-        check_refusals(&b).and_then(|_| {
-            let f = fields(&b.output, "refusals: ")?;
-            Ok(format!(
-                "{} ABI abuses refused with their own status, 0 accepted; pages named intact {}; free pages back",
-                REFUSALS.len(),
-                field(&f, "pages_intact")?
-            ))
-        }),
-    );
-
-    let bins = crate::fuzz::build()?;
-    let (mut execs, mut crashes) = (0, vec![]);
-    for t in crate::fuzz::TARGETS {
-        let o = crate::fuzz::run_scratch(&bins, t, fuzz_seconds, 1)?;
-        execs += o.stats.execs;
-        println!(
-            "xtask: fuzz {t}: {} execs in {:.0} s{}",
-            o.stats.execs,
-            o.seconds,
-            if o.crash.is_some() { ", CRASH" } else { "" }
-        );
-        if let Some(c) = o.crash {
-            crashes.push(format!("{t} ({})", c.display()));
-        }
-    }
-    part(
-        "fuzzing",
-        if crashes.is_empty() {
-            Ok(format!("{} targets, {fuzz_seconds} s each, {execs} inputs run, no crash", crate::fuzz::TARGETS.len()))
-        } else {
-            Err(format!("crashes: {}", crashes.join(", ")))
-        },
-    );
-
-    let m = Machine { append: "spevisor.scenario=stress-vms spevisor.iterations=1000".into(), ..Machine::default() };
-    let b = run(&release, m, LINUX_TIMEOUT)?;
-    part(
-        "stress, lifecycles",
-        check_stress_vms(&b, 1000)
-            .map(|_| "1,000 VMs, 200 ending each way, free pages back after every one".to_string()),
-    );
-    let mut m = scenario("stress-switch");
-    let with_linux = setup::guest_kernel().and_then(|_| setup::guest_busybox()).is_ok();
-    if with_linux {
-        let bundle = crate::guest::make_bundle(
-            &crate::guest::GuestOpts::new(crate::guest::Kernel::DebianLinux),
-            "linux-stress",
-        )?;
-        m.extra = vec!["-initrd".into(), bundle.display().to_string()];
-    }
-    let b = run(&release, m, LINUX_TIMEOUT)?;
-    part(
-        "stress, world switches",
-        check_stress_switch(&b, 100_000, with_linux).and_then(|()| {
-            let f = fields(&b.output, "stress-switch: ")?;
-            let s = fields(&b.output, "spe: backend=")?;
-            Ok(format!(
-                "{} alternated exits{}; SPE records produced {} = decoded {}, misdirected {}, lost {}",
-                num(&f, "exits")?,
-                if with_linux {
-                    ", then more beside Linux to its SYSTEM_OFF"
-                } else {
-                    " (Linux unavailable: left out)"
-                },
-                num(&s, "produced")?,
-                num(&s, "records")?,
-                num(&s, "misdirected")?,
-                num(&s, "lost")?
-            ))
-        }),
-    );
-
-    println!("hostile report ({}):", q.version_text);
-    for l in &report {
-        println!("{l}");
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("failed: {}", failed.join(", ")))
-    }
-}
-
-/// Seconds per fuzz target in `cargo xtask hostile`.
-const HOSTILE_FUZZ_SECONDS: u32 = 10;
