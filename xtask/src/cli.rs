@@ -17,6 +17,7 @@ commands:\n\
 \x20 fuzz        coverage-guided fuzzing of the parsers and device models (libFuzzer)\n\
 \x20 hostile     the isolation report: hostile guests, a hostile host, every fuzz target, stress\n\
 \x20 spe-report  offline SPE dump, profile and JSON records\n\
+\x20 check-switch-code ELF  the machine-code ordering check on one built image (cargo xtask test runs it on all)\n\
 \x20 help        this text, or `help COMMAND` for one command";
 
 const BUILD: &str = "usage: cargo xtask build [--release] [--board] [--test-hooks] [--switch-order=fixed|pre-2021]\n\
