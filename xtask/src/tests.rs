@@ -553,24 +553,43 @@ fn linux_init_test(c: &Ctx, vcpus: u32) -> Result<(), String> {
 /// Debian's Linux to its init (1 vcpu). Where Debian's packages cannot be
 /// had, the Linux part is left out (said so in the output), not the test.
 fn stress_switch_test(c: &Ctx) -> Result<(), String> {
-    const MIN_EXITS: i64 = 100_000;
+    let (m, guest) = stress_switch_machine()?;
+    let b = qemu::run_captured(&c.q, &c.release_image, &m, LINUX_TIMEOUT)?;
+    with_output(&b, check_stress_switch(&b, STRESS_MIN_EXITS, guest))
+}
+
+/// Exits the stress-switch run must reach, VM lifecycles of stress-vms,
+/// and cases of the hostile-guest suite (guest/src/hostile_suite.rs).
+const STRESS_MIN_EXITS: i64 = 100_000;
+const STRESS_CYCLES: i64 = 1000;
+const HOSTILE_CASES: i64 = 31;
+
+/// The stress-switch machine: with the `--guest linux` bundle as its
+/// initrd (`true`) where Debian's packages can be had, without it
+/// otherwise (said on stderr), unless `SPEVISOR_REQUIRE_LINUX=1`.
+fn stress_switch_machine() -> Result<(Machine, bool), String> {
     let mut m = scenario("stress-switch");
-    let fetched = setup::guest_kernel().and_then(|_| setup::guest_busybox());
-    let guest = match fetched {
+    match setup::guest_kernel().and_then(|_| setup::guest_busybox()) {
         Ok(_) => {
             let o = crate::guest::GuestOpts::new(crate::guest::Kernel::DebianLinux);
             let bundle = crate::guest::make_bundle(&o, "linux-stress")?;
             m.extra = vec!["-initrd".into(), bundle.display().to_string()];
-            true
+            Ok((m, true))
         }
         Err(setup::KernelError::Unavailable(why)) if std::env::var("SPEVISOR_REQUIRE_LINUX").as_deref() != Ok("1") => {
             eprintln!("xtask: stress-switch without its Linux guest: {why}");
-            false
+            Ok((m, false))
         }
-        Err(e) => return Err(e.to_string()),
-    };
-    let b = qemu::run_captured(&c.q, &c.release_image, &m, LINUX_TIMEOUT)?;
-    with_output(&b, check_stress_switch(&b, MIN_EXITS, guest))
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The stress-vms machine.
+fn stress_vms_machine() -> Machine {
+    Machine {
+        append: format!("spevisor.scenario=stress-vms spevisor.iterations={STRESS_CYCLES}"),
+        ..Machine::default()
+    }
 }
 
 /// A Linux boot to init and back takes tens of seconds under TCG.
@@ -1581,13 +1600,8 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
             with_output(&b, check_guest_refused(&b, "no guest bundle"))
         }),
         ("stress_1000_vm_lifecycles_end_every_way_and_leak_no_page", |c| {
-            const CYCLES: i64 = 1000;
-            let m = Machine {
-                append: format!("spevisor.scenario=stress-vms spevisor.iterations={CYCLES}"),
-                ..Machine::default()
-            };
-            let b = boot(c, &c.release_image, m)?;
-            with_output(&b, check_stress_vms(&b, CYCLES))
+            let b = boot(c, &c.release_image, stress_vms_machine())?;
+            with_output(&b, check_stress_vms(&b, STRESS_CYCLES))
         }),
         ("stress_100000_world_switches_beside_linux_with_spe_sampling", stress_switch_test),
         ("linux_guest_runs_init_1_vcpu", |c| linux_init_test(c, 1)),
@@ -1641,10 +1655,8 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
             with_output(&b, check_vm_loop(&b, 40))
         }),
         ("hostile_guests_are_contained_and_their_neighbours_finish", |c| {
-            /// Cases of guest mode 50 (guest/src/hostile_suite.rs).
-            const MIN_CASES: i64 = 31;
             let b = boot(c, &c.image, scenario("hostile-suite"))?;
-            with_output(&b, check_hostile_suite(&b, MIN_CASES))
+            with_output(&b, check_hostile_suite(&b, HOSTILE_CASES))
         }),
         ("bad_vm_requests_are_refused_by_name", |c| {
             let b = boot(c, &c.image, scenario("refusals"))?;
@@ -1984,7 +1996,7 @@ pub fn hostile_report(args: &[String]) -> Result<(), String> {
     let b = run(&image, scenario("hostile-suite"), BOOT_TIMEOUT)?;
     part(
         "hostile guests",
-        check_hostile_suite(&b, 31).and_then(|_| {
+        check_hostile_suite(&b, HOSTILE_CASES).and_then(|_| {
             let f = fields(&b.output, "hostile-suite: ")?;
             Ok(format!(
                 "{} cases run, {} contained, the neighbour VM finished {} times, {} leaks",
@@ -2033,26 +2045,17 @@ pub fn hostile_report(args: &[String]) -> Result<(), String> {
         },
     );
 
-    let m = Machine { append: "spevisor.scenario=stress-vms spevisor.iterations=1000".into(), ..Machine::default() };
-    let b = run(&release, m, LINUX_TIMEOUT)?;
+    let b = run(&release, stress_vms_machine(), LINUX_TIMEOUT)?;
     part(
         "stress, lifecycles",
-        check_stress_vms(&b, 1000)
+        check_stress_vms(&b, STRESS_CYCLES)
             .map(|_| "1,000 VMs, 200 ending each way, free pages back after every one".to_string()),
     );
-    let mut m = scenario("stress-switch");
-    let with_linux = setup::guest_kernel().and_then(|_| setup::guest_busybox()).is_ok();
-    if with_linux {
-        let bundle = crate::guest::make_bundle(
-            &crate::guest::GuestOpts::new(crate::guest::Kernel::DebianLinux),
-            "linux-stress",
-        )?;
-        m.extra = vec!["-initrd".into(), bundle.display().to_string()];
-    }
+    let (m, with_linux) = stress_switch_machine()?;
     let b = run(&release, m, LINUX_TIMEOUT)?;
     part(
         "stress, world switches",
-        check_stress_switch(&b, 100_000, with_linux).and_then(|()| {
+        check_stress_switch(&b, STRESS_MIN_EXITS, with_linux).and_then(|()| {
             let f = fields(&b.output, "stress-switch: ")?;
             let s = fields(&b.output, "spe: backend=")?;
             Ok(format!(
@@ -2088,6 +2091,12 @@ const HOSTILE_FUZZ_SECONDS: u32 = 10;
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    /// The SPE, TRBE and summary lines of a run whose profile is clean.
+    const CLEAN_PROFILE: &str = "spe: backend=model samples=5 records=5 produced=5 bytes=320 faults=0 misdirected=0 lost=0 decode_errors=0 regime_checks=9 misdirected_regimes=0\n\
+                   spe: by_el el0=0 el1=5 el2=0 guest_pc=0\n\
+                   trbe: backend=model packets=5 bad_packets=0 collected=80 written=80 pending=0 faults=0 misdirected=0 lost=0 regime_checks=9 misdirected_regimes=0\n\
+                   spevisor: status=ok trbe_misdirected=0 trbe_lost=0\n";
 
     /// The QEMU tests of `names` that no row of tests/README.md's table names
     /// in its first column (one name, or several separated by commas).
@@ -2338,10 +2347,7 @@ mod unit {
 
     #[test]
     fn hostile_suite_check_wants_every_case_contained() {
-        let spe = "spe: backend=model samples=5 records=5 produced=5 bytes=320 faults=0 misdirected=0 lost=0 decode_errors=0 regime_checks=9 misdirected_regimes=0\n\
-                   spe: by_el el0=0 el1=5 el2=0 guest_pc=0\n\
-                   trbe: backend=model packets=5 bad_packets=0 collected=80 written=80 pending=0 faults=0 misdirected=0 lost=0 regime_checks=9 misdirected_regimes=0\n\
-                   spevisor: status=ok trbe_misdirected=0 trbe_lost=0\n";
+        let spe = CLEAN_PROFILE;
         let out = format!(
             "hostile-case: n=0 name=a contained=yes\nhostile-case: n=1 name=b contained=yes\n\
              hostile-suite: cases=2 contained=2 neighbours_ok=2 leaks=0 hyp_free_before=3 hyp_free_after=3 host_free_before=4 host_free_after=4\n{spe}"
@@ -2387,10 +2393,7 @@ mod unit {
         assert!(check_two_vms(&b(0, &two.replace("alternations=3", "alternations=1"))).is_err());
         let lp = "vm-loop: iterations=4 ok=4 hyp_free_before=10 hyp_free_after=10 host_free_before=7 host_free_after=7";
         assert!(check_vm_loop(&b(0, lp), 4).is_ok());
-        let spe = "spe: backend=model samples=5 records=5 produced=5 bytes=320 faults=0 misdirected=0 lost=0 decode_errors=0 regime_checks=9 misdirected_regimes=0\n\
-                   spe: by_el el0=0 el1=5 el2=0 guest_pc=0\n\
-                   trbe: backend=model packets=5 bad_packets=0 collected=80 written=80 pending=0 faults=0 misdirected=0 lost=0 regime_checks=9 misdirected_regimes=0\n\
-                   spevisor: status=ok trbe_misdirected=0 trbe_lost=0\n";
+        let spe = CLEAN_PROFILE;
         let sv = format!("stress-vms: cycles=10 off=2 reset=2 stopped=2 budget=2 destroyed=2 wrong_endings=0 hyp_free_before=7 hyp_free_after=7 host_free_before=9 host_free_after=9 first_leak=-1\n{spe}");
         assert_eq!(check_stress_vms(&b(0, &sv), 10), Ok(()));
         for (from, to) in [
