@@ -22,7 +22,7 @@ use crate::switch::{HostContext, Trace};
 use crate::traps::{mdcr, CNTHCTL_HOST, CPTR_HOST};
 use crate::{error, info};
 use aarch64_cpu::registers::*;
-use spevisor_dtb::{GicVersion, PsciConduit};
+use spevisor_dtb::{GicVersion, PsciConduit, PsciVersion};
 use spevisor_pgtable::range::subtract;
 use spevisor_pgtable::{regs as tregs, Attributes, PageAllocator, PageTable, Regime, MAIR_VALUE, PAGE_SIZE};
 use spevisor_pl011::console::ConsoleSpec;
@@ -292,6 +292,18 @@ pub fn start(args: BootArgs) -> ! {
 
     // The board report (every boot, info level; alone with spevisor.report=only).
     let bootargs = platform.bootargs.unwrap_or("");
+    let mut others =
+        [crate::report::OtherCpu { dt_mpidr: 0, result: Err(crate::report::ProbeError::NoAnswer), off_again: false };
+            spevisor_dtb::MAX_CPUS];
+    let mut other_count = 0;
+    // The other cores' IDs: each is started once and turned off again. Only
+    // over an `smc` conduit with the standard function IDs (PSCI 0.2+).
+    if platform.psci.is_some_and(|p| p.conduit == PsciConduit::Smc && p.version >= PsciVersion::V0_2) {
+        for &mpidr in platform.cpus.mpidrs().iter().filter(|&&m| !arch::cpu_probe::is_self(m)) {
+            others[other_count] = arch::cpu_probe::probe(mpidr);
+            other_count += 1;
+        }
+    }
     let report = crate::report::Report {
         cpu: arch::report_regs::read(),
         platform: &platform,
@@ -302,6 +314,7 @@ pub fn start(args: BootArgs) -> ! {
             Some(PsciConduit::Smc) => Some(arch::report_regs::psci_version_smc()),
             _ => None,
         },
+        others: &others[..other_count],
     };
     crate::report::write(&report, &mut |line| info!("{}", line));
     if crate::report::report_only(bootargs) {

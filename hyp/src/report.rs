@@ -122,6 +122,39 @@ pub struct Report<'a, 'p> {
     /// PSCI_VERSION's answer, when it was asked (only over `smc`: an `hvc`
     /// from EL2 would trap to spevisor itself).
     pub psci_version: Option<u32>,
+    /// The other cores of the device tree, each woken once to read its own
+    /// identification registers (`arch::cpu_probe`); empty when there are
+    /// none or PSCI cannot be called.
+    pub others: &'a [OtherCpu],
+}
+
+/// The identification registers one core read of itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreIds {
+    pub midr: u64,
+    pub revidr: u64,
+    pub mpidr: u64,
+    /// CurrentEL.EL the core was started at.
+    pub el: u64,
+}
+
+/// Why another core's registers could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeError {
+    /// PSCI CPU_ON refused, with its status.
+    CpuOn(i32),
+    /// The core was started but never wrote its registers.
+    NoAnswer,
+}
+
+/// One of the other cores, as the probe found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OtherCpu {
+    /// Its `reg` in the device tree (MPIDR affinity fields).
+    pub dt_mpidr: u64,
+    pub result: Result<CoreIds, ProbeError>,
+    /// Whether PSCI AFFINITY_INFO saw it off again afterwards.
+    pub off_again: bool,
 }
 
 /// VMID width spevisor programs (VTTBR_EL2.VMID, 8 bits: VTCR_EL2.VS = 0).
@@ -202,6 +235,31 @@ fn count_size_name(v: u8) -> &'static str {
     }
 }
 
+/// MIDR_EL1 split into its fields, and REVIDR_EL1.
+struct Midr {
+    midr: u64,
+    revidr: u64,
+}
+
+impl fmt::Display for Midr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.midr;
+        let imp = midr::IMPLEMENTER.of(m);
+        write!(
+            f,
+            "midr={:#010x} implementer={:#04x}({}) variant={:#x} architecture={:#x} part={:#05x} revision={:#x} revidr={:#x}",
+            m,
+            imp,
+            implementer_name(imp),
+            midr::VARIANT.of(m),
+            midr::ARCHITECTURE.of(m),
+            midr::PART_NUM.of(m),
+            midr::REVISION.of(m),
+            self.revidr
+        )
+    }
+}
+
 struct Irq(Option<Interrupt>);
 
 impl fmt::Display for Irq {
@@ -230,23 +288,31 @@ pub fn write(r: &Report<'_, '_>, out: &mut dyn FnMut(fmt::Arguments)) {
     let c = &r.cpu;
     let p = r.platform;
     out(format_args!(
-        "report: firmware=dt model=\"{}\" cpus={} (spevisor runs on the boot CPU only; the others stay off)",
+        "report: firmware=dt model=\"{}\" cpus={} (spevisor runs on the boot CPU; {} other(s) woken once to read their IDs)",
         p.model.unwrap_or("?"),
-        p.cpu_count()
+        p.cpu_count(),
+        r.others.len()
     ));
-    let imp = midr::IMPLEMENTER.of(c.midr);
-    out(format_args!(
-        "report: cpu boot mpidr={:#x} midr={:#010x} implementer={:#04x}({}) variant={:#x} architecture={:#x} part={:#05x} revision={:#x} revidr={:#x}",
-        c.mpidr,
-        c.midr,
-        imp,
-        implementer_name(imp),
-        midr::VARIANT.of(c.midr),
-        midr::ARCHITECTURE.of(c.midr),
-        midr::PART_NUM.of(c.midr),
-        midr::REVISION.of(c.midr),
-        c.revidr
-    ));
+    out(format_args!("report: cpu boot mpidr={:#x} {}", c.mpidr, Midr { midr: c.midr, revidr: c.revidr }));
+    for o in r.others {
+        match o.result {
+            Ok(ids) => out(format_args!(
+                "report: cpu other mpidr={:#x} {} el={} off_again={}",
+                ids.mpidr,
+                Midr { midr: ids.midr, revidr: ids.revidr },
+                ids.el,
+                if o.off_again { "yes" } else { "no" }
+            )),
+            Err(ProbeError::CpuOn(status)) => {
+                out(format_args!("report: cpu other mpidr={:#x} not-read=cpu_on({status})", o.dt_mpidr))
+            }
+            Err(ProbeError::NoAnswer) => out(format_args!(
+                "report: cpu other mpidr={:#x} not-read=no-answer off_again={}",
+                o.dt_mpidr,
+                if o.off_again { "yes" } else { "no" }
+            )),
+        }
+    }
     out(format_args!(
         "report: el el0={} el1={} el2={} el3={} current=el{}",
         el_support(c.pfr0, 0),
@@ -454,7 +520,15 @@ mod tests {
             // Interval 0b0101 (2048), MaxSize 6 (64 bytes), CountSize 2, FE FT FL.
             pmsidr: Some(PmsIdr::from_bits((2 << 16) | (6 << 12) | (5 << 8) | 0b111)),
         };
-        let r = Report { cpu: n1(), platform: &p, spe, pa_bits_used: 44, ipa_bits: 40, psci_version: Some(0x1_0001) };
+        let r = Report {
+            cpu: n1(),
+            platform: &p,
+            spe,
+            pa_bits_used: 44,
+            ipa_bits: 40,
+            psci_version: Some(0x1_0001),
+            others: &[],
+        };
         let v = lines(&r);
         let cpu = line(&v, "cpu");
         for want in
@@ -487,8 +561,15 @@ mod tests {
     #[test]
     fn platform_fields_come_from_the_device_tree() {
         let p3 = spevisor_dtb::parse(QEMU_GICV3).unwrap();
-        let r =
-            Report { cpu: n1(), platform: &p3, spe: SpeId::NONE, pa_bits_used: 44, ipa_bits: 40, psci_version: None };
+        let r = Report {
+            cpu: n1(),
+            platform: &p3,
+            spe: SpeId::NONE,
+            pa_bits_used: 44,
+            ipa_bits: 40,
+            psci_version: None,
+            others: &[],
+        };
         let v = lines(&r);
         assert_eq!(
             line(&v, "gic"),
@@ -502,8 +583,15 @@ mod tests {
         assert_eq!(line(&v, "psci"), "report: psci version=not-asked conduit=smc binding=arm,psci-1.0");
         let p2 = spevisor_dtb::parse(QEMU_GICV2).unwrap();
         let cpu = CpuRegs { ich_vtr: None, ..n1() };
-        let v =
-            lines(&Report { cpu, platform: &p2, spe: SpeId::NONE, pa_bits_used: 44, ipa_bits: 40, psci_version: None });
+        let v = lines(&Report {
+            cpu,
+            platform: &p2,
+            spe: SpeId::NONE,
+            pa_bits_used: 44,
+            ipa_bits: 40,
+            psci_version: None,
+            others: &[],
+        });
         assert!(
             line(&v, "gic").starts_with("report: gic version=2 gicd=0x8000000+0x10000 gicc=0x8010000+0x10000 gich=")
         );
@@ -519,7 +607,8 @@ mod tests {
             pmsidr: Some(PmsIdr::from_bits((0xf << 8) | (3 << 16))),
         };
         let cpu = CpuRegs { mmfr0: 0xf, pfr0: 0, dfr0: (0x3 << 32) | (1 << 44) | (1 << 52), ..n1() };
-        let v = lines(&Report { cpu, platform: &p, spe, pa_bits_used: 44, ipa_bits: 40, psci_version: None });
+        let v =
+            lines(&Report { cpu, platform: &p, spe, pa_bits_used: 44, ipa_bits: 40, psci_version: None, others: &[] });
         assert!(line(&v, "spe").ends_with("align=8(256 bytes) p=1 f=1 buffer_owner=higher-el"), "{v:#?}");
         assert!(line(&v, "spe_sampling").starts_with("report: spe_sampling min_interval=unknown(0xf)"));
         assert!(line(&v, "spe_sampling").ends_with("count_size=0x3(16-bit saturating)"));
@@ -532,11 +621,42 @@ mod tests {
             pa_bits_used: 44,
             ipa_bits: 40,
             psci_version: Some(not_supported),
+            others: &[],
         });
         assert_eq!(line(&v, "psci"), "report: psci version=error(-1) conduit=smc binding=arm,psci-1.0");
         assert_eq!(line(&v, "el"), "report: el el0=absent el1=absent el2=absent el3=absent current=el2");
         assert_eq!(line(&v, "trace"), "report: trace trbe=present brbe=present");
         assert_eq!(line(&v, "pmu"), "report: pmu pmuver=0x0(none) counters=0 ppi=23", "no PMU: no counters");
+    }
+
+    #[test]
+    fn other_cores_get_a_line_each_with_what_they_read_or_why_not() {
+        let p = spevisor_dtb::parse(QEMU_GICV3).unwrap();
+        let a76 = CoreIds { midr: 0x414f_d0b1, revidr: 0, mpidr: 0x8100_0100, el: 2 };
+        let others = [
+            OtherCpu { dt_mpidr: 0x100, result: Ok(a76), off_again: true },
+            OtherCpu { dt_mpidr: 0x200, result: Err(ProbeError::CpuOn(-2)), off_again: false },
+            OtherCpu { dt_mpidr: 0x300, result: Err(ProbeError::NoAnswer), off_again: false },
+        ];
+        let r = Report {
+            cpu: n1(),
+            platform: &p,
+            spe: SpeId::NONE,
+            pa_bits_used: 44,
+            ipa_bits: 40,
+            psci_version: None,
+            others: &others,
+        };
+        let v = lines(&r);
+        let other: Vec<&String> = v.iter().filter(|l| l.starts_with("report: cpu other ")).collect();
+        assert_eq!(
+            other[0].as_str(),
+            "report: cpu other mpidr=0x81000100 midr=0x414fd0b1 implementer=0x41(Arm) variant=0x4 architecture=0xf part=0xd0b revision=0x1 revidr=0x0 el=2 off_again=yes"
+        );
+        assert_eq!(other[1].as_str(), "report: cpu other mpidr=0x200 not-read=cpu_on(-2)");
+        assert_eq!(other[2].as_str(), "report: cpu other mpidr=0x300 not-read=no-answer off_again=no");
+        assert!(line(&v, "cpu").starts_with("report: cpu boot mpidr=0x81000000 midr=0x413fd0c1"), "boot line first");
+        assert!(v[0].starts_with("report: firmware=") && v[0].contains("3 other(s) woken once"));
     }
 
     #[test]

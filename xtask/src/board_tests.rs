@@ -108,6 +108,36 @@ pub fn check_report(boot: &Boot, gic: u32, qemu_version: (u32, u32)) -> Result<(
     Ok(())
 }
 
+/// The `report: cpu other` lines of a boot with `smp` cores: one per core
+/// other than the boot core (MPIDR 0x80000000 + n on QEMU virt), each read
+/// by that core itself, started at EL2 and off again afterwards.
+pub fn check_other_cpus(boot: &Boot, smp: u32) -> Result<(), String> {
+    let prefix = "report: cpu other ";
+    let lines: Vec<HashMap<String, String>> = boot
+        .output
+        .lines()
+        .filter_map(|l| l.split_once(prefix).map(|(_, rest)| rest))
+        .map(|rest| {
+            rest.split_whitespace().filter_map(|w| w.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect()
+        })
+        .collect();
+    if lines.len() != smp as usize - 1 {
+        return Err(format!("{} `report: cpu other` lines for -smp {smp}", lines.len()));
+    }
+    for (n, fields) in (1..).zip(&lines) {
+        let topic = "cpu other";
+        want(fields, topic, "mpidr", &format!("{:#x}", QEMU_MPIDR_U | n))?;
+        want(fields, topic, "midr", QEMU_MAX_MIDR)?;
+        want(fields, topic, "el", "2")?;
+        want(fields, topic, "off_again", "yes")?;
+    }
+    Ok(())
+}
+
+/// MPIDR_EL1 bit 31 (RES1) as QEMU reads it: the boot
+/// core reads 0x80000000, core n 0x80000000 + n.
+const QEMU_MPIDR_U: u64 = 0x8000_0000;
+
 #[cfg(test)]
 mod unit {
     use super::*;
