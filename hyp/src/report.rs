@@ -13,7 +13,7 @@
 //! `spevisor_spe::regs`.
 
 use core::fmt;
-use spevisor_dtb::{GicVersion, Interrupt, Platform, PsciConduit, PsciVersion};
+use spevisor_dtb::{GicVersion, Interrupt, Platform, PsciConduit, PsciVersion, UartKind};
 use spevisor_spe::regs::SpeId;
 
 /// The command-line argument that makes the image stop after the report
@@ -390,6 +390,27 @@ pub fn write(r: &Report<'_, '_>, out: &mut dyn FnMut(fmt::Arguments)) {
         )),
         None => out(format_args!("report: psci version=not-asked conduit={} binding={}", conduit, binding)),
     }
+    write_console(r, out);
+}
+
+/// The console the device tree chose (`/chosen/stdout-path`, else the
+/// first PL011), as `spevisor_dtb` parsed it.
+fn write_console(r: &Report<'_, '_>, out: &mut dyn FnMut(fmt::Arguments)) {
+    match r.platform.console {
+        Some(u) => out(format_args!(
+            "report: console kind={} base={:#x} reg_shift={} reg_io_width={} options={}",
+            match u.kind {
+                UartKind::Pl011 => "pl011",
+                UartKind::Ns16550 => "ns16550",
+                UartKind::Bcm2835Aux => "bcm2835-aux(no driver)",
+            },
+            u.region.base,
+            u.reg_shift,
+            u.reg_io_width,
+            u.options.unwrap_or("none")
+        )),
+        None => out(format_args!("report: console kind=none")),
+    }
 }
 
 fn write_gic(r: &Report<'_, '_>, out: &mut dyn FnMut(fmt::Arguments)) {
@@ -581,6 +602,10 @@ mod tests {
         );
         assert_eq!(line(&v, "spe"), "report: spe pmsver=0x0(none) buffer_owner=none");
         assert_eq!(line(&v, "psci"), "report: psci version=not-asked conduit=smc binding=arm,psci-1.0");
+        assert_eq!(
+            line(&v, "console"),
+            "report: console kind=pl011 base=0x9000000 reg_shift=0 reg_io_width=1 options=none"
+        );
         let p2 = spevisor_dtb::parse(QEMU_GICV2).unwrap();
         let cpu = CpuRegs { ich_vtr: None, ..n1() };
         let v = lines(&Report {

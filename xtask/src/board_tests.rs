@@ -98,6 +98,10 @@ pub fn check_report(boot: &Boot, gic: u32, qemu_version: (u32, u32)) -> Result<(
     let tr = report_line(&boot.output, "trace")?;
     want(&tr, "trace", "trbe", "absent")?;
     want(&tr, "trace", "brbe", "absent")?;
+    // QEMU virt's stdout-path: its PL011 (hw/arm/virt.c `VIRT_UART`).
+    let console = report_line(&boot.output, "console")?;
+    want(&console, "console", "kind", "pl011")?;
+    want(&console, "console", "base", "0x9000000")?;
     let psci = report_line(&boot.output, "psci")?;
     want(&psci, "psci", "conduit", "smc")?;
     if qemu_version < (9, 0) {

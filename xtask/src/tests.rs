@@ -1137,13 +1137,39 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
                 Err(setup::KernelError::Unavailable(why)) => return Err(format!("{SKIPPED}{why}")),
                 Err(e) => return Err(e.to_string()),
             };
-            let disk = crate::uboot::boot_disk(&c.image, &root().join("target").join("uboot-disk"))?;
+            let disk = crate::uboot::boot_disk(
+                &c.image,
+                &root().join("target").join("uboot-disk"),
+                crate::uboot::BOOT_SCRIPT,
+            )?;
             let m = Machine { extra: crate::uboot::qemu_extra(&uboot, &disk), ..Machine::default() };
             let b = boot(c, Path::new(""), m)?;
             with_output(&b, crate::uboot::check_through_uboot(&b.output))?;
             with_output(&b, check_boot_ok(&b, "v3"))?;
             with_output(&b, check_demo_guest_passed(&b))?;
             with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))
+        }),
+        ("uboot_ns16550_console_from_stdout_path", |c| {
+            // A real 16550 model (QEMU's pci-serial) that only U-Boot's
+            // script describes: spevisor must take its console from
+            // /chosen/stdout-path, and its output must come out there.
+            let uboot = match setup::uboot_qemu_arm64() {
+                Ok(u) => u,
+                Err(setup::KernelError::Unavailable(why)) => return Err(format!("{SKIPPED}{why}")),
+                Err(e) => return Err(e.to_string()),
+            };
+            let dir = root().join("target").join("uboot-16550");
+            let disk = crate::uboot::boot_disk(&c.image, &dir, &crate::uboot::ns16550::boot_script())?;
+            let log = dir.join("uart16550.log");
+            let mut extra = crate::uboot::qemu_extra(&uboot, &disk);
+            extra.extend(crate::uboot::ns16550::qemu_extra(&log));
+            let b = boot(c, Path::new(""), Machine { extra, ..Machine::default() })?;
+            let uart = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+            crate::uboot::ns16550::check(&b, &uart)?;
+            // The healthy-boot checks, on what the 16550 carried.
+            let on_uart = crate::qemu::Boot { exit: b.exit, output: uart, timed_out: b.timed_out };
+            with_output(&on_uart, check_boot_ok(&on_uart, "v3"))?;
+            with_output(&on_uart, check_demo_guest_passed(&on_uart))
         }),
         ("boot_256m", |c| {
             let b = boot(c, &c.image, Machine { memory: "256M", ..Machine::default() })?;

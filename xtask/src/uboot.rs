@@ -23,6 +23,113 @@ echo spevisor-boot: booti returned\n";
 /// The line the script prints before it loads the image.
 pub const SCRIPT_MARK: &str = "spevisor-boot: loading spevisor.Image from virtio 0:1";
 
+/// A 16550 console the way a board's U-Boot hands one over: QEMU's
+/// `pci-serial` (a real 16550 model behind a PCI I/O BAR) at a fixed slot,
+/// U-Boot's `pci enum` assigns its BAR and enables I/O decoding, and the
+/// script describes it in a copy of U-Boot's device tree (`ns16550a`,
+/// `reg-shift`, `reg-io-width`) and points `/chosen/stdout-path` at it.
+/// Nothing of QEMU's `virt` tree names the device: only the path spevisor
+/// reads (`stdout-path`) can lead it there.
+pub mod ns16550 {
+    /// PCI slot the test puts `pci-serial` in (`-device pci-serial,addr=2`).
+    pub const PCI_SLOT: u32 = 2;
+    /// QEMU virt's high PCIe ECAM (hw/arm/virt.c `VIRT_HIGH_PCIE_ECAM`, what
+    /// its device tree's `pcie@10000000` `reg` names on a 64-bit CPU).
+    const ECAM: u64 = 0x40_1000_0000;
+    /// ECAM: device number at bit 15; BAR0 at configuration offset 0x10.
+    const ECAM_DEVICE_SHIFT: u32 = 15;
+    const BAR0: u64 = 0x10;
+    /// QEMU virt's PCI I/O window (`VIRT_PCIE_PIO`): bus I/O address 0 is here.
+    pub const PIO_BASE: u64 = 0x3eff_0000;
+    /// A 16550's eight byte-wide registers (reg-shift 0, reg-io-width 1).
+    const REG_SIZE: u64 = 8;
+    /// The 16550's input clock (1.8432 MHz, the PC UART crystal).
+    const CLOCK_HZ: u64 = 1_843_200;
+    /// What the script prints once the node is written.
+    pub const MARK: &str = "spevisor-boot: console ns16550a at ";
+
+    /// The script lines before `load`: find the BAR, write the node.
+    pub fn script() -> String {
+        let bar0 = ECAM + (u64::from(PCI_SLOT) << ECAM_DEVICE_SHIFT) + BAR0;
+        // U-Boot's setexpr works in hex without a prefix; BAR bit 0 is the
+        // I/O-space indicator.
+        format!(
+            "pci enum\n\
+setexpr.l bar *{bar0:#x}\n\
+setexpr uart ${{bar}} - 1\n\
+setexpr uart ${{uart}} + {PIO_BASE:x}\n\
+fdt move ${{fdtcontroladdr}} ${{fdt_addr}} 100000\n\
+fdt addr ${{fdt_addr}}\n\
+fdt mknode / serial@${{uart}}\n\
+fdt set /serial@${{uart}} compatible \"ns16550a\"\n\
+fdt set /serial@${{uart}} reg <0x0 0x${{uart}} 0x0 {REG_SIZE:#x}>\n\
+fdt set /serial@${{uart}} reg-shift <0x0>\n\
+fdt set /serial@${{uart}} reg-io-width <0x1>\n\
+fdt set /serial@${{uart}} clock-frequency <{CLOCK_HZ:#x}>\n\
+fdt set /chosen stdout-path \"/serial@${{uart}}\"\n\
+echo {MARK}${{uart}}\n"
+        )
+    }
+
+    /// The boot script with the 16550 written into the device tree.
+    pub fn boot_script() -> String {
+        super::BOOT_SCRIPT
+            .replace("booti ${kernel_addr_r} - ${fdtcontroladdr}", "booti ${kernel_addr_r} - ${fdt_addr}")
+            .replacen("load ", &format!("{}load ", script()), 1)
+    }
+
+    /// The boot went through U-Boot and the script (on the PL011, QEMU's
+    /// stdout), and spevisor's own output, from EL2's first line on the
+    /// console to the summary and the guest's, came out of the 16550
+    /// (`uart`, its chardev's file) and not out of the PL011.
+    pub fn check(boot: &crate::qemu::Boot, uart: &str) -> Result<(), String> {
+        let on_uart = || format!("--- 16550 output ---\n{uart}\n--- PL011 output ---\n{}", boot.output);
+        let fail = |e: String| format!("{e}\n{}", on_uart());
+        let stdout = &boot.output;
+        if !stdout.lines().any(|l| l.starts_with("U-Boot ")) || !stdout.contains(super::SCRIPT_MARK) {
+            return Err(fail("U-Boot did not run boot.scr from the virtio disk".into()));
+        }
+        let Some(base) = stdout.lines().find_map(|l| l.split_once(MARK).map(|(_, b)| b.trim().to_string())) else {
+            return Err(fail(format!("the script did not write the 16550 node (no `{MARK}`)")));
+        };
+        let base = u64::from_str_radix(&base, 16).map_err(|_| fail(format!("bad 16550 address `{base}`")))?;
+        if !(PIO_BASE..PIO_BASE + 0x1_0000).contains(&base) {
+            return Err(fail(format!("the 16550 at {base:#x} is outside virt's PCI I/O window")));
+        }
+        if stdout.contains("spevisor: status=") || stdout.contains("[host]") {
+            return Err(fail("spevisor printed on the PL011: it did not follow stdout-path to the 16550".into()));
+        }
+        let console = crate::board_tests::report_line(uart, "console").map_err(fail)?;
+        let want = [("kind", "ns16550".to_string()), ("base", format!("{base:#x}")), ("reg_io_width", "1".into())];
+        for (k, v) in want {
+            if console.get(k) != Some(&v) {
+                return Err(fail(format!("report console: {k}={:?}, expected {v}", console.get(k))));
+            }
+        }
+        let summary = uart
+            .lines()
+            .find(|l| l.starts_with("spevisor: status="))
+            .ok_or_else(|| fail("no summary on the 16550".into()))?;
+        if !summary.contains("status=ok") || !summary.contains("el2=yes") {
+            return Err(fail(format!("summary on the 16550: {summary}")));
+        }
+        if !uart.contains("[host]") {
+            return Err(fail("no host output on the 16550".into()));
+        }
+        Ok(())
+    }
+
+    /// QEMU options: the 16550 in its slot, its output to `log`.
+    pub fn qemu_extra(log: &std::path::Path) -> Vec<String> {
+        vec![
+            "-chardev".into(),
+            format!("file,id=uart16550,path={}", log.display()),
+            "-device".into(),
+            format!("pci-serial,chardev=uart16550,addr={PCI_SLOT}"),
+        ]
+    }
+}
+
 /// U-Boot legacy image header (include/image.h, `struct legacy_img_hdr`):
 /// 64 bytes, big-endian.
 mod legacy {
@@ -115,13 +222,12 @@ pub fn mbr_one_partition(sectors: u32) -> [u8; mbr::SECTOR] {
 const PARTITION_MIB: usize = 16;
 
 /// Writes `dir/disk.img`: an MBR disk whose first partition is ext2 with
-/// `boot.scr` and `spevisor.Image` at its root.
-pub fn boot_disk(image: &Path, dir: &Path) -> Result<PathBuf, String> {
+/// `boot.scr` (`script`) and `spevisor.Image` at its root.
+pub fn boot_disk(image: &Path, dir: &Path, script: &str) -> Result<PathBuf, String> {
     let files = dir.join("files");
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(&files).map_err(|e| format!("{}: {e}", files.display()))?;
-    std::fs::write(files.join("boot.scr"), script_image(BOOT_SCRIPT, "spevisor boot script"))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(files.join("boot.scr"), script_image(script, "spevisor boot script")).map_err(|e| e.to_string())?;
     std::fs::copy(image, files.join("spevisor.Image")).map_err(|e| format!("{}: {e}", image.display()))?;
     let part = dir.join("part.img");
     crate::run_cmd(
@@ -205,6 +311,17 @@ mod unit {
         assert_eq!(be(68), 0, "size table terminator");
         assert_eq!(&data[8..16], b"echo hi\n");
         assert_eq!(data.len() % 4, 0);
+    }
+
+    #[test]
+    fn the_16550_script_writes_the_node_before_load_and_boots_with_that_tree() {
+        let s = ns16550::boot_script();
+        let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("no `{needle}` in {s}"));
+        assert!(at("pci enum") < at("fdt set /chosen stdout-path"));
+        assert!(at("fdt set /chosen stdout-path") < at("load ${devtype}"));
+        assert!(s.contains("setexpr.l bar *0x4010010010\n"), "BAR0 of slot 2 in virt's high ECAM: {s}");
+        assert!(s.contains("booti ${kernel_addr_r} - ${fdt_addr}\n"));
+        assert!(!s.contains("${fdtcontroladdr}\nload") && !s.contains("- ${fdtcontroladdr}"));
     }
 
     #[test]
