@@ -142,7 +142,11 @@ mod imp {
         /// VMPIDR_EL2 while the host runs (its own MPIDR_EL1).
         pub vmpidr: u64,
         pub gic_v3: bool,
-        /// GICv3 list registers guests get (0 without the virtual interface).
+        /// The GICv2 virtual interface control frame (GICH, identity-mapped
+        /// at EL2), 0 on GICv3 or without one (`arch::gich`).
+        pub gich: usize,
+        /// List registers guests get, GICv3 or GICv2 (0 without a virtual
+        /// interface).
         pub nr_lrs: usize,
     }
 
@@ -218,7 +222,7 @@ mod imp {
         // host's PMU counters stop so guest cycles are not charged to it.
         let host_counters = steps::activate_guest_traps::<TRACED>(host, trace);
 
-        sysregs::restore_gic_timer(vcpu, host.gic_v3);
+        sysregs::restore_gic_timer(vcpu, host.gic_v3, host.gich);
         step::<TRACED>(trace, Step::RestoreGuestGicTimer);
 
         // A vcpu whose breakpoints may be enabled (MDSCR_EL1.MDE/KDE, OS
@@ -327,7 +331,7 @@ mod imp {
         if debug_loaded {
             debug::switch_to_host(&host.debug, vcpu);
         }
-        sysregs::save_gic_timer(vcpu, host.gic_v3);
+        sysregs::save_gic_timer(vcpu, host.gic_v3, host.gich);
         // Lazy state back to the host's behind one test.
         if vcpu.lazy != 0 {
             if vcpu.lazy & lazy::FP != 0 {

@@ -5,6 +5,7 @@ use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 use core::arch::{asm, global_asm};
 
+pub mod gich;
 pub mod report_regs;
 pub mod semihosting;
 pub mod sysregs;
