@@ -321,6 +321,7 @@ pub fn start(args: BootArgs) -> ! {
     if gich != 0 {
         // No virtual CPU interface (or maintenance interrupts) for the host.
         arch::gich::reset(gich);
+        arch::gich::set_frame(gich);
     }
     let host_mdcr = MDCR_EL2.get();
     let (hcr_host, hcr_guest) = crate::traps::hcr_values(arch::has_pauth(), arch::has_lor());

@@ -120,7 +120,13 @@ impl Services for Machine<'_> {
     }
 
     fn vcpu_create(&mut self, vm: u64, entry: u64, args: [u64; 3]) -> Result<u64, Status> {
-        self.vms.create_vcpu(vm, entry, args)
+        let idx = self.vms.create_vcpu(vm, entry, args)?;
+        if self.hyp.host.gich != 0 {
+            // On a GICv2 host every vcpu has its GICH state switched.
+            let (_, cpu) = self.vms.vm_and_vcpu(vm, idx)?;
+            cpu.lazy |= crate::vcpu::lazy::GICV2;
+        }
+        Ok(idx)
     }
 
     fn vcpu_run(&mut self, vm: u64, vcpu: u64, completion: Completion) -> Result<Exit, Status> {

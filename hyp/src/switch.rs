@@ -222,7 +222,7 @@ mod imp {
         // host's PMU counters stop so guest cycles are not charged to it.
         let host_counters = steps::activate_guest_traps::<TRACED>(host, trace);
 
-        sysregs::restore_gic_timer(vcpu, host.gic_v3, host.gich);
+        sysregs::restore_gic_timer(vcpu, host.gic_v3);
         step::<TRACED>(trace, Step::RestoreGuestGicTimer);
 
         // A vcpu whose breakpoints may be enabled (MDSCR_EL1.MDE/KDE, OS
@@ -243,9 +243,16 @@ mod imp {
         let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
 
         // A PMU user gets its counters back at every entry (they count
-        // across runs): `vcpu.lazy` is 0 or PMU here, one test for both.
+        // across runs), and a vcpu on a GICv2 host its virtual interface
+        // (GICH, `arch::gich`): `vcpu.lazy` holds only these two sticky bits
+        // here, one test for both, so the GICv3 path pays nothing.
         if vcpu.lazy != 0 {
-            pmu::switch_to_guest(ids.pmu(), &mut host.pmu, &vcpu.pmu.regs);
+            if vcpu.lazy & lazy::PMU != 0 {
+                pmu::switch_to_guest(ids.pmu(), &mut host.pmu, &vcpu.pmu.regs);
+            }
+            if vcpu.lazy & lazy::GICV2 != 0 {
+                arch::gich::restore(vcpu);
+            }
         }
 
         step::<TRACED>(trace, Step::EnterGuest);
@@ -331,7 +338,7 @@ mod imp {
         if debug_loaded {
             debug::switch_to_host(&host.debug, vcpu);
         }
-        sysregs::save_gic_timer(vcpu, host.gic_v3, host.gich);
+        sysregs::save_gic_timer(vcpu, host.gic_v3);
         // Lazy state back to the host's behind one test.
         if vcpu.lazy != 0 {
             if vcpu.lazy & lazy::FP != 0 {
@@ -349,9 +356,14 @@ mod imp {
                 vcpu.pmu.saved();
                 sysregs::share_guest_pmu(vcpu);
             }
+            // The GICv2 interface state out (its list registers cleared
+            // behind it) before the host runs.
+            if vcpu.lazy & lazy::GICV2 != 0 {
+                arch::gich::save(vcpu);
+            }
             // FP and the keys are loaded again on their next use; the PMU
-            // stays this vcpu's at every entry.
-            vcpu.lazy &= lazy::PMU;
+            // and the GICv2 interface stay this vcpu's at every entry.
+            vcpu.lazy &= lazy::PMU | lazy::GICV2;
         }
 
         // The guest's last accesses (and walks through its tables) complete

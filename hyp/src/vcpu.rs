@@ -221,6 +221,10 @@ pub mod lazy {
     pub const FP: u8 = 1 << 0;
     pub const PAUTH: u8 = 1 << 1;
     pub const PMU: u8 = 1 << 2;
+    /// Sticky from creation on a GICv2 host: the world switch switches the
+    /// GICH frame for this vcpu (`arch::gich`), behind the same test as the
+    /// lazy state.
+    pub const GICV2: u8 = 1 << 3;
 }
 
 impl Vcpu {

@@ -9,6 +9,7 @@
 //! `spevisor_abi::vgic::lr_v2` sanitises and converts them here.
 
 use crate::vcpu::{Vcpu, MAX_LRS};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use spevisor_abi::vgic::lr_v2;
 
 /// GICH register offsets.
@@ -38,6 +39,17 @@ fn write(gich: usize, off: usize, v: u32) {
     unsafe { ((gich + off) as *mut u32).write_volatile(v) }
 }
 
+/// The mapped GICH frame (0: none, or GICv3), set once at boot
+/// ([`set_frame`]) before the host runs; read in the world switch from
+/// here rather than from `HostContext`, so the GICv3 path carries no extra
+/// live value (`hvc_host` stays at its instruction count).
+static GICH: AtomicUsize = AtomicUsize::new(0);
+
+/// Records the frame `boot` mapped.
+pub fn set_frame(gich: usize) {
+    GICH.store(gich, Ordering::Relaxed);
+}
+
 /// GICH_VTR (the board report decodes it).
 pub fn vtr(gich: usize) -> u32 {
     read(gich, GICH_VTR)
@@ -60,7 +72,12 @@ pub fn reset(gich: usize) {
 /// Loads the vcpu's VMCR and, when it uses any, its list registers and
 /// active priorities; turns the virtual interface on.
 #[cold]
-pub fn restore(vcpu: &Vcpu, gich: usize) {
+#[inline(never)]
+pub fn restore(vcpu: &Vcpu) {
+    let gich = GICH.load(Ordering::Relaxed);
+    if gich == 0 {
+        return;
+    }
     let g = &vcpu.vgic;
     write(gich, GICH_VMCR, g.vmcr as u32);
     let n = g.used_lrs.min(MAX_LRS);
@@ -83,7 +100,12 @@ pub fn restore(vcpu: &Vcpu, gich: usize) {
 /// next vcpu or the host never sees them) and active priorities; EOIcount
 /// when the host asked; turns the virtual interface off.
 #[cold]
-pub fn save(vcpu: &mut Vcpu, gich: usize) {
+#[inline(never)]
+pub fn save(vcpu: &mut Vcpu) {
+    let gich = GICH.load(Ordering::Relaxed);
+    if gich == 0 {
+        return;
+    }
     let g = &mut vcpu.vgic;
     g.vmcr = u64::from(read(gich, GICH_VMCR));
     let n = g.used_lrs.min(MAX_LRS);

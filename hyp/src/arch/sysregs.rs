@@ -238,7 +238,7 @@ fn read_lr(i: usize) -> u64 {
 /// The guest's GIC virtual interface (VMCR, the list registers in use) and
 /// virtual timer offset. Only the LRs the vcpu uses are touched, as KVM does.
 #[inline(always)]
-pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool, gich: usize) {
+pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool) {
     // Guests see the host's counter: CNTVOFF_EL2 = 0 (the timer's CTL/CVAL
     // travel with the EL1 context).
     CNTVOFF_EL2.set(0);
@@ -264,9 +264,6 @@ pub fn restore_gic_timer(vcpu: &Vcpu, gic_v3: bool, gich: usize) {
         // list registers run low: more is pending than they hold.
         let flags = (g.hcr_flags & spevisor_abi::vgic::hcr::HW_MASK) as u64;
         msr!("ich_hcr_el2", ICH_HCR_EN | flags);
-    } else if gich != 0 {
-        // GICv2: the same state through the GICH frame (`gich.rs`).
-        super::gich::restore(vcpu, gich);
     }
 }
 
@@ -296,7 +293,7 @@ pub fn share_guest_pmu(vcpu: &Vcpu) {
 
 /// Saves the guest's GIC state and turns the virtual interface off for the host.
 #[inline(always)]
-pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool, gich: usize) {
+pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool) {
     if gic_v3 {
         let g = &mut vcpu.vgic;
         g.vmcr = mrs!("ich_vmcr_el2");
@@ -317,8 +314,6 @@ pub fn save_gic_timer(vcpu: &mut Vcpu, gic_v3: bool, gich: usize) {
             write_lr(i, 0);
         }
         msr!("ich_hcr_el2", 0);
-    } else if gich != 0 {
-        super::gich::save(vcpu, gich);
     }
 }
 
