@@ -647,6 +647,11 @@ pub mod guest {
         /// GICv3 distributor frame.
         pub const GICD_IPA: u64 = 0x0800_0000;
         pub const GICD_SIZE: u64 = 0x1_0000;
+        /// GICv2 CPU interface of a guest on a GICv2 host: the hardware's
+        /// virtual CPU interface (GICV), mapped by EL2's stage-2 (8 KiB:
+        /// GICC_DIR is in the second page). QEMU `virt`'s GICC address.
+        pub const GICC_IPA: u64 = 0x0801_0000;
+        pub const GICC_SIZE: u64 = 0x2000;
         /// GICv3 redistributor frames: vcpu `n`'s (RD and SGI, 64 KiB
         /// each, [`GICR_SIZE`] together) at `GICR_IPA + n * GICR_SIZE`.
         pub const GICR_IPA: u64 = 0x080a_0000;

@@ -371,6 +371,14 @@ pub fn start(args: BootArgs) -> ! {
             vmpidr: MPIDR_EL1.get(),
             gic_v3,
             gich,
+            gicv: match platform.gic.vcpu_interface {
+                Some(v)
+                    if gich != 0 && v.size >= spevisor_abi::guest::machine::GICC_SIZE && v.base % PAGE_SIZE == 0 =>
+                {
+                    v.base
+                }
+                _ => 0,
+            },
             nr_lrs: match (gic_v3, gich) {
                 (true, _) => arch::sysregs::list_regs(),
                 (false, 0) => 0,
@@ -403,6 +411,12 @@ fn map_gich(platform: &spevisor_dtb::Platform, tables: &mut PageTable, pool: &mu
     let Some(gich) = g.hyp_interface.filter(|_| g.version == GicVersion::V2) else {
         return 0;
     };
+    let gicv_ok =
+        g.vcpu_interface.is_some_and(|v| v.size >= spevisor_abi::guest::machine::GICC_SIZE && v.base % PAGE_SIZE == 0);
+    if !gicv_ok {
+        warn!("no usable GICv2 virtual CPU interface (GICV) in the DTB: guests get no interrupts");
+        return 0;
+    }
     if gich.size < arch::gich::GICH_MAPPED || gich.base % PAGE_SIZE != 0 {
         warn!("GICH frame {:#x}+{:#x} too small or unaligned: guests get no interrupts", gich.base, gich.size);
         return 0;

@@ -457,6 +457,7 @@ mod tests {
             cntfrq: 25_000_000,
             // ListRegs 3 (4 LRs), PREbits 4 (5), PRIbits 4 (5).
             ich_vtr: Some((4 << 29) | (4 << 26) | 3),
+            gich_vtr: None,
             current_el: 2,
         }
     }

@@ -145,6 +145,9 @@ mod imp {
         /// The GICv2 virtual interface control frame (GICH, identity-mapped
         /// at EL2), 0 on GICv3 or without one (`arch::gich`).
         pub gich: usize,
+        /// The GICv2 virtual CPU interface (GICV) frame's PA, which EL2
+        /// maps into every guest at `GICC_IPA`; 0 on GICv3.
+        pub gicv: u64,
         /// List registers guests get, GICv3 or GICv2 (0 without a virtual
         /// interface).
         pub nr_lrs: usize,

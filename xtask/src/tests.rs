@@ -519,6 +519,12 @@ fn boot_bundle(c: &Ctx, bundle: &Path) -> Result<Boot, String> {
 /// instructions each) never are; icount makes the count of those
 /// interrupts the same on every run.
 fn linux_init_test(c: &Ctx, vcpus: u32) -> Result<(), String> {
+    linux_init_test_on(c, vcpus, Machine::default().gic_version)
+}
+
+/// The Linux-to-init test on a host with GIC version `gic` (the guest gets
+/// the same version in its device tree).
+fn linux_init_test_on(c: &Ctx, vcpus: u32, gic: u32) -> Result<(), String> {
     // As the root-mount test: a machine that cannot have Debian's arm64
     // packages skips unless SPEVISOR_REQUIRE_LINUX=1.
     for fetched in [setup::guest_kernel(), setup::guest_busybox()] {
@@ -541,11 +547,43 @@ fn linux_init_test(c: &Ctx, vcpus: u32) -> Result<(), String> {
         &Machine {
             append: crate::guest::HOST_APPEND.into(),
             extra: vec!["-icount".into(), "shift=0,sleep=off".into(), "-initrd".into(), bundle.display().to_string()],
+            gic_version: gic,
             ..Machine::default()
         },
         LINUX_TIMEOUT,
     )?;
-    with_output(&b, check_linux_init(&b, vcpus as usize))
+    with_output(&b, check_linux_init(&b, vcpus as usize))?;
+    if gic == 2 {
+        // Linux found the GICv2 of its device tree (not a GICv3).
+        with_output(&b, check_linux_gicv2(&b, vcpus as usize))?;
+    }
+    Ok(())
+}
+
+/// Linux's /proc/interrupts (printed by its init) shows its GICv2 driver
+/// (irq chip `GIC-0`, not `GICv3`) took virtual-timer interrupts on every
+/// vcpu: the GICv2 distributor model, the list registers through GICH and
+/// the guest's GICV interface all worked.
+fn check_linux_gicv2(b: &Boot, vcpus: usize) -> Result<(), String> {
+    if b.output.contains("GICv3") {
+        return Err("Linux used a GICv3 on a GICv2 host".into());
+    }
+    let line = b
+        .output
+        .lines()
+        .find(|l| l.contains(" GIC-0  27 Level") && l.contains("arch_timer"))
+        .ok_or("no /proc/interrupts line for the virtual timer on chip GIC-0")?;
+    let counts: Vec<u64> = line
+        .split_whitespace()
+        .skip_while(|w| !w.ends_with(':'))
+        .skip(1)
+        .take(vcpus)
+        .map(|w| w.parse().map_err(|_| format!("{w:?} in {line:?} is not a count")))
+        .collect::<Result<_, _>>()?;
+    if counts.len() != vcpus || counts.contains(&0) {
+        return Err(format!("virtual-timer interrupts per vcpu {counts:?}: each of {vcpus} must have some"));
+    }
+    Ok(())
 }
 
 /// stress-switch on the release image: 50,000 HOST_PINGs in each of two
@@ -1613,6 +1651,8 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
         ("stress_100000_world_switches_beside_linux_with_spe_sampling", stress_switch_test),
         ("linux_guest_runs_init_1_vcpu", |c| linux_init_test(c, 1)),
         ("linux_guest_runs_init_2_vcpus", |c| linux_init_test(c, 2)),
+        ("linux_guest_runs_init_gicv2_1_vcpu", |c| linux_init_test_on(c, 1, 2)),
+        ("linux_guest_runs_init_gicv2_2_vcpus", |c| linux_init_test_on(c, 2, 2)),
         ("console_16550_with_bad_reg_io_width_is_reported", |c| {
             // QEMU's DTB with its UART turned into an ns16550a with
             // reg-shift 2 and reg-io-width 3: refused by name, on the
