@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod gicv2;
 mod pmu;
 
 /// Crates built for the bare-metal target (clippy runs there for them).
@@ -1136,6 +1137,7 @@ fn with_output<T>(boot: &Boot, r: Result<T, String>) -> Result<T, String> {
 fn qemu_tests() -> Vec<(&'static str, Check)> {
     let mut tests = qemu_tests_main();
     tests.extend(pmu::qemu_tests());
+    tests.extend(gicv2::qemu_tests());
     tests
 }
 
@@ -1651,8 +1653,6 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
         ("stress_100000_world_switches_beside_linux_with_spe_sampling", stress_switch_test),
         ("linux_guest_runs_init_1_vcpu", |c| linux_init_test(c, 1)),
         ("linux_guest_runs_init_2_vcpus", |c| linux_init_test(c, 2)),
-        ("linux_guest_runs_init_gicv2_1_vcpu", |c| linux_init_test_on(c, 1, 2)),
-        ("linux_guest_runs_init_gicv2_2_vcpus", |c| linux_init_test_on(c, 2, 2)),
         ("console_16550_with_bad_reg_io_width_is_reported", |c| {
             // QEMU's DTB with its UART turned into an ns16550a with
             // reg-shift 2 and reg-io-width 3: refused by name, on the
