@@ -2172,6 +2172,21 @@ mod unit {
     }
 
     #[test]
+    fn linux_gicv2_check_wants_timer_interrupts_on_gic_0_on_every_vcpu() {
+        let ok = "[guest]  12:        223        187 GIC-0  27 Level     arch_timer\n";
+        assert_eq!(check_linux_gicv2(&b(0, ok), 2), Ok(()));
+        assert_eq!(check_linux_gicv2(&b(0, ok), 1), Ok(()));
+        // One vcpu never took its timer.
+        let idle = "[guest]  12:        223          0 GIC-0  27 Level     arch_timer\n";
+        assert!(check_linux_gicv2(&b(0, idle), 2).is_err());
+        // A GICv3 (chip name GICv3), or no timer line at all.
+        let v3 = "[guest]  12:        223 GICv3  27 Level     arch_timer\n";
+        assert!(check_linux_gicv2(&b(0, v3), 1).is_err());
+        assert!(check_linux_gicv2(&b(0, ""), 1).is_err());
+        assert!(check_linux_gicv2(&b(0, &format!("{ok}[guest] GICv3: 32 SPIs implemented\n")), 2).is_err());
+    }
+
+    #[test]
     fn guest_ending_check_wants_the_exit_status_and_the_summary() {
         let out = |st: &str, g: &str| format!("spevisor: status={st} el2=yes guest_status={g}\n");
         assert!(check_guest_ending(&b(8, &out("guest-reset", "-1")), "guest-reset", None, 8).is_ok());
