@@ -647,6 +647,11 @@ pub mod guest {
         /// GICv3 distributor frame.
         pub const GICD_IPA: u64 = 0x0800_0000;
         pub const GICD_SIZE: u64 = 0x1_0000;
+        /// GICv2 CPU interface of a guest on a GICv2 host: the hardware's
+        /// virtual CPU interface (GICV), mapped by EL2's stage-2 (8 KiB:
+        /// GICC_DIR is in the second page). QEMU `virt`'s GICC address.
+        pub const GICC_IPA: u64 = 0x0801_0000;
+        pub const GICC_SIZE: u64 = 0x2000;
         /// GICv3 redistributor frames: vcpu `n`'s (RD and SGI, 64 KiB
         /// each, [`GICR_SIZE`] together) at `GICR_IPA + n * GICR_SIZE`.
         pub const GICR_IPA: u64 = 0x080a_0000;
@@ -833,6 +838,74 @@ pub mod vgic {
         }
         pub const fn state(v: u64) -> u64 {
             v & STATE_MASK
+        }
+    }
+
+    /// GICv2 (GICH_LR<n>, Arm IHI 0048B 5.3.11) list registers. The host
+    /// hands EL2 list registers in the GICv3 layout ([`lr`]) on both GIC
+    /// versions; on a GICv2 EL2 sanitises them as on GICv3 and converts:
+    /// the host's vGIC core is the same for both.
+    pub mod lr_v2 {
+        use super::lr;
+        pub const VIRTUAL_ID_MASK: u32 = 0x3ff;
+        pub const PHYSICAL_ID_SHIFT: u32 = 10;
+        pub const PHYSICAL_ID_MASK: u32 = 0x3ff << PHYSICAL_ID_SHIFT;
+        /// With HW = 0: bit 19 of the PhysicalID field asks for a
+        /// maintenance interrupt when the guest EOIs the interrupt.
+        pub const EOI: u32 = 1 << 19;
+        pub const PRIORITY_SHIFT: u32 = 23;
+        /// Priority[27:23]: the top 5 bits of the 8-bit priority.
+        pub const PRIORITY_MASK: u32 = 0x1f << PRIORITY_SHIFT;
+        /// The 8-bit priority's bits below the five a GICv2 LR keeps.
+        pub const PRIORITY_DROPPED_BITS: u32 = 3;
+        pub const STATE_SHIFT: u32 = 28;
+        pub const PENDING: u32 = 1 << 28;
+        pub const ACTIVE: u32 = 1 << 29;
+        pub const STATE_MASK: u32 = PENDING | ACTIVE;
+        pub const GROUP1: u32 = 1 << 30;
+        pub const HW: u32 = 1 << 31;
+
+        /// The GICv2 list register for a host-supplied GICv3-layout value,
+        /// sanitised first ([`lr::sanitize`]: no special vINTID, HW only to
+        /// a PPI), so every field fits (vINTID < 1020 in 10 bits, pINTID
+        /// 16..32). The SGI source-CPU field (CPUID) is 0.
+        pub const fn from_v3(v: u64) -> u32 {
+            let v = lr::sanitize(v);
+            if v == 0 {
+                return 0;
+            }
+            let prio = ((v & lr::PRIORITY_MASK) >> lr::PRIORITY_SHIFT) as u32;
+            let state = ((v & lr::STATE_MASK) >> lr::STATE_SHIFT) as u32;
+            let mut out = (lr::vintid(v) & VIRTUAL_ID_MASK)
+                | ((prio >> PRIORITY_DROPPED_BITS) << PRIORITY_SHIFT)
+                | (state << STATE_SHIFT);
+            if v & lr::GROUP1 != 0 {
+                out |= GROUP1;
+            }
+            if v & lr::HW != 0 {
+                let p = ((v & lr::PINTID_MASK) >> lr::PINTID_SHIFT) as u32;
+                out |= HW | (p << PHYSICAL_ID_SHIFT);
+            } else if v & lr::EOI != 0 {
+                out |= EOI;
+            }
+            out
+        }
+
+        /// The GICv3-layout value of a GICv2 list register read back after
+        /// a run (what the host's vGIC folds).
+        pub const fn to_v3(v: u32) -> u64 {
+            let state = (((v & STATE_MASK) >> STATE_SHIFT) as u64) << lr::STATE_SHIFT;
+            let prio = (((v & PRIORITY_MASK) >> PRIORITY_SHIFT) << PRIORITY_DROPPED_BITS) as u64;
+            let mut out = (v & VIRTUAL_ID_MASK) as u64 | (prio << lr::PRIORITY_SHIFT) | state;
+            if v & GROUP1 != 0 {
+                out |= lr::GROUP1;
+            }
+            if v & HW != 0 {
+                out |= lr::HW | ((((v & PHYSICAL_ID_MASK) >> PHYSICAL_ID_SHIFT) as u64) << lr::PINTID_SHIFT);
+            } else if v & EOI != 0 {
+                out |= lr::EOI;
+            }
+            out
         }
     }
 
@@ -1089,6 +1162,33 @@ mod tests {
         assert!(!vgic::VcpuShared { cntv_ctl: 0b111, ..s }.timer_firing(), "masked");
         assert!(!vgic::VcpuShared { cntv_ctl: 0b001, ..s }.timer_firing(), "not yet");
         assert_eq!(core::mem::size_of::<vgic::VcpuShared>(), 16 * 8 + 16 + 16);
+    }
+
+    #[test]
+    fn gicv2_list_registers_are_sanitised_and_converted() {
+        use vgic::{lr, lr_v2};
+        // A pending group-0 SPI at priority 0xa0: 5 priority bits kept.
+        let spi = lr::make(33, 0xa0, false, lr::PENDING);
+        assert_eq!(lr_v2::from_v3(spi), 33 | (0xa0 >> 3) << 23 | lr_v2::PENDING);
+        assert_eq!(lr_v2::to_v3(lr_v2::from_v3(spi)), spi);
+        // The virtual timer tied to its physical PPI, active and pending, group 1.
+        let hw = lr::make_hw(27, 27, 0x80, true, lr::PENDING | lr::ACTIVE);
+        let v2 = lr_v2::from_v3(hw);
+        assert_eq!(v2, 27 | 27 << 10 | 0x10 << 23 | lr_v2::PENDING | lr_v2::ACTIVE | lr_v2::GROUP1 | lr_v2::HW);
+        assert_eq!(lr_v2::to_v3(v2), hw);
+        // EOI maintenance request (HW = 0) lands in PhysicalID bit 9.
+        assert_eq!(lr_v2::from_v3(spi | lr::EOI), lr_v2::from_v3(spi) | lr_v2::EOI);
+        assert_eq!(lr_v2::to_v3(lr_v2::from_v3(spi | lr::EOI)), spi | lr::EOI);
+        // Priority bits below the five kept are lost, not carried into State.
+        assert_eq!(lr_v2::from_v3(lr::make(40, 0xff, false, lr::PENDING)) & !lr_v2::PRIORITY_MASK, 40 | lr_v2::PENDING);
+        // What the host may not hand EL2 loads an empty register.
+        assert_eq!(lr_v2::from_v3(lr::make_hw(27, 40, 0, true, lr::PENDING)), 0, "HW tied to an SPI");
+        assert_eq!(lr_v2::from_v3(lr::make_hw(27, 3, 0, true, lr::PENDING)), 0, "HW tied to an SGI");
+        assert_eq!(lr_v2::from_v3(lr::make(1023, 0, true, lr::PENDING)), 0, "special INTID");
+        assert_eq!(lr_v2::from_v3(lr::make(0x4_0021, 0, true, lr::PENDING)), 0, "vINTID beyond 10 bits");
+        assert_eq!(lr_v2::from_v3(lr::make(5, 0, true, 0)), 0, "no state: empty");
+        // pINTID bits of a non-HW value never reach the CPUID/EOI field.
+        assert_eq!(lr_v2::from_v3(spi | 0x1f << 32), lr_v2::from_v3(spi), "pINTID dropped without HW");
     }
 
     #[test]

@@ -44,7 +44,7 @@ type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 fn guest_dtb(vcpus: u32, initrd: Option<(u64, u64)>) -> Vec<u8> {
     let mut buf = vec![0u8; 4096];
-    let m = GuestMachine { ram_size: 64 << 20, bootargs: "console=ttyAMA0 earlycon", vcpus, initrd };
+    let m = GuestMachine { ram_size: 64 << 20, bootargs: "console=ttyAMA0 earlycon", vcpus, initrd, gic_v2: false };
     let n = guest_dtb::write(&mut buf, &m).unwrap();
     buf.truncate(n);
     buf

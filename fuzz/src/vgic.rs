@@ -11,7 +11,9 @@
 //! interrupts that are active or deliverable, accounts for every candidate
 //! it left out (and asks for UIE / EOIcount exactly then), and finds work
 //! only when `needs_flush` said so; `has_work` implies `needs_flush`; an
-//! SGI reaches only existing vcpus.
+//! SGI reaches only existing vcpus. The GICv2 front end (`vgic/v2.rs`,
+//! accesses by any vcpu number) answers the same way: bad sizes refused,
+//! word accesses taken, a GICD_SGIR write reaching only existing vcpus.
 
 use crate::Input;
 use spevisor_abi::guest::machine::{GICR_SIZE, MAX_VCPUS};
@@ -97,7 +99,7 @@ pub fn run(data: &[u8]) {
         if i.is_empty() {
             break;
         }
-        match i.u8() % 10 {
+        match i.u8() % 11 {
             0 | 1 => {
                 let (off, size, v) = (offset(&mut i, GICD_SIZE), size(&mut i), i.u64());
                 let w = g.write_dist(off, size, v);
@@ -154,6 +156,22 @@ pub fn run(data: &[u8]) {
                     g.fold(c, &mut s);
                 }
                 loaded = Some((cpu, check_flush(&mut g, cpu, nr_lrs, nr_vcpus)));
+            }
+            10 => {
+                // The GICv2 distributor, by any vcpu (one that does not
+                // exist reads 0 and changes nothing).
+                let cpu = usize::from(i.u8()) % (nr_vcpus + 1);
+                let (off, size, v) = (offset(&mut i, GICD_SIZE), size(&mut i), i.u64());
+                let w = g.write_dist_v2(cpu, off, size, v);
+                let r = g.read_dist_v2(cpu, off, size);
+                if !size_ok(off, size) {
+                    assert!(w.is_err() && r.is_err(), "v2: bad access {size}@{off:#x} taken");
+                } else if size == 4 {
+                    assert!(w.is_ok() && r.is_ok(), "v2: a word access at {off:#x} refused");
+                }
+                if let Ok(hit) = w {
+                    assert_eq!(hit >> nr_vcpus, 0, "a GICD_SGIR write reached a vcpu that does not exist");
+                }
             }
             _ => {
                 // The run ends: the hardware left any state in the list

@@ -48,6 +48,11 @@ fn read_tree(ipa: u64) -> Result<spevisor_dtb::Platform<'static>, u64> {
     })
 }
 
+/// The GIC version the tree at `ipa` names (`None`: no valid tree).
+pub fn gic_version(ipa: u64) -> Option<GicVersion> {
+    read_tree(ipa).ok().map(|p| p.gic.version)
+}
+
 /// Checks the tree of a guest with `ram_size` bytes of RAM; 0 if it is right.
 pub fn check(ram_size: u64) -> u64 {
     let ipa = machine::dtb_ipa(ram_size);
@@ -126,13 +131,16 @@ fn check_tree(p: &spevisor_dtb::Platform, ipa: u64, ram_size: u64) -> u64 {
         bad::UART,
         "stdout-path is not the PL011",
     );
+    let v3 = p.gic.version == GicVersion::V3
+        && p.gic.redistributors.as_slice()
+            == [Region { base: machine::GICR_IPA, size: machine::gicr_size(p.cpus.len() as u32) }];
+    // On a GICv2 host: the distributor and the CPU interface (GICV).
+    let v2 = p.gic.version == GicVersion::V2
+        && p.gic.cpu_interface == Some(Region { base: machine::GICC_IPA, size: machine::GICC_SIZE });
     expect(
-        p.gic.version == GicVersion::V3
-            && p.gic.distributor.base == machine::GICD_IPA
-            && p.gic.redistributors.as_slice()
-                == [Region { base: machine::GICR_IPA, size: machine::gicr_size(p.cpus.len() as u32) }],
+        (v3 || v2) && p.gic.distributor.base == machine::GICD_IPA,
         bad::GIC,
-        "the GIC is not the guest machine's GICv3",
+        "the GIC is not the guest machine's GICv3 or GICv2",
     );
     expect(p.timer.virt.intid == IntId(27), bad::TIMER, "the virtual timer is not INTID 27");
     expect(p.psci.is_some_and(|c| c.conduit == PsciConduit::Hvc), bad::PSCI, "PSCI is not over hvc");

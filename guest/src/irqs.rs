@@ -1,6 +1,7 @@
 //! Interrupt tests: the guest's GICv3 (distributor, its redistributor and
 //! the ICC system registers, which the hypervisor backs with the virtual CPU
-//! interface), the virtual timer, SGIs between vcpus, PSCI CPU_ON/OFF.
+//! interface) or, when its device tree names one, its GICv2 (`gic_v2.rs`),
+//! the virtual timer, SGIs between vcpus, PSCI CPU_ON/OFF.
 //!
 //! | mode | name | x2 | result (SET_STATUS) |
 //! |---|---|---|---|
@@ -70,9 +71,23 @@ pub(crate) fn gicr(cpu: u64) -> u64 {
     GICR_IPA + cpu * GICR_SIZE
 }
 
+/// The SGI/PPI registers of this vcpu: its redistributor's SGI frame, or
+/// on a GICv2 the distributor's banked ones (same offsets).
+pub(crate) fn private_regs(cpu: u64) -> u64 {
+    if crate::gic_v2::detect() {
+        crate::gic_v2::private_regs()
+    } else {
+        gicr(cpu) + SGI_FRAME
+    }
+}
+
 /// This vcpu's redistributor awake, every SGI/PPI group 1 at priority
 /// 0x80, the CPU interface on (priority mask open, group 1 enabled).
+/// GICv2: `gic_v2::cpu_init`.
 pub(crate) fn gic_cpu_init() {
+    if crate::gic_v2::detect() {
+        return crate::gic_v2::cpu_init();
+    }
     let r = gicr(cpu_index());
     mmio_write(r + GICR_WAKER, mmio_read(r + GICR_WAKER) & !WAKER_PROCESSOR_SLEEP);
     mmio_write(r + SGI_FRAME + IGROUPR0, u32::MAX);
@@ -88,11 +103,14 @@ pub(crate) fn gic_cpu_init() {
 }
 
 pub(crate) fn gic_dist_init() {
+    if crate::gic_v2::detect() {
+        return crate::gic_v2::dist_init();
+    }
     mmio_write(GICD_IPA + GICD_CTLR, mmio_read(GICD_IPA + GICD_CTLR) | CTLR_ENABLE_GRP1);
 }
 
 pub(crate) fn enable_private(intid: u32, priority: u8) {
-    let r = gicr(cpu_index()) + SGI_FRAME;
+    let r = private_regs(cpu_index());
     // SAFETY: one byte of this vcpu's priority array.
     unsafe { ((r + IPRIORITYR + intid as u64) as *mut u8).write_volatile(priority) };
     mmio_write(r + ISENABLER0, 1 << intid);
@@ -131,6 +149,9 @@ pub(crate) fn wfi() {
 
 /// Sends SGI `intid` to the vcpus in `targets` (Aff0 bit mask).
 fn send_sgi(intid: u64, targets: u64) {
+    if crate::gic_v2::detect() {
+        return crate::gic_v2::send_sgi(intid, targets);
+    }
     let v = intid << 24 | (targets & 0xffff);
     // SAFETY: ICC_SGI1R_EL1 (trapped by EL2, delivered by the host).
     unsafe { asm!("msr icc_sgi1r_el1, {}", "isb", in(reg) v, options(nomem, nostack)) };
@@ -161,16 +182,16 @@ pub(crate) fn counter() -> u64 {
 /// The IRQ vector: acknowledges, records, ends (EOImode 0: drop and
 /// deactivate), and answers a ping.
 pub fn handle() {
-    let iar = read_sysreg!("icc_iar1_el1") & 0xff_ffff;
+    let (iar, raw) = ack();
     if iar == INTID_SPURIOUS {
         return;
     }
     if NESTING.load(SeqCst) != 0 {
-        return nest(iar);
+        return nest(iar, raw);
     }
     let cpu = cpu_index().min(1) as usize;
     if iar < 32 && CHECK_ACTIVE.load(SeqCst) != 0 {
-        let active = mmio_read(gicr(cpu as u64) + SGI_FRAME + ISACTIVER0);
+        let active = mmio_read(private_regs(cpu as u64) + ISACTIVER0);
         if active & (1 << iar) != 0 {
             ACTIVE_SEEN.fetch_or(1 << iar, SeqCst);
         }
@@ -195,8 +216,26 @@ pub fn handle() {
     if cpu == 1 && iar == 1 && PONG.load(SeqCst) != 0 && ROUNDS.load(SeqCst) != 0 {
         send_sgi(2, 1);
     }
+    eoi(raw);
+}
+
+/// Acknowledges the highest-priority pending interrupt: (INTID, the value
+/// `eoi` gives back). ICC_IAR1_EL1, or GICC_IAR on a GICv2.
+fn ack() -> (u64, u64) {
+    if crate::gic_v2::detect() {
+        return crate::gic_v2::ack();
+    }
+    let iar = read_sysreg!("icc_iar1_el1") & 0xff_ffff;
+    (iar, iar)
+}
+
+/// Ends (EOImode 0: priority drop and deactivation) what `ack` returned.
+fn eoi(raw: u64) {
+    if crate::gic_v2::detect() {
+        return crate::gic_v2::eoi(raw);
+    }
     // SAFETY: ends the interrupt just acknowledged.
-    unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) iar, options(nomem, nostack)) };
+    unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) raw, options(nomem, nostack)) };
 }
 
 /// vtimer: a 10 ms timeout on the virtual timer, waited for in WFI; then,
@@ -285,7 +324,7 @@ pub fn vgic() -> u64 {
     for i in 0..8 {
         send_sgi(i, me);
     }
-    let sgi = gicr(cpu_index()) + SGI_FRAME;
+    let sgi = private_regs(cpu_index());
     if mmio_read(sgi + ISPENDR0) & 0xff != 0xff {
         failed |= PENDING;
     }
@@ -376,7 +415,7 @@ pub mod nest_check {
 /// preempts this handler; the deepest level reads which SGIs are active.
 /// ELR_EL1/SPSR_EL1 are kept across the nested exception. Ends `intid`
 /// (EOImode 0: priority drop and deactivation) last.
-fn nest(intid: u64) {
+fn nest(intid: u64, raw: u64) {
     let n = COUNT[0].fetch_add(1, SeqCst);
     if n < NEST_LEVELS {
         ORDER.fetch_or((intid & 0xf) << (4 * n), SeqCst);
@@ -397,12 +436,11 @@ fn nest(intid: u64) {
         // nested one overwrote it (IRQs are masked again).
         unsafe { asm!("msr elr_el1, {}", "msr spsr_el1, {}", in(reg) elr, in(reg) spsr, options(nomem, nostack)) };
     } else {
-        let active = mmio_read(gicr(cpu_index()) + SGI_FRAME + ISACTIVER0);
+        let active = mmio_read(private_regs(cpu_index()) + ISACTIVER0);
         NEST_ACTIVE_DEEPEST.store(active.into(), SeqCst);
     }
     NEST_DONE.fetch_or(1 << intid, SeqCst);
-    // SAFETY: ends the interrupt this level acknowledged.
-    unsafe { asm!("msr icc_eoir1_el1, {}", "isb", in(reg) intid, options(nomem, nostack)) };
+    eoi(raw);
 }
 
 /// vgic-nest: 16 interrupts nested, each preempting the last, so more are
@@ -416,8 +454,12 @@ pub fn vgic_nest() -> u64 {
     gic_cpu_init();
     // The finest binary point the interface allows: every priority step
     // of 8 is a preemption level.
-    // SAFETY: the virtual CPU interface's own register.
-    unsafe { asm!("msr icc_bpr1_el1, xzr", "isb", options(nomem, nostack)) };
+    if crate::gic_v2::detect() {
+        crate::gic_v2::finest_binary_point();
+    } else {
+        // SAFETY: the virtual CPU interface's own register.
+        unsafe { asm!("msr icc_bpr1_el1, xzr", "isb", options(nomem, nostack)) };
+    }
     for i in 0..NEST_LEVELS as u32 {
         enable_private(i, NEST_PRIORITY_BASE - NEST_PRIORITY_STEP * i as u8);
     }
@@ -446,12 +488,13 @@ pub fn vgic_nest() -> u64 {
     if deepest & all != all {
         failed |= ALL_ACTIVE;
     }
-    let sgi = gicr(cpu_index()) + SGI_FRAME;
+    let sgi = private_regs(cpu_index());
     let (active, pending) = (mmio_read(sgi + ISACTIVER0), mmio_read(sgi + ISPENDR0));
     if u64::from(active | pending) & all != 0 {
         failed |= ENDED;
     }
-    let rpr = read_sysreg!("icc_rpr_el1") & 0xff;
+    let rpr =
+        if crate::gic_v2::detect() { crate::gic_v2::running_priority() } else { read_sysreg!("icc_rpr_el1") & 0xff };
     if rpr != RPR_IDLE {
         failed |= RUNNING_PRIORITY;
     }

@@ -68,6 +68,7 @@ mod debug;
 mod dtb;
 mod endings;
 mod fp;
+mod gic_v2;
 mod hostile_suite;
 mod hvc;
 mod irqs;
@@ -196,6 +197,7 @@ static DYING: AtomicBool = AtomicBool::new(false);
 /// First Rust code, with the MMU on (start.S). `entry_counter` is CNTVCT_EL0
 /// as read by the guest's first instruction.
 extern "C" fn guest_main(mode: u64, ram_size: u64, arg: u64, entry_counter: u64) -> ! {
+    gic_v2::set_ram_size(ram_size);
     let status = match mode {
         // The arm64 boot protocol (a raw `--guest` payload): x0 = the
         // device tree, an IPA in RAM, where no mode number reaches.

@@ -107,7 +107,7 @@ pub fn taken() {
 
 /// INTID 30 pending in this vcpu's redistributor.
 fn pending() -> bool {
-    let r = irqs::gicr(0) + irqs::SGI_FRAME + irqs::ISPENDR0;
+    let r = irqs::private_regs(0) + irqs::ISPENDR0;
     irqs::mmio_read(r) & (1 << PTIMER_INTID) != 0
 }
 

@@ -1,7 +1,8 @@
 //! The device tree the host gives each guest: the guest machine of
 //! docs/design.md ("The guest machine"), a small `virt`-like board with RAM
 //! at 0x4000_0000, a PL011 at 0x0900_0000, a GICv3 (distributor and one
-//! redistributor per vcpu), the generic timer, PSCI over `hvc`, one cpu
+//! redistributor per vcpu) or, on a GICv2 host, a GICv2 (distributor and
+//! CPU interface, `arm,gic-400`), the generic timer, PSCI over `hvc`, one cpu
 //! node per vcpu and, for a guest given one, the initrd's place in
 //! `/chosen`. Addresses and interrupt numbers are QEMU `virt`'s, so
 //! software written for that board finds its devices where it expects them.
@@ -10,7 +11,9 @@
 //! (`vmm.rs`). Pure: the unit tests read every tree back with the parser the
 //! hypervisor itself boots with.
 
-use spevisor_abi::guest::machine::{gicr_size, GICD_IPA, GICD_SIZE, GICR_IPA, MAX_VCPUS, RAM_IPA, UART_IPA};
+use spevisor_abi::guest::machine::{
+    gicr_size, GICC_IPA, GICC_SIZE, GICD_IPA, GICD_SIZE, GICR_IPA, MAX_VCPUS, RAM_IPA, UART_IPA,
+};
 use spevisor_dtb::writer::{FdtWriter, WriteError};
 
 /// The emulated PL011's frame size.
@@ -20,6 +23,11 @@ pub const UART_SIZE: u64 = spevisor_pl011::reg::FRAME_SIZE;
 const GIC_SPI: u32 = 0;
 const GIC_PPI: u32 = 1;
 const IRQ_LEVEL_HIGH: u32 = 4;
+/// GICv2 binding: a PPI's flags cell carries the mask of the CPUs it is
+/// wired to in bits [15:8].
+const GICV2_PPI_CPU_SHIFT: u32 = 8;
+/// The GIC maintenance interrupt's PPI number (INTID 25).
+const MAINTENANCE_PPI: u32 = spevisor_abi::guest::machine::MAINTENANCE_INTID - 16;
 /// PPI numbers (INTID − 16) of the generic timer: secure physical,
 /// non-secure physical, virtual, EL2 physical (INTIDs 29, 30, 27, 26).
 const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
@@ -47,6 +55,9 @@ pub struct GuestMachine<'a> {
     /// The initrd's IPA range `[start, end)` in guest RAM, if any
     /// (`/chosen/linux,initrd-start`, `linux,initrd-end`).
     pub initrd: Option<(u64, u64)>,
+    /// A GICv2 (on a GICv2 host: `vgic/v2.rs` and the hardware's virtual
+    /// CPU interface) rather than a GICv3.
+    pub gic_v2: bool,
 }
 
 /// Node names of the cpus (no formatting in the writer's no_std world).
@@ -122,11 +133,14 @@ pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, TreeError> {
     w.prop_str("method", "hvc");
     w.end_node();
 
+    // GICv2: PPIs name the CPUs they reach (all of them).
+    let ppi_flags =
+        if m.gic_v2 { IRQ_LEVEL_HIGH | ((1 << m.vcpus) - 1) << GICV2_PPI_CPU_SHIFT } else { IRQ_LEVEL_HIGH };
     w.begin_node("timer");
     w.prop_strs("compatible", &["arm,armv8-timer"]);
     let mut irqs = [0u32; 12];
     for (slot, ppi) in irqs.chunks_exact_mut(3).zip(TIMER_PPIS) {
-        slot.copy_from_slice(&[GIC_PPI, ppi, IRQ_LEVEL_HIGH]);
+        slot.copy_from_slice(&[GIC_PPI, ppi, ppi_flags]);
     }
     w.prop_cells("interrupts", &irqs);
     w.prop_empty("always-on");
@@ -135,15 +149,24 @@ pub fn write(buf: &mut [u8], m: &GuestMachine) -> Result<usize, TreeError> {
     // The guests' PMUv3 (hyp/src/pmu.rs): overflow interrupt PPI 7 (INTID 23).
     w.begin_node("pmu");
     w.prop_strs("compatible", &["arm,armv8-pmuv3"]);
-    w.prop_cells("interrupts", &[GIC_PPI, PMU_PPI, IRQ_LEVEL_HIGH]);
+    w.prop_cells("interrupts", &[GIC_PPI, PMU_PPI, ppi_flags]);
     w.end_node();
 
     w.begin_node("intc@8000000");
-    w.prop_str("compatible", "arm,gic-v3");
+    if m.gic_v2 {
+        w.prop_strs("compatible", &["arm,gic-400", "arm,cortex-a15-gic"]);
+    } else {
+        w.prop_str("compatible", "arm,gic-v3");
+    }
     w.prop_u32("#interrupt-cells", 3);
     w.prop_empty("interrupt-controller");
-    w.prop_u32("#redistributor-regions", 1);
-    w.prop_u64s("reg", &[GICD_IPA, GICD_SIZE, GICR_IPA, gicr_size(m.vcpus)]);
+    if m.gic_v2 {
+        w.prop_u64s("reg", &[GICD_IPA, GICD_SIZE, GICC_IPA, GICC_SIZE]);
+        w.prop_cells("interrupts", &[GIC_PPI, MAINTENANCE_PPI, ppi_flags]);
+    } else {
+        w.prop_u32("#redistributor-regions", 1);
+        w.prop_u64s("reg", &[GICD_IPA, GICD_SIZE, GICR_IPA, gicr_size(m.vcpus)]);
+    }
     w.prop_u32("phandle", PHANDLE_GIC);
     w.end_node();
 
@@ -176,7 +199,7 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn machine(ram_size: u64, bootargs: &str) -> GuestMachine<'_> {
-        GuestMachine { ram_size, bootargs, vcpus: 1, initrd: None }
+        GuestMachine { ram_size, bootargs, vcpus: 1, initrd: None, gic_v2: false }
     }
 
     fn tree_of(m: &GuestMachine) -> Vec<u8> {
@@ -211,6 +234,27 @@ mod tests {
         assert_eq!(p.bootargs, Some("console=ttyAMA0 earlycon"));
         assert_eq!(p.model, Some("spevisor guest"));
         assert_eq!(p.initrd, None);
+    }
+
+    #[test]
+    fn a_guest_on_a_gicv2_host_gets_a_gicv2_with_cpu_masks_in_its_ppis() {
+        let dtb = tree_of(&GuestMachine { gic_v2: true, vcpus: 2, ..machine(64 * MIB, "") });
+        let p = parse(&dtb).unwrap();
+        assert_eq!(p.gic.version, GicVersion::V2);
+        assert_eq!(p.gic.distributor, Region { base: GICD_IPA, size: GICD_SIZE });
+        assert_eq!(p.gic.cpu_interface, Some(Region { base: GICC_IPA, size: GICC_SIZE }));
+        assert!(p.gic.redistributors.as_slice().is_empty());
+        assert_eq!(p.gic.maintenance.map(|i| i.intid), Some(IntId(25)));
+        assert_eq!(p.timer.virt.intid, IntId(27));
+        assert_eq!(p.pmu.map(|i| i.intid), Some(IntId(23)));
+        // The raw cells: <GIC_PPI 11 (0b11 << 8 | level-high)> for the virtual timer.
+        let cells: Vec<u8> = [1u32, 11, 0x304].iter().flat_map(|c| c.to_be_bytes()).collect();
+        assert!(dtb.windows(cells.len()).any(|w| w == cells), "CPU mask in bits [15:8] of the flags cell");
+        let gic400 = b"arm,gic-400\0arm,cortex-a15-gic\0";
+        assert!(dtb.windows(gic400.len()).any(|w| w == gic400));
+        // The GICv3 tree has neither.
+        let v3 = tree(64 * MIB, "");
+        assert!(!v3.windows(cells.len()).any(|w| w == cells));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub mod event {
 }
 
 static EVENTS: AtomicU32 = AtomicU32::new(0);
+/// The host's GIC is a GICv2 (its guests get one too: `guest_dtb.rs`).
+static GIC_V2: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 static GIC: Mutex<Option<Gic>> = Mutex::new(None);
 
 /// Takes the GIC (its frames mapped) and enables the interrupts the host
@@ -39,6 +41,7 @@ pub fn init(gic: Gic) {
         gic.enable_ppi(intid);
     }
     timer::stop();
+    GIC_V2.store(matches!(gic, Gic::V2(_)), Ordering::Relaxed);
     *GIC.lock() = Some(gic);
     crate::arch::unmask_irqs();
 }
@@ -47,6 +50,11 @@ pub fn init(gic: Gic) {
 /// interrupts; without it guests run without any).
 pub fn ready() -> bool {
     GIC.lock().is_some()
+}
+
+/// Whether the host's GIC is a GICv2.
+pub fn gic_v2() -> bool {
+    GIC_V2.load(Ordering::Relaxed)
 }
 
 /// Enables private interrupt `intid` (the profiler's PMU or SPE interrupt).

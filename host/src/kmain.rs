@@ -227,28 +227,49 @@ pub fn start(args: BootArgs) -> ! {
     main(bootargs, img)
 }
 
-/// Maps the GICv3 distributor and this CPU's redistributor and hands the
-/// GIC to `irq` (which unmasks IRQs).
+/// Maps the GIC's distributor and this CPU's redistributor (GICv3) or CPU
+/// interface (GICv2) and hands the GIC to `irq` (which unmasks IRQs).
 fn start_gic(platform: &spevisor_dtb::Platform, mem: &mut BootMem) -> Result<(), &'static str> {
     use profiler::HostMem;
     let gic = &platform.gic;
-    if gic.version != spevisor_dtb::GicVersion::V3 {
-        return Err("the host needs a GICv3");
-    }
-    let Some(redist) = gic.redistributors.as_slice().first().copied() else {
-        return Err("no GICv3 redistributor in the DTB");
-    };
     let dist = gic.distributor;
-    if !mem.map_device(dist.base, dist.size) || !mem.map_device(redist.base, redist.size) {
-        return Err("cannot map the GIC");
-    }
-    arch::publish_new_mappings();
-    // SAFETY: both frames were just mapped as device memory; only the host
-    // drives the physical GIC.
-    let g = unsafe { crate::gic::Gic::new(dist.base as usize, redist.base as usize) }?;
+    let g = match gic.version {
+        spevisor_dtb::GicVersion::V3 => {
+            let Some(redist) = gic.redistributors.as_slice().first().copied() else {
+                return Err("no GICv3 redistributor in the DTB");
+            };
+            if !mem.map_device(dist.base, dist.size) || !mem.map_device(redist.base, redist.size) {
+                return Err("cannot map the GIC");
+            }
+            arch::publish_new_mappings();
+            // SAFETY: both frames were just mapped as device memory; only the
+            // host drives the physical GIC.
+            unsafe { crate::gic::Gic::new_v3(dist.base as usize, redist.base as usize) }?
+        }
+        spevisor_dtb::GicVersion::V2 => {
+            let Some(cpu) = gic.cpu_interface else {
+                return Err("no GICv2 CPU interface in the DTB");
+            };
+            if cpu.size < GICV2_CPU_IF_MIN {
+                return Err("the GICv2 CPU interface is smaller than 8 KiB (no GICC_DIR)");
+            }
+            if !mem.map_device(dist.base, dist.size) || !mem.map_device(cpu.base, cpu.size) {
+                return Err("cannot map the GIC");
+            }
+            arch::publish_new_mappings();
+            // SAFETY: both frames were just mapped as device memory; only the
+            // host drives the physical GIC.
+            unsafe { crate::gic::Gic::new_v2(dist.base as usize, cpu.base as usize) }?
+        }
+        #[allow(unreachable_patterns)]
+        _ => return Err("unknown GIC version"),
+    };
     crate::irq::init(g);
     Ok(())
 }
+
+/// A GICv2 CPU interface needs its second 4 KiB page (GICC_DIR at 0x1000).
+const GICV2_CPU_IF_MIN: u64 = 0x2000;
 
 fn main(bootargs: &str, image_start: u64) -> ! {
     let abi = hyp::version().unwrap_or(0);

@@ -17,6 +17,8 @@ mod debug_scenario;
 pub mod ending;
 #[cfg(target_arch = "aarch64")]
 mod gic;
+#[cfg(target_arch = "aarch64")]
+mod gic_v2;
 pub mod guest_dtb;
 pub mod guestcall;
 #[cfg(target_arch = "aarch64")]

@@ -257,7 +257,7 @@ fn start_masked(s: Setup) -> Result<&'static str, &'static str> {
         Mode::Auto => hw_ok,
     };
     if !crate::irq::ready() {
-        return Err("the profiler needs the host's GICv3");
+        return Err("the profiler needs the host's GIC");
     }
 
     let buf_size = s.buffer.max(2 * PAGE_SIZE).next_multiple_of(PAGE_SIZE);

@@ -22,6 +22,8 @@
 //! Pure, so every register and the list-register bookkeeping are
 //! unit-tested here.
 
+mod v2;
+
 use spevisor_abi::guest::machine::{gicr_size, GICR_SIZE};
 
 /// vcpus whose state the model holds.

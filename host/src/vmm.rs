@@ -212,6 +212,9 @@ pub struct Vm {
     pub ram_pages: u64,
     uart: Pl011Model,
     gic: crate::vgic::Vgic,
+    /// The guest has a GICv2 (a GICv2 host): its distributor is the
+    /// GICv2 front end (`vgic/v2.rs`), its CPU interface the hardware's.
+    gic_v2: bool,
     line: [u8; 160],
     line_len: usize,
     vcpus: [HostVcpu; MAX_VCPUS as usize],
@@ -279,8 +282,9 @@ impl Vm {
             return Err(VmError::BadImage { len: image.len(), ram });
         }
         let initrd_ipa = initrd.map(|(i, off)| (GUEST_RAM_IPA + off, GUEST_RAM_IPA + off + i.len() as u64));
+        let gic_v2 = crate::irq::gic_v2();
         let machine =
-            GuestMachine { ram_size: ram, bootargs: boot.bootargs(), vcpus: config.vcpus, initrd: initrd_ipa };
+            GuestMachine { ram_size: ram, bootargs: boot.bootargs(), vcpus: config.vcpus, initrd: initrd_ipa, gic_v2 };
         let (entry, args) = boot.entry(load_offset, machine.dtb_ipa());
         let ram_pa = with_pages(|p| p.alloc_pages(pages as usize)).ok_or(VmError::NoMemory { pages })?;
         let give_back = |e| {
@@ -351,6 +355,7 @@ impl Vm {
             ram_pages: pages,
             uart: timed_uart(),
             gic: crate::vgic::Vgic::new(vcpus),
+            gic_v2,
             line: [0; 160],
             line_len: 0,
             vcpus: host_vcpus,
@@ -479,13 +484,13 @@ impl Vm {
     /// Emulates an MMIO access; `None` if no device is there. Kept out of
     /// `step` so the device models do not weigh on its hypercall path.
     #[inline(never)]
-    fn mmio(&mut self, m: MmioAccess) -> Option<Completion> {
+    fn mmio(&mut self, i: usize, m: MmioAccess) -> Option<Completion> {
         if !self.device_at(m.ipa) {
             return None;
         }
         // The GIC's frames lie below the PL011 (asserted at GUEST_UART_IPA).
         if m.ipa < GUEST_UART_IPA {
-            return Some(self.gic_access(m));
+            return Some(if self.gic_v2 { self.gic_access_v2(i, m) } else { self.gic_access(m) });
         }
         let off = m.ipa - GUEST_UART_IPA;
         // Characters sent since the last access leave the FIFO first.
@@ -537,6 +542,32 @@ impl Vm {
         let level = self.uart.irq_pending();
         if let Some(cpu) = self.gic.set_level(UART_INTID as usize, level) {
             self.interrupts_changed(1 << cpu);
+        }
+    }
+
+    /// A GICv2 distributor access by vcpu `i` (`vgic/v2.rs`): banked
+    /// registers are vcpu `i`'s; a GICD_SGIR write wakes its targets.
+    fn gic_access_v2(&mut self, i: usize, m: MmioAccess) -> Completion {
+        use spevisor_abi::guest::machine::GICD_IPA;
+        let off = m.ipa - GICD_IPA;
+        let r = if m.write {
+            self.gic.write_dist_v2(i, off, m.size, m.value).map(|targets| {
+                // Enables, priorities, targets or pending bits may change
+                // for every vcpu; an SGI's targets are among them.
+                self.interrupts_changed(((1 << self.nr_vcpus) - 1) | targets);
+                0
+            })
+        } else {
+            self.gic.read_dist_v2(i, off, m.size)
+        };
+        let v = r.unwrap_or_else(|e| {
+            warn!("{}: GIC access at IPA {:#x} refused ({e:?}): RAZ/WI", self.name, m.ipa);
+            0
+        });
+        if m.write {
+            Completion::MmioWrite
+        } else {
+            Completion::MmioRead(v)
         }
     }
 
@@ -602,7 +633,7 @@ impl Vm {
                 }
                 None => self.hvc_outcome(i, guestcall::handle(regs)),
             },
-            Some(Exit::Mmio(m)) => match self.mmio(m) {
+            Some(Exit::Mmio(m)) => match self.mmio(i, m) {
                 Some(c) => {
                     self.vcpus[i].completion = c.to_regs();
                     true
@@ -936,7 +967,7 @@ impl Vm {
     fn device_at(&self, ipa: u64) -> bool {
         use spevisor_abi::guest::machine::{GICD_IPA, GICR_IPA};
         (GICD_IPA..GICD_IPA + crate::vgic::GICD_SIZE).contains(&ipa)
-            || (GICR_IPA..GICR_IPA + self.gic.redist_size()).contains(&ipa)
+            || (!self.gic_v2 && (GICR_IPA..GICR_IPA + self.gic.redist_size()).contains(&ipa))
             || (GUEST_UART_IPA..GUEST_UART_IPA + GUEST_UART_SIZE).contains(&ipa)
     }
 

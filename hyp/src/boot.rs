@@ -20,7 +20,7 @@ use crate::service::{Hyp, EL2};
 use crate::spe::HostSpe;
 use crate::switch::{HostContext, Trace};
 use crate::traps::{mdcr, CNTHCTL_HOST, CPTR_HOST};
-use crate::{error, info};
+use crate::{error, info, warn};
 use aarch64_cpu::registers::*;
 use spevisor_dtb::{GicVersion, PsciConduit, PsciVersion};
 use spevisor_pgtable::range::subtract;
@@ -260,6 +260,10 @@ pub fn start(args: BootArgs) -> ! {
         crate::console::init(unsafe { spec.open(base as usize) });
     }
 
+    // GICv2: the virtual interface control frame, for the world switch
+    // (GICv3 has it as ICH_* system registers).
+    let gich = map_gich(&platform, &mut tables, alloc);
+
     let (pmu_ver, pms_ver) = arch::debug_features();
     let gic_version = match platform.gic.version {
         GicVersion::V2 => 2,
@@ -305,7 +309,10 @@ pub fn start(args: BootArgs) -> ! {
         }
     }
     let report = crate::report::Report {
-        cpu: arch::report_regs::read(),
+        cpu: crate::report::CpuRegs {
+            gich_vtr: (gich != 0).then(|| u64::from(arch::gich::vtr(gich))),
+            ..arch::report_regs::read()
+        },
         platform: &platform,
         spe: spevisor_spe::regs::hw::probe(),
         pa_bits_used: pa_bits,
@@ -324,6 +331,11 @@ pub fn start(args: BootArgs) -> ! {
 
     // 5. The host.
     configure_host_el1(gic_version, crate::traps::hcr_values(arch::has_pauth(), arch::has_lor()).0);
+    if gich != 0 {
+        // No virtual CPU interface (or maintenance interrupts) for the host.
+        arch::gich::reset(gich);
+        arch::gich::set_frame(gich);
+    }
     let host_mdcr = MDCR_EL2.get();
     let (hcr_host, hcr_guest) = crate::traps::hcr_values(arch::has_pauth(), arch::has_lor());
     let gic_v3 = gic_version == 3 && arch::has_gic_sysregs();
@@ -371,7 +383,20 @@ pub fn start(args: BootArgs) -> ! {
             pmu: crate::pmu::PmuRegs::new(),
             vmpidr: MPIDR_EL1.get(),
             gic_v3,
-            nr_lrs: if gic_v3 { arch::sysregs::list_regs() } else { 0 },
+            gich,
+            gicv: match platform.gic.vcpu_interface {
+                Some(v)
+                    if gich != 0 && v.size >= spevisor_abi::guest::machine::GICC_SIZE && v.base % PAGE_SIZE == 0 =>
+                {
+                    v.base
+                }
+                _ => 0,
+            },
+            nr_lrs: match (gic_v3, gich) {
+                (true, _) => arch::sysregs::list_regs(),
+                (false, 0) => 0,
+                (false, gich) => arch::gich::list_regs(gich),
+            },
         },
         guest_ids: crate::idregs::IdRegs::new(arch::sysregs::read_id_group3).with_pmu(pmu_cfg),
         trace: Trace::new(),
@@ -388,6 +413,33 @@ pub fn start(args: BootArgs) -> ! {
     info!("entering the host at EL1 ({:#x})", entry.pc);
     // SAFETY: EL1 was configured for the host just above.
     unsafe { arch::eret_to_host(&entry) }
+}
+
+/// On a GICv2 host with a virtual interface: identity-maps the first page
+/// of its control frame (GICH) as device memory and returns its address;
+/// 0 otherwise (GICv3, or a DTB without GICH: guests then get no
+/// interrupts).
+fn map_gich(platform: &spevisor_dtb::Platform, tables: &mut PageTable, pool: &mut PagePool) -> usize {
+    let g = &platform.gic;
+    let Some(gich) = g.hyp_interface.filter(|_| g.version == GicVersion::V2) else {
+        return 0;
+    };
+    let gicv_ok =
+        g.vcpu_interface.is_some_and(|v| v.size >= spevisor_abi::guest::machine::GICC_SIZE && v.base % PAGE_SIZE == 0);
+    if !gicv_ok {
+        warn!("no usable GICv2 virtual CPU interface (GICV) in the DTB: guests get no interrupts");
+        return 0;
+    }
+    if gich.size < arch::gich::GICH_MAPPED || gich.base % PAGE_SIZE != 0 {
+        warn!("GICH frame {:#x}+{:#x} too small or unaligned: guests get no interrupts", gich.base, gich.size);
+        return 0;
+    }
+    if let Err(e) = tables.map_range(pool, gich.base, gich.base, arch::gich::GICH_MAPPED, Attributes::DEVICE) {
+        warn!("cannot map the GICH frame at {:#x}: {e}; guests get no interrupts", gich.base);
+        return 0;
+    }
+    arch::publish_new_mappings();
+    gich.base as usize
 }
 
 /// PMCR_EL0.N: number of event counters.

@@ -109,7 +109,8 @@ pub const OFFERED: &[Offer] = &[
     (3, 4, &[u(0, 0xf), u(4, 0xf), u(8, 0xf)]),
     (3, 6, AARCH32_ALL),
     // ID_AA64PFR0_EL1: EL0, EL1, EL2, EL3, FP, AdvSIMD, GIC (the vGIC is a
-    // GICv3: at most 1), RAS, SEL2, DIT, CSV2, CSV3. Not SVE, MPAM, AMU, RME.
+    // GICv3: at most 1; 0 on a GICv2 host, whose CPU says 0), RAS, SEL2,
+    // DIT, CSV2, CSV3. Not SVE, MPAM, AMU, RME.
     (
         4,
         0,

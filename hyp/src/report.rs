@@ -86,6 +86,15 @@ mod ich_vtr {
     pub const PRI_BITS: Field = field(29, 3);
 }
 
+/// GICH_VTR fields (GICv2; each holds the count minus one): ListRegs is
+/// six bits wide here.
+mod gich_vtr {
+    use super::{field, Field};
+    pub const LIST_REGS: Field = field(0, 6);
+    pub const PRE_BITS: Field = field(26, 3);
+    pub const PRI_BITS: Field = field(29, 3);
+}
+
 /// The PSCI_VERSION result: major in bits [30:16], minor in [15:0].
 const PSCI_MAJOR: Field = field(16, 15);
 const PSCI_MINOR: Field = field(0, 16);
@@ -106,6 +115,8 @@ pub struct CpuRegs {
     pub cntfrq: u64,
     /// ICH_VTR_EL2, when the GICv3 system-register interface is there.
     pub ich_vtr: Option<u64>,
+    /// GICH_VTR, when EL2 mapped a GICv2 virtual interface (`arch::gich`).
+    pub gich_vtr: Option<u64>,
     /// CurrentEL.EL.
     pub current_el: u64,
 }
@@ -435,15 +446,21 @@ fn write_gic(r: &Report<'_, '_>, out: &mut dyn FnMut(fmt::Arguments)) {
             Irq(g.maintenance)
         )),
     }
-    match r.cpu.ich_vtr {
-        Some(vtr) => out(format_args!(
+    match (r.cpu.ich_vtr, r.cpu.gich_vtr) {
+        (Some(vtr), _) => out(format_args!(
             "report: gic_cpu_if interface=sysregs list_registers={} pri_bits={} pre_bits={}",
             ich_vtr::LIST_REGS.of(vtr) + 1,
             ich_vtr::PRI_BITS.of(vtr) + 1,
             ich_vtr::PRE_BITS.of(vtr) + 1
         )),
-        None => out(format_args!(
-            "report: gic_cpu_if interface=memory-mapped list_registers=not-read (GICH_VTR is not mapped; guests need GICv3)"
+        (None, Some(vtr)) => out(format_args!(
+            "report: gic_cpu_if interface=memory-mapped list_registers={} pri_bits={} pre_bits={}",
+            gich_vtr::LIST_REGS.of(vtr) + 1,
+            gich_vtr::PRI_BITS.of(vtr) + 1,
+            gich_vtr::PRE_BITS.of(vtr) + 1
+        )),
+        (None, None) => out(format_args!(
+            "report: gic_cpu_if interface=memory-mapped list_registers=not-read (no GICH frame mapped: guests get no interrupts)"
         )),
     }
 }
@@ -527,6 +544,7 @@ mod tests {
             cntfrq: 25_000_000,
             // ListRegs 3 (4 LRs), PREbits 4 (5), PRIbits 4 (5).
             ich_vtr: Some((4 << 29) | (4 << 26) | 3),
+            gich_vtr: None,
             current_el: 2,
         }
     }
@@ -621,6 +639,15 @@ mod tests {
             line(&v, "gic").starts_with("report: gic version=2 gicd=0x8000000+0x10000 gicc=0x8010000+0x10000 gich=")
         );
         assert!(line(&v, "gic_cpu_if").contains("list_registers=not-read"));
+        // With the GICH frame mapped: QEMU's GICv2 has 4 list registers and
+        // 5 priority/preemption bits; ListRegs is 6 bits wide (not GICv3's 5).
+        let cpu = CpuRegs { ich_vtr: None, gich_vtr: Some((4 << 29) | (4 << 26) | 0x23), ..n1() };
+        let v =
+            lines(&Report { cpu, platform: &p2, spe: SpeId::NONE, pa_bits_used: 44, ipa_bits: 40, psci_version: None });
+        assert_eq!(
+            line(&v, "gic_cpu_if"),
+            "report: gic_cpu_if interface=memory-mapped list_registers=36 pri_bits=5 pre_bits=5"
+        );
     }
 
     #[test]

@@ -111,7 +111,27 @@ impl Services for Machine<'_> {
     }
 
     fn vm_create(&mut self) -> Result<u64, Status> {
-        self.vms.create(&mut self.hyp.pool)
+        let h = &mut *self.hyp;
+        let handle = self.vms.create(&mut h.pool)?;
+        if h.host.gich != 0 && h.host.gicv != 0 {
+            // GICv2: the guest's CPU interface is the hardware's virtual
+            // one (GICV), at the GICC address of its device tree. EL2 maps
+            // it, from the DTB it booted with: the host names no frame.
+            use spevisor_abi::guest::machine::{GICC_IPA, GICC_SIZE};
+            let vm = self.vms.get_mut(handle)?;
+            let mapped = vm.mem.stage2.map_range(
+                &mut h.pool,
+                GICC_IPA,
+                h.host.gicv,
+                GICC_SIZE,
+                spevisor_pgtable::Attributes::DEVICE,
+            );
+            if mapped.is_err() {
+                let _ = self.vms.destroy(&mut h.pool, handle, arch::flush_vmid);
+                return Err(Status::NoMemory);
+            }
+        }
+        Ok(handle)
     }
 
     fn vm_donate(&mut self, vm: u64, host_pa: u64, ipa: u64, pages: u64) -> Result<(), Status> {
@@ -120,7 +140,13 @@ impl Services for Machine<'_> {
     }
 
     fn vcpu_create(&mut self, vm: u64, entry: u64, args: [u64; 3]) -> Result<u64, Status> {
-        self.vms.create_vcpu(vm, entry, args)
+        let idx = self.vms.create_vcpu(vm, entry, args)?;
+        if self.hyp.host.gich != 0 {
+            // On a GICv2 host every vcpu has its GICH state switched.
+            let (_, cpu) = self.vms.vm_and_vcpu(vm, idx)?;
+            cpu.lazy |= crate::vcpu::lazy::GICV2;
+        }
+        Ok(idx)
     }
 
     fn vcpu_run(&mut self, vm: u64, vcpu: u64, completion: Completion) -> Result<Exit, Status> {

@@ -142,7 +142,14 @@ mod imp {
         /// VMPIDR_EL2 while the host runs (its own MPIDR_EL1).
         pub vmpidr: u64,
         pub gic_v3: bool,
-        /// GICv3 list registers guests get (0 without the virtual interface).
+        /// The GICv2 virtual interface control frame (GICH, identity-mapped
+        /// at EL2), 0 on GICv3 or without one (`arch::gich`).
+        pub gich: usize,
+        /// The GICv2 virtual CPU interface (GICV) frame's PA, which EL2
+        /// maps into every guest at `GICC_IPA`; 0 on GICv3.
+        pub gicv: u64,
+        /// List registers guests get, GICv3 or GICv2 (0 without a virtual
+        /// interface).
         pub nr_lrs: usize,
     }
 
@@ -239,9 +246,16 @@ mod imp {
         let spe_saved = spe::save_host_buffers::<TRACED>(&mut host.spe, trace);
 
         // A PMU user gets its counters back at every entry (they count
-        // across runs): `vcpu.lazy` is 0 or PMU here, one test for both.
+        // across runs), and a vcpu on a GICv2 host its virtual interface
+        // (GICH, `arch::gich`): `vcpu.lazy` holds only these two sticky bits
+        // here, one test for both, so the GICv3 path pays nothing.
         if vcpu.lazy != 0 {
-            pmu::switch_to_guest(ids.pmu(), &mut host.pmu, &vcpu.pmu.regs);
+            if vcpu.lazy & lazy::PMU != 0 {
+                pmu::switch_to_guest(ids.pmu(), &mut host.pmu, &vcpu.pmu.regs);
+            }
+            if vcpu.lazy & lazy::GICV2 != 0 {
+                arch::gich::restore(vcpu);
+            }
         }
 
         step::<TRACED>(trace, Step::EnterGuest);
@@ -345,9 +359,14 @@ mod imp {
                 vcpu.pmu.saved();
                 sysregs::share_guest_pmu(vcpu);
             }
+            // The GICv2 interface state out (its list registers cleared
+            // behind it) before the host runs.
+            if vcpu.lazy & lazy::GICV2 != 0 {
+                arch::gich::save(vcpu);
+            }
             // FP and the keys are loaded again on their next use; the PMU
-            // stays this vcpu's at every entry.
-            vcpu.lazy &= lazy::PMU;
+            // and the GICv2 interface stay this vcpu's at every entry.
+            vcpu.lazy &= lazy::PMU | lazy::GICV2;
         }
 
         // The guest's last accesses (and walks through its tables) complete

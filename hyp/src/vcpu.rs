@@ -221,6 +221,10 @@ pub mod lazy {
     pub const FP: u8 = 1 << 0;
     pub const PAUTH: u8 = 1 << 1;
     pub const PMU: u8 = 1 << 2;
+    /// Sticky from creation on a GICv2 host: the world switch switches the
+    /// GICH frame for this vcpu (`arch::gich`), behind the same test as the
+    /// lazy state.
+    pub const GICV2: u8 = 1 << 3;
 }
 
 impl Vcpu {
@@ -249,9 +253,11 @@ impl Vcpu {
     /// CPU_ON of a vcpu that was off): the shared page and the exit count
     /// stay.
     pub fn reset(&mut self, entry: u64, x0: u64) {
-        let keep = (self.shared, self.exits);
+        // The GICv2 switch is the host's, not the vcpu's state: a vcpu
+        // brought up by PSCI CPU_ON on a GICv2 host keeps it.
+        let keep = (self.shared, self.exits, self.lazy & lazy::GICV2);
         *self = Self::new(entry, [x0, 0, 0]);
-        (self.shared, self.exits) = keep;
+        (self.shared, self.exits, self.lazy) = keep;
     }
 
     /// Applies the host's answer to the last exit (VCPU_RUN's completion).
@@ -727,6 +733,21 @@ mod tests {
         v.el1.vbar = 0x4000_8000;
         v.pc = 0x4000_1000;
         v
+    }
+
+    #[test]
+    fn a_reset_keeps_the_gicv2_switch_and_drops_the_lazy_state() {
+        // PSCI CPU_ON resets a vcpu (VCPU_RESET): on a GICv2 host it must
+        // still have its GICH state switched, or it runs on another vcpu's
+        // virtual interface (Linux with 2 vcpus on GICv2 hung without it).
+        let mut v = vcpu();
+        v.lazy = lazy::GICV2 | lazy::FP | lazy::PMU;
+        v.reset(0x4000_2000, 7);
+        assert_eq!(v.lazy, lazy::GICV2);
+        let mut v = vcpu();
+        v.lazy = lazy::FP;
+        v.reset(0x4000_2000, 7);
+        assert_eq!(v.lazy, 0, "GICv3 host: nothing sticky");
     }
 
     fn da(isv: bool, sas: u64, sse: bool, srt: u64, sf: bool, wnr: bool) -> u64 {

@@ -57,8 +57,9 @@ pub enum Source {
     SpeSwitchHwVsNone,
     /// A loop the guest times itself in host scenario `scenario`
     /// (`spevisor.iterations=N`), reporting its total ticks with REPORT
-    /// `tag` ("[vm] report tag=T value=TICKS"): per iteration, no baseline.
-    Report { scenario: &'static str, vm: &'static str, tag: u64 },
+    /// `tag` ("[vm] report tag=T value=TICKS"): per iteration, no baseline;
+    /// on QEMU's GIC version `gic`.
+    Report { scenario: &'static str, vm: &'static str, tag: u64, gic: u32 },
     /// Reset to the first console line of Debian's Linux guest's init
     /// (`--guest linux`, the host's `console-mark:` line).
     LinuxBoot,
@@ -136,21 +137,35 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: "vtimer_irq",
         what: "virtual timer armed already due, its interrupt taken by the guest's handler and EOIed (IRQ exit, injection, guest vector and handler)",
-        source: Source::Report { scenario: "vtimer", vm: "vtimer", tag: 13 },
+        source: Source::Report { scenario: "vtimer", vm: "vtimer", tag: 13, gic: 3 },
+        target: None,
+        bar: "",
+    },
+    Metric {
+        name: "vtimer_irq_gicv2",
+        what: "vtimer_irq on a GICv2 host: the list registers switched through the memory-mapped GICH frame, the guest's GICV (GICC_IAR/EOIR) instead of ICC_* registers",
+        source: Source::Report { scenario: "vtimer", vm: "vtimer", tag: 13, gic: 2 },
         target: None,
         bar: "",
     },
     Metric {
         name: "ptimer_irq",
         what: "EL1 physical timer (emulated by the host) armed already due: two trapped writes (CVAL, CTL) answered by the host, INTID 30 raised in the vGIC, taken by the guest's handler, which reads CTL and masks it (two more trapped accesses), EOIed",
-        source: Source::Report { scenario: "ptimer", vm: "ptimer", tag: 22 },
+        source: Source::Report { scenario: "ptimer", vm: "ptimer", tag: 22, gic: 3 },
         target: None,
         bar: "",
     },
     Metric {
         name: "sgi_pingpong",
         what: "SGI round trip between two vcpus of a VM (ping and pong: two trapped ICC_SGI1R writes, two WFI wake-ups, two handlers)",
-        source: Source::Report { scenario: "smp", vm: "smp", tag: 12 },
+        source: Source::Report { scenario: "smp", vm: "smp", tag: 12, gic: 3 },
+        target: None,
+        bar: "",
+    },
+    Metric {
+        name: "sgi_pingpong_gicv2",
+        what: "sgi_pingpong on a GICv2 host: each SGI a GICD_SGIR write emulated by the host (an MMIO exit, not a trapped system register)",
+        source: Source::Report { scenario: "smp", vm: "smp", tag: 12, gic: 2 },
         target: None,
         bar: "",
     },
@@ -347,13 +362,15 @@ pub fn boot(q: &Qemu, image: &std::path::Path, n: u64, spe: Spe) -> Result<(Gues
 /// or more per iteration).
 const REPORT_ITERATIONS: u64 = 1_000;
 
-/// Boots host scenario `scenario` with `n` iterations under icount and
-/// returns the figure its guest reported with `tag` (ticks for all `n`),
-/// per iteration in instructions.
-fn report_value(q: &Qemu, image: &std::path::Path, scenario: &str, vm: &str, tag: u64, n: u64) -> Value {
+/// Boots host scenario `scenario` with `n` iterations under icount on GIC
+/// version `gic` and returns the figure its guest reported with `tag`
+/// (ticks for all `n`), per iteration in instructions.
+fn report_value(q: &Qemu, image: &std::path::Path, what: (&str, &str, u64, u32), n: u64) -> Value {
+    let (scenario, vm, tag, gic) = what;
     let m = Machine {
         append: format!("spevisor.scenario={scenario} spevisor.iterations={n} spevisor.spe=off"),
         extra: vec!["-icount".into(), "shift=0,sleep=off".into()],
+        gic_version: gic,
         ..Machine::default()
     };
     let b = match qemu::run_captured(q, image, &m, BENCH_TIMEOUT) {
@@ -586,9 +603,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     eprintln!("xtask: bench: linux_boot (Debian's kernel and busybox, fetched once)");
                     linux_boot(&q, &image)
                 }
-                (Source::Report { scenario, vm, tag }, _) => {
-                    eprintln!("xtask: bench: {} (scenario {scenario}, N = {REPORT_ITERATIONS})", m.name);
-                    report_value(&q, &image, scenario, vm, tag, REPORT_ITERATIONS)
+                (Source::Report { scenario, vm, tag, gic }, _) => {
+                    eprintln!("xtask: bench: {} (scenario {scenario}, GICv{gic}, N = {REPORT_ITERATIONS})", m.name);
+                    report_value(&q, &image, (scenario, vm, tag, gic), REPORT_ITERATIONS)
                 }
                 (s, _) => guest_value(&run, s),
             };

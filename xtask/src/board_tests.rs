@@ -46,6 +46,10 @@ const QEMU_MAX_MIDR: &str = "0x000f0510";
 /// preemption bits (hw/intc/arm_gicv3_cpuif.c).
 const QEMU_GICV3_LRS: &str = "4";
 const QEMU_GICV3_PRI_BITS: &str = "5";
+/// QEMU's GICv2 virtual interface (GICH_VTR, read through the mapped GICH
+/// frame): 4 list registers, 5 priority bits.
+const QEMU_GICV2_LRS: &str = "4";
+const QEMU_GICV2_PRI_BITS: &str = "5";
 /// The counter frequency of QEMU before 9.0 (62.5 MHz); later versions
 /// give `-cpu max` 1 GHz.
 const QEMU_OLD_CNTFRQ: &str = "62500000";
@@ -80,6 +84,8 @@ pub fn check_report(boot: &Boot, gic: u32, qemu_version: (u32, u32)) -> Result<(
         want(&g, "gic", "gich", VIRT_GICH)?;
         want(&g, "gic", "gicv", VIRT_GICV)?;
         want(&cpuif, "gic_cpu_if", "interface", "memory-mapped")?;
+        want(&cpuif, "gic_cpu_if", "list_registers", QEMU_GICV2_LRS)?;
+        want(&cpuif, "gic_cpu_if", "pri_bits", QEMU_GICV2_PRI_BITS)?;
     }
     let t = report_line(&boot.output, "timer")?;
     want(&t, "timer", "cntfrq", if qemu_version < (9, 0) { QEMU_OLD_CNTFRQ } else { QEMU_NEW_CNTFRQ })?;

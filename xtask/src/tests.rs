@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod gicv2;
 mod pmu;
 
 /// Crates built for the bare-metal target (clippy runs there for them).
@@ -128,9 +129,9 @@ fn check_boot_ok(boot: &Boot, gic: &str) -> Result<(), String> {
     expect_eq("el2", field(&s, "el2")?, "yes")?;
     expect_eq("host_el", field(&s, "host_el")?, "1")?;
     expect_eq("gic", field(&s, "gic")?, gic)?;
-    // QEMU has no SPE: the profiler runs on the model by default; it needs
-    // GICv3 for its sampling interrupt.
-    expect_eq("spe", field(&s, "spe")?, if gic == "v3" { "model" } else { "off" })?;
+    // QEMU has no SPE: the profiler runs on the model by default, on
+    // either GIC (its sampling interrupt is the PMU's overflow PPI).
+    expect_eq("spe", field(&s, "spe")?, "model")?;
     expect_eq("spe_hw", field(&s, "spe_hw")?, "absent")?;
     let free = parse_u64(field(&s, "free_pages")?)?;
     if free == 0 {
@@ -519,6 +520,12 @@ fn boot_bundle(c: &Ctx, bundle: &Path) -> Result<Boot, String> {
 /// instructions each) never are; icount makes the count of those
 /// interrupts the same on every run.
 fn linux_init_test(c: &Ctx, vcpus: u32) -> Result<(), String> {
+    linux_init_test_on(c, vcpus, Machine::default().gic_version)
+}
+
+/// The Linux-to-init test on a host with GIC version `gic` (the guest gets
+/// the same version in its device tree).
+fn linux_init_test_on(c: &Ctx, vcpus: u32, gic: u32) -> Result<(), String> {
     // As the root-mount test: a machine that cannot have Debian's arm64
     // packages skips unless SPEVISOR_REQUIRE_LINUX=1.
     for fetched in [setup::guest_kernel(), setup::guest_busybox()] {
@@ -541,11 +548,43 @@ fn linux_init_test(c: &Ctx, vcpus: u32) -> Result<(), String> {
         &Machine {
             append: crate::guest::HOST_APPEND.into(),
             extra: vec!["-icount".into(), "shift=0,sleep=off".into(), "-initrd".into(), bundle.display().to_string()],
+            gic_version: gic,
             ..Machine::default()
         },
         LINUX_TIMEOUT,
     )?;
-    with_output(&b, check_linux_init(&b, vcpus as usize))
+    with_output(&b, check_linux_init(&b, vcpus as usize))?;
+    if gic == 2 {
+        // Linux found the GICv2 of its device tree (not a GICv3).
+        with_output(&b, check_linux_gicv2(&b, vcpus as usize))?;
+    }
+    Ok(())
+}
+
+/// Linux's /proc/interrupts (printed by its init) shows its GICv2 driver
+/// (irq chip `GIC-0`, not `GICv3`) took virtual-timer interrupts on every
+/// vcpu: the GICv2 distributor model, the list registers through GICH and
+/// the guest's GICV interface all worked.
+fn check_linux_gicv2(b: &Boot, vcpus: usize) -> Result<(), String> {
+    if b.output.contains("GICv3") {
+        return Err("Linux used a GICv3 on a GICv2 host".into());
+    }
+    let line = b
+        .output
+        .lines()
+        .find(|l| l.contains(" GIC-0  27 Level") && l.contains("arch_timer"))
+        .ok_or("no /proc/interrupts line for the virtual timer on chip GIC-0")?;
+    let counts: Vec<u64> = line
+        .split_whitespace()
+        .skip_while(|w| !w.ends_with(':'))
+        .skip(1)
+        .take(vcpus)
+        .map(|w| w.parse().map_err(|_| format!("{w:?} in {line:?} is not a count")))
+        .collect::<Result<_, _>>()?;
+    if counts.len() != vcpus || counts.contains(&0) {
+        return Err(format!("virtual-timer interrupts per vcpu {counts:?}: each of {vcpus} must have some"));
+    }
+    Ok(())
 }
 
 /// stress-switch on the release image: 50,000 HOST_PINGs in each of two
@@ -1098,6 +1137,7 @@ fn with_output<T>(boot: &Boot, r: Result<T, String>) -> Result<T, String> {
 fn qemu_tests() -> Vec<(&'static str, Check)> {
     let mut tests = qemu_tests_main();
     tests.extend(pmu::qemu_tests());
+    tests.extend(gicv2::qemu_tests());
     tests
 }
 
@@ -1113,6 +1153,13 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
             let m = Machine { gic_version: 2, smp: 4, memory: "2G", ..Machine::default() };
             let b = boot(c, &c.image, m)?;
             with_output(&b, check_boot_ok(&b, "v2"))?;
+            // The profiler's samples come from its PMU overflow interrupt,
+            // taken through the host's GICv2 driver.
+            let s = summary(&b.output).ok_or("no summary line")?;
+            if parse_u64(field(&s, "records")?)? == 0 {
+                return with_output(&b, Err("records=0: no SPE-model samples on GICv2".into()));
+            }
+            with_output(&b, check_demo_guest_passed(&b))?;
             // The other three cores were woken for the report and are off
             // again before the host and its guests ran.
             with_output(&b, crate::board_tests::check_other_cpus(&b, 4))
@@ -2151,6 +2198,21 @@ mod unit {
 
     fn b(exit: i32, output: &str) -> Boot {
         Boot { exit: Some(exit), output: output.into(), timed_out: false }
+    }
+
+    #[test]
+    fn linux_gicv2_check_wants_timer_interrupts_on_gic_0_on_every_vcpu() {
+        let ok = "[guest]  12:        223        187 GIC-0  27 Level     arch_timer\n";
+        assert_eq!(check_linux_gicv2(&b(0, ok), 2), Ok(()));
+        assert_eq!(check_linux_gicv2(&b(0, ok), 1), Ok(()));
+        // One vcpu never took its timer.
+        let idle = "[guest]  12:        223          0 GIC-0  27 Level     arch_timer\n";
+        assert!(check_linux_gicv2(&b(0, idle), 2).is_err());
+        // A GICv3 (chip name GICv3), or no timer line at all.
+        let v3 = "[guest]  12:        223 GICv3  27 Level     arch_timer\n";
+        assert!(check_linux_gicv2(&b(0, v3), 1).is_err());
+        assert!(check_linux_gicv2(&b(0, ""), 1).is_err());
+        assert!(check_linux_gicv2(&b(0, &format!("{ok}[guest] GICv3: 32 SPIs implemented\n")), 2).is_err());
     }
 
     #[test]

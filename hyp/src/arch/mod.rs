@@ -6,6 +6,7 @@ use aarch64_cpu::registers::*;
 use core::arch::{asm, global_asm};
 
 pub mod cpu_probe;
+pub mod gich;
 pub mod report_regs;
 pub mod semihosting;
 pub mod sysregs;

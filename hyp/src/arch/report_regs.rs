@@ -31,6 +31,8 @@ pub fn read() -> CpuRegs {
         pmcr,
         cntfrq: CNTFRQ_EL0.get(),
         ich_vtr,
+        // Filled in by `boot` once the GICH frame is mapped.
+        gich_vtr: None,
         current_el: super::current_el(),
     }
 }
