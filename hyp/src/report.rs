@@ -642,8 +642,15 @@ mod tests {
         // With the GICH frame mapped: QEMU's GICv2 has 4 list registers and
         // 5 priority/preemption bits; ListRegs is 6 bits wide (not GICv3's 5).
         let cpu = CpuRegs { ich_vtr: None, gich_vtr: Some((4 << 29) | (4 << 26) | 0x23), ..n1() };
-        let v =
-            lines(&Report { cpu, platform: &p2, spe: SpeId::NONE, pa_bits_used: 44, ipa_bits: 40, psci_version: None });
+        let v = lines(&Report {
+            cpu,
+            platform: &p2,
+            spe: SpeId::NONE,
+            pa_bits_used: 44,
+            ipa_bits: 40,
+            psci_version: None,
+            others: &[],
+        });
         assert_eq!(
             line(&v, "gic_cpu_if"),
             "report: gic_cpu_if interface=memory-mapped list_registers=36 pri_bits=5 pre_bits=5"
