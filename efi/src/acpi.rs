@@ -303,7 +303,11 @@ pub fn parse(mem: &dyn PhysMem, rsdp: u64) -> Result<AcpiFacts, AcpiError> {
     let xsdt_addr = xsdt_address(mem, rsdp)?;
     let xsdt = table(mem, xsdt_addr, Some(b"XSDT"))?;
     if (xsdt.len() - SDT_HEADER_LEN) % 8 != 0 {
-        return Err(AcpiError::Table { signature: *b"XSDT", addr: xsdt_addr, why: "entries not a multiple of 8 bytes" });
+        return Err(AcpiError::Table {
+            signature: *b"XSDT",
+            addr: xsdt_addr,
+            why: "entries not a multiple of 8 bytes",
+        });
     }
     let (madt_addr, madt) = find_table(mem, xsdt, b"APIC")?.ok_or(AcpiError::Missing(*b"APIC"))?;
     let (gtdt_addr, gtdt) = find_table(mem, xsdt, b"GTDT")?.ok_or(AcpiError::Missing(*b"GTDT"))?;
@@ -370,7 +374,8 @@ fn madt_entries(madt: &[u8], addr: u64, facts: &mut AcpiFacts) -> Result<(), Acp
                     continue;
                 }
                 let first = facts.cpu_count == 0;
-                let slot = facts.cpus.get_mut(facts.cpu_count).ok_or(bad("more enabled CPUs than spevisor keeps (64)"))?;
+                let slot =
+                    facts.cpus.get_mut(facts.cpu_count).ok_or(bad("more enabled CPUs than spevisor keeps (64)"))?;
                 *slot = le64(e, GICC_MPIDR).ok_or(bad("GICC"))? & MPIDR_AFFINITY_MASK;
                 facts.cpu_count += 1;
                 if first {
@@ -410,7 +415,11 @@ fn madt_entries(madt: &[u8], addr: u64, facts: &mut AcpiFacts) -> Result<(), Acp
                 if base.checked_add(size).is_none() || size == 0 {
                     return Err(bad("GICR range empty or wrapping"));
                 }
-                let slot = facts.gic.gicr.get_mut(facts.gic.gicr_count).ok_or(bad("more GICR ranges than spevisor keeps (8)"))?;
+                let slot = facts
+                    .gic
+                    .gicr
+                    .get_mut(facts.gic.gicr_count)
+                    .ok_or(bad("more GICR ranges than spevisor keeps (8)"))?;
                 *slot = (base, size);
                 facts.gic.gicr_count += 1;
             }

@@ -78,7 +78,13 @@ fn is_memory(n: &Node<'_>) -> bool {
     n.property("device_type").and_then(|p| p.as_str()) == Some("memory") || n.base_name() == b"memory"
 }
 
-fn copy_node(w: &mut FdtWriter<'_>, n: &Node<'_>, depth: usize, ram: &[(u64, u64)], bootargs: Option<&str>) -> Result<(), DtError> {
+fn copy_node(
+    w: &mut FdtWriter<'_>,
+    n: &Node<'_>,
+    depth: usize,
+    ram: &[(u64, u64)],
+    bootargs: Option<&str>,
+) -> Result<(), DtError> {
     let name = core::str::from_utf8(n.name()).map_err(|_| DtError::BadName)?;
     let chosen = depth == 1 && name == "chosen";
     w.begin_node(name);

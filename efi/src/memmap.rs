@@ -91,7 +91,8 @@ pub fn usable_ram(map: &[u8], desc_size: usize) -> Result<Ram, MapError> {
         if !usable(kind) || pages == 0 {
             continue;
         }
-        let end = pages.checked_mul(EFI_PAGE_SIZE).and_then(|s| start.checked_add(s)).ok_or(MapError::Wraps { start })?;
+        let end =
+            pages.checked_mul(EFI_PAGE_SIZE).and_then(|s| start.checked_add(s)).ok_or(MapError::Wraps { start })?;
         // Insert sorted, then merge with neighbours that touch or overlap.
         let at = list[..len].iter().position(|r| r.0 > start).unwrap_or(len);
         list.copy_within(at..len, at + 1);
@@ -180,13 +181,13 @@ mod tests {
             (EFI_CONVENTIONAL_MEMORY, 0x4000_0000, 0x1000),
             (EFI_LOADER_CODE, 0x4100_0000, 0x200),
             (EFI_BOOT_SERVICES_DATA, 0x4120_0000, 0x3ce00),
-            (5, 0x7e00_0000, 0x10),       // runtime services code
+            (5, 0x7e00_0000, 0x10), // runtime services code
             (EFI_BOOT_SERVICES_CODE, 0x7e01_0000, 0x100),
-            (9, 0x7e11_0000, 0x4),        // ACPI reclaim
-            (6, 0x7e11_4000, 0x10),       // runtime services data
+            (9, 0x7e11_0000, 0x4),  // ACPI reclaim
+            (6, 0x7e11_4000, 0x10), // runtime services data
             (EFI_CONVENTIONAL_MEMORY, 0x7e12_4000, 0x1edc),
-            (0, 0x0400_0000, 0x100),      // reserved (flash)
-            (11, 0x0900_0000, 1),         // MMIO
+            (0, 0x0400_0000, 0x100), // reserved (flash)
+            (11, 0x0900_0000, 1),    // MMIO
         ]);
         let ram = usable_ram(&m, SIZE).unwrap();
         assert_eq!(
@@ -215,10 +216,10 @@ mod tests {
     fn the_copy_goes_low_in_the_largest_free_region() {
         const MIB2: u64 = 2 << 20;
         let m = map(&[
-            (EFI_CONVENTIONAL_MEMORY, 0x4000_0000, 0x100),   // 1 MiB: too small
+            (EFI_CONVENTIONAL_MEMORY, 0x4000_0000, 0x100), // 1 MiB: too small
             (EFI_BOOT_SERVICES_DATA, 0x4010_0000, 0x100),
             (EFI_CONVENTIONAL_MEMORY, 0x4020_1000, 0x3_0000), // 768 MiB, unaligned start
-            (EFI_CONVENTIONAL_MEMORY, 0x7000_0000, 0x8000),  // 128 MiB
+            (EFI_CONVENTIONAL_MEMORY, 0x7000_0000, 0x8000),   // 128 MiB
             (EFI_LOADER_CODE, 0x7800_0000, 0x200),
         ]);
         assert_eq!(placement(&m, SIZE, 0x20_0000, MIB2), Some(0x4040_0000));
@@ -229,7 +230,10 @@ mod tests {
     #[test]
     fn bad_maps_are_refused() {
         assert_eq!(usable_ram(&map(&[(7, 0, 1)]), 24), Err(MapError::DescriptorSize(24)));
-        assert_eq!(usable_ram(&map(&[(7, u64::MAX - 0xfff, 2)]), SIZE), Err(MapError::Wraps { start: u64::MAX - 0xfff }));
+        assert_eq!(
+            usable_ram(&map(&[(7, u64::MAX - 0xfff, 2)]), SIZE),
+            Err(MapError::Wraps { start: u64::MAX - 0xfff })
+        );
         assert_eq!(usable_ram(&map(&[(5, 0x4000_0000, 2)]), SIZE), Err(MapError::NoRam));
         assert_eq!(usable_ram(&[], SIZE), Err(MapError::NoRam));
     }

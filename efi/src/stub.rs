@@ -242,7 +242,11 @@ pub unsafe fn efi_main(image: *mut c_void, st: *mut c_void) -> usize {
     let start = core::ptr::addr_of!(__image_start) as u64;
     say!(con, "spevisor: EFI application at {:#x}, EL{}\n", start, current_el() >> 2);
     if current_el() != CURRENT_EL_EL2 {
-        say!(con, "spevisor: error: entered at EL{}; spevisor needs EL2 (QEMU: -M virt,virtualization=on)\n", current_el() >> 2);
+        say!(
+            con,
+            "spevisor: error: entered at EL{}; spevisor needs EL2 (QEMU: -M virt,virtualization=on)\n",
+            current_el() >> 2
+        );
         return EFI_UNSUPPORTED;
     }
 
@@ -310,7 +314,8 @@ pub unsafe fn efi_main(image: *mut c_void, st: *mut c_void) -> usize {
     // copy where the map has room, then the tree.
     let (mut map_size, mut key, mut desc_size, mut desc_ver) = (0usize, 0usize, 0usize, 0u32);
     // SAFETY: a size query: with a zero size nothing is written to the map.
-    let s = unsafe { (bs.get_memory_map)(&mut map_size, core::ptr::null_mut(), &mut key, &mut desc_size, &mut desc_ver) };
+    let s =
+        unsafe { (bs.get_memory_map)(&mut map_size, core::ptr::null_mut(), &mut key, &mut desc_size, &mut desc_ver) };
     if s != EFI_BUFFER_TOO_SMALL || desc_size < memmap::DESC_MIN_SIZE {
         say!(con, "spevisor: error: GetMemoryMap size query failed ({s:#x})\n");
         return EFI_LOAD_ERROR;
@@ -343,7 +348,10 @@ pub unsafe fn efi_main(image: *mut c_void, st: *mut c_void) -> usize {
         Some(at) => at,
         None => match alloc(ALLOCATE_ANY_PAGES, image_size + IMAGE_ALIGN, 0) {
             Some(a) => {
-                say!(con, "spevisor: warning: no room low in a large free region; the image goes where UEFI allocates\n");
+                say!(
+                    con,
+                    "spevisor: warning: no room low in a large free region; the image goes where UEFI allocates\n"
+                );
                 a.next_multiple_of(IMAGE_ALIGN)
             }
             None => {
@@ -486,4 +494,3 @@ unsafe fn enter_raw(entry: u64, image_size: u64, dtb: u64, dtb_len: u64) -> ! {
         )
     }
 }
-

@@ -1142,6 +1142,64 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
             with_output(&b, check_demo_guest_passed(&b))?;
             with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))
         }),
+        ("uefi_dt_reaches_the_summary_at_el2", |c| {
+            // Debian's EDK2, fetched once into target/qemu-efi-aarch64/
+            // like U-Boot; a machine that cannot have it skips.
+            let fd = match setup::qemu_efi_aarch64() {
+                Ok(f) => f,
+                Err(setup::KernelError::Unavailable(why)) => return Err(format!("{SKIPPED}{why}")),
+                Err(e) => return Err(e.to_string()),
+            };
+            let m = Machine {
+                smp: 2,
+                machine_opts: crate::uefi::DT_ONLY,
+                extra: crate::uefi::qemu_extra(&fd),
+                ..Machine::default()
+            };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, crate::uefi::check_through_uefi(&b.output, false))?;
+            with_output(&b, check_boot_ok(&b, "v3"))?;
+            with_output(&b, check_demo_guest_passed(&b))?;
+            with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))
+        }),
+        ("uefi_acpi_only_reaches_the_summary_at_el2", |c| {
+            let fd = match setup::qemu_efi_aarch64() {
+                Ok(f) => f,
+                Err(setup::KernelError::Unavailable(why)) => return Err(format!("{SKIPPED}{why}")),
+                Err(e) => return Err(e.to_string()),
+            };
+            // The command line reaches the host only through the load
+            // options: the tree written from ACPI has no other.
+            const ARGS: &str = "spevisor.scenario=demo";
+            let m = Machine {
+                smp: 2,
+                append: ARGS.into(),
+                machine_opts: crate::uefi::ACPI_ONLY,
+                extra: crate::uefi::qemu_extra(&fd),
+                ..Machine::default()
+            };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, crate::uefi::check_through_uefi(&b.output, true))?;
+            with_output(&b, check_boot_ok(&b, "v3"))?;
+            with_output(&b, check_demo_guest_passed(&b))?;
+            with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))?;
+            if !b.output.contains(&format!("[host] INFO  command line: {ARGS}")) {
+                return with_output(&b, Err("the load options did not reach the host's command line".into()));
+            }
+            // The same machine described by its device tree (report only,
+            // the command line again from the load options): same report.
+            let m = Machine {
+                smp: 2,
+                append: crate::REPORT_ONLY_ARG.into(),
+                machine_opts: crate::uefi::DT_ONLY,
+                extra: crate::uefi::qemu_extra(&fd),
+                ..Machine::default()
+            };
+            let dt = boot(c, &c.image, m)?;
+            with_output(&dt, crate::uefi::check_through_uefi(&dt.output, false))?;
+            with_output(&dt, check_report_only(&dt))?;
+            with_output(&b, crate::uefi::same_platform(&dt.output, &b.output))
+        }),
         ("boot_256m", |c| {
             let b = boot(c, &c.image, Machine { memory: "256M", ..Machine::default() })?;
             with_output(&b, check_boot_ok(&b, "v3"))
