@@ -302,7 +302,7 @@ fn gsiv_irq(gsiv: u32, edge: bool, active_low: bool) -> Option<Irq> {
 pub fn parse(mem: &dyn PhysMem, rsdp: u64) -> Result<AcpiFacts, AcpiError> {
     let xsdt_addr = xsdt_address(mem, rsdp)?;
     let xsdt = table(mem, xsdt_addr, Some(b"XSDT"))?;
-    if (xsdt.len() - SDT_HEADER_LEN) % 8 != 0 {
+    if !(xsdt.len() - SDT_HEADER_LEN).is_multiple_of(8) {
         return Err(AcpiError::Table {
             signature: *b"XSDT",
             addr: xsdt_addr,
@@ -437,7 +437,7 @@ fn madt_entries(madt: &[u8], addr: u64, facts: &mut AcpiFacts) -> Result<(), Acp
     // 0 ("discover it") is decided by the redistributors' presence.
     facts.gic.version = match facts.gic.version {
         0 if facts.gic.gicr_count > 0 => 3,
-        0 | 1 | 2 => 2,
+        0..=2 => 2,
         3 | 4 => 3,
         _ => return Err(bad("unknown GIC version in the GICD entry")),
     };
@@ -519,10 +519,13 @@ fn psci(fadt: &[u8]) -> Option<bool> {
     (flags & FADT_ARM_PSCI_COMPLIANT != 0).then_some(flags & FADT_ARM_PSCI_USE_HVC != 0)
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// QEMU virt's tables as test and fuzz fixtures (feature `fixtures`).
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures {
     use super::*;
+    extern crate std;
     use std::collections::BTreeMap;
+    use std::vec;
     use std::vec::Vec;
 
     /// Physical memory made of a few byte vectors at addresses.
@@ -564,11 +567,26 @@ pub(crate) mod tests {
     }
 
     pub const RSDP: u64 = 0x7000_0000;
-    const XSDT: u64 = 0x7000_1000;
-    const MADT: u64 = 0x7000_2000;
-    const GTDT: u64 = 0x7000_3000;
-    const SPCR: u64 = 0x7000_4000;
-    const FADT: u64 = 0x7000_5000;
+    pub const XSDT: u64 = 0x7000_1000;
+    pub const MADT: u64 = 0x7000_2000;
+    pub const GTDT: u64 = 0x7000_3000;
+    pub const SPCR: u64 = 0x7000_4000;
+    pub const FADT: u64 = 0x7000_5000;
+    /// The fixture's span from [`RSDP`].
+    pub const SPAN: usize = 0x6000;
+
+    impl Mem {
+        /// The memory from `base` for `len` bytes as one byte string (gaps
+        /// zero).
+        pub fn blob(&self, base: u64, len: usize) -> Vec<u8> {
+            let mut out = vec![0u8; len];
+            for (&at, v) in &self.0 {
+                let off = (at - base) as usize;
+                out[off..off + v.len()].copy_from_slice(v);
+            }
+            out
+        }
+    }
 
     /// QEMU virt's tables with GICv3, `cpus` CPUs, virtualization on
     /// (hw/arm/virt-acpi-build.c's values).
@@ -644,6 +662,12 @@ pub(crate) mod tests {
         m.0.insert(FADT, sdt(b"FACP", &fadt));
         m
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
 
     #[test]
     fn qemu_virt_tables_give_what_its_device_tree_gives() {

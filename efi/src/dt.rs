@@ -330,7 +330,7 @@ impl NameBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acpi::tests::{qemu_virt, RSDP};
+    use crate::acpi::fixtures::{qemu_virt, RSDP};
     use spevisor_dtb::platform::{GicVersion, IntId, PsciConduit, UartKind};
 
     const RAM: &[(u64, u64)] = &[(0x4000_0000, 0x3e00_0000), (0x7e12_4000, 0x1edc000)];

@@ -223,7 +223,9 @@ fn current_el() -> u64 {
     el
 }
 
-/// Which tree to write.
+/// Which tree to write. One value, on the stack for the stub's lifetime
+/// (no allocator to box the facts into).
+#[allow(clippy::large_enum_variant)]
 enum Source<'a> {
     Fdt(&'a [u8]),
     Acpi(acpi::AcpiFacts),

@@ -22,6 +22,7 @@ const BARE_CRATES: &[&str] = &[
     "spevisor-guest",
     "spevisor-spe",
     "spevisor-dtb",
+    "spevisor-efi",
     "spevisor-armv8",
     "spevisor-pgtable",
     "spevisor-pl011",
