@@ -125,6 +125,42 @@ pub fn usable_ram(map: &[u8], desc_size: usize) -> Result<Ram, MapError> {
     Ok(Ram { regions, len, dropped })
 }
 
+/// `EfiMemoryMappedIO` and `EfiMemoryMappedIOPortSpace`: device memory.
+const EFI_MMIO: u32 = 11;
+const EFI_MMIO_PORT_SPACE: u32 = 12;
+
+/// Whether every byte of `[addr, addr + len)` is memory the map describes
+/// (of any type but MMIO), possibly over adjacent descriptors: what the
+/// EFI stub may read firmware tables from. An address in a hole or in
+/// device memory would fault or hang under UEFI's identity map instead of
+/// giving an error.
+pub fn covered(map: &[u8], desc_size: usize, addr: u64, len: u64) -> bool {
+    if desc_size < DESC_MIN_SIZE {
+        return false;
+    }
+    let Some(end) = addr.checked_add(len) else { return false };
+    let mut at = addr;
+    // Each pass moves `at` to the end of a descriptor holding it; at most
+    // one pass per descriptor.
+    for _ in 0..=map.len() / desc_size {
+        if at >= end {
+            return true;
+        }
+        let holder = map.chunks_exact(desc_size).find_map(|d| {
+            let kind = u32::from_le_bytes(d[DESC_TYPE..DESC_TYPE + 4].try_into().ok()?);
+            let start = u64::from_le_bytes(d[DESC_PHYS_START..DESC_PHYS_START + 8].try_into().ok()?);
+            let pages = u64::from_le_bytes(d[DESC_PAGES..DESC_PAGES + 8].try_into().ok()?);
+            let stop = start.checked_add(pages.checked_mul(EFI_PAGE_SIZE)?)?;
+            (kind != EFI_MMIO && kind != EFI_MMIO_PORT_SPACE && start <= at && at < stop).then_some(stop)
+        });
+        match holder {
+            Some(stop) => at = stop,
+            None => return false,
+        }
+    }
+    at >= end
+}
+
 /// Where to put the image copy: the lowest `align`-aligned address at
 /// which `size` bytes fit inside one conventional-memory descriptor, in the
 /// largest descriptor that has one. Low in the largest free region because
@@ -225,6 +261,24 @@ mod tests {
         assert_eq!(placement(&m, SIZE, 0x20_0000, MIB2), Some(0x4040_0000));
         assert_eq!(placement(&m, SIZE, 0x4000_0000, MIB2), None, "fits nowhere");
         assert_eq!(placement(&m, SIZE, 0x1000, 3), None, "alignment not a power of two");
+    }
+
+    #[test]
+    fn tables_are_read_only_from_described_memory() {
+        let m = map(&[
+            (9, 0x7e11_0000, 1), // ACPI reclaim
+            (6, 0x7e11_1000, 2), // runtime data, adjacent
+            (EFI_MMIO, 0x0900_0000, 1),
+            (EFI_CONVENTIONAL_MEMORY, 0x4000_0000, 1),
+        ]);
+        assert!(covered(&m, SIZE, 0x7e11_0000, 0x1000));
+        assert!(covered(&m, SIZE, 0x7e11_0ff0, 0x100), "across adjacent descriptors");
+        assert!(covered(&m, SIZE, 0x4000_0010, 0));
+        assert!(!covered(&m, SIZE, 0x7e11_2f00, 0x200), "runs past the end");
+        assert!(!covered(&m, SIZE, 0x0900_0000, 4), "device memory");
+        assert!(!covered(&m, SIZE, 0x1000, 4), "a hole");
+        assert!(!covered(&m, SIZE, u64::MAX, 2), "wraps");
+        assert!(!covered(&m, 16, 0x4000_0000, 4), "bad descriptor size");
     }
 
     #[test]

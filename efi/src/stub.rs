@@ -6,7 +6,9 @@
 //! 1. At EL2 or refuse (printed on the firmware's console, returned as an
 //!    error: the firmware's boot manager goes on).
 //! 2. The configuration table: a device tree, else ACPI 2.0's RSDP (its
-//!    tables parsed now, while an error can still be printed).
+//!    tables parsed now, while an error can still be printed, and read only
+//!    where a first memory map describes memory: a table pointer into a
+//!    hole or MMIO is an error, not a fault).
 //! 3. The load options (UCS-2) become `/chosen/bootargs`.
 //! 4. Allocations, all before the final memory map: the memory map buffer,
 //!    a 2 MiB aligned copy of the image (the raw entry's placement rule)
@@ -163,18 +165,23 @@ extern "C" {
     static __image_end: u8;
 }
 
-/// Physical memory under UEFI's identity map.
-struct IdentityMem;
+/// Physical memory under UEFI's identity map, readable where the memory
+/// map describes it ([`memmap::covered`]).
+struct IdentityMem<'a> {
+    map: &'a [u8],
+    desc_size: usize,
+}
 
-impl acpi::PhysMem for IdentityMem {
+impl acpi::PhysMem for IdentityMem<'_> {
     fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        if addr == 0 || addr.checked_add(len as u64).is_none() {
+        if addr == 0 || !memmap::covered(self.map, self.desc_size, addr, len as u64) {
             return None;
         }
         // SAFETY: UEFI identity-maps all memory it describes while boot
-        // services run; the ACPI tables are in ACPI reclaim/NVS memory,
-        // which stays mapped and is never written by this stub. Lengths
-        // come from table headers the parser bounds (at most 1 MiB).
+        // services run, and the range lies in described, non-MMIO memory;
+        // the ACPI tables are in ACPI reclaim/NVS memory, never written by
+        // this stub. Lengths come from table headers the parser bounds (at
+        // most 1 MiB).
         Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
     }
 }
@@ -252,6 +259,30 @@ pub unsafe fn efi_main(image: *mut c_void, st: *mut c_void) -> usize {
         return EFI_UNSUPPORTED;
     }
 
+    // The memory map buffer (its size from a size query, with slack for
+    // the allocations that follow), and a first map: ACPI tables are read
+    // only where it describes memory.
+    let (mut map_size, mut key, mut desc_size, mut desc_ver) = (0usize, 0usize, 0usize, 0u32);
+    // SAFETY: a size query: with a zero size nothing is written to the map.
+    let s =
+        unsafe { (bs.get_memory_map)(&mut map_size, core::ptr::null_mut(), &mut key, &mut desc_size, &mut desc_ver) };
+    if s != EFI_BUFFER_TOO_SMALL || desc_size < memmap::DESC_MIN_SIZE {
+        say!(con, "spevisor: error: GetMemoryMap size query failed ({s:#x})\n");
+        return EFI_LOAD_ERROR;
+    }
+    let cap = map_size + MAP_SLACK_DESCRIPTORS * desc_size;
+    let mut map: *mut u8 = core::ptr::null_mut();
+    // SAFETY: AllocatePool writes the address of `cap` new bytes.
+    if unsafe { (bs.allocate_pool)(EFI_LOADER_DATA, cap, &mut map) } != EFI_SUCCESS {
+        say!(con, "spevisor: error: AllocatePool for the memory map failed\n");
+        return EFI_OUT_OF_RESOURCES;
+    }
+    map_size = cap;
+    // SAFETY: `map` has `cap` bytes.
+    let s = unsafe { (bs.get_memory_map)(&mut map_size, map, &mut key, &mut desc_size, &mut desc_ver) };
+    // SAFETY: GetMemoryMap wrote `map_size` bytes (none if it failed).
+    let first_map = unsafe { core::slice::from_raw_parts(map, if s == EFI_SUCCESS { map_size } else { 0 }) };
+
     // 2. The configuration table.
     // SAFETY: the firmware's table of `number_of_table_entries` entries.
     let tables = unsafe { core::slice::from_raw_parts(st.configuration_table, st.number_of_table_entries) };
@@ -266,7 +297,7 @@ pub unsafe fn efi_main(image: *mut c_void, st: *mut c_void) -> usize {
         // SAFETY: `size` bytes of an FDT the firmware owns and keeps.
         Source::Fdt(unsafe { core::slice::from_raw_parts(fdt as *const u8, size) })
     } else if let Some(rsdp) = find(ACPI_20_GUID) {
-        match acpi::parse(&IdentityMem, rsdp) {
+        match acpi::parse(&IdentityMem { map: first_map, desc_size }, rsdp) {
             Ok(f) => Source::Acpi(f),
             Err(e) => {
                 say!(con, "spevisor: error: {e}\n");
@@ -311,24 +342,8 @@ pub unsafe fn efi_main(image: *mut c_void, st: *mut c_void) -> usize {
     let bootargs = core::str::from_utf8(&args[..args_len]).unwrap_or("");
     say!(con, "spevisor: command line \"{}\"\n", bootargs);
 
-    // 4. Allocations: the memory map buffer first (its size from a size
-    // query, with slack for the allocations that follow), then the image
-    // copy where the map has room, then the tree.
-    let (mut map_size, mut key, mut desc_size, mut desc_ver) = (0usize, 0usize, 0usize, 0u32);
-    // SAFETY: a size query: with a zero size nothing is written to the map.
-    let s =
-        unsafe { (bs.get_memory_map)(&mut map_size, core::ptr::null_mut(), &mut key, &mut desc_size, &mut desc_ver) };
-    if s != EFI_BUFFER_TOO_SMALL || desc_size < memmap::DESC_MIN_SIZE {
-        say!(con, "spevisor: error: GetMemoryMap size query failed ({s:#x})\n");
-        return EFI_LOAD_ERROR;
-    }
-    let cap = map_size + MAP_SLACK_DESCRIPTORS * desc_size;
-    let mut map: *mut u8 = core::ptr::null_mut();
-    // SAFETY: AllocatePool writes the address of `cap` new bytes.
-    if unsafe { (bs.allocate_pool)(EFI_LOADER_DATA, cap, &mut map) } != EFI_SUCCESS {
-        say!(con, "spevisor: error: AllocatePool for the memory map failed\n");
-        return EFI_OUT_OF_RESOURCES;
-    }
+    // 4. Allocations: the image copy where the map has room, then the
+    // tree.
     let pages_for = |bytes: u64| bytes.div_ceil(memmap::EFI_PAGE_SIZE) as usize;
     let alloc = |kind: u32, bytes: u64, at: u64| -> Option<u64> {
         let mut addr = at;
