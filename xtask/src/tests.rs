@@ -1201,6 +1201,33 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
             with_output(&dt, check_report_only(&dt))?;
             with_output(&b, crate::uefi::same_platform(&dt.output, &b.output))
         }),
+        ("uefi_acpi_gicv2_report_matches_the_dt", |c| {
+            let fd = match setup::qemu_efi_aarch64() {
+                Ok(f) => f,
+                Err(setup::KernelError::Unavailable(why)) => return Err(format!("{SKIPPED}{why}")),
+                Err(e) => return Err(e.to_string()),
+            };
+            // GICv2 frames (GICC/GICH/GICV from the MADT's GICC entry), 4
+            // CPUs: the report from ACPI and from the device tree.
+            let run = |opts: &'static str| {
+                let m = Machine {
+                    gic_version: 2,
+                    smp: 4,
+                    append: crate::REPORT_ONLY_ARG.into(),
+                    machine_opts: opts,
+                    extra: crate::uefi::qemu_extra(&fd),
+                    ..Machine::default()
+                };
+                boot(c, &c.image, m)
+            };
+            let acpi = run(crate::uefi::ACPI_ONLY)?;
+            with_output(&acpi, crate::uefi::check_through_uefi(&acpi.output, true))?;
+            with_output(&acpi, check_report_only(&acpi))?;
+            with_output(&acpi, crate::board_tests::check_report(&acpi, 2, c.q.version))?;
+            let dt = run(crate::uefi::DT_ONLY)?;
+            with_output(&dt, crate::uefi::check_through_uefi(&dt.output, false))?;
+            with_output(&acpi, crate::uefi::same_platform(&dt.output, &acpi.output))
+        }),
         ("boot_256m", |c| {
             let b = boot(c, &c.image, Machine { memory: "256M", ..Machine::default() })?;
             with_output(&b, check_boot_ok(&b, "v3"))
