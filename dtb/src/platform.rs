@@ -322,6 +322,10 @@ pub struct Platform<'a> {
     /// `/chosen/linux,initrd-start` .. `linux,initrd-end` (what QEMU's
     /// `-initrd` loaded), if both are present and the range is not empty.
     pub initrd: Option<Region>,
+    /// `/chosen/spevisor,acpi-rsdp`: the tree was written by spevisor's EFI
+    /// stub from the ACPI tables whose RSDP is here (efi/src/dt.rs), not
+    /// given by firmware.
+    pub acpi_rsdp: Option<u64>,
 }
 
 impl<'a> Platform<'a> {
@@ -402,6 +406,7 @@ impl<'a> Platform<'a> {
                 let end = c.property("linux,initrd-end")?.as_u64()?;
                 (end > start).then(|| Region { base: start, size: end - start })
             }),
+            acpi_rsdp: chosen.as_ref().and_then(|c| c.property("spevisor,acpi-rsdp")?.as_u64()),
         })
     }
 }

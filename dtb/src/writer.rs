@@ -25,8 +25,9 @@
 
 use crate::fdt::{FDT_MAGIC, HEADER_SIZE, MAX_DEPTH};
 
-/// Room for property names (each stored once).
-pub const MAX_STRINGS: usize = 512;
+/// Room for property names (each stored once): QEMU virt's tree, which the
+/// UEFI path copies (efi/src/dt.rs), uses 488 bytes.
+pub const MAX_STRINGS: usize = 1024;
 
 const FDT_BEGIN_NODE: u32 = 0x1;
 const FDT_END_NODE: u32 = 0x2;

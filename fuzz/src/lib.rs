@@ -8,6 +8,7 @@
 //! them in the ordinary `cargo test`, without instrumentation. How to run
 //! a target, and what each one found: docs/fuzzing.md.
 
+pub mod acpi_tables;
 pub mod dtb_parse;
 pub mod dtb_roundtrip;
 pub mod esr;
@@ -34,6 +35,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("vgic", vgic::run),
     ("pl011", pl011::run),
     ("linux_image", linux_image::run),
+    ("acpi_tables", acpi_tables::run),
 ];
 
 /// Reads fixed-size values from the front of a fuzz input; past its end

@@ -256,11 +256,20 @@ fn linux_image() -> Seeds {
     ]
 }
 
+fn acpi_tables() -> Seeds {
+    use spevisor_efi::acpi::fixtures::{qemu_virt, RSDP, SPAN};
+    assert_eq!(RSDP, crate::acpi_tables::BASE);
+    vec![
+        ("qemu-virt-gicv3-smp1.bin", qemu_virt(1).blob(RSDP, SPAN)),
+        ("qemu-virt-gicv3-smp4.bin", qemu_virt(4).blob(RSDP, SPAN)),
+    ]
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus/: run by hand to regenerate the seeds"]
 fn write_seed_corpus() {
     let dtb = dtbs();
-    let sets: [(&str, Seeds); 9] = [
+    let sets: [(&str, Seeds); 10] = [
         ("dtb_parse", dtb.clone()),
         ("dtb_roundtrip", dtb),
         ("spe_decode", spe()),
@@ -270,6 +279,7 @@ fn write_seed_corpus() {
         ("vgic", vgic()),
         ("pl011", pl011()),
         ("linux_image", linux_image()),
+        ("acpi_tables", acpi_tables()),
     ];
     for (target, seeds) in sets {
         let dir = repo().join("fuzz/corpus").join(target);

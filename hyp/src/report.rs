@@ -294,12 +294,32 @@ impl fmt::Display for Frame {
     }
 }
 
+/// `rsdp=0x... ` when the platform came from ACPI, else nothing.
+struct Rsdp(Option<u64>);
+
+impl fmt::Display for Rsdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(r) => write!(f, "rsdp={r:#x} "),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Writes the report, one line per call of `out` (no newline, no prefix).
 pub fn write(r: &Report<'_, '_>, out: &mut dyn FnMut(fmt::Arguments)) {
     let c = &r.cpu;
     let p = r.platform;
+    // `acpi`: the tree was written by the EFI stub from the ACPI tables
+    // (efi/src/dt.rs marks it with the RSDP); `dt`: firmware gave a tree.
+    let (firmware, rsdp) = match p.acpi_rsdp {
+        Some(r) => ("acpi", Some(r)),
+        None => ("dt", None),
+    };
     out(format_args!(
-        "report: firmware=dt model=\"{}\" cpus={} (spevisor runs on the boot CPU; {} other(s) woken once to read their IDs)",
+        "report: firmware={} {}model=\"{}\" cpus={} (spevisor runs on the boot CPU; {} other(s) woken once to read their IDs)",
+        firmware,
+        Rsdp(rsdp),
         p.model.unwrap_or("?"),
         p.cpu_count(),
         r.others.len()

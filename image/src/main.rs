@@ -27,6 +27,14 @@ extern "C" fn spevisor_el2_start(dtb: usize, image_start: usize) -> ! {
     })
 }
 
+/// The EFI application's Rust entry (from `efi_pe_entry` in head.S, MMU on
+/// under UEFI, relocations applied): returns only with an EFI error status.
+#[no_mangle]
+extern "C" fn spevisor_efi_main(image_handle: *mut core::ffi::c_void, system_table: *mut core::ffi::c_void) -> usize {
+    // SAFETY: called once, by efi_pe_entry, with the firmware's arguments.
+    unsafe { spevisor_efi::stub::efi_main(image_handle, system_table) }
+}
+
 /// First Rust code of the host, at EL1 with its MMU off (x0..x3 from EL2).
 #[no_mangle]
 extern "C" fn spevisor_host_start(dtb: u64, host_mem_start: u64, host_mem_end: u64, boot_tables: u64) -> ! {

@@ -23,8 +23,8 @@ use std::process::Command;
 use std::time::Instant;
 
 /// The targets: `[[bin]]`s of fuzz/Cargo.toml, in `spevisor_fuzz::TARGETS` order.
-pub const TARGETS: [&str; 9] =
-    ["dtb_parse", "dtb_roundtrip", "spe_decode", "esr", "mmio", "hcall", "vgic", "pl011", "linux_image"];
+pub const TARGETS: [&str; 10] =
+    ["dtb_parse", "dtb_roundtrip", "spe_decode", "esr", "mmio", "hcall", "vgic", "pl011", "linux_image", "acpi_tables"];
 
 /// How long `cargo xtask test` runs each target.
 pub const SMOKE_SECONDS: u32 = 3;

@@ -29,6 +29,7 @@ mod repo;
 mod setup;
 mod tests;
 mod uboot;
+mod uefi;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -16,11 +16,21 @@ pub struct Machine {
     /// Kernel command line (`/chosen/bootargs`).
     pub append: String,
     pub extra: Vec<String>,
+    /// More `-M virt` options (`,acpi=off`), appended as written.
+    pub machine_opts: &'static str,
 }
 
 impl Default for Machine {
     fn default() -> Self {
-        Self { cpu: "max", gic_version: 3, memory: "1G", smp: 1, append: String::new(), extra: vec![] }
+        Self {
+            cpu: "max",
+            gic_version: 3,
+            memory: "1G",
+            smp: 1,
+            append: String::new(),
+            extra: vec![],
+            machine_opts: "",
+        }
     }
 }
 
@@ -28,7 +38,7 @@ impl Default for Machine {
 pub fn args(image: &Path, m: &Machine) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "-M".into(),
-        format!("virt,virtualization=on,gic-version={}", m.gic_version),
+        format!("virt,virtualization=on,gic-version={}{}", m.gic_version, m.machine_opts),
         "-cpu".into(),
         m.cpu.into(),
         "-m".into(),

@@ -296,6 +296,21 @@ pub fn uboot_qemu_arm64() -> Result<std::path::PathBuf, KernelError> {
     debian_package_file(UBOOT_PACKAGE, "u-boot-qemu", UBOOT_QEMU_ARM64, UBOOT_HINT, false)
 }
 
+/// Debian's EDK2 (ArmVirtQemu) for QEMU's arm64 `virt` machine, an `all`
+/// package like u-boot-qemu.
+const EDK2_PACKAGE: &str = "qemu-efi-aarch64";
+/// Its 2 MiB firmware volume, given to QEMU as `-bios`.
+const EDK2_QEMU_EFI: &str = "usr/share/qemu-efi-aarch64/QEMU_EFI.fd";
+const EDK2_HINT: &str =
+    "as root on Debian: apt-get download qemu-efi-aarch64 && dpkg-deb -x qemu-efi-aarch64_*.deb target/qemu-efi-aarch64/x \
+     (the tests use target/qemu-efi-aarch64/x/usr/share/qemu-efi-aarch64/QEMU_EFI.fd)";
+
+/// Debian's `qemu-efi-aarch64` `QEMU_EFI.fd`, fetched once into
+/// `target/qemu-efi-aarch64/` (the UEFI tests boot the image through it).
+pub fn qemu_efi_aarch64() -> Result<std::path::PathBuf, KernelError> {
+    debian_package_file(EDK2_PACKAGE, "qemu-efi-aarch64", EDK2_QEMU_EFI, EDK2_HINT, false)
+}
+
 /// The disassembler of the machine-code ordering check: Debian's
 /// `binutils-aarch64-linux-gnu` objdump, installed with apt-get when
 /// missing and we are root (like QEMU), else the exact command to run.

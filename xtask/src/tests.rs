@@ -23,6 +23,7 @@ const BARE_CRATES: &[&str] = &[
     "spevisor-guest",
     "spevisor-spe",
     "spevisor-dtb",
+    "spevisor-efi",
     "spevisor-armv8",
     "spevisor-pgtable",
     "spevisor-pl011",
@@ -1217,6 +1218,91 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
             let on_uart = crate::qemu::Boot { exit: b.exit, output: uart, timed_out: b.timed_out };
             with_output(&on_uart, check_boot_ok(&on_uart, "v3"))?;
             with_output(&on_uart, check_demo_guest_passed(&on_uart))
+        }),
+        ("uefi_dt_reaches_the_summary_at_el2", |c| {
+            // Debian's EDK2, fetched once into target/qemu-efi-aarch64/
+            // like U-Boot; a machine that cannot have it skips.
+            let fd = match setup::qemu_efi_aarch64() {
+                Ok(f) => f,
+                Err(setup::KernelError::Unavailable(why)) => return Err(format!("{SKIPPED}{why}")),
+                Err(e) => return Err(e.to_string()),
+            };
+            let m = Machine {
+                smp: 2,
+                machine_opts: crate::uefi::DT_ONLY,
+                extra: crate::uefi::qemu_extra(&fd),
+                ..Machine::default()
+            };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, crate::uefi::check_through_uefi(&b.output, false))?;
+            with_output(&b, check_boot_ok(&b, "v3"))?;
+            with_output(&b, check_demo_guest_passed(&b))?;
+            with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))
+        }),
+        ("uefi_acpi_only_reaches_the_summary_at_el2", |c| {
+            let fd = match setup::qemu_efi_aarch64() {
+                Ok(f) => f,
+                Err(setup::KernelError::Unavailable(why)) => return Err(format!("{SKIPPED}{why}")),
+                Err(e) => return Err(e.to_string()),
+            };
+            // The command line reaches the host only through the load
+            // options: the tree written from ACPI has no other.
+            const ARGS: &str = "spevisor.scenario=demo";
+            let m = Machine {
+                smp: 2,
+                append: ARGS.into(),
+                machine_opts: crate::uefi::ACPI_ONLY,
+                extra: crate::uefi::qemu_extra(&fd),
+                ..Machine::default()
+            };
+            let b = boot(c, &c.image, m)?;
+            with_output(&b, crate::uefi::check_through_uefi(&b.output, true))?;
+            with_output(&b, check_boot_ok(&b, "v3"))?;
+            with_output(&b, check_demo_guest_passed(&b))?;
+            with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))?;
+            if !b.output.contains(&format!("[host] INFO  command line: {ARGS}")) {
+                return with_output(&b, Err("the load options did not reach the host's command line".into()));
+            }
+            // The same machine described by its device tree (report only,
+            // the command line again from the load options): same report.
+            let m = Machine {
+                smp: 2,
+                append: crate::REPORT_ONLY_ARG.into(),
+                machine_opts: crate::uefi::DT_ONLY,
+                extra: crate::uefi::qemu_extra(&fd),
+                ..Machine::default()
+            };
+            let dt = boot(c, &c.image, m)?;
+            with_output(&dt, crate::uefi::check_through_uefi(&dt.output, false))?;
+            with_output(&dt, check_report_only(&dt))?;
+            with_output(&b, crate::uefi::same_platform(&dt.output, &b.output))
+        }),
+        ("uefi_acpi_gicv2_report_matches_the_dt", |c| {
+            let fd = match setup::qemu_efi_aarch64() {
+                Ok(f) => f,
+                Err(setup::KernelError::Unavailable(why)) => return Err(format!("{SKIPPED}{why}")),
+                Err(e) => return Err(e.to_string()),
+            };
+            // GICv2 frames (GICC/GICH/GICV from the MADT's GICC entry), 4
+            // CPUs: the report from ACPI and from the device tree.
+            let run = |opts: &'static str| {
+                let m = Machine {
+                    gic_version: 2,
+                    smp: 4,
+                    append: crate::REPORT_ONLY_ARG.into(),
+                    machine_opts: opts,
+                    extra: crate::uefi::qemu_extra(&fd),
+                    ..Machine::default()
+                };
+                boot(c, &c.image, m)
+            };
+            let acpi = run(crate::uefi::ACPI_ONLY)?;
+            with_output(&acpi, crate::uefi::check_through_uefi(&acpi.output, true))?;
+            with_output(&acpi, check_report_only(&acpi))?;
+            with_output(&acpi, crate::board_tests::check_report(&acpi, 2, c.q.version))?;
+            let dt = run(crate::uefi::DT_ONLY)?;
+            with_output(&dt, crate::uefi::check_through_uefi(&dt.output, false))?;
+            with_output(&acpi, crate::uefi::same_platform(&dt.output, &acpi.output))
         }),
         ("boot_256m", |c| {
             let b = boot(c, &c.image, Machine { memory: "256M", ..Machine::default() })?;
