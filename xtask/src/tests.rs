@@ -1237,7 +1237,9 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
             with_output(&b, crate::uefi::check_through_uefi(&b.output, false))?;
             with_output(&b, check_boot_ok(&b, "v3"))?;
             with_output(&b, check_demo_guest_passed(&b))?;
-            with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))
+            with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))?;
+            // The second core, woken after ExitBootServices for the report.
+            with_output(&b, crate::board_tests::check_other_cpus(&b, 2))
         }),
         ("uefi_acpi_only_reaches_the_summary_at_el2", |c| {
             let fd = match setup::qemu_efi_aarch64() {
@@ -1260,6 +1262,8 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
             with_output(&b, check_boot_ok(&b, "v3"))?;
             with_output(&b, check_demo_guest_passed(&b))?;
             with_output(&b, crate::board_tests::check_report(&b, 3, c.q.version))?;
+            // The second core, from the MADT's GICC entry, woken for the report.
+            with_output(&b, crate::board_tests::check_other_cpus(&b, 2))?;
             if !b.output.contains(&format!("[host] INFO  command line: {ARGS}")) {
                 return with_output(&b, Err("the load options did not reach the host's command line".into()));
             }
