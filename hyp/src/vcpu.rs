@@ -170,6 +170,9 @@ pub enum Pending {
     /// A stage-2 abort outside RAM the host must decide on
     /// ([`Exit::Abort`]): it can only answer [`Completion::Abort`].
     Abort { instr: bool, write: bool },
+    /// A 64-bit read from AArch32 (MRRC of CNTP_CVAL): bits \[31:0\] into
+    /// `rt`, \[63:32\] into `rt2` (`aarch32.rs`).
+    ReadPair { rt: u8, rt2: u8 },
 }
 
 /// The abort behind the vcpu's last [`Exit::Mmio`] or [`Exit::Abort`],
@@ -264,18 +267,52 @@ impl Vcpu {
             (Pending::Hvc, Completion::Hvc(r)) => self.regs.x[..4].copy_from_slice(&r),
             (Pending::MmioRead { srt, size, sign_extend, sixty_four }, Completion::MmioRead(v)) => {
                 self.regs.set(srt, extend_load(v, size, sign_extend, sixty_four));
-                self.pc = self.pc.wrapping_add(4);
+                self.step_past();
             }
             // The PC wraps like the CPU's: a guest may trap on the last
             // instruction of the address space (fuzz/regressions/mmio/).
-            (Pending::MmioWrite, Completion::MmioWrite) => self.pc = self.pc.wrapping_add(4),
+            (Pending::MmioWrite, Completion::MmioWrite) => self.step_past(),
             // The abort answer out of line and last: the hypercall path
             // stays as short as it was (`hvc_host`).
             (_, Completion::Abort) => return self.complete_abort(),
-            _ => return Err(Uncompleted::Refused(Status::BadCompletion)),
+            _ => return self.complete_rare(c),
         }
         self.pending = Pending::None;
         Ok(())
+    }
+
+    /// Past the instruction an MMIO or system register exit completed: 4
+    /// bytes in AArch64; in AArch32, its length (ESR.IL of the trap, kept
+    /// in `abort.esr`) with PSTATE.IT advanced.
+    #[inline(always)]
+    fn step_past(&mut self) {
+        if self.pstate & spevisor_armv8::pstate::NRW == 0 {
+            self.pc = self.pc.wrapping_add(4);
+        } else {
+            self.step_aarch32();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn step_aarch32(&mut self) {
+        crate::aarch32::skip(self, Esr(self.abort.esr));
+    }
+
+    /// Completions of the rare exits (an AArch32 MRRC), else a refusal.
+    #[cold]
+    #[inline(never)]
+    fn complete_rare(&mut self, c: Completion) -> Result<(), Uncompleted> {
+        match (self.pending, c) {
+            (Pending::ReadPair { rt, rt2 }, Completion::MmioRead(v)) => {
+                self.regs.set(rt, v & 0xffff_ffff);
+                self.regs.set(rt2, v >> 32);
+                self.step_past();
+                self.pending = Pending::None;
+                Ok(())
+            }
+            _ => Err(Uncompleted::Refused(Status::BadCompletion)),
+        }
     }
 
     /// [`Completion::Abort`]: only for an access outside RAM (an MMIO or
@@ -284,7 +321,7 @@ impl Vcpu {
     #[inline(never)]
     fn complete_abort(&mut self) -> Result<(), Uncompleted> {
         let stop = match self.pending {
-            Pending::MmioRead { .. } => self.external_abort(false, false),
+            Pending::MmioRead { .. } | Pending::ReadPair { .. } => self.external_abort(false, false),
             Pending::MmioWrite => self.external_abort(false, true),
             Pending::Abort { instr, write } => self.external_abort(instr, write),
             Pending::None | Pending::Hvc => return Err(Uncompleted::Refused(Status::BadCompletion)),
@@ -467,6 +504,9 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             Action::ToHost(Exit::Hvc { imm: 0, regs: [r[0], r[1], r[2], r[3]] })
         }
         ExceptionClass::Wfx => {
+            if vcpu.pstate & spevisor_armv8::pstate::NRW != 0 {
+                return crate::aarch32::wfx(vcpu, esr);
+            }
             vcpu.pc = vcpu.pc.wrapping_add(esr.instruction_len());
             Action::Wfx
         }
@@ -548,6 +588,16 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             vcpu.pending = Pending::Abort { instr: true, write: false };
             Action::ToHost(Exit::Abort { ipa, far: s.far, instr: true, write: false })
         }
+        // AArch32 EL0's coprocessor traps (and HVC/SMC, which cannot come
+        // from EL0): emulated or UNDEF, never a stop (`aarch32.rs`).
+        ExceptionClass::Cp15Mcr
+        | ExceptionClass::Cp15Mcrr
+        | ExceptionClass::Cp14Mcr
+        | ExceptionClass::Cp14Ldc
+        | ExceptionClass::Cp10Id
+        | ExceptionClass::Cp14Mrrc
+        | ExceptionClass::Hvc32
+        | ExceptionClass::Smc32 => crate::aarch32::trap(vcpu, ids, esr),
         _ => stop(StopReason::Unhandled),
     }
 }
@@ -694,7 +744,7 @@ fn is_pauth_key(op0: u8, op1: u8, crn: u8, crm: u8) -> bool {
 
 /// Makes the trapped instruction raise UNDEF in the guest, as the guest's
 /// own EL1 would have seen it: ESR_EL1/ELR_EL1/SPSR_EL1 set, PC at its vector.
-fn inject_undef(vcpu: &mut Vcpu, esr: Esr) -> Action {
+pub(crate) fn inject_undef(vcpu: &mut Vcpu, esr: Esr) -> Action {
     let ctx = GuestContext {
         spsr_el2: vcpu.pstate,
         elr_el2: vcpu.pc,
