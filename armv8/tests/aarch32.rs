@@ -158,7 +158,7 @@ fn the_step_uses_the_instruction_length_and_advances_it_in_t32_only() {
 
 #[test]
 fn undef_and_aborts_from_aarch32_el0_go_to_the_lower_aarch32_vector() {
-    use spevisor_armv8::inject::{data_abort, undef, GuestContext, GuestFeatures, InstrLen};
+    use spevisor_armv8::inject::{data_abort, undef, GuestContext, GuestFeatures};
     let vbar = 0x4000_8000;
     // A T32 instruction in an IT block: SPSR_EL1 must keep T and ITSTATE
     // for the guest's handler, ELR_EL1 = the instruction.
@@ -170,12 +170,11 @@ fn undef_and_aborts_from_aarch32_el0_go_to_the_lower_aarch32_vector() {
         sctlr_el1: 0,
         features: GuestFeatures::default(),
     };
-    let u = undef(&ctx, InstrLen::Bits16).unwrap();
+    let u = undef(&ctx).unwrap();
     assert_eq!(u.pc, vbar + 0x600, "VBAR_EL1 + 0x600: lower EL, AArch32, synchronous");
     assert_eq!(u.esr_el1.ec(), ExceptionClass::UnknownReason);
-    assert!(!u.esr_el1.il(), "a 16-bit T32 instruction: IL 0");
+    assert!(u.esr_el1.il(), "EC 0x00: IL is RES1, even for a 16-bit T32 instruction");
     assert_eq!((u.elr_el1, u.spsr_el1), (0x8000_1002, spsr));
-    assert!(undef(&ctx, InstrLen::Bits32).unwrap().esr_el1.il());
     let a = data_abort(&ctx, 0xf000_0000, false).unwrap();
     assert_eq!(a.pc, vbar + 0x600);
     assert_eq!(a.esr_el1.ec(), ExceptionClass::DataAbortLower, "EC 0x24 from EL0");

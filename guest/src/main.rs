@@ -68,6 +68,7 @@ mod debug;
 mod dtb;
 mod endings;
 mod fp;
+mod hostile32;
 mod hostile_suite;
 mod hvc;
 mod irqs;
@@ -558,6 +559,9 @@ extern "C" fn exception(vector: u64) {
         return;
     }
     if debug::handle(vector, ec, esr, elr) {
+        return;
+    }
+    if vector == hostile32::VECTOR_LOWER_A32_SYNC && hostile32::on_exception(esr, elr, read_sysreg!("far_el1")) {
         return;
     }
     let far = read_sysreg!("far_el1");

@@ -91,7 +91,7 @@ pub fn trap(vcpu: &mut Vcpu, ids: &IdRegs, esr: Esr) -> Action {
         ExceptionClass::Cp14Mcr => cp14_32(vcpu, ids, esr),
         ExceptionClass::Cp14Mrrc => cp14_64(vcpu, esr),
         // LDC/STC to the DCC, VMRS of the ID group, HVC/SMC: not offered.
-        _ => inject_undef(vcpu, esr),
+        _ => inject_undef(vcpu),
     }
 }
 
@@ -127,10 +127,10 @@ fn reg32(vcpu: &Vcpu, r: u8) -> u64 {
 }
 
 fn cp15_32(vcpu: &mut Vcpu, ids: &IdRegs, esr: Esr) -> Action {
-    let Some(iss) = esr.cp32() else { return inject_undef(vcpu, esr) };
+    let Some(iss) = esr.cp32() else { return inject_undef(vcpu) };
     let rt = iss.rt();
     if rt == R_PC {
-        return inject_undef(vcpu, esr);
+        return inject_undef(vcpu);
     }
     let write = iss.direction() == Direction::Write;
     match (iss.opc1(), iss.crn(), iss.crm(), iss.opc2()) {
@@ -155,20 +155,20 @@ fn cp15_32(vcpu: &mut Vcpu, ids: &IdRegs, esr: Esr) -> Action {
                     vcpu.regs.set(rt, vcpu.pmu.pmcr & 0xffff_ffff);
                     done(vcpu, esr)
                 }
-                PmuAccess::NotPmu | PmuAccess::Undef => inject_undef(vcpu, esr),
+                PmuAccess::NotPmu | PmuAccess::Undef => inject_undef(vcpu),
             }
         }
-        _ => inject_undef(vcpu, esr),
+        _ => inject_undef(vcpu),
     }
 }
 
 fn cp15_64(vcpu: &mut Vcpu, esr: Esr) -> Action {
-    let Some(iss) = esr.cp64() else { return inject_undef(vcpu, esr) };
+    let Some(iss) = esr.cp64() else { return inject_undef(vcpu) };
     let (rt, rt2) = (iss.rt(), iss.rt2());
     if rt == R_PC || rt2 == R_PC || (iss.opc1(), iss.crm()) != (CNTP_CVAL_OPC1_64, CP15_TIMER_CRM_64) {
         // CNTPCT (opc1 0) never traps (CNTHCTL_EL2.EL1PCTEN): anything
         // else is a register guests do not get.
-        return inject_undef(vcpu, esr);
+        return inject_undef(vcpu);
     }
     let reg = guest_sysreg::id(OP0_SYSREG, CNTP_OP1, CNTP_CRN, CNTP_CRM, CNTP_CVAL_OP2);
     if iss.direction() == Direction::Write {
@@ -195,18 +195,18 @@ fn to_host(vcpu: &mut Vcpu, esr: Esr, reg: u32, write: bool, rt: u8, value: u64)
 }
 
 fn cp14_32(vcpu: &mut Vcpu, ids: &IdRegs, esr: Esr) -> Action {
-    let Some(iss) = esr.cp32() else { return inject_undef(vcpu, esr) };
+    let Some(iss) = esr.cp32() else { return inject_undef(vcpu) };
     let rt = iss.rt();
     let read = iss.direction() == Direction::Read;
     if iss.opc1() != 0 || (rt == R_PC && (iss.crn(), iss.crm(), iss.opc2()) != DBGDSCRINT) {
-        return inject_undef(vcpu, esr);
+        return inject_undef(vcpu);
     }
     let value = match ((iss.crn(), iss.crm(), iss.opc2()), read) {
         (DBGDIDR, true) => dbgdidr(ids),
         (DBGDSCRINT | DBGDTR | DBGDRAR | DBGDSAR, true) => 0,
         // DBGDTRTXint: nobody reads the DCC; the write vanishes.
         (DBGDTR, false) => return done(vcpu, esr),
-        _ => return inject_undef(vcpu, esr),
+        _ => return inject_undef(vcpu),
     };
     if rt == R_PC {
         // MRC to APSR_nzcv: the flags from bits [31:28].
@@ -218,11 +218,11 @@ fn cp14_32(vcpu: &mut Vcpu, ids: &IdRegs, esr: Esr) -> Action {
 }
 
 fn cp14_64(vcpu: &mut Vcpu, esr: Esr) -> Action {
-    let Some(iss) = esr.cp64() else { return inject_undef(vcpu, esr) };
+    let Some(iss) = esr.cp64() else { return inject_undef(vcpu) };
     let (rt, rt2) = (iss.rt(), iss.rt2());
     let known = iss.opc1() == 0 && matches!(iss.crm(), DBGDRAR_64_CRM | DBGDSAR_64_CRM);
     if !known || iss.direction() == Direction::Write || rt == R_PC || rt2 == R_PC {
-        return inject_undef(vcpu, esr);
+        return inject_undef(vcpu);
     }
     vcpu.regs.set(rt, 0);
     vcpu.regs.set(rt2, 0);

@@ -7,7 +7,7 @@ use crate::pmu::PmuAccess;
 use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{guest_sysreg, Completion, Exit, MmioAccess, Status, StopReason};
 use spevisor_armv8::esr::{Direction, Esr, ExceptionClass, SysRegIss};
-use spevisor_armv8::inject::{self, GuestContext, GuestFeatures, InstrLen};
+use spevisor_armv8::inject::{self, GuestContext, GuestFeatures};
 
 /// General-purpose registers as `vectors.S` saves and loads them (x0..x30),
 /// plus the slot the guest-exit path uses to find the host stack.
@@ -529,7 +529,7 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
                     vcpu.pc = vcpu.pc.wrapping_add(4);
                     return Action::ToHost(Exit::Sgi { value: vcpu.regs.get(iss.rt()), group1 });
                 }
-                return inject_undef(vcpu, esr);
+                return inject_undef(vcpu);
             }
             // The EL1 physical timer: the host's per-vcpu model.
             if is_cntp(iss) {
@@ -541,11 +541,11 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             // The PMU (MDCR_EL2.TPM until the first use, TPMCR always):
             // all its registers have CRn 9 or 14.
             if matches!(iss.crn(), 9 | 14) {
-                if let Some(a) = pmu_access(vcpu, iss, esr, ids) {
+                if let Some(a) = pmu_access(vcpu, iss, ids) {
                     return a;
                 }
             }
-            emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
+            emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu))
         }
         ExceptionClass::DataAbortLower => {
             let ipa = s.fault_ipa();
@@ -705,10 +705,10 @@ fn to_host_sysreg(vcpu: &mut Vcpu, reg: u32, iss: SysRegIss) -> Action {
 /// one. Out of line: the world switch's loop inlines `handle_sync`, and
 /// this path is not the hot one.
 #[inline(never)]
-fn pmu_access(vcpu: &mut Vcpu, iss: SysRegIss, esr: Esr, ids: &IdRegs) -> Option<Action> {
+fn pmu_access(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Action> {
     Some(match crate::pmu::classify(iss, ids.pmu(), &vcpu.pmu) {
         PmuAccess::NotPmu => return None,
-        PmuAccess::Undef => inject_undef(vcpu, esr),
+        PmuAccess::Undef => inject_undef(vcpu),
         PmuAccess::FirstUse => Action::PmuFirstUse,
         PmuAccess::Pmcr => emulate_pmcr(vcpu, iss, ids.pmu()),
     })
@@ -744,7 +744,7 @@ fn is_pauth_key(op0: u8, op1: u8, crn: u8, crm: u8) -> bool {
 
 /// Makes the trapped instruction raise UNDEF in the guest, as the guest's
 /// own EL1 would have seen it: ESR_EL1/ELR_EL1/SPSR_EL1 set, PC at its vector.
-pub(crate) fn inject_undef(vcpu: &mut Vcpu, esr: Esr) -> Action {
+pub(crate) fn inject_undef(vcpu: &mut Vcpu) -> Action {
     let ctx = GuestContext {
         spsr_el2: vcpu.pstate,
         elr_el2: vcpu.pc,
@@ -752,8 +752,7 @@ pub(crate) fn inject_undef(vcpu: &mut Vcpu, esr: Esr) -> Action {
         sctlr_el1: vcpu.el1.sctlr,
         features: GuestFeatures { pan: false, ssbs: false, mte: false },
     };
-    let len = if esr.il() { InstrLen::Bits32 } else { InstrLen::Bits16 };
-    match inject::undef(&ctx, len) {
+    match inject::undef(&ctx) {
         Ok(inj) => {
             vcpu.el1.esr = inj.esr_el1.0;
             vcpu.el1.elr = inj.elr_el1;
