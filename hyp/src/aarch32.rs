@@ -28,9 +28,10 @@
 use crate::idregs::IdRegs;
 use crate::pmu::PmuAccess;
 use crate::vcpu::{inject_undef, Action, Pending, Vcpu};
-use spevisor_abi::{guest_sysreg, Exit};
+use spevisor_abi::{guest_sysreg, Exit, StopReason};
 use spevisor_armv8::esr::{Direction, Esr, ExceptionClass, SysRegIss};
 use spevisor_armv8::pstate::aarch32::{step, trap_condition_passed, NZCV};
+use spevisor_armv8::pstate::NRW;
 use spevisor_armv8::sysreg::SysRegEnc;
 
 /// R15 as an MRC's Rt: the APSR flags (only DBGDSCRint allows it);
@@ -76,10 +77,27 @@ const DBGDSAR: (u8, u8, u8) = (2, 0, 0);
 const DBGDRAR_64_CRM: u8 = 1;
 const DBGDSAR_64_CRM: u8 = 2;
 
-/// An AArch32 coprocessor, LDC/STC, VMRS, HVC or SMC trap (EC 0x03..=0x0c,
-/// 0x12, 0x13).
+/// The exception classes `handle_sync` does not match itself: an AArch32
+/// trap ([`trap`]), or a class no guest can cause, which stops the VM
+/// ([`StopReason::Unhandled`]).
 #[cold]
 #[inline(never)]
+pub fn trap_or_stop(vcpu: &mut Vcpu, ids: &IdRegs, esr: Esr) -> Action {
+    match esr.ec() {
+        ExceptionClass::Cp15Mcr
+        | ExceptionClass::Cp15Mcrr
+        | ExceptionClass::Cp14Mcr
+        | ExceptionClass::Cp14Ldc
+        | ExceptionClass::Cp10Id
+        | ExceptionClass::Cp14Mrrc
+        | ExceptionClass::Hvc32
+        | ExceptionClass::Smc32 => trap(vcpu, ids, esr),
+        _ => Action::Stop(StopReason::Unhandled),
+    }
+}
+
+/// An AArch32 coprocessor, LDC/STC, VMRS, HVC or SMC trap (EC 0x03..=0x0c,
+/// 0x12, 0x13).
 pub fn trap(vcpu: &mut Vcpu, ids: &IdRegs, esr: Esr) -> Action {
     if !trap_condition_passed(esr.condition(), vcpu.pstate) {
         skip(vcpu, esr);
@@ -95,11 +113,15 @@ pub fn trap(vcpu: &mut Vcpu, ids: &IdRegs, esr: Esr) -> Action {
     }
 }
 
-/// A WFI/WFE from AArch32: skipped if its condition failed, else past it
-/// (PC by its length, IT advanced) and to the host like any WFx.
-#[cold]
+/// A WFI/WFE: past it and to the host (which sleeps the vcpu); from
+/// AArch32, skipped instead if its condition failed, and past it by its
+/// length with IT advanced.
 #[inline(never)]
 pub fn wfx(vcpu: &mut Vcpu, esr: Esr) -> Action {
+    if vcpu.pstate & NRW == 0 {
+        vcpu.pc = vcpu.pc.wrapping_add(esr.instruction_len());
+        return Action::Wfx;
+    }
     let passed = trap_condition_passed(esr.condition(), vcpu.pstate);
     skip(vcpu, esr);
     if passed {
@@ -113,6 +135,21 @@ pub fn wfx(vcpu: &mut Vcpu, esr: Esr) -> Action {
 /// cleared.
 pub fn skip(vcpu: &mut Vcpu, esr: Esr) {
     (vcpu.pc, vcpu.pstate) = step(vcpu.pc, vcpu.pstate, esr.instruction_len());
+}
+
+/// The host completed an AArch32 access EL2 passed on (an MMIO load or
+/// store, a timer register): an MRRC's 64-bit value, read into Rt whole,
+/// is split into Rt (bits 31:0) and Rt2 (63:32); then past the
+/// instruction.
+pub fn complete(vcpu: &mut Vcpu, esr: Esr) {
+    if let (ExceptionClass::Cp15Mcrr, Some(iss)) = (esr.ec(), esr.cp64()) {
+        if iss.direction() == Direction::Read {
+            let v = vcpu.regs.get(iss.rt());
+            vcpu.regs.set(iss.rt(), v & 0xffff_ffff);
+            vcpu.regs.set(iss.rt2(), v >> 32);
+        }
+    }
+    skip(vcpu, esr);
 }
 
 /// The instruction completed at EL2: past it, back to the guest.
@@ -175,8 +212,11 @@ fn cp15_64(vcpu: &mut Vcpu, esr: Esr) -> Action {
         let v = reg32(vcpu, rt) | reg32(vcpu, rt2) << 32;
         return to_host(vcpu, esr, reg, true, rt, v);
     }
+    // A 64-bit read into Rt; `complete` splits it into Rt and Rt2 (from
+    // the ESR kept in `abort.esr`): no Pending variant of its own, which
+    // would cost the hypercall path its match (`hvc_host`).
     vcpu.abort.esr = esr.0;
-    vcpu.pending = Pending::ReadPair { rt, rt2 };
+    vcpu.pending = Pending::MmioRead { srt: rt, size: 8, sign_extend: false, sixty_four: true };
     Action::ToHost(Exit::SysReg { reg, write: false, value: 0 })
 }
 
@@ -245,7 +285,7 @@ fn dbgdidr(ids: &IdRegs) -> u64 {
 mod tests {
     use super::*;
     use crate::vcpu::{handle_sync, Syndrome};
-    use spevisor_abi::{Completion, StopReason};
+    use spevisor_abi::Completion;
     use spevisor_armv8::esr::{Cp32Iss, Cp64Iss, ISS_COND_SHIFT, ISS_CV};
     use spevisor_armv8::pstate::aarch32::{it_state, with_it_state, M_USR, T};
     use spevisor_armv8::pstate::Z;

@@ -170,9 +170,6 @@ pub enum Pending {
     /// A stage-2 abort outside RAM the host must decide on
     /// ([`Exit::Abort`]): it can only answer [`Completion::Abort`].
     Abort { instr: bool, write: bool },
-    /// A 64-bit read from AArch32 (MRRC of CNTP_CVAL): bits \[31:0\] into
-    /// `rt`, \[63:32\] into `rt2` (`aarch32.rs`).
-    ReadPair { rt: u8, rt2: u8 },
 }
 
 /// The abort behind the vcpu's last [`Exit::Mmio`] or [`Exit::Abort`],
@@ -275,7 +272,7 @@ impl Vcpu {
             // The abort answer out of line and last: the hypercall path
             // stays as short as it was (`hvc_host`).
             (_, Completion::Abort) => return self.complete_abort(),
-            _ => return self.complete_rare(c),
+            _ => return Err(Uncompleted::Refused(Status::BadCompletion)),
         }
         self.pending = Pending::None;
         Ok(())
@@ -296,23 +293,7 @@ impl Vcpu {
     #[cold]
     #[inline(never)]
     fn step_aarch32(&mut self) {
-        crate::aarch32::skip(self, Esr(self.abort.esr));
-    }
-
-    /// Completions of the rare exits (an AArch32 MRRC), else a refusal.
-    #[cold]
-    #[inline(never)]
-    fn complete_rare(&mut self, c: Completion) -> Result<(), Uncompleted> {
-        match (self.pending, c) {
-            (Pending::ReadPair { rt, rt2 }, Completion::MmioRead(v)) => {
-                self.regs.set(rt, v & 0xffff_ffff);
-                self.regs.set(rt2, v >> 32);
-                self.step_past();
-                self.pending = Pending::None;
-                Ok(())
-            }
-            _ => Err(Uncompleted::Refused(Status::BadCompletion)),
-        }
+        crate::aarch32::complete(self, Esr(self.abort.esr));
     }
 
     /// [`Completion::Abort`]: only for an access outside RAM (an MMIO or
@@ -321,7 +302,7 @@ impl Vcpu {
     #[inline(never)]
     fn complete_abort(&mut self) -> Result<(), Uncompleted> {
         let stop = match self.pending {
-            Pending::MmioRead { .. } | Pending::ReadPair { .. } => self.external_abort(false, false),
+            Pending::MmioRead { .. } => self.external_abort(false, false),
             Pending::MmioWrite => self.external_abort(false, true),
             Pending::Abort { instr, write } => self.external_abort(instr, write),
             Pending::None | Pending::Hvc => return Err(Uncompleted::Refused(Status::BadCompletion)),
@@ -503,13 +484,8 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             let r = &vcpu.regs.x;
             Action::ToHost(Exit::Hvc { imm: 0, regs: [r[0], r[1], r[2], r[3]] })
         }
-        ExceptionClass::Wfx => {
-            if vcpu.pstate & spevisor_armv8::pstate::NRW != 0 {
-                return crate::aarch32::wfx(vcpu, esr);
-            }
-            vcpu.pc = vcpu.pc.wrapping_add(esr.instruction_len());
-            Action::Wfx
-        }
+        // Out of line: AArch32's conditions and IT blocks (`aarch32.rs`).
+        ExceptionClass::Wfx => crate::aarch32::wfx(vcpu, esr),
         ExceptionClass::FpAsimd => Action::FpTrap,
         ExceptionClass::PointerAuth => Action::PauthTrap,
         ExceptionClass::SysReg => {
@@ -589,16 +565,14 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             Action::ToHost(Exit::Abort { ipa, far: s.far, instr: true, write: false })
         }
         // AArch32 EL0's coprocessor traps (and HVC/SMC, which cannot come
-        // from EL0): emulated or UNDEF, never a stop (`aarch32.rs`).
-        ExceptionClass::Cp15Mcr
-        | ExceptionClass::Cp15Mcrr
-        | ExceptionClass::Cp14Mcr
-        | ExceptionClass::Cp14Ldc
-        | ExceptionClass::Cp10Id
-        | ExceptionClass::Cp14Mrrc
-        | ExceptionClass::Hvc32
-        | ExceptionClass::Smc32 => crate::aarch32::trap(vcpu, ids, esr),
-        _ => stop(StopReason::Unhandled),
+        // from EL0): emulated or UNDEF, never a stop (`aarch32.rs`). Out of
+        // line behind the last arm: the hypercall path (`hvc_host`) keeps
+        // the match it had.
+        // AArch32 EL0's coprocessor traps (and HVC/SMC, which cannot come
+        // from EL0): emulated or UNDEF, never a stop (`aarch32.rs`). Out of
+        // line behind the last arm: the hypercall path (`hvc_host`) keeps
+        // the match it had.
+        _ => crate::aarch32::trap_or_stop(vcpu, ids, esr),
     }
 }
 
