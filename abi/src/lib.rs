@@ -267,6 +267,10 @@ pub enum InfoItem {
     /// GICv3 list registers guests get (ICH_VTR_EL2.ListRegs + 1; 0 without
     /// a GICv3 virtual interface).
     ListRegs = 9,
+    /// Times EL2 found the SPE model's shared area in a state it had to
+    /// repair before use (a pending length out of range, an intended
+    /// buffer other than the one latched at `SPE_MODEL_ATTACH`).
+    SpeModelRepairs = 10,
 }
 
 impl InfoItem {
@@ -282,6 +286,7 @@ impl InfoItem {
             7 => Self::IpaBits,
             8 => Self::SwitchOrder,
             9 => Self::ListRegs,
+            10 => Self::SpeModelRepairs,
             _ => return None,
         })
     }

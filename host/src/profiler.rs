@@ -286,9 +286,12 @@ fn start_masked(s: Setup) -> Result<&'static str, &'static str> {
             return Err("cannot map the trace buffer");
         }
         arch::publish_new_mappings();
+        // The buffers first: EL2 latches them at the attach, and writes
+        // records nowhere else.
+        units.spe.set_intended_buffer(BUFFER_VA, buf_pa, buf_size);
+        units.trbe.set_intended_buffer(crate::trace::TRACE_BUFFER_VA, trace_pa, crate::trace::TRACE_BUFFER_SIZE);
         crate::hyp::call(Call::SpeModelAttach, [pa, bytes, 0, 0, 0, 0, 0]).map_err(|_| "SPE_MODEL_ATTACH refused")?;
         let Units { spe: model, trbe } = units;
-        model.set_intended_buffer(BUFFER_VA, buf_pa, buf_size);
         (Unit::Model(model), Some(crate::trace::HostTrace::start(trbe, trace_pa)))
     };
     let pmu_intid = s.platform.pmu.map_or(DEFAULT_PMU_INTID, |p| p.intid.0);

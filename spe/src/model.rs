@@ -698,6 +698,42 @@ impl SpeModel {
         !ok
     }
 
+    /// A copy of the model at `shared`, every field read exactly once, for
+    /// code that uses a model another exception level can rewrite at any
+    /// time (EL2 and the host's model): it checks and uses the copy, never
+    /// the shared memory again (no double fetch), and [`Self::publish`]es
+    /// the result.
+    ///
+    /// # Safety
+    /// `shared` must point to a readable `SpeModel` (any bit pattern is a
+    /// valid one: plain integers and bytes).
+    pub unsafe fn snapshot(shared: *const Self) -> Self {
+        // SAFETY: forwarded from the caller; volatile so the copy is made
+        // here, once, and never re-read from `shared` afterwards.
+        unsafe { shared.read_volatile() }
+    }
+
+    /// Writes the model back to `shared` (see [`Self::snapshot`]).
+    ///
+    /// # Safety
+    /// `shared` must point to a writable `SpeModel`.
+    pub unsafe fn publish(self, shared: *mut Self) {
+        // SAFETY: forwarded from the caller.
+        unsafe { shared.write_volatile(self) }
+    }
+
+    /// Replaces the intended buffer (`None`: unset), as EL2 does with the
+    /// one it latched when the model was attached.
+    pub fn set_intended(&mut self, b: Option<IntendedBuffer>) {
+        match b {
+            Some(b) => self.set_intended_buffer(b.va_base, b.pa_base, b.size),
+            None => {
+                self.intended = IntendedBuffer { va_base: 0, pa_base: 0, size: 0 };
+                self.intended_set = 0;
+            }
+        }
+    }
+
     /// Offers one sampled operation to the unit.
     pub fn sample(&mut self, s: &Sample) -> SampleOutcome {
         self.stats.samples += 1;

@@ -217,6 +217,37 @@ impl TrbeModel {
         self.intended_set = 1;
     }
 
+    /// A copy of the unit at `shared`, every field read once (see
+    /// [`crate::model::SpeModel::snapshot`]).
+    ///
+    /// # Safety
+    /// `shared` must point to a readable `TrbeModel` (any bit pattern is
+    /// a valid one).
+    pub unsafe fn snapshot(shared: *const Self) -> Self {
+        // SAFETY: forwarded from the caller; volatile: one copy, here.
+        unsafe { shared.read_volatile() }
+    }
+
+    /// Writes the unit back to `shared`.
+    ///
+    /// # Safety
+    /// `shared` must point to a writable `TrbeModel`.
+    pub unsafe fn publish(self, shared: *mut Self) {
+        // SAFETY: forwarded from the caller.
+        unsafe { shared.write_volatile(self) }
+    }
+
+    /// Replaces the intended buffer (`None`: unset).
+    pub fn set_intended(&mut self, b: Option<IntendedBuffer>) {
+        match b {
+            Some(b) => self.set_intended_buffer(b.va_base, b.pa_base, b.size),
+            None => {
+                self.intended = IntendedBuffer { va_base: 0, pa_base: 0, size: 0 };
+                self.intended_set = 0;
+            }
+        }
+    }
+
     /// The intended buffer, if set.
     pub const fn intended_buffer(&self) -> Option<IntendedBuffer> {
         if self.intended_set != 0 {
