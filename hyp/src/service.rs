@@ -181,6 +181,16 @@ impl Services for Machine<'_> {
             // only TRBE/BRBE takes the model instead of their hardware path.)
             return Err(Status::NotSupported);
         }
+        if (pa, size) == (0, 0) {
+            // Detach: EL2 forgets the area and its buffers (the host may
+            // free them); the backend is the one boot found.
+            if h.spe_model.take().is_none() {
+                return Err(Status::InvalidParameter);
+            }
+            h.host.spe.backend = h.host.spe.boot_backend;
+            info!("SPE model detached");
+            return Ok(());
+        }
         let range = crate::spe::check_model_attach(&h.layout, self.vms, pa, size)?;
         // The buffers the host declares (the models' intended buffers now)
         // are latched: checked like the area, read once, and from now on

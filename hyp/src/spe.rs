@@ -46,6 +46,8 @@ pub struct HostSpe {
     /// (`HYP_INFO` `SpeModelRepairs`): a pending length out of range or not
     /// whole records, an intended buffer other than the latched one.
     pub model_repairs: u64,
+    /// The backend boot found, for a model's detach.
+    pub boot_backend: Backend,
 }
 
 /// The buffers the host declared for the models (their intended buffers

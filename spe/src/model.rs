@@ -538,11 +538,11 @@ impl SpeModel {
         if !self.buffer_enabled() || self.irq_pending() || ptr >= self.limit() {
             return true;
         }
-        self.stats.regime_checks += 1;
+        self.stats.regime_checks = self.stats.regime_checks.wrapping_add(1);
         let ok = lands_in_intended(self.intended_buffer(), ptr, w);
         if !ok {
-            self.stats.misdirected += 1;
-            self.stats.misdirected_regimes += 1;
+            self.stats.misdirected = self.stats.misdirected.wrapping_add(1);
+            self.stats.misdirected_regimes = self.stats.misdirected_regimes.wrapping_add(1);
         }
         ok
     }
@@ -736,31 +736,31 @@ impl SpeModel {
 
     /// Offers one sampled operation to the unit.
     pub fn sample(&mut self, s: &Sample) -> SampleOutcome {
-        self.stats.samples += 1;
+        self.stats.samples = self.stats.samples.wrapping_add(1);
         if !self.profiling_enabled(s.el) {
-            self.stats.disabled += 1;
+            self.stats.disabled = self.stats.disabled.wrapping_add(1);
             return SampleOutcome::Disabled;
         }
         if self.filtered_out(s) {
-            self.stats.filtered += 1;
+            self.stats.filtered = self.stats.filtered.wrapping_add(1);
             return SampleOutcome::Filtered;
         }
         let end = self.pending_len + RECORD_SIZE;
         if end > PENDING_CAPACITY {
-            self.stats.lost += 1;
+            self.stats.lost = self.stats.lost.wrapping_add(1);
             return SampleOutcome::Lost;
         }
         let record = self.record_for(s);
         match encode_padded(&record, &mut self.pending[self.pending_len..end], RECORD_SIZE) {
             Ok(_) => {
                 self.pending_len = end;
-                self.stats.records_produced += 1;
+                self.stats.records_produced = self.stats.records_produced.wrapping_add(1);
                 SampleOutcome::Recorded
             }
             // Cannot happen: every model record fits RECORD_SIZE (tested);
             // count it as lost rather than panic.
             Err(_) => {
-                self.stats.lost += 1;
+                self.stats.lost = self.stats.lost.wrapping_add(1);
                 SampleOutcome::Lost
             }
         }
@@ -810,7 +810,7 @@ impl SpeModel {
             let fits = ptr.checked_add(RECORD_SIZE as u64).is_some_and(|end| end <= self.limit());
             if !fits {
                 self.raise(EC_BUFFER_MANAGEMENT, BSC_BUFFER_FILLED);
-                self.stats.buffer_full_events += 1;
+                self.stats.buffer_full_events = self.stats.buffer_full_events.wrapping_add(1);
                 report.stop = Some(StopReason::BufferFull);
                 keep_from = Some(i);
                 break;
@@ -825,7 +825,7 @@ impl SpeModel {
                         FaultStage::Stage2 => EC_STAGE2_DATA_ABORT,
                     };
                     self.raise(ec, u64::from(fault.fsc & FSC_MASK));
-                    self.stats.faults += 1;
+                    self.stats.faults = self.stats.faults.wrapping_add(1);
                     report.misdirected += 1;
                     report.stop = Some(StopReason::Fault(fault));
                     report.lost += (records - i) as u64;
@@ -851,11 +851,11 @@ impl SpeModel {
             }
             None => self.pending_len = 0,
         }
-        self.stats.records_written += report.records_written;
-        self.stats.bytes_written += report.bytes_written;
-        self.stats.lost += report.lost;
-        self.stats.discarded += report.discarded;
-        self.stats.misdirected += report.misdirected;
+        self.stats.records_written = self.stats.records_written.wrapping_add(report.records_written);
+        self.stats.bytes_written = self.stats.bytes_written.wrapping_add(report.bytes_written);
+        self.stats.lost = self.stats.lost.wrapping_add(report.lost);
+        self.stats.discarded = self.stats.discarded.wrapping_add(report.discarded);
+        self.stats.misdirected = self.stats.misdirected.wrapping_add(report.misdirected);
         report
     }
 
