@@ -2065,9 +2065,11 @@ pub fn hostile_report(args: &[String]) -> Result<(), String> {
         "hostile guests",
         check_hostile_suite(&b, HOSTILE_CASES).and_then(|_| {
             let f = fields(&b.output, "hostile-suite: ")?;
+            let a32 = b.output.lines().filter(|l| l.starts_with("hostile-case:") && (l.contains(" name=a32-") || l.contains(" name=t32-"))).count();
             Ok(format!(
-                "{} cases run, {} contained, the neighbour VM finished {} times, {} leaks",
+                "{} cases run ({a32} of them AArch32 EL0, {} skipped), {} contained, the neighbour VM finished {} times, {} leaks",
                 num(&f, "cases")?,
+                num(&f, "skipped")?,
                 num(&f, "contained")?,
                 num(&f, "neighbours_ok")?,
                 num(&f, "leaks")?
@@ -2084,6 +2086,22 @@ pub fn hostile_report(args: &[String]) -> Result<(), String> {
                 "{} ABI abuses refused with their own status, 0 accepted; pages named intact {}; free pages back",
                 REFUSALS.len(),
                 field(&f, "pages_intact")?
+            ))
+        }),
+    );
+
+    let b = run(&image, spe_abuse_machine(), BOOT_TIMEOUT)?;
+    part(
+        "hostile host, SPE model area",
+        check_spe_abuse(&b).and_then(|_| {
+            let f = fields(&b.output, "spe-abuse: ")?;
+            Ok(format!(
+                "{} rewrites over {} VM runs, {} repairs counted by EL2, {} bad buffers refused; guard pages intact {}; free pages back",
+                num(&f, "rewrites")?,
+                num(&f, "vms_ok")?,
+                num(&f, "repairs")?,
+                num(&f, "refused")?,
+                field(&f, "guards_intact")?
             ))
         }),
     );
