@@ -59,8 +59,7 @@ static TRBE_BUF: AtomicU64 = AtomicU64::new(0);
 static REWRITES: AtomicUsize = AtomicUsize::new(0);
 static SEED: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
 
-/// After every VCPU_RUN (`vmm.rs`): one load when the scenario is off.
-#[inline]
+/// After every VCPU_RUN (`profiler::poll`, only while the scenario runs).
 pub fn between_runs() {
     if ACTIVE.load(Relaxed) {
         rewrite();
@@ -268,6 +267,7 @@ pub fn run() {
     // VMs while the area is rewritten after every run and at every host
     // timer interrupt.
     ACTIVE.store(true, Relaxed);
+    crate::profiler::after_run_spe_abuse(true);
     for _ in 0..ROUNDS {
         let Some(mut vm) = scenarios::make("spe-abuse", [mode::PING_LOOP, 0, PINGS]) else { break };
         run_all(&mut [&mut vm]);
@@ -276,6 +276,7 @@ pub fn run() {
             log::error!("spe-abuse: destroy: {e}");
         }
     }
+    crate::profiler::after_run_spe_abuse(false);
     ACTIVE.store(false, Relaxed);
     let repairs = hyp::info(InfoItem::SpeModelRepairs).unwrap_or(0) - repairs_before;
     let alive = hyp::info(InfoItem::HypEl) == Ok(2);

@@ -347,14 +347,7 @@ pub fn start(args: BootArgs) -> ! {
         host: HostContext {
             el1: Default::default(),
             fp: Default::default(),
-            spe: HostSpe {
-                backend: spe_backend,
-                id: spe_id,
-                spe_hw,
-                units,
-                model_repairs: 0,
-                boot_backend: spe_backend,
-            },
+            spe: HostSpe { backend: spe_backend, id: spe_id, spe_hw, units },
             mdcr: host_mdcr,
             mdcr_guest,
             cptr_guest: crate::traps::cptr_guest(arch::has_sysreg_trace(), arch::has_amu()),

@@ -70,7 +70,7 @@ impl Services for Machine<'_> {
             InfoItem::HypFreePages => h.pool.free_pages() as u64,
             InfoItem::IpaBits => self.vms.ipa_bits() as u64,
             InfoItem::ListRegs => h.host.nr_lrs as u64,
-            InfoItem::SpeModelRepairs => h.host.spe.model_repairs,
+            InfoItem::SpeModelRepairs => crate::spe::ATTACHED.lock().repairs,
             InfoItem::SwitchOrder => {
                 if cfg!(feature = "switch-order-pre-2021") {
                     SwitchOrder::Pre2021 as u64
@@ -119,10 +119,9 @@ impl Services for Machine<'_> {
     fn vm_donate(&mut self, vm: u64, host_pa: u64, ipa: u64, pages: u64) -> Result<(), Status> {
         let h = &mut *self.hyp;
         // The model's buffers are EL2's to write into: never a VM's page.
-        if let Backend::Model { bufs, .. } = h.host.spe.backend {
-            if bufs.overlaps(host_pa, pages.saturating_mul(PAGE_SIZE)) {
-                return Err(Status::AlreadyDonated);
-            }
+        if h.spe_model.is_some() && crate::spe::ATTACHED.lock().bufs.overlaps(host_pa, pages.saturating_mul(PAGE_SIZE))
+        {
+            return Err(Status::AlreadyDonated);
         }
         self.vms.donate_call(&h.layout, &mut h.pool, h.spe_model, vm, host_pa, ipa, pages)
     }
@@ -187,7 +186,9 @@ impl Services for Machine<'_> {
             if h.spe_model.take().is_none() {
                 return Err(Status::InvalidParameter);
             }
-            h.host.spe.backend = h.host.spe.boot_backend;
+            let mut a = crate::spe::ATTACHED.lock();
+            h.host.spe.backend = a.before;
+            a.bufs = crate::spe::Latched::default();
             info!("SPE model detached");
             return Ok(());
         }
@@ -214,17 +215,20 @@ impl Services for Machine<'_> {
             }
         }
         h.spe_model = Some(range);
-        h.host.spe.backend = Backend::Model { addr: pa as usize, bufs: crate::spe::Latched { spe, trbe } };
+        let mut a = crate::spe::ATTACHED.lock();
+        if !matches!(h.host.spe.backend, Backend::Model { .. }) {
+            a.before = h.host.spe.backend;
+        }
+        a.bufs = crate::spe::Latched { spe, trbe };
+        h.host.spe.backend = Backend::Model { addr: pa as usize };
         info!("SPE model attached at {:#x} ({} bytes)", pa, size);
         Ok(())
     }
 
     fn vcpu_share(&mut self, vm: u64, vcpu: u64, pa: u64) -> Result<(), Status> {
         let h = &*self.hyp;
-        if let Backend::Model { bufs, .. } = h.host.spe.backend {
-            if bufs.overlaps(pa, PAGE_SIZE) {
-                return Err(Status::InUse);
-            }
+        if h.spe_model.is_some() && crate::spe::ATTACHED.lock().bufs.overlaps(pa, PAGE_SIZE) {
+            return Err(Status::InUse);
         }
         self.vms.share_call(&h.layout, h.spe_model, vm, vcpu, pa)
     }

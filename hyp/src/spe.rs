@@ -29,8 +29,8 @@ pub enum Backend {
     Hardware,
     /// The software model at this (identity-mapped) address in host memory;
     /// EL2 writes its records only inside the buffers it latched at
-    /// `SPE_MODEL_ATTACH` (`bufs`), whatever the shared area says later.
-    Model { addr: usize, bufs: Latched },
+    /// `SPE_MODEL_ATTACH` ([`ATTACHED`]), whatever the shared area says later.
+    Model { addr: usize },
 }
 
 /// What the world switch knows about the host's SPE.
@@ -42,12 +42,25 @@ pub struct HostSpe {
     /// stand-in's); the TRBE and BRBE units may be there without it.
     pub spe_hw: bool,
     pub units: DebugUnits,
+}
+
+/// What EL2 keeps of the attached model (`SPE_MODEL_ATTACH`), in its own
+/// memory. Out of `HostSpe`, `Backend` and `Parked`, which the world
+/// switch moves on its hot path (`hvc_host`): the model path reads it here.
+pub static ATTACHED: spin::Mutex<Attached> =
+    spin::Mutex::new(Attached { bufs: Latched { spe: None, trbe: None }, before: Backend::None, repairs: 0 });
+
+/// See [`ATTACHED`].
+#[derive(Clone, Copy, Debug)]
+pub struct Attached {
+    /// The model's buffers, latched at the attach.
+    pub bufs: Latched,
+    /// The backend before the attach, for the detach.
+    pub before: Backend,
     /// Times EL2 found the model's shared area in a state it had to repair
     /// (`HYP_INFO` `SpeModelRepairs`): a pending length out of range or not
     /// whole records, an intended buffer other than the latched one.
-    pub model_repairs: u64,
-    /// The backend boot found, for a model's detach.
-    pub boot_backend: Backend,
+    pub repairs: u64,
 }
 
 /// The buffers the host declared for the models (their intended buffers
@@ -164,7 +177,7 @@ pub enum Parked {
     HardwareUnits { spe: Option<SavedSpe>, brbe: Option<u64>, trbe: Option<crate::hostbuf_hw::SavedTrbeHw> },
     /// The models' buffers were drained and disabled where enabled
     /// (`bufs`: where EL2 may store their data, see [`El2Writer`]).
-    Model { addr: usize, bufs: Latched, spe: Option<SavedSpe>, trbe: Option<SavedTrbe> },
+    Model { addr: usize, spe: Option<SavedSpe>, trbe: Option<SavedTrbe> },
 }
 
 /// Drains and disables the host's profiling buffer if the host owns an
@@ -237,25 +250,7 @@ fn drain_host_buffers(h: &mut HostSpe) -> Parked {
             Parked::HardwareUnits { spe, brbe, trbe }
         }
         #[cfg(target_arch = "aarch64")]
-        Backend::Model { addr, bufs } => {
-            let u = addr as *mut Units;
-            // SPE first, then trace: the order of Linux's nVHE
-            // `__debug_save_host_buffers_nvhe`.
-            // SAFETY: an attached model (`Backend::Model`); its fields are read
-            // once into a snapshot.
-            let spe = unsafe { park_model_spe(&raw mut (*u).spe, bufs.spe, &mut h.model_repairs) };
-            // Broken on purpose (ordering-check tests only): the trace
-            // buffer is drained later, by `save_host_trace_late`.
-            #[cfg(feature = "switch-order-broken-trbe-late")]
-            let trbe = None;
-            #[cfg(not(feature = "switch-order-broken-trbe-late"))]
-            // SAFETY: as above.
-            let trbe = unsafe { park_model_trbe(&raw mut (*u).trbe, bufs.trbe, &mut h.model_repairs) };
-            if spe.is_none() && trbe.is_none() {
-                return Parked::Nothing;
-            }
-            Parked::Model { addr, bufs, spe, trbe }
-        }
+        Backend::Model { addr } => park_models(addr),
         #[cfg(not(target_arch = "aarch64"))]
         Backend::Hardware | Backend::Model { .. } => Parked::Nothing,
     }
@@ -295,19 +290,49 @@ fn reenable_host_buffers(parked: Parked) {
             }
         }
         #[cfg(target_arch = "aarch64")]
-        Parked::Model { addr, bufs, spe, trbe } => {
-            let u = addr as *mut Units;
-            // SAFETY (both): the model `save_host_buffers` found attached
-            // (`Backend::Model`), used through a snapshot.
-            if let Some(saved) = spe {
-                unsafe { unpark_model_spe(&raw mut (*u).spe, bufs.spe, saved) };
-            }
-            if let Some(saved) = trbe {
-                unsafe { unpark_model_trbe(&raw mut (*u).trbe, bufs.trbe, saved) };
-            }
-        }
+        Parked::Model { addr, spe, trbe } => unpark_models(addr, spe, trbe),
         #[cfg(not(target_arch = "aarch64"))]
         Parked::Hardware(_) | Parked::Model { .. } => {}
+    }
+}
+
+/// `save_host_buffers` for the models at `addr`: SPE first, then trace
+/// (the order of Linux's nVHE `__debug_save_host_buffers_nvhe`).
+#[cfg(target_arch = "aarch64")]
+#[inline(never)]
+fn park_models(addr: usize) -> Parked {
+    let mut attached = ATTACHED.lock();
+    let (bufs, repairs) = (attached.bufs, &mut attached.repairs);
+    let u = addr as *mut Units;
+    // SAFETY: an attached model (`Backend::Model`); its fields are read
+    // once into a snapshot.
+    let spe = unsafe { park_model_spe(&raw mut (*u).spe, bufs.spe, repairs) };
+    // Broken on purpose (ordering-check tests only): the trace buffer is
+    // drained later, by `save_host_trace_late`.
+    #[cfg(feature = "switch-order-broken-trbe-late")]
+    let trbe = None;
+    #[cfg(not(feature = "switch-order-broken-trbe-late"))]
+    // SAFETY: as above.
+    let trbe = unsafe { park_model_trbe(&raw mut (*u).trbe, bufs.trbe, repairs) };
+    if spe.is_none() && trbe.is_none() {
+        return Parked::Nothing;
+    }
+    Parked::Model { addr, spe, trbe }
+}
+
+/// `restore_host_buffers` for the models at `addr`.
+#[cfg(target_arch = "aarch64")]
+#[inline(never)]
+fn unpark_models(addr: usize, spe: Option<SavedSpe>, trbe: Option<SavedTrbe>) {
+    let bufs = ATTACHED.lock().bufs;
+    let u = addr as *mut Units;
+    // SAFETY (both): the model `save_host_buffers` found attached
+    // (`Backend::Model`), used through a snapshot.
+    if let Some(saved) = spe {
+        unsafe { unpark_model_spe(&raw mut (*u).spe, bufs.spe, saved) };
+    }
+    if let Some(saved) = trbe {
+        unsafe { unpark_model_trbe(&raw mut (*u).trbe, bufs.trbe, saved) };
     }
 }
 
@@ -486,14 +511,15 @@ unsafe fn unpark_model_trbe(shared: *mut TrbeModel, buf: Option<IntendedBuffer>,
 #[inline(always)]
 pub fn save_host_trace_late(h: &HostSpe, parked: &mut Parked) {
     match h.backend {
-        Backend::Model { addr, bufs } => {
+        Backend::Model { addr } => {
+            let bufs = ATTACHED.lock().bufs;
             let u = addr as *mut Units;
             let mut repairs = 0;
             // SAFETY: an attached model (`Backend::Model`), through a snapshot.
             let trbe = unsafe { park_model_trbe(&raw mut (*u).trbe, bufs.trbe, &mut repairs) };
             match parked {
                 Parked::Model { trbe: t, .. } => *t = trbe,
-                Parked::Nothing if trbe.is_some() => *parked = Parked::Model { addr, bufs, spe: None, trbe },
+                Parked::Nothing if trbe.is_some() => *parked = Parked::Model { addr, spe: None, trbe },
                 _ => {}
             }
         }
