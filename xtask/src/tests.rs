@@ -2096,7 +2096,7 @@ pub fn hostile_report(args: &[String]) -> Result<(), String> {
         check_spe_abuse(&b).and_then(|_| {
             let f = fields(&b.output, "spe-abuse: ")?;
             Ok(format!(
-                "{} rewrites over {} VM runs, {} repairs counted by EL2, {} bad buffers refused; guard pages intact {}; free pages back",
+                "{} rewrites while {} VMs ran and finished, {} repairs counted by EL2, {} bad buffers refused; guard pages intact {}; free pages back",
                 num(&f, "rewrites")?,
                 num(&f, "vms_ok")?,
                 num(&f, "repairs")?,
