@@ -431,7 +431,7 @@ pub fn pmu_cp15() -> u64 {
         None => {
             let bad =
                 expect_exceptions("pmu", task, &r, &[(EC_UNKNOWN, 0, Some(true)), (EC_UNKNOWN, A32_BYTES, Some(true))]);
-            bad | u64::from(r.r[0] != UNTOUCHED) * CHANGED
+            bad | (u64::from(r.r[0] != UNTOUCHED) * CHANGED)
         }
     }
 }
@@ -446,7 +446,7 @@ pub fn conditional_traps_fail() -> u64 {
     msr_cntkctl(CNTKCTL_EL0PTEN);
     let r = run(task, false, SPSR_Z, [UNTOUCHED, UNTOUCHED, el0_va(task), 0, 0, 0]);
     msr_cntkctl(0);
-    expect_exceptions("cond-fail", task, &r, &[]) | u64::from(r.r[0] != UNTOUCHED || r.r[1] != UNTOUCHED) * CHANGED
+    expect_exceptions("cond-fail", task, &r, &[]) | (u64::from(r.r[0] != UNTOUCHED || r.r[1] != UNTOUCHED) * CHANGED)
 }
 
 /// Case 33: T32 `ite eq; mrceq CNTP_CTL; movne r2, #1; adds r3, #1` with Z
@@ -520,7 +520,7 @@ pub fn cp14_debug() -> u64 {
         "guest: hostile32 cp14: DBGDIDR={:#x} DBGDSCRint={:#x} DBGDRAR={:#x}:{:#x} DBGDTRRX={:#x}, {} UNDEFs",
         r.r[0], r.r[1], r.r[3], r.r[2], r.r[4], r.seen
     );
-    u64::from(!all_undef || r.seen > MAX_SEEN) * WRONG_EXCEPTION | u64::from(!at(LDC) || !at(STC)) * NO_EXCEPTION
+    (u64::from(!all_undef || r.seen > MAX_SEEN) * WRONG_EXCEPTION) | (u64::from(!at(LDC) || !at(STC)) * NO_EXCEPTION)
 }
 
 /// Case 36: UDF, BKPT, HVC and SMC from A32 EL0, UDF and BKPT from T32

@@ -223,8 +223,7 @@ pub fn run() {
     refused += u32::from(refuse_buffer("spe-buffer-hyp-image", area, bytes, (image, spe_size)));
     refused += u32::from(refuse_buffer("spe-buffer-outside-ram", area, bytes, (PA_OUTSIDE_RAM, spe_size)));
     refused += u32::from(refuse_buffer("spe-buffer-empty", area, bytes, (spe_buf, 0)));
-    refused +=
-        u32::from(refuse_buffer("spe-buffer-wrapping", area, bytes, (u64::MAX & !(PAGE_SIZE - 1), 2 * PAGE_SIZE)));
+    refused += u32::from(refuse_buffer("spe-buffer-wrapping", area, bytes, (!(PAGE_SIZE - 1), 2 * PAGE_SIZE)));
 
     // The real attach: both buffers declared.
     // SAFETY: the scenario's area (see `rewrite`).
