@@ -708,9 +708,13 @@ impl SpeModel {
     /// `shared` must point to a readable `SpeModel` (any bit pattern is a
     /// valid one: plain integers and bytes).
     pub unsafe fn snapshot(shared: *const Self) -> Self {
-        // SAFETY: forwarded from the caller; volatile so the copy is made
-        // here, once, and never re-read from `shared` afterwards.
-        unsafe { shared.read_volatile() }
+        // SAFETY: forwarded from the caller. A plain copy (a volatile read of
+        // the whole struct would be done byte by byte: thousands of
+        // instructions at every world switch); the fence keeps the compiler
+        // from reading `shared` again in place of the copy.
+        let m = unsafe { shared.read() };
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        m
     }
 
     /// Writes the model back to `shared` (see [`Self::snapshot`]).
@@ -718,8 +722,9 @@ impl SpeModel {
     /// # Safety
     /// `shared` must point to a writable `SpeModel`.
     pub unsafe fn publish(self, shared: *mut Self) {
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         // SAFETY: forwarded from the caller.
-        unsafe { shared.write_volatile(self) }
+        unsafe { shared.write(self) }
     }
 
     /// Replaces the intended buffer (`None`: unset), as EL2 does with the

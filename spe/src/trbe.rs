@@ -224,8 +224,11 @@ impl TrbeModel {
     /// `shared` must point to a readable `TrbeModel` (any bit pattern is
     /// a valid one).
     pub unsafe fn snapshot(shared: *const Self) -> Self {
-        // SAFETY: forwarded from the caller; volatile: one copy, here.
-        unsafe { shared.read_volatile() }
+        // SAFETY: forwarded from the caller; one copy, here (see
+        // `SpeModel::snapshot`).
+        let t = unsafe { shared.read() };
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        t
     }
 
     /// Writes the unit back to `shared`.
@@ -233,8 +236,9 @@ impl TrbeModel {
     /// # Safety
     /// `shared` must point to a writable `TrbeModel`.
     pub unsafe fn publish(self, shared: *mut Self) {
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         // SAFETY: forwarded from the caller.
-        unsafe { shared.write_volatile(self) }
+        unsafe { shared.write(self) }
     }
 
     /// Replaces the intended buffer (`None`: unset).
