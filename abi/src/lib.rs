@@ -21,7 +21,7 @@
 //! | `0xC600_0013` | [`Call::VcpuRun`] | x1 = VM, x2 = vcpu (\| [`VCPU_RUN_GIC`]), x3..x7 = [`Completion`] | x1..x7 = [`Exit`] |
 //! | `0xC600_0014` | [`Call::VmDestroy`] | x1 = VM | – |
 //! | `0xC600_0015` | [`Call::SwitchTrace`] | x1 = chunk | x1 = steps in record, x2..x5 = 8 step codes each |
-//! | `0xC600_0016` | [`Call::SpeModelAttach`] | x1 = PA of the host's SPE model, x2 = its size in bytes | – |
+//! | `0xC600_0016` | [`Call::SpeModelAttach`] | x1 = PA of the host's SPE model, x2 = its size in bytes (the models' intended buffers set first: EL2 latches them); x1 = x2 = 0 detaches | – |
 //! | `0xC600_0017` | [`Call::VcpuShare`] | x1 = VM, x2 = vcpu, x3 = PA of a host page holding a [`vgic::VcpuShared`] | – |
 //! | `0xC600_0018` | [`Call::VcpuReset`] | x1 = VM, x2 = vcpu, x3 = entry IPA, x4 = guest x0 | – |
 //! | `0xC600_00F0` | [`Call::TestFault`] | x1 = [`TestFault`] | test builds only |
@@ -267,6 +267,10 @@ pub enum InfoItem {
     /// GICv3 list registers guests get (ICH_VTR_EL2.ListRegs + 1; 0 without
     /// a GICv3 virtual interface).
     ListRegs = 9,
+    /// Times EL2 found the SPE model's shared area in a state it had to
+    /// repair before use (a pending length out of range, an intended
+    /// buffer other than the one latched at `SPE_MODEL_ATTACH`).
+    SpeModelRepairs = 10,
 }
 
 impl InfoItem {
@@ -282,6 +286,7 @@ impl InfoItem {
             7 => Self::IpaBits,
             8 => Self::SwitchOrder,
             9 => Self::ListRegs,
+            10 => Self::SpeModelRepairs,
             _ => return None,
         })
     }

@@ -683,3 +683,203 @@ impl fmt::Display for WfxIss {
         Ok(())
     }
 }
+
+/// ISS.CV (bit 24) of the AArch32 trap classes (EC 0x01..=0x0c): the COND
+/// field is valid.
+pub const ISS_CV: u32 = 1 << 24;
+/// ISS.COND (bits 23:20) of the AArch32 trap classes.
+pub const ISS_COND_SHIFT: u32 = 20;
+/// The condition code AL ("always"): COND = 0b1110.
+pub const COND_AL: u8 = 0b1110;
+/// Exception classes at or above this one (EC\[5:4\] != 0) carry no
+/// condition: every instruction they report was unconditional or passed
+/// its condition (Arm ARM D19.2.40, "ISS encoding ... CV, COND").
+const FIRST_UNCONDITIONAL_EC: u8 = 0x10;
+
+/// What the syndrome says of a trapped instruction's condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapCondition {
+    /// Unconditional, or a class whose instructions always passed their
+    /// condition before trapping (EC >= 0x10, or COND = AL).
+    Always,
+    /// ISS.CV = 1: the instruction's condition code (0..=15).
+    Code(u8),
+    /// ISS.CV = 0 (allowed for T32): the condition is the IT block's, to
+    /// be read from PSTATE.IT.
+    FromItState,
+}
+
+impl Esr {
+    /// The condition of a trapped AArch32 instruction (EC 0x01..=0x0c may
+    /// report one that failed: the Arm ARM lets an implementation trap a
+    /// conditional instruction before checking its condition, and the
+    /// hypervisor must then skip it without effect).
+    pub const fn condition(self) -> TrapCondition {
+        if self.ec().raw() >= FIRST_UNCONDITIONAL_EC {
+            return TrapCondition::Always;
+        }
+        let iss = self.iss();
+        if iss & ISS_CV == 0 {
+            return TrapCondition::FromItState;
+        }
+        match (iss >> ISS_COND_SHIFT & 0xf) as u8 {
+            COND_AL => TrapCondition::Always,
+            c => TrapCondition::Code(c),
+        }
+    }
+
+    /// The MCR/MRC ISS, for EC 0x03 (CP15), 0x05 (CP14) and 0x08 (VMRS,
+    /// same layout).
+    pub const fn cp32(self) -> Option<Cp32Iss> {
+        match self.ec() {
+            ExceptionClass::Cp15Mcr | ExceptionClass::Cp14Mcr | ExceptionClass::Cp10Id => Some(Cp32Iss(self.iss())),
+            _ => None,
+        }
+    }
+
+    /// The MCRR/MRRC ISS, for EC 0x04 (CP15) and 0x0c (CP14).
+    pub const fn cp64(self) -> Option<Cp64Iss> {
+        match self.ec() {
+            ExceptionClass::Cp15Mcrr | ExceptionClass::Cp14Mrrc => Some(Cp64Iss(self.iss())),
+            _ => None,
+        }
+    }
+
+    /// The LDC/STC ISS, for EC 0x06.
+    pub const fn ldc(self) -> Option<LdcIss> {
+        match self.ec() {
+            ExceptionClass::Cp14Ldc => Some(LdcIss(self.iss())),
+            _ => None,
+        }
+    }
+}
+
+/// ISS of a trapped AArch32 MCR/MRC (and VMRS): Opc2\[19:17\],
+/// Opc1\[16:14\], CRn\[13:10\], Rt\[9:5\], CRm\[4:1\], Direction\[0\]
+/// (1 = read, MRC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cp32Iss(pub u32);
+
+impl Cp32Iss {
+    /// Builds the ISS of an unconditional (CV = 1, COND = AL) access.
+    pub const fn new(opc1: u8, crn: u8, crm: u8, opc2: u8, rt: u8, dir: Direction) -> Self {
+        let read = match dir {
+            Direction::Read => 1,
+            Direction::Write => 0,
+        };
+        Cp32Iss(
+            ISS_CV
+                | (COND_AL as u32) << ISS_COND_SHIFT
+                | (opc2 as u32 & 7) << 17
+                | (opc1 as u32 & 7) << 14
+                | (crn as u32 & 0xf) << 10
+                | (rt as u32 & 0x1f) << 5
+                | (crm as u32 & 0xf) << 1
+                | read,
+        )
+    }
+    /// Opc2.
+    pub const fn opc2(self) -> u8 {
+        field(self.0, 17, 3) as u8
+    }
+    /// Opc1.
+    pub const fn opc1(self) -> u8 {
+        field(self.0, 14, 3) as u8
+    }
+    /// CRn.
+    pub const fn crn(self) -> u8 {
+        field(self.0, 10, 4) as u8
+    }
+    /// The AArch32 register (0..=14; 15 = APSR_nzcv for MRC).
+    pub const fn rt(self) -> u8 {
+        field(self.0, 5, 5) as u8
+    }
+    /// CRm.
+    pub const fn crm(self) -> u8 {
+        field(self.0, 1, 4) as u8
+    }
+    /// Read (MRC/MRRC/LDC) or write (MCR/MCRR/STC).
+    pub const fn direction(self) -> Direction {
+        if bit(self.0, 0) {
+            Direction::Read
+        } else {
+            Direction::Write
+        }
+    }
+}
+
+/// ISS of a trapped AArch32 MCRR/MRRC: Opc1\[19:16\], Rt2\[14:10\],
+/// Rt\[9:5\], CRm\[4:1\], Direction\[0\] (1 = read, MRRC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cp64Iss(pub u32);
+
+impl Cp64Iss {
+    /// Builds the ISS of an unconditional access.
+    pub const fn new(opc1: u8, crm: u8, rt: u8, rt2: u8, dir: Direction) -> Self {
+        let read = match dir {
+            Direction::Read => 1,
+            Direction::Write => 0,
+        };
+        Cp64Iss(
+            ISS_CV
+                | (COND_AL as u32) << ISS_COND_SHIFT
+                | (opc1 as u32 & 0xf) << 16
+                | (rt2 as u32 & 0x1f) << 10
+                | (rt as u32 & 0x1f) << 5
+                | (crm as u32 & 0xf) << 1
+                | read,
+        )
+    }
+    /// Opc1.
+    pub const fn opc1(self) -> u8 {
+        field(self.0, 16, 4) as u8
+    }
+    /// The register with bits \[63:32\].
+    pub const fn rt2(self) -> u8 {
+        field(self.0, 10, 5) as u8
+    }
+    /// The register with bits \[31:0\].
+    pub const fn rt(self) -> u8 {
+        field(self.0, 5, 5) as u8
+    }
+    /// CRm.
+    pub const fn crm(self) -> u8 {
+        field(self.0, 1, 4) as u8
+    }
+    /// Read (MRC/MRRC/LDC) or write (MCR/MCRR/STC).
+    pub const fn direction(self) -> Direction {
+        if bit(self.0, 0) {
+            Direction::Read
+        } else {
+            Direction::Write
+        }
+    }
+}
+
+/// ISS of a trapped AArch32 LDC/STC: imm8\[19:12\], Rn\[9:5\],
+/// Offset\[4\], AM\[3:1\], Direction\[0\] (1 = read, LDC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LdcIss(pub u32);
+
+impl LdcIss {
+    /// The immediate offset (words).
+    pub const fn imm8(self) -> u8 {
+        field(self.0, 12, 8) as u8
+    }
+    /// The base register.
+    pub const fn rn(self) -> u8 {
+        field(self.0, 5, 5) as u8
+    }
+    /// Addressing mode (AM\[3:1\]).
+    pub const fn addressing_mode(self) -> u8 {
+        field(self.0, 1, 3) as u8
+    }
+    /// Read (MRC/MRRC/LDC) or write (MCR/MCRR/STC).
+    pub const fn direction(self) -> Direction {
+        if bit(self.0, 0) {
+            Direction::Read
+        } else {
+            Direction::Write
+        }
+    }
+}

@@ -188,9 +188,11 @@ fn deliver(ctx: &GuestContext, esr: Esr, far: Option<u64>) -> Result<Injection, 
 }
 
 /// An UNDEFINED instruction exception (EC 0x00) for the instruction at
-/// `ctx.elr_el2`.
-pub fn undef(ctx: &GuestContext, len: InstrLen) -> Result<Injection, InjectError> {
-    let esr = Esr::new(ExceptionClass::UnknownReason, len == InstrLen::Bits32, 0);
+/// `ctx.elr_el2`. ESR.IL is 1 whatever the instruction's length: the Arm
+/// ARM makes IL RES1 for EC 0x00 (a 16-bit T32 UDF taken natively reports
+/// IL 1 too), so the guest finds the length from the instruction itself.
+pub fn undef(ctx: &GuestContext) -> Result<Injection, InjectError> {
+    let esr = Esr::new(ExceptionClass::UnknownReason, true, 0);
     deliver(ctx, esr, None)
 }
 

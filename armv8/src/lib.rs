@@ -15,8 +15,8 @@ pub mod pstate;
 pub mod sysreg;
 
 pub use esr::{
-    DataAbortIss, Direction, Esr, ExceptionClass, FaultStatus, HvcIss, InstrAbortIss, SmcIss, SysRegIss, WfxIss,
-    WfxKind,
+    Cp32Iss, Cp64Iss, DataAbortIss, Direction, Esr, ExceptionClass, FaultStatus, HvcIss, InstrAbortIss, LdcIss, SmcIss,
+    SysRegIss, TrapCondition, WfxIss, WfxKind,
 };
 pub use inject::{GuestContext, GuestFeatures, InjectError, Injection, InstrLen, Source};
 pub use sysreg::{classify, SysRegClass, SysRegEnc};

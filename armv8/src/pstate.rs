@@ -87,3 +87,95 @@ impl Mode {
         }
     }
 }
+
+/// AArch32 state (SPSR.M\[4\] set), as SPSR_EL2 holds it for an exception
+/// taken from AArch32 EL0.
+pub mod aarch32 {
+    use super::{C, N, NRW, SS, V, Z};
+
+    /// SPSR.M\[4:0\] of AArch32 User mode.
+    pub const M_USR: u64 = NRW;
+    /// T32 state (SPSR.T, bit 5).
+    pub const T: u64 = 1 << 5;
+    /// ITSTATE\[1:0\] in SPSR\[26:25\].
+    pub const IT_LOW_SHIFT: u64 = 25;
+    /// ITSTATE\[7:2\] in SPSR\[15:10\].
+    pub const IT_HIGH_SHIFT: u64 = 10;
+    /// All eight ITSTATE bits in the SPSR.
+    pub const IT_MASK: u64 = 0b11 << IT_LOW_SHIFT | 0x3f << IT_HIGH_SHIFT;
+    /// The NZCV flags' position (SPSR\[31:28\]).
+    pub const NZCV_SHIFT: u64 = 28;
+    /// The NZCV flags.
+    pub const NZCV: u64 = N | Z | C | V;
+
+    /// ITSTATE\[7:0\] from an AArch32 SPSR.
+    pub const fn it_state(spsr: u64) -> u8 {
+        ((spsr >> IT_HIGH_SHIFT & 0x3f) << 2 | (spsr >> IT_LOW_SHIFT & 0b11)) as u8
+    }
+
+    /// `spsr` with ITSTATE replaced by `it`.
+    pub const fn with_it_state(spsr: u64, it: u8) -> u64 {
+        let it = it as u64;
+        spsr & !IT_MASK | (it >> 2) << IT_HIGH_SHIFT | (it & 0b11) << IT_LOW_SHIFT
+    }
+
+    /// ITSTATE after one instruction of an IT block completes (Arm ARM
+    /// "ITAdvance"): the block ends when IT\[2:0\] is zero, else IT\[4:0\]
+    /// shifts left by one (the next instruction's condition and mask).
+    pub const fn it_advance(it: u8) -> u8 {
+        if it & 0b111 == 0 {
+            0
+        } else {
+            it & 0b1110_0000 | (it << 1) & 0b1_1111
+        }
+    }
+
+    /// Whether condition code `cond` (0..=15) passes with the flags of
+    /// `spsr` (Arm ARM "ConditionHolds"; 0b1111 passes like AL).
+    pub const fn condition_holds(cond: u8, spsr: u64) -> bool {
+        let (n, z, c, v) = (spsr & N != 0, spsr & Z != 0, spsr & C != 0, spsr & V != 0);
+        let base = match cond >> 1 {
+            0 => z,
+            1 => c,
+            2 => n,
+            3 => v,
+            4 => c && !z,
+            5 => n == v,
+            6 => n == v && !z,
+            _ => return true,
+        };
+        // Odd codes are the inverse of the even ones below them.
+        base != (cond & 1 != 0)
+    }
+
+    /// Whether a trapped AArch32 instruction with syndrome condition
+    /// `cond` passed its condition (KVM's `kvm_condition_valid32` rules:
+    /// CV = 0 means the condition is the IT block's, IT\[7:4\]; no IT block
+    /// means unconditional).
+    pub const fn trap_condition_passed(cond: crate::esr::TrapCondition, spsr: u64) -> bool {
+        use crate::esr::TrapCondition;
+        match cond {
+            TrapCondition::Always => true,
+            TrapCondition::Code(c) => condition_holds(c, spsr),
+            TrapCondition::FromItState => match it_state(spsr) {
+                0 => true,
+                it => condition_holds(it >> 4, spsr),
+            },
+        }
+    }
+
+    /// The guest's PC and SPSR after EL2 completes (or skips) the AArch32
+    /// instruction at `pc`, `len` bytes long (ESR.IL: 2 for a 16-bit T32
+    /// instruction, else 4): the PC moves past it, ITSTATE advances in T32
+    /// (an instruction inside an IT block consumes its slot whether it ran
+    /// or was skipped) and PSTATE.SS is cleared (a step completed). PCs of
+    /// AArch32 state are 32-bit and wrap as the CPU's do.
+    pub const fn step(pc: u64, spsr: u64, len: u64) -> (u64, u64) {
+        let pc = pc.wrapping_add(len) & 0xffff_ffff;
+        let mut spsr = spsr & !SS;
+        if spsr & T != 0 {
+            spsr = with_it_state(spsr, it_advance(it_state(spsr)));
+        }
+        (pc, spsr)
+    }
+}

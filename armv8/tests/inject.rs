@@ -19,7 +19,7 @@ fn vector_offsets_for_each_source_mode() {
     ];
     for (spsr, offset, source) in cases {
         assert_eq!(Source::from_spsr(spsr), Ok(source));
-        let inj = undef(&ctx(spsr), InstrLen::Bits32).unwrap();
+        let inj = undef(&ctx(spsr)).unwrap();
         assert_eq!(inj.pc, VBAR + offset, "spsr {spsr:#x}");
     }
 }
@@ -28,13 +28,13 @@ fn vector_offsets_for_each_source_mode() {
 fn vbar_low_bits_are_ignored() {
     let mut c = ctx(pstate::M_EL1H);
     c.vbar_el1 = VBAR | 0x7ff;
-    assert_eq!(undef(&c, InstrLen::Bits32).unwrap().pc, VBAR + 0x200);
+    assert_eq!(undef(&c).unwrap().pc, VBAR + 0x200);
 }
 
 #[test]
 fn undef_from_el1h() {
     let spsr = pstate::M_EL1H | pstate::N | pstate::C | pstate::SS | pstate::IL | pstate::DIT;
-    let inj = undef(&ctx(spsr), InstrLen::Bits32).unwrap();
+    let inj = undef(&ctx(spsr)).unwrap();
     assert_eq!(inj.esr_el1.ec(), ExceptionClass::UnknownReason);
     assert!(inj.esr_el1.il());
     assert_eq!(inj.esr_el1.iss(), 0);
@@ -47,8 +47,9 @@ fn undef_from_el1h() {
     assert_eq!(inj.pstate & pstate::IL, 0);
     assert_eq!(inj.pstate & pstate::SS, 0);
 
-    let t16 = undef(&ctx(pstate::NRW), InstrLen::Bits16).unwrap();
-    assert!(!t16.esr_el1.il());
+    // EC 0x00: IL is RES1, also for a 16-bit T32 instruction.
+    let t16 = undef(&ctx(pstate::NRW | 1 << 5)).unwrap();
+    assert!(t16.esr_el1.il());
     assert_eq!(t16.pstate & pstate::NRW, 0, "delivered to AArch64 EL1");
 }
 
@@ -81,22 +82,22 @@ fn optional_pstate_features() {
     c.features = GuestFeatures { pan: true, ssbs: true, mte: true };
     // SPAN = 0 sets PAN; DSSBS = 1 sets SSBS; MTE sets TCO.
     c.sctlr_el1 = SCTLR_DSSBS;
-    let p = undef(&c, InstrLen::Bits32).unwrap().pstate;
+    let p = undef(&c).unwrap().pstate;
     assert_eq!(p & (pstate::PAN | pstate::SSBS | pstate::TCO), pstate::PAN | pstate::SSBS | pstate::TCO);
     // SPAN = 1 keeps the old PAN (0 here); DSSBS = 0 clears SSBS.
     c.sctlr_el1 = SCTLR_SPAN;
     c.spsr_el2 |= pstate::SSBS;
-    let p = undef(&c, InstrLen::Bits32).unwrap().pstate;
+    let p = undef(&c).unwrap().pstate;
     assert_eq!(p & (pstate::PAN | pstate::SSBS), 0);
     // Without the features none of them is set.
-    let p = undef(&ctx(pstate::M_EL0T | pstate::PAN), InstrLen::Bits32).unwrap().pstate;
+    let p = undef(&ctx(pstate::M_EL0T | pstate::PAN)).unwrap().pstate;
     assert_eq!(p, pstate::M_EL1H | pstate::DAIF);
 }
 
 #[test]
 fn el2_and_reserved_modes_are_refused() {
     for spsr in [pstate::M_EL2H, pstate::M_EL2T, 0b1101, 0b0010, pstate::NRW | 0b0011] {
-        let err = undef(&ctx(spsr), InstrLen::Bits32).unwrap_err();
+        let err = undef(&ctx(spsr)).unwrap_err();
         assert_eq!(err, InjectError::UnsupportedMode { spsr });
         assert!(err.to_string().contains("not an EL0/EL1 mode"));
     }

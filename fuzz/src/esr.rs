@@ -12,7 +12,7 @@
 
 use crate::Input;
 use spevisor_armv8::esr::{Esr, ExceptionClass, FaultStatus, SysRegIss, EC_MASK, EC_SHIFT, ISS_MASK};
-use spevisor_armv8::inject::{self, GuestContext, GuestFeatures, InstrLen, Source};
+use spevisor_armv8::inject::{self, GuestContext, GuestFeatures, Source};
 use spevisor_armv8::pstate;
 use std::fmt::Write;
 
@@ -85,7 +85,7 @@ fn check_injection(i: &mut Input) {
     let results = [
         (inject::data_abort(&ctx, address, write), Some(address)),
         (inject::instr_abort(&ctx, address), Some(address)),
-        (inject::undef(&ctx, if write { InstrLen::Bits32 } else { InstrLen::Bits16 }), None),
+        (inject::undef(&ctx), None),
     ];
     for (k, (r, far)) in results.into_iter().enumerate() {
         let Ok(src) = source else {

@@ -426,6 +426,17 @@ fn cache_op_outside() -> u64 {
     }
 }
 
+/// PMCR_EL0 as EL1 reads it, or `None` if the read UNDEFs (no PMU
+/// offered).
+pub fn pmcr_if_offered() -> Option<u64> {
+    let mut v = 0u64;
+    let r = expect_one(EC_UNKNOWN, None, None, || {
+        // SAFETY: reads PMCR_EL0 (emulated at EL2, or UNDEF: expected).
+        unsafe { asm!("mrs {}, pmcr_el0", inout(reg) v, options(nostack)) }
+    });
+    (r == NO_EXCEPTION).then_some(v)
+}
+
 /// The cases, in order: x2 selects one.
 pub const CASES: &[fn() -> u64] = &[
     || abort_at(OUTSIDE_IPA, false),
@@ -461,6 +472,15 @@ pub const CASES: &[fn() -> u64] = &[
     smc_unknown,
     gic_garbage,
     cache_op_outside,
+    // AArch32 EL0 (A32 and T32), where the CPU has it: hostile32.rs.
+    crate::hostile32::pmu_cp15,
+    crate::hostile32::conditional_traps_fail,
+    crate::hostile32::t32_it_block,
+    crate::hostile32::t32_mmio_16bit,
+    crate::hostile32::cp14_debug,
+    crate::hostile32::to_el1,
+    crate::hostile32::aborts_to_el1,
+    crate::hostile32::outside_ipa,
 ];
 
 /// Mode 50: runs case `case`; an unknown case number is itself reported.

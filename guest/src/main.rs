@@ -19,7 +19,7 @@
 //! | 6 | bench | N | every single-VM benchmark loop ([`bench`]); wrong answers |
 //! | 7 | bench-switch | N | the two-VM alternation benchmark loop ([`bench`]); wrong answers |
 //! | 19 | reset | – | none: PSCI SYSTEM_RESET at once |
-//! | 50 | hostile case | case | the hostile-guest suite's case ([`hostile_suite`]) |
+//! | 50 | hostile case | case | the hostile-guest suite's case ([`hostile_suite`]; 31..=38 from AArch32 EL0: [`hostile32`]) |
 //! | 40..=44 | debug | pattern (44) | breakpoints, watchpoints, single step, OS lock, comparators across switches ([`debug`]) |
 //! | 10, 20..=22 | exec-outside, aborts, abort-on-vector, abort-loop | – | unbacked IPAs: see `aborts.rs` |
 //! | 23 | ptimer | N | the EL1 physical timer: see `ptimer.rs` |
@@ -69,6 +69,7 @@ mod dtb;
 mod endings;
 mod fp;
 mod gic_v2;
+mod hostile32;
 mod hostile_suite;
 mod hvc;
 mod irqs;
@@ -560,6 +561,9 @@ extern "C" fn exception(vector: u64) {
         return;
     }
     if debug::handle(vector, ec, esr, elr) {
+        return;
+    }
+    if vector == hostile32::VECTOR_LOWER_A32_SYNC && hostile32::on_exception(esr, elr, read_sysreg!("far_el1")) {
         return;
     }
     let far = read_sysreg!("far_el1");

@@ -8,6 +8,7 @@
 //! | 0 | 0 .. 1 GiB | Device-nGnRE (PL011 and the other devices) |
 //! | 1 | 1 .. 2 GiB | Normal write-back (RAM, from 0x4000_0000) |
 //! | 2 | 2 .. 3 GiB | the RAM block again (IPA 1 .. 2 GiB), read-only and executable at EL0 only: the EL0 code of `aborts.rs` |
+//! | 3 | 3 .. 4 GiB | entry 0's IPAs again (devices, 0 .. 1 GiB), Device-nGnRE, read/write at EL0: what AArch32 EL0 (32-bit VAs) reaches of the PL011 and of unbacked IPAs (`hostile32.rs`) |
 //! | 8 | 8 .. 9 GiB | Device-nGnRE (nothing there: `read-outside` probes it) |
 //! | 9 | 9 .. 10 GiB | entry 8's IPAs again (8 .. 9 GiB), Device-nGnRE, read/write at EL0 |
 //!
@@ -27,6 +28,9 @@ pub const OUTSIDE_IPA: u64 = 0x2_0000_0000;
 
 /// Where EL0 sees the RAM block (entry 2): VA = IPA - RAM_BASE + this.
 pub const EL0_RAM_ALIAS: u64 = 2 * BLOCK_SIZE;
+/// Where EL0 sees the device block (entry 3), below 4 GiB for AArch32:
+/// VA = IPA + this.
+pub const EL0_DEVICE_ALIAS: u64 = 3 * BLOCK_SIZE;
 /// Where EL0 sees the block of [`OUTSIDE_IPA`] (entry 9).
 pub const EL0_OUTSIDE_ALIAS: u64 = 9 * BLOCK_SIZE;
 
@@ -34,6 +38,7 @@ const DEVICE_ENTRY: usize = 0;
 const RAM_ENTRY: usize = (RAM_BASE / BLOCK_SIZE) as usize;
 const OUTSIDE_ENTRY: usize = (OUTSIDE_IPA / BLOCK_SIZE) as usize;
 const EL0_RAM_ENTRY: usize = (EL0_RAM_ALIAS / BLOCK_SIZE) as usize;
+const EL0_DEVICE_ENTRY: usize = (EL0_DEVICE_ALIAS / BLOCK_SIZE) as usize;
 const EL0_OUTSIDE_ENTRY: usize = (EL0_OUTSIDE_ALIAS / BLOCK_SIZE) as usize;
 const _: () = assert!(RAM_ENTRY == 1 && OUTSIDE_ENTRY == 8 && EL0_RAM_ENTRY == 2 && EL0_OUTSIDE_ENTRY == 9);
 const _: () = assert!(OUTSIDE_IPA.is_multiple_of(BLOCK_SIZE), "the EL0 alias maps OUTSIDE_IPA at its base");
@@ -163,6 +168,7 @@ const fn level1() -> Table {
     t[OUTSIDE_ENTRY] = device_block(OUTSIDE_ENTRY);
     t[EL0_RAM_ENTRY] = el0_code_block(RAM_ENTRY);
     t[EL0_OUTSIDE_ENTRY] = el0_device_block(OUTSIDE_ENTRY);
+    t[EL0_DEVICE_ENTRY] = el0_device_block(DEVICE_ENTRY);
     Table(t)
 }
 

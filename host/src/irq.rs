@@ -127,6 +127,7 @@ pub fn handle(pc: u64, spsr: u64) {
             return;
         }
         PTIMER_INTID => {
+            crate::hostile_spe::on_host_timer();
             timer::stop();
             EVENTS.fetch_or(event::HOST_TIMER, Ordering::Relaxed);
         }

@@ -331,6 +331,7 @@ fn main(bootargs: &str, image_start: u64) -> ! {
             scenarios::loop_guest(&mut totals, "sysreg", scenarios::mode::SYSREG_LOOP, iterations.unwrap_or(1000))
         }
         "refusals" => crate::hostile_host::run(),
+        "spe-abuse" => crate::hostile_spe::run(),
         "hostile-suite" => crate::hostile_suite::run(&mut totals),
         "vtimer" => scenarios::irq_guest(&mut totals, "vtimer", scenarios::mode::VTIMER, 1, iterations.unwrap_or(0)),
         "vgic" => scenarios::irq_guest(&mut totals, "vgic", scenarios::mode::VGIC, 1, 0),

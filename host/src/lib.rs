@@ -24,6 +24,8 @@ pub mod guestcall;
 #[cfg(target_arch = "aarch64")]
 mod hostile_host;
 #[cfg(target_arch = "aarch64")]
+mod hostile_spe;
+#[cfg(target_arch = "aarch64")]
 mod hostile_suite;
 #[cfg(target_arch = "aarch64")]
 pub mod hyp;

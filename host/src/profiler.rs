@@ -286,9 +286,12 @@ fn start_masked(s: Setup) -> Result<&'static str, &'static str> {
             return Err("cannot map the trace buffer");
         }
         arch::publish_new_mappings();
+        // The buffers first: EL2 latches them at the attach, and writes
+        // records nowhere else.
+        units.spe.set_intended_buffer(BUFFER_VA, buf_pa, buf_size);
+        units.trbe.set_intended_buffer(crate::trace::TRACE_BUFFER_VA, trace_pa, crate::trace::TRACE_BUFFER_SIZE);
         crate::hyp::call(Call::SpeModelAttach, [pa, bytes, 0, 0, 0, 0, 0]).map_err(|_| "SPE_MODEL_ATTACH refused")?;
         let Units { spe: model, trbe } = units;
-        model.set_intended_buffer(BUFFER_VA, buf_pa, buf_size);
         (Unit::Model(model), Some(crate::trace::HostTrace::start(trbe, trace_pa)))
     };
     let pmu_intid = s.platform.pmu.map_or(DEFAULT_PMU_INTID, |p| p.intid.0);
@@ -321,7 +324,7 @@ fn start_masked(s: Setup) -> Result<&'static str, &'static str> {
         }
     }
     *PROFILER.lock() = Some(p);
-    RUNNING.store(true, core::sync::atomic::Ordering::Relaxed);
+    RUNNING.fetch_or(AFTER_RUN_PROFILER, core::sync::atomic::Ordering::Relaxed);
     info!(
         "SPE profiler: backend={name}, buffer {} KiB at VA {:#x} (PA {:#x}), period {} cycles",
         buf_size / 1024,
@@ -517,14 +520,41 @@ pub fn irq(intid: u32, pc: u64, spsr: u64) -> bool {
     }
 }
 
-/// Set once the profiler runs: lets `poll` cost one load when it does not.
-static RUNNING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Work after every VCPU_RUN, one bit each: the profiler runs
+/// ([`AFTER_RUN_PROFILER`]), the hostile host's SPE scenario rewrites the
+/// model's area ([`AFTER_RUN_SPE_ABUSE`]). One load when there is none:
+/// the run loop's cost (`hvc_host`) stays what it was.
+static RUNNING: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+const AFTER_RUN_PROFILER: u8 = 1 << 0;
+const AFTER_RUN_SPE_ABUSE: u8 = 1 << 1;
+
+/// Turns the hostile SPE scenario's work after every VCPU_RUN on or off.
+pub fn after_run_spe_abuse(on: bool) {
+    use core::sync::atomic::Ordering::Relaxed;
+    if on {
+        RUNNING.fetch_or(AFTER_RUN_SPE_ABUSE, Relaxed);
+    } else {
+        RUNNING.fetch_and(!AFTER_RUN_SPE_ABUSE, Relaxed);
+    }
+}
 
 /// Called after every VCPU_RUN: a drain at EL2 may have filled the buffer.
 #[inline]
 pub fn poll() {
-    if RUNNING.load(core::sync::atomic::Ordering::Relaxed) {
+    let work = RUNNING.load(core::sync::atomic::Ordering::Relaxed);
+    if work != 0 {
+        after_run(work);
+    }
+}
+
+#[cold]
+fn after_run(work: u8) {
+    if work & AFTER_RUN_PROFILER != 0 {
         with(|p| p.service());
+    }
+    #[cfg(target_arch = "aarch64")]
+    if work & AFTER_RUN_SPE_ABUSE != 0 {
+        crate::hostile_spe::between_runs();
     }
 }
 

@@ -615,6 +615,7 @@ impl Vm {
         let c = self.vcpus[i].completion;
         let r = hyp::call(Call::VcpuRun, [self.handle, x2, c[0], c[1], c[2], c[3], c[4]]);
         // The world switch drained the host's SPE buffer: it may be full.
+        // (And the hostile host's SPE scenario rewrites the model's area.)
         crate::profiler::poll();
         if slow {
             self.after_run(i);

@@ -17,12 +17,15 @@
 //! - [`switch`]: `vcpu_run`, the ordered world switch, and its step plan;
 //! - [`traps`]: what EL2 traps for guests and for the host;
 //! - [`debug`]: guests' breakpoints, watchpoints and OS lock (lazy switch);
+//! - [`aarch32`]: traps from a guest's AArch32 EL0 (coprocessor accesses,
+//!   conditions, IT blocks);
 //! - [`pmu`]: the guests' PMUv3 (lazy switch, PMCR_EL0 emulation);
 //! - [`spe`]: `save_host_buffers`/`restore_host_buffers` for both backends;
 //! - [`console`]: the EL2 console and its logging macros;
 //! - [`crash`]: the report printed for any unexpected exception.
 #![cfg_attr(not(test), no_std)]
 
+pub mod aarch32;
 #[cfg(target_arch = "aarch64")]
 pub mod arch;
 #[cfg(target_arch = "aarch64")]

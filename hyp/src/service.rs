@@ -9,6 +9,7 @@ use crate::switch::{self, HostContext, Trace};
 use crate::vcpu::{shared_page, Uncompleted};
 use crate::vm::Vms;
 use spevisor_abi::{spe_state, Completion, Exit, InfoItem, Status, SwitchOrder, TestFault};
+use spevisor_pgtable::PAGE_SIZE;
 use spin::Mutex;
 
 /// Everything EL2 owns after boot.
@@ -69,6 +70,7 @@ impl Services for Machine<'_> {
             InfoItem::HypFreePages => h.pool.free_pages() as u64,
             InfoItem::IpaBits => self.vms.ipa_bits() as u64,
             InfoItem::ListRegs => h.host.nr_lrs as u64,
+            InfoItem::SpeModelRepairs => crate::spe::ATTACHED.lock().repairs,
             InfoItem::SwitchOrder => {
                 if cfg!(feature = "switch-order-pre-2021") {
                     SwitchOrder::Pre2021 as u64
@@ -136,6 +138,11 @@ impl Services for Machine<'_> {
 
     fn vm_donate(&mut self, vm: u64, host_pa: u64, ipa: u64, pages: u64) -> Result<(), Status> {
         let h = &mut *self.hyp;
+        // The model's buffers are EL2's to write into: never a VM's page.
+        if h.spe_model.is_some() && crate::spe::ATTACHED.lock().bufs.overlaps(host_pa, pages.saturating_mul(PAGE_SIZE))
+        {
+            return Err(Status::AlreadyDonated);
+        }
         self.vms.donate_call(&h.layout, &mut h.pool, h.spe_model, vm, host_pa, ipa, pages)
     }
 
@@ -199,15 +206,56 @@ impl Services for Machine<'_> {
             // only TRBE/BRBE takes the model instead of their hardware path.)
             return Err(Status::NotSupported);
         }
+        if (pa, size) == (0, 0) {
+            // Detach: EL2 forgets the area and its buffers (the host may
+            // free them); the backend is the one boot found.
+            if h.spe_model.take().is_none() {
+                return Err(Status::InvalidParameter);
+            }
+            let mut a = crate::spe::ATTACHED.lock();
+            h.host.spe.backend = a.before;
+            a.bufs = crate::spe::Latched::default();
+            info!("SPE model detached");
+            return Ok(());
+        }
         let range = crate::spe::check_model_attach(&h.layout, self.vms, pa, size)?;
+        // The buffers the host declares (the models' intended buffers now)
+        // are latched: checked like the area, read once, and from now on
+        // the only memory EL2 writes records into.
+        let units = pa as *const spevisor_spe::model::Units;
+        // SAFETY: `range` is a whole `Units` in host memory that EL2 maps
+        // (checked just above); any bit pattern is a valid one; one snapshot
+        // of each unit's fields.
+        let (spe, trbe) = unsafe {
+            (
+                spevisor_spe::model::SpeModel::snapshot(&raw const (*units).spe).intended_buffer(),
+                spevisor_spe::trbe::TrbeModel::snapshot(&raw const (*units).trbe).intended_buffer(),
+            )
+        };
+        for b in [spe, trbe].into_iter().flatten() {
+            crate::spe::check_model_buffer(&h.layout, self.vms, range, b)?;
+        }
+        if let (Some(a), Some(b)) = (spe, trbe) {
+            if Range::new(a.pa_base, a.pa_base + a.size).overlaps(b.pa_base, b.size) {
+                return Err(Status::InUse);
+            }
+        }
         h.spe_model = Some(range);
-        h.host.spe.backend = Backend::Model { addr: pa as usize, host: h.layout.host };
+        let mut a = crate::spe::ATTACHED.lock();
+        if !matches!(h.host.spe.backend, Backend::Model { .. }) {
+            a.before = h.host.spe.backend;
+        }
+        a.bufs = crate::spe::Latched { spe, trbe };
+        h.host.spe.backend = Backend::Model { addr: pa as usize };
         info!("SPE model attached at {:#x} ({} bytes)", pa, size);
         Ok(())
     }
 
     fn vcpu_share(&mut self, vm: u64, vcpu: u64, pa: u64) -> Result<(), Status> {
         let h = &*self.hyp;
+        if h.spe_model.is_some() && crate::spe::ATTACHED.lock().bufs.overlaps(pa, PAGE_SIZE) {
+            return Err(Status::InUse);
+        }
         self.vms.share_call(&h.layout, h.spe_model, vm, vcpu, pa)
     }
 

@@ -13,8 +13,8 @@ use crate::vm::Vms;
 use spevisor_abi::Status;
 use spevisor_pgtable::PAGE_SIZE;
 #[cfg(target_arch = "aarch64")]
-use spevisor_spe::model::{ModelReg, SpeModel, Units};
-#[cfg(target_arch = "aarch64")]
+use spevisor_spe::model::Units;
+use spevisor_spe::model::{BufferWriter, IntendedBuffer, ModelReg, SpeModel};
 use spevisor_spe::regs::{field_mask, PMBLIMITR_EL1};
 use spevisor_spe::regs::{SavedSpe, SpeId};
 #[cfg(target_arch = "aarch64")]
@@ -28,8 +28,9 @@ pub enum Backend {
     /// The CPU's SPE registers.
     Hardware,
     /// The software model at this (identity-mapped) address in host memory;
-    /// EL2 writes its records only inside `host` (host memory).
-    Model { addr: usize, host: Range },
+    /// EL2 writes its records only inside the buffers it latched at
+    /// `SPE_MODEL_ATTACH` ([`ATTACHED`]), whatever the shared area says later.
+    Model { addr: usize },
 }
 
 /// What the world switch knows about the host's SPE.
@@ -41,6 +42,73 @@ pub struct HostSpe {
     /// stand-in's); the TRBE and BRBE units may be there without it.
     pub spe_hw: bool,
     pub units: DebugUnits,
+}
+
+/// What EL2 keeps of the attached model (`SPE_MODEL_ATTACH`), in its own
+/// memory. Out of `HostSpe`, `Backend` and `Parked`, which the world
+/// switch moves on its hot path (`hvc_host`): the model path reads it here.
+pub static ATTACHED: spin::Mutex<Attached> =
+    spin::Mutex::new(Attached { bufs: Latched { spe: None, trbe: None }, before: Backend::None, repairs: 0 });
+
+/// See [`ATTACHED`].
+#[derive(Clone, Copy, Debug)]
+pub struct Attached {
+    /// The model's buffers, latched at the attach.
+    pub bufs: Latched,
+    /// The backend before the attach, for the detach.
+    pub before: Backend,
+    /// Times EL2 found the model's shared area in a state it had to repair
+    /// (`HYP_INFO` `SpeModelRepairs`): a pending length out of range or not
+    /// whole records, an intended buffer other than the latched one.
+    pub repairs: u64,
+}
+
+/// The buffers the host declared for the models (their intended buffers
+/// when it attached them), checked like the model area and kept by EL2:
+/// the only memory EL2 writes records into.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latched {
+    pub spe: Option<IntendedBuffer>,
+    pub trbe: Option<IntendedBuffer>,
+}
+
+impl Latched {
+    /// Whether `[pa, pa + size)` overlaps either buffer.
+    pub fn overlaps(&self, pa: u64, size: u64) -> bool {
+        [self.spe, self.trbe].iter().flatten().any(|b| pa_range(b).overlaps(pa, size))
+    }
+}
+
+/// The physical range of an intended buffer (empty if it wraps).
+fn pa_range(b: &IntendedBuffer) -> Range {
+    Range::new(b.pa_base, b.pa_base.checked_add(b.size).unwrap_or(b.pa_base))
+}
+
+/// Checks one intended buffer the host attaches: page aligned, a whole
+/// number of pages, in host memory, not EL2's, not given to any VM, not
+/// shared, and clear of the model area itself.
+pub fn check_model_buffer(layout: &Layout, vms: &Vms, model: Range, b: IntendedBuffer) -> Result<Range, Status> {
+    let (pa, size) = (b.pa_base, b.size);
+    if size == 0 || pa.checked_add(size).is_none() {
+        return Err(Status::InvalidParameter);
+    }
+    if !pa.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
+        return Err(Status::Unaligned);
+    }
+    let hyp_owned = Range::new(layout.image.start, layout.pool.end);
+    if hyp_owned.overlaps(pa, size) {
+        return Err(Status::HypOwned);
+    }
+    if !layout.host.contains_range(pa, size) {
+        return Err(Status::OutOfBounds);
+    }
+    if vms.host_range_donated(pa, size) {
+        return Err(Status::AlreadyDonated);
+    }
+    if vms.host_range_shared(pa, size) || model.overlaps(pa, size) {
+        return Err(Status::InUse);
+    }
+    Ok(Range::new(pa, pa + size))
 }
 
 /// The trace buffer and branch record units this CPU has for the host
@@ -80,17 +148,11 @@ pub fn check_model_attach(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Res
     Ok(Range::new(pa, pa + size))
 }
 
-/// The models behind `Backend::Model`.
-#[cfg(target_arch = "aarch64")]
-///
-/// # Safety
-/// `addr` must be the address `SPE_MODEL_ATTACH` validated: a whole
-/// `Units` in host memory, identity mapped at EL2, that the host does not
-/// touch while it is inside a hypercall (one CPU: it cannot).
-unsafe fn model<'a>(addr: usize) -> &'a mut Units {
-    // SAFETY: forwarded from the caller.
-    unsafe { &mut *(addr as *mut Units) }
-}
+// The attached model (`Backend::Model`'s `addr`): the address
+// `SPE_MODEL_ATTACH` validated, a whole `Units` in host memory, identity
+// mapped at EL2. The host may rewrite any of it between (and, on another
+// CPU, during) EL2's uses: EL2 reads it only through one snapshot per use
+// (`SpeModel::snapshot`, `TrbeModel::snapshot`) and writes it back whole.
 
 /// What `save_host_buffers` parked of the host's TRBE (model): the trace
 /// filter and the unit's limit register as the host had them.
@@ -114,8 +176,8 @@ pub enum Parked {
     #[cfg(target_arch = "aarch64")]
     HardwareUnits { spe: Option<SavedSpe>, brbe: Option<u64>, trbe: Option<crate::hostbuf_hw::SavedTrbeHw> },
     /// The models' buffers were drained and disabled where enabled
-    /// (`host`: where EL2 may store their data, see [`El2Writer`]).
-    Model { addr: usize, host: Range, spe: Option<SavedSpe>, trbe: Option<SavedTrbe> },
+    /// (`bufs`: where EL2 may store their data, see [`El2Writer`]).
+    Model { addr: usize, spe: Option<SavedSpe>, trbe: Option<SavedTrbe> },
 }
 
 /// Drains and disables the host's profiling buffer if the host owns an
@@ -188,23 +250,7 @@ fn drain_host_buffers(h: &mut HostSpe) -> Parked {
             Parked::HardwareUnits { spe, brbe, trbe }
         }
         #[cfg(target_arch = "aarch64")]
-        Backend::Model { addr, host } => {
-            // SAFETY: an attached model (see `model`).
-            let u = unsafe { model(addr) };
-            // SPE first, then trace: the order of Linux's nVHE
-            // `__debug_save_host_buffers_nvhe`.
-            let spe = park_model_spe(&mut u.spe, host);
-            // Broken on purpose (ordering-check tests only): the trace
-            // buffer is drained later, by `save_host_trace_late`.
-            #[cfg(feature = "switch-order-broken-trbe-late")]
-            let trbe = None;
-            #[cfg(not(feature = "switch-order-broken-trbe-late"))]
-            let trbe = park_model_trbe(&mut u.trbe, host);
-            if spe.is_none() && trbe.is_none() {
-                return Parked::Nothing;
-            }
-            Parked::Model { addr, host, spe, trbe }
-        }
+        Backend::Model { addr } => park_models(addr),
         #[cfg(not(target_arch = "aarch64"))]
         Backend::Hardware | Backend::Model { .. } => Parked::Nothing,
     }
@@ -244,31 +290,107 @@ fn reenable_host_buffers(parked: Parked) {
             }
         }
         #[cfg(target_arch = "aarch64")]
-        Parked::Model { addr, host, spe, trbe } => {
-            // SAFETY: the model `save_host_buffers` found attached (see `model`).
-            let u = unsafe { model(addr) };
-            if let Some(saved) = spe {
-                unpark_model_spe(&mut u.spe, host, saved);
-            }
-            if let Some(saved) = trbe {
-                unpark_model_trbe(&mut u.trbe, host, saved);
-            }
-        }
+        Parked::Model { addr, spe, trbe } => unpark_models(addr, spe, trbe),
         #[cfg(not(target_arch = "aarch64"))]
         Parked::Hardware(_) | Parked::Model { .. } => {}
     }
 }
 
-/// The SPE model's drain (`save_host_buffers`): if its buffer is enabled,
-/// PMSCR_EL1 = 0, isb, psb csync (the drain), dsb nsh, PMBLIMITR_EL1.E = 0,
-/// isb; every write judged against the regime live now.
+/// `save_host_buffers` for the models at `addr`: SPE first, then trace
+/// (the order of Linux's nVHE `__debug_save_host_buffers_nvhe`).
+#[cfg(target_arch = "aarch64")]
+#[inline(never)]
+fn park_models(addr: usize) -> Parked {
+    let mut attached = ATTACHED.lock();
+    let (bufs, repairs) = (attached.bufs, &mut attached.repairs);
+    let u = addr as *mut Units;
+    // SAFETY: an attached model (`Backend::Model`); its fields are read
+    // once into a snapshot.
+    let spe = unsafe { park_model_spe(&raw mut (*u).spe, bufs.spe, repairs) };
+    // Broken on purpose (ordering-check tests only): the trace buffer is
+    // drained later, by `save_host_trace_late`.
+    #[cfg(feature = "switch-order-broken-trbe-late")]
+    let trbe = None;
+    #[cfg(not(feature = "switch-order-broken-trbe-late"))]
+    // SAFETY: as above.
+    let trbe = unsafe { park_model_trbe(&raw mut (*u).trbe, bufs.trbe, repairs) };
+    if spe.is_none() && trbe.is_none() {
+        return Parked::Nothing;
+    }
+    Parked::Model { addr, spe, trbe }
+}
+
+/// `restore_host_buffers` for the models at `addr`.
+#[cfg(target_arch = "aarch64")]
+#[inline(never)]
+fn unpark_models(addr: usize, spe: Option<SavedSpe>, trbe: Option<SavedTrbe>) {
+    let bufs = ATTACHED.lock().bufs;
+    let u = addr as *mut Units;
+    // SAFETY (both): the model `save_host_buffers` found attached
+    // (`Backend::Model`), used through a snapshot.
+    if let Some(saved) = spe {
+        unsafe { unpark_model_spe(&raw mut (*u).spe, bufs.spe, saved) };
+    }
+    if let Some(saved) = trbe {
+        unsafe { unpark_model_trbe(&raw mut (*u).trbe, bufs.trbe, saved) };
+    }
+}
+
+/// The SPE model's drain (`save_host_buffers`) on the shared area at
+/// `shared`: one snapshot of every field ([`SpeModel::snapshot`]), repaired
+/// and given EL2's latched buffer, the drain on the snapshot
+/// ([`park_spe`]), and the result written back. The host may rewrite the
+/// area at any time: nothing EL2 checked is read again.
+///
+/// # Safety
+/// `shared` must be the attached model (`Backend::Model`).
 #[cfg(target_arch = "aarch64")]
 // Out of line: the model path is not the hot one, and inlined it costs
 // `hvc_host` (SPE off) registers and instructions in the switch function.
 #[inline(never)]
-fn park_model_spe(m: &mut SpeModel, host: Range) -> Option<SavedSpe> {
-    // The host can write the model's memory: repair before use.
-    m.sanitize();
+unsafe fn park_model_spe(shared: *mut SpeModel, buf: Option<IntendedBuffer>, repairs: &mut u64) -> Option<SavedSpe> {
+    let w = &mut El2Writer { buffer: buf.as_ref().map(pa_range), owner: Owner::Spe };
+    // SAFETY: forwarded from the caller.
+    unsafe { park_shared(shared, buf, w, repairs) }
+}
+
+/// [`park_spe`] on a snapshot of the model at `shared`, written back
+/// after: the host's rewrites while it runs (another CPU's) change
+/// nothing EL2 uses.
+///
+/// # Safety
+/// `shared` must point to a readable and writable `SpeModel`.
+pub unsafe fn park_shared<W: BufferWriter>(
+    shared: *mut SpeModel,
+    buf: Option<IntendedBuffer>,
+    w: &mut W,
+    repairs: &mut u64,
+) -> Option<SavedSpe> {
+    // SAFETY: forwarded from the caller.
+    let mut m = unsafe { SpeModel::snapshot(shared) };
+    let saved = park_spe(&mut m, buf, w, repairs);
+    // SAFETY: forwarded from the caller.
+    unsafe { m.publish(shared) };
+    saved
+}
+
+/// [`park_model_spe`] on a snapshot `m`, for any writer (host-testable):
+/// repair before use (`sanitize`, the latched buffer as the intended
+/// one; each repair counted in `repairs`), then if the buffer is enabled,
+/// PMSCR_EL1 = 0, isb, psb csync (the drain), dsb nsh, PMBLIMITR_EL1.E =
+/// 0, isb; every write judged against the regime live now.
+pub fn park_spe<W: BufferWriter>(
+    m: &mut SpeModel,
+    buf: Option<IntendedBuffer>,
+    w: &mut W,
+    repairs: &mut u64,
+) -> Option<SavedSpe> {
+    let mut repaired = m.sanitize();
+    if m.intended_buffer() != buf {
+        m.set_intended(buf);
+        repaired = true;
+    }
+    *repairs += u64::from(repaired);
     let limit = m.read(ModelReg::PmblimitrEl1);
     if !PMBLIMITR_EL1::E.is_set(limit) {
         return None;
@@ -276,7 +398,6 @@ fn park_model_spe(m: &mut SpeModel, host: Range) -> Option<SavedSpe> {
     let pmscr = m.read(ModelReg::PmscrEl1);
     // Every write is judged against the regime live now (the buffer is
     // enabled, so the unit could write at this instant).
-    let w = &mut El2Writer { host, owner: Owner::Spe };
     m.write_judged(ModelReg::PmscrEl1, 0, w);
     arch_barriers::isb();
     // psb csync: the pending records go out through the regime that owns
@@ -290,36 +411,64 @@ fn park_model_spe(m: &mut SpeModel, host: Range) -> Option<SavedSpe> {
 
 /// The SPE model's restore: isb, PMBLIMITR_EL1 back, isb, PMSCR_EL1 back,
 /// each write judged against the regime live now (the host's, unless this
-/// runs too early).
+/// runs too early), on a snapshot as in [`park_model_spe`].
+///
+/// # Safety
+/// As [`park_model_spe`].
 #[cfg(target_arch = "aarch64")]
 // Out of line: the model path is not the hot one, and inlined it costs
 // `hvc_host` (SPE off) registers and instructions in the switch function.
 #[inline(never)]
-fn unpark_model_spe(m: &mut SpeModel, host: Range, saved: SavedSpe) {
-    let w = &mut El2Writer { host, owner: Owner::Spe };
+unsafe fn unpark_model_spe(shared: *mut SpeModel, buf: Option<IntendedBuffer>, saved: SavedSpe) {
+    // SAFETY: forwarded from the caller.
+    let mut m = unsafe { SpeModel::snapshot(shared) };
+    m.sanitize();
+    m.set_intended(buf);
+    let w = &mut El2Writer { buffer: buf.as_ref().map(pa_range), owner: Owner::Spe };
     arch_barriers::isb();
     m.write_judged(ModelReg::PmblimitrEl1, saved.pmblimitr_el1, w);
     arch_barriers::isb();
     m.write_judged(ModelReg::PmscrEl1, saved.pmscr_el1, w);
+    // SAFETY: forwarded from the caller.
+    unsafe { m.publish(shared) };
 }
 
 /// The TRBE model's drain, in the order of Linux's nVHE `debug-sr.c`
 /// (`__trace_switch_to_guest`, `__trace_drain_and_disable`): prohibit
 /// trace (TRFCR_EL1 = 0); if the unit is enabled: isb (the prohibition
 /// takes effect), tsb csync (the drain), dsb nsh, TRBLIMITR_EL1.E = 0,
-/// isb. Nothing to do if the host neither traces nor has the unit on.
+/// isb. Nothing to do if the host neither traces nor has the unit on. On
+/// a snapshot, as [`park_model_spe`].
+///
+/// # Safety
+/// `shared` must be the attached model's trace unit.
 #[cfg(target_arch = "aarch64")]
 // Out of line: the model path is not the hot one, and inlined it costs
 // `hvc_host` (SPE off) registers and instructions in the switch function.
 #[inline(never)]
-fn park_model_trbe(t: &mut TrbeModel, host: Range) -> Option<SavedTrbe> {
-    t.sanitize();
+unsafe fn park_model_trbe(shared: *mut TrbeModel, buf: Option<IntendedBuffer>, repairs: &mut u64) -> Option<SavedTrbe> {
+    // SAFETY: forwarded from the caller.
+    let mut t = unsafe { TrbeModel::snapshot(shared) };
+    let mut repaired = t.sanitize();
+    if t.intended_buffer() != buf {
+        t.set_intended(buf);
+        repaired = true;
+    }
+    *repairs += u64::from(repaired);
+    let w = &mut El2Writer { buffer: buf.as_ref().map(pa_range), owner: Owner::Trbe };
+    let saved = park_trbe(&mut t, w);
+    // SAFETY: forwarded from the caller.
+    unsafe { t.publish(shared) };
+    saved
+}
+
+#[cfg(target_arch = "aarch64")]
+fn park_trbe<W: BufferWriter>(t: &mut TrbeModel, w: &mut W) -> Option<SavedTrbe> {
     let trfcr = t.read(TrbeReg::TrfcrEl1);
     let limit = t.read(TrbeReg::TrblimitrEl1);
     if trfcr == 0 && limit & TRBLIMITR_E == 0 {
         return None;
     }
-    let w = &mut El2Writer { host, owner: Owner::Trbe };
     t.write_judged(TrbeReg::TrfcrEl1, 0, w);
     if limit & TRBLIMITR_E != 0 {
         arch_barriers::isb();
@@ -332,18 +481,28 @@ fn park_model_trbe(t: &mut TrbeModel, host: Range) -> Option<SavedTrbe> {
 }
 
 /// The TRBE model's restore (Linux's `__trace_switch_to_host`): the unit
-/// re-enabled if it was, isb, then the host's trace filter back.
+/// re-enabled if it was, isb, then the host's trace filter back. On a
+/// snapshot.
+///
+/// # Safety
+/// As [`park_model_trbe`].
 #[cfg(target_arch = "aarch64")]
 // Out of line: the model path is not the hot one, and inlined it costs
 // `hvc_host` (SPE off) registers and instructions in the switch function.
 #[inline(never)]
-fn unpark_model_trbe(t: &mut TrbeModel, host: Range, saved: SavedTrbe) {
-    let w = &mut El2Writer { host, owner: Owner::Trbe };
+unsafe fn unpark_model_trbe(shared: *mut TrbeModel, buf: Option<IntendedBuffer>, saved: SavedTrbe) {
+    // SAFETY: forwarded from the caller.
+    let mut t = unsafe { TrbeModel::snapshot(shared) };
+    t.sanitize();
+    t.set_intended(buf);
+    let w = &mut El2Writer { buffer: buf.as_ref().map(pa_range), owner: Owner::Trbe };
     if saved.trblimitr_el1 & TRBLIMITR_E != 0 {
         t.write_judged(TrbeReg::TrblimitrEl1, saved.trblimitr_el1, w);
         arch_barriers::isb();
     }
     t.write_judged(TrbeReg::TrfcrEl1, saved.trfcr_el1, w);
+    // SAFETY: forwarded from the caller.
+    unsafe { t.publish(shared) };
 }
 
 /// The broken `switch-order-broken-trbe-late` variant's late trace drain
@@ -352,13 +511,15 @@ fn unpark_model_trbe(t: &mut TrbeModel, host: Range, saved: SavedTrbe) {
 #[inline(always)]
 pub fn save_host_trace_late(h: &HostSpe, parked: &mut Parked) {
     match h.backend {
-        Backend::Model { addr, host } => {
-            // SAFETY: an attached model (see `model`).
-            let u = unsafe { model(addr) };
-            let trbe = park_model_trbe(&mut u.trbe, host);
+        Backend::Model { addr } => {
+            let bufs = ATTACHED.lock().bufs;
+            let u = addr as *mut Units;
+            let mut repairs = 0;
+            // SAFETY: an attached model (`Backend::Model`), through a snapshot.
+            let trbe = unsafe { park_model_trbe(&raw mut (*u).trbe, bufs.trbe, &mut repairs) };
             match parked {
                 Parked::Model { trbe: t, .. } => *t = trbe,
-                Parked::Nothing if trbe.is_some() => *parked = Parked::Model { addr, host, spe: None, trbe },
+                Parked::Nothing if trbe.is_some() => *parked = Parked::Model { addr, spe: None, trbe },
                 _ => {}
             }
         }
@@ -373,6 +534,12 @@ pub fn save_host_trace_late(h: &HostSpe, parked: &mut Parked) {
         }
         _ => {}
     }
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+mod arch_barriers {
+    pub fn isb() {}
+    pub fn dsb_nsh() {}
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -482,9 +649,10 @@ pub mod hw_standin {
 /// resulting PA through EL2's identity map of RAM.
 #[cfg(target_arch = "aarch64")]
 pub struct El2Writer {
-    /// Host memory: the only place EL2 stores records, whatever the model's
-    /// (host-writable) idea of the buffer says.
-    pub host: Range,
+    /// The buffer EL2 latched when the host attached the model: the only
+    /// place EL2 stores this unit's records, whatever the model's
+    /// (host-writable) idea of the buffer says (`None`: nowhere).
+    pub buffer: Option<Range>,
     /// Whose buffer: the owning regime comes from MDCR_EL2.E2PB (SPE) or
     /// MDCR_EL2.E2TB (TRBE).
     pub owner: Owner,
@@ -526,12 +694,13 @@ impl spevisor_spe::model::BufferWriter for El2Writer {
     }
 
     fn write(&mut self, pa: u64, bytes: &[u8]) {
-        if !self.host.contains_range(pa, bytes.len() as u64) {
+        if !self.buffer.is_some_and(|b| b.contains_range(pa, bytes.len() as u64)) {
             return;
         }
-        // SAFETY: `pa..pa+len` is host memory (checked just above), which EL2
-        // maps RW at its physical address; the model writes there only where
-        // the translation and the host's intended buffer agree.
+        // SAFETY: `pa..pa+len` is inside the buffer EL2 checked at
+        // SPE_MODEL_ATTACH (host memory, given to no VM, not EL2's), which
+        // EL2 maps RW at its physical address; the model writes there only
+        // where the translation and the latched buffer agree.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa as *mut u8, bytes.len()) };
     }
 }
@@ -539,6 +708,106 @@ impl spevisor_spe::model::BufferWriter for El2Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spevisor_spe::model::{OpKind, Sample, TranslationFault, PAGE_SIZE as MODEL_PAGE};
+    use spevisor_spe::regs::PMSCR_EL1;
+
+    /// The buffer the host declared (identity mapped: VA = PA), and the
+    /// page just after it, which EL2 must never write.
+    const BUF: u64 = 0x5000_0000;
+    const BUF_SIZE: u64 = 2 * MODEL_PAGE;
+    const GUARD: u64 = BUF + BUF_SIZE;
+    const RECORDS: usize = 8;
+
+    /// The host on another CPU: at EL2's first translation (mid-drain) it
+    /// rewrites the shared model to point everything at the guard page.
+    struct RacingHost {
+        shared: *mut SpeModel,
+        raced: bool,
+        writes: Vec<(u64, usize)>,
+    }
+
+    impl BufferWriter for RacingHost {
+        fn translate(&mut self, va: u64) -> Result<u64, TranslationFault> {
+            if !self.raced {
+                self.raced = true;
+                // SAFETY: the test's model, written as another CPU would.
+                unsafe {
+                    let m = &mut *self.shared;
+                    m.write(ModelReg::PmbptrEl1, GUARD);
+                    m.write(ModelReg::PmblimitrEl1, (GUARD + 16 * MODEL_PAGE) | field_mask(PMBLIMITR_EL1::E));
+                    m.set_intended_buffer(GUARD, GUARD, 16 * MODEL_PAGE);
+                }
+            }
+            Ok(va)
+        }
+        fn write(&mut self, pa: u64, bytes: &[u8]) {
+            self.writes.push((pa, bytes.len()));
+        }
+    }
+
+    fn profiling_model() -> Box<SpeModel> {
+        let mut m = Box::new(SpeModel::new());
+        m.set_intended_buffer(BUF, BUF, BUF_SIZE);
+        m.write(ModelReg::PmbptrEl1, BUF);
+        m.write(ModelReg::PmblimitrEl1, (BUF + BUF_SIZE) | field_mask(PMBLIMITR_EL1::E));
+        m.write(ModelReg::PmscrEl1, field_mask(PMSCR_EL1::E1SPE));
+        let s = Sample {
+            pc: 0x4008_0000,
+            el: 1,
+            ns: true,
+            timestamp: 0,
+            op: OpKind::Other,
+            events: 0,
+            total_latency: 1,
+            issue_latency: 1,
+            context: None,
+        };
+        for _ in 0..RECORDS {
+            m.sample(&s);
+        }
+        m
+    }
+
+    #[test]
+    fn the_shared_model_is_read_once_so_a_racing_host_cannot_redirect_el2() {
+        let mut m = profiling_model();
+        let shared: *mut SpeModel = &mut *m;
+        let buf = Some(IntendedBuffer { va_base: BUF, pa_base: BUF, size: BUF_SIZE });
+        let mut host = RacingHost { shared, raced: false, writes: Vec::new() };
+        let mut repairs = 0;
+        // SAFETY: the test's model.
+        let saved = unsafe { park_shared(shared, buf, &mut host, &mut repairs) };
+        assert!(saved.is_some(), "the buffer was enabled");
+        assert!(host.raced, "the host rewrote the area while EL2 used it");
+        let buffer = Range::new(BUF, GUARD);
+        assert_eq!(host.writes.len(), RECORDS, "every record written once");
+        for (pa, len) in &host.writes {
+            assert!(buffer.contains_range(*pa, *len as u64), "EL2 wrote {len} bytes at {pa:#x}, outside its buffer");
+        }
+        assert_eq!(repairs, 0, "nothing to repair when EL2 took its snapshot");
+        // The snapshot is written back: the drained state, not the race.
+        assert_eq!(m.read(ModelReg::PmbptrEl1), BUF + (RECORDS * 64) as u64);
+        assert_eq!(m.pending_records(), 0);
+    }
+
+    #[test]
+    fn a_hostile_intended_buffer_is_repaired_from_the_latched_one_and_counted() {
+        let mut m = profiling_model();
+        m.set_intended_buffer(GUARD, GUARD, MODEL_PAGE);
+        m.write(ModelReg::PmbptrEl1, GUARD);
+        m.write(ModelReg::PmblimitrEl1, (GUARD + MODEL_PAGE) | field_mask(PMBLIMITR_EL1::E));
+        let shared: *mut SpeModel = &mut *m;
+        let buf = Some(IntendedBuffer { va_base: BUF, pa_base: BUF, size: BUF_SIZE });
+        let mut host = RacingHost { shared, raced: true, writes: Vec::new() };
+        let mut repairs = 0;
+        // SAFETY: the test's model.
+        unsafe { park_shared(shared, buf, &mut host, &mut repairs) };
+        assert_eq!(repairs, 1);
+        assert!(host.writes.is_empty(), "records aimed at the guard page are misdirected, never written");
+        assert_eq!(m.stats().records_written, 0);
+        assert!(m.stats().misdirected as usize >= RECORDS, "each record counted as misdirected");
+        assert_eq!(m.intended_buffer(), buf);
+    }
 
     #[test]
     fn model_attach_is_checked_like_a_donation() {

@@ -7,7 +7,7 @@ use crate::pmu::PmuAccess;
 use spevisor_abi::vgic::VcpuShared;
 use spevisor_abi::{guest_sysreg, Completion, Exit, MmioAccess, Status, StopReason};
 use spevisor_armv8::esr::{Direction, Esr, ExceptionClass, SysRegIss};
-use spevisor_armv8::inject::{self, GuestContext, GuestFeatures, InstrLen};
+use spevisor_armv8::inject::{self, GuestContext, GuestFeatures};
 
 /// General-purpose registers as `vectors.S` saves and loads them (x0..x30),
 /// plus the slot the guest-exit path uses to find the host stack.
@@ -270,11 +270,11 @@ impl Vcpu {
             (Pending::Hvc, Completion::Hvc(r)) => self.regs.x[..4].copy_from_slice(&r),
             (Pending::MmioRead { srt, size, sign_extend, sixty_four }, Completion::MmioRead(v)) => {
                 self.regs.set(srt, extend_load(v, size, sign_extend, sixty_four));
-                self.pc = self.pc.wrapping_add(4);
+                self.step_past();
             }
             // The PC wraps like the CPU's: a guest may trap on the last
             // instruction of the address space (fuzz/regressions/mmio/).
-            (Pending::MmioWrite, Completion::MmioWrite) => self.pc = self.pc.wrapping_add(4),
+            (Pending::MmioWrite, Completion::MmioWrite) => self.step_past(),
             // The abort answer out of line and last: the hypercall path
             // stays as short as it was (`hvc_host`).
             (_, Completion::Abort) => return self.complete_abort(),
@@ -282,6 +282,24 @@ impl Vcpu {
         }
         self.pending = Pending::None;
         Ok(())
+    }
+
+    /// Past the instruction an MMIO or system register exit completed: 4
+    /// bytes in AArch64; in AArch32, its length (ESR.IL of the trap, kept
+    /// in `abort.esr`) with PSTATE.IT advanced.
+    #[inline(always)]
+    fn step_past(&mut self) {
+        if self.pstate & spevisor_armv8::pstate::NRW == 0 {
+            self.pc = self.pc.wrapping_add(4);
+        } else {
+            self.step_aarch32();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn step_aarch32(&mut self) {
+        crate::aarch32::complete(self, Esr(self.abort.esr));
     }
 
     /// [`Completion::Abort`]: only for an access outside RAM (an MMIO or
@@ -472,10 +490,8 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             let r = &vcpu.regs.x;
             Action::ToHost(Exit::Hvc { imm: 0, regs: [r[0], r[1], r[2], r[3]] })
         }
-        ExceptionClass::Wfx => {
-            vcpu.pc = vcpu.pc.wrapping_add(esr.instruction_len());
-            Action::Wfx
-        }
+        // Out of line: AArch32's conditions and IT blocks (`aarch32.rs`).
+        ExceptionClass::Wfx => crate::aarch32::wfx(vcpu, esr),
         ExceptionClass::FpAsimd => Action::FpTrap,
         ExceptionClass::PointerAuth => Action::PauthTrap,
         ExceptionClass::SysReg => {
@@ -495,7 +511,7 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
                     vcpu.pc = vcpu.pc.wrapping_add(4);
                     return Action::ToHost(Exit::Sgi { value: vcpu.regs.get(iss.rt()), group1 });
                 }
-                return inject_undef(vcpu, esr);
+                return inject_undef(vcpu);
             }
             // The EL1 physical timer: the host's per-vcpu model.
             if is_cntp(iss) {
@@ -507,11 +523,11 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             // The PMU (MDCR_EL2.TPM until the first use, TPMCR always):
             // all its registers have CRn 9 or 14.
             if matches!(iss.crn(), 9 | 14) {
-                if let Some(a) = pmu_access(vcpu, iss, esr, ids) {
+                if let Some(a) = pmu_access(vcpu, iss, ids) {
                     return a;
                 }
             }
-            emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu, esr))
+            emulate_sysreg(vcpu, iss, ids).unwrap_or_else(|| inject_undef(vcpu))
         }
         ExceptionClass::DataAbortLower => {
             let ipa = s.fault_ipa();
@@ -554,7 +570,15 @@ pub fn handle_sync(vcpu: &mut Vcpu, ids: &IdRegs, s: Syndrome, in_ram: impl Fn(u
             vcpu.pending = Pending::Abort { instr: true, write: false };
             Action::ToHost(Exit::Abort { ipa, far: s.far, instr: true, write: false })
         }
-        _ => stop(StopReason::Unhandled),
+        // AArch32 EL0's coprocessor traps (and HVC/SMC, which cannot come
+        // from EL0): emulated or UNDEF, never a stop (`aarch32.rs`). Out of
+        // line behind the last arm: the hypercall path (`hvc_host`) keeps
+        // the match it had.
+        // AArch32 EL0's coprocessor traps (and HVC/SMC, which cannot come
+        // from EL0): emulated or UNDEF, never a stop (`aarch32.rs`). Out of
+        // line behind the last arm: the hypercall path (`hvc_host`) keeps
+        // the match it had.
+        _ => crate::aarch32::trap_or_stop(vcpu, ids, esr),
     }
 }
 
@@ -661,10 +685,10 @@ fn to_host_sysreg(vcpu: &mut Vcpu, reg: u32, iss: SysRegIss) -> Action {
 /// one. Out of line: the world switch's loop inlines `handle_sync`, and
 /// this path is not the hot one.
 #[inline(never)]
-fn pmu_access(vcpu: &mut Vcpu, iss: SysRegIss, esr: Esr, ids: &IdRegs) -> Option<Action> {
+fn pmu_access(vcpu: &mut Vcpu, iss: SysRegIss, ids: &IdRegs) -> Option<Action> {
     Some(match crate::pmu::classify(iss, ids.pmu(), &vcpu.pmu) {
         PmuAccess::NotPmu => return None,
-        PmuAccess::Undef => inject_undef(vcpu, esr),
+        PmuAccess::Undef => inject_undef(vcpu),
         PmuAccess::FirstUse => Action::PmuFirstUse,
         PmuAccess::Pmcr => emulate_pmcr(vcpu, iss, ids.pmu()),
     })
@@ -700,7 +724,7 @@ fn is_pauth_key(op0: u8, op1: u8, crn: u8, crm: u8) -> bool {
 
 /// Makes the trapped instruction raise UNDEF in the guest, as the guest's
 /// own EL1 would have seen it: ESR_EL1/ELR_EL1/SPSR_EL1 set, PC at its vector.
-fn inject_undef(vcpu: &mut Vcpu, esr: Esr) -> Action {
+pub(crate) fn inject_undef(vcpu: &mut Vcpu) -> Action {
     let ctx = GuestContext {
         spsr_el2: vcpu.pstate,
         elr_el2: vcpu.pc,
@@ -708,8 +732,7 @@ fn inject_undef(vcpu: &mut Vcpu, esr: Esr) -> Action {
         sctlr_el1: vcpu.el1.sctlr,
         features: GuestFeatures { pan: false, ssbs: false, mte: false },
     };
-    let len = if esr.il() { InstrLen::Bits32 } else { InstrLen::Bits16 };
-    match inject::undef(&ctx, len) {
+    match inject::undef(&ctx) {
         Ok(inj) => {
             vcpu.el1.esr = inj.esr_el1.0;
             vcpu.el1.elr = inj.elr_el1;

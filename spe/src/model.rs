@@ -538,11 +538,11 @@ impl SpeModel {
         if !self.buffer_enabled() || self.irq_pending() || ptr >= self.limit() {
             return true;
         }
-        self.stats.regime_checks += 1;
+        self.stats.regime_checks = self.stats.regime_checks.wrapping_add(1);
         let ok = lands_in_intended(self.intended_buffer(), ptr, w);
         if !ok {
-            self.stats.misdirected += 1;
-            self.stats.misdirected_regimes += 1;
+            self.stats.misdirected = self.stats.misdirected.wrapping_add(1);
+            self.stats.misdirected_regimes = self.stats.misdirected_regimes.wrapping_add(1);
         }
         ok
     }
@@ -698,33 +698,74 @@ impl SpeModel {
         !ok
     }
 
+    /// A copy of the model at `shared`, every field read exactly once, for
+    /// code that uses a model another exception level can rewrite at any
+    /// time (EL2 and the host's model): it checks and uses the copy, never
+    /// the shared memory again (no double fetch), and [`Self::publish`]es
+    /// the result.
+    ///
+    /// # Safety
+    /// `shared` must point to a readable `SpeModel` (any bit pattern is a
+    /// valid one: plain integers and bytes).
+    pub unsafe fn snapshot(shared: *const Self) -> Self {
+        // SAFETY: forwarded from the caller. A plain copy (a volatile read of
+        // the whole struct would be done byte by byte: thousands of
+        // instructions at every world switch); the fence keeps the compiler
+        // from reading `shared` again in place of the copy.
+        let m = unsafe { shared.read() };
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        m
+    }
+
+    /// Writes the model back to `shared` (see [`Self::snapshot`]).
+    ///
+    /// # Safety
+    /// `shared` must point to a writable `SpeModel`.
+    pub unsafe fn publish(self, shared: *mut Self) {
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        // SAFETY: forwarded from the caller.
+        unsafe { shared.write(self) }
+    }
+
+    /// Replaces the intended buffer (`None`: unset), as EL2 does with the
+    /// one it latched when the model was attached.
+    pub fn set_intended(&mut self, b: Option<IntendedBuffer>) {
+        match b {
+            Some(b) => self.set_intended_buffer(b.va_base, b.pa_base, b.size),
+            None => {
+                self.intended = IntendedBuffer { va_base: 0, pa_base: 0, size: 0 };
+                self.intended_set = 0;
+            }
+        }
+    }
+
     /// Offers one sampled operation to the unit.
     pub fn sample(&mut self, s: &Sample) -> SampleOutcome {
-        self.stats.samples += 1;
+        self.stats.samples = self.stats.samples.wrapping_add(1);
         if !self.profiling_enabled(s.el) {
-            self.stats.disabled += 1;
+            self.stats.disabled = self.stats.disabled.wrapping_add(1);
             return SampleOutcome::Disabled;
         }
         if self.filtered_out(s) {
-            self.stats.filtered += 1;
+            self.stats.filtered = self.stats.filtered.wrapping_add(1);
             return SampleOutcome::Filtered;
         }
         let end = self.pending_len + RECORD_SIZE;
         if end > PENDING_CAPACITY {
-            self.stats.lost += 1;
+            self.stats.lost = self.stats.lost.wrapping_add(1);
             return SampleOutcome::Lost;
         }
         let record = self.record_for(s);
         match encode_padded(&record, &mut self.pending[self.pending_len..end], RECORD_SIZE) {
             Ok(_) => {
                 self.pending_len = end;
-                self.stats.records_produced += 1;
+                self.stats.records_produced = self.stats.records_produced.wrapping_add(1);
                 SampleOutcome::Recorded
             }
             // Cannot happen: every model record fits RECORD_SIZE (tested);
             // count it as lost rather than panic.
             Err(_) => {
-                self.stats.lost += 1;
+                self.stats.lost = self.stats.lost.wrapping_add(1);
                 SampleOutcome::Lost
             }
         }
@@ -774,7 +815,7 @@ impl SpeModel {
             let fits = ptr.checked_add(RECORD_SIZE as u64).is_some_and(|end| end <= self.limit());
             if !fits {
                 self.raise(EC_BUFFER_MANAGEMENT, BSC_BUFFER_FILLED);
-                self.stats.buffer_full_events += 1;
+                self.stats.buffer_full_events = self.stats.buffer_full_events.wrapping_add(1);
                 report.stop = Some(StopReason::BufferFull);
                 keep_from = Some(i);
                 break;
@@ -789,7 +830,7 @@ impl SpeModel {
                         FaultStage::Stage2 => EC_STAGE2_DATA_ABORT,
                     };
                     self.raise(ec, u64::from(fault.fsc & FSC_MASK));
-                    self.stats.faults += 1;
+                    self.stats.faults = self.stats.faults.wrapping_add(1);
                     report.misdirected += 1;
                     report.stop = Some(StopReason::Fault(fault));
                     report.lost += (records - i) as u64;
@@ -815,11 +856,11 @@ impl SpeModel {
             }
             None => self.pending_len = 0,
         }
-        self.stats.records_written += report.records_written;
-        self.stats.bytes_written += report.bytes_written;
-        self.stats.lost += report.lost;
-        self.stats.discarded += report.discarded;
-        self.stats.misdirected += report.misdirected;
+        self.stats.records_written = self.stats.records_written.wrapping_add(report.records_written);
+        self.stats.bytes_written = self.stats.bytes_written.wrapping_add(report.bytes_written);
+        self.stats.lost = self.stats.lost.wrapping_add(report.lost);
+        self.stats.discarded = self.stats.discarded.wrapping_add(report.discarded);
+        self.stats.misdirected = self.stats.misdirected.wrapping_add(report.misdirected);
         report
     }
 

@@ -202,11 +202,11 @@ impl TrbeModel {
         if !self.enabled() || self.stopped() || ptr >= self.limit() {
             return true;
         }
-        self.stats.regime_checks += 1;
+        self.stats.regime_checks = self.stats.regime_checks.wrapping_add(1);
         let ok = lands_in_intended(self.intended_buffer(), ptr, w);
         if !ok {
-            self.stats.misdirected += 1;
-            self.stats.misdirected_regimes += 1;
+            self.stats.misdirected = self.stats.misdirected.wrapping_add(1);
+            self.stats.misdirected_regimes = self.stats.misdirected_regimes.wrapping_add(1);
         }
         ok
     }
@@ -215,6 +215,41 @@ impl TrbeModel {
     pub fn set_intended_buffer(&mut self, va_base: u64, pa_base: u64, size: u64) {
         self.intended = IntendedBuffer { va_base, pa_base, size };
         self.intended_set = 1;
+    }
+
+    /// A copy of the unit at `shared`, every field read once (see
+    /// [`crate::model::SpeModel::snapshot`]).
+    ///
+    /// # Safety
+    /// `shared` must point to a readable `TrbeModel` (any bit pattern is
+    /// a valid one).
+    pub unsafe fn snapshot(shared: *const Self) -> Self {
+        // SAFETY: forwarded from the caller; one copy, here (see
+        // `SpeModel::snapshot`).
+        let t = unsafe { shared.read() };
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        t
+    }
+
+    /// Writes the unit back to `shared`.
+    ///
+    /// # Safety
+    /// `shared` must point to a writable `TrbeModel`.
+    pub unsafe fn publish(self, shared: *mut Self) {
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        // SAFETY: forwarded from the caller.
+        unsafe { shared.write(self) }
+    }
+
+    /// Replaces the intended buffer (`None`: unset).
+    pub fn set_intended(&mut self, b: Option<IntendedBuffer>) {
+        match b {
+            Some(b) => self.set_intended_buffer(b.va_base, b.pa_base, b.size),
+            None => {
+                self.intended = IntendedBuffer { va_base: 0, pa_base: 0, size: 0 };
+                self.intended_set = 0;
+            }
+        }
     }
 
     /// The intended buffer, if set.
@@ -279,12 +314,12 @@ impl TrbeModel {
         }
         let end = self.pending_len + TRACE_CHUNK;
         if !self.enabled() || self.stopped() || end > TRBE_PENDING_CAPACITY {
-            self.stats.lost += TRACE_CHUNK as u64;
+            self.stats.lost = self.stats.lost.wrapping_add(TRACE_CHUNK as u64);
             return TraceOutcome::Lost;
         }
         self.pending[self.pending_len..end].copy_from_slice(chunk);
         self.pending_len = end;
-        self.stats.bytes_collected += TRACE_CHUNK as u64;
+        self.stats.bytes_collected = self.stats.bytes_collected.wrapping_add(TRACE_CHUNK as u64);
         TraceOutcome::Collected
     }
 
@@ -311,7 +346,7 @@ impl TrbeModel {
             let ptr = self.trbptr;
             if ptr.checked_add(TRACE_CHUNK as u64).is_none_or(|end| end > self.limit()) {
                 self.raise(EC_BUFFER_MANAGEMENT, BSC_BUFFER_FILLED);
-                self.stats.buffer_full_events += 1;
+                self.stats.buffer_full_events = self.stats.buffer_full_events.wrapping_add(1);
                 keep_from = Some(i);
                 break;
             }
@@ -324,13 +359,13 @@ impl TrbeModel {
                         FaultStage::Stage2 => EC_STAGE2_DATA_ABORT,
                     };
                     self.raise(ec, 0);
-                    self.stats.faults += 1;
-                    self.stats.misdirected += 1;
-                    self.stats.lost += ((chunks - i) * TRACE_CHUNK) as u64;
+                    self.stats.faults = self.stats.faults.wrapping_add(1);
+                    self.stats.misdirected = self.stats.misdirected.wrapping_add(1);
+                    self.stats.lost = self.stats.lost.wrapping_add(((chunks - i) * TRACE_CHUNK) as u64);
                     break;
                 }
-                Ok(true) => self.stats.bytes_written += TRACE_CHUNK as u64,
-                Ok(false) => self.stats.misdirected += 1,
+                Ok(true) => self.stats.bytes_written = self.stats.bytes_written.wrapping_add(TRACE_CHUNK as u64),
+                Ok(false) => self.stats.misdirected = self.stats.misdirected.wrapping_add(1),
             }
             self.trbptr = ptr + TRACE_CHUNK as u64;
             i += 1;
@@ -343,7 +378,7 @@ impl TrbeModel {
             }
             None => self.pending_len = 0,
         }
-        self.stats.misdirected - before
+        self.stats.misdirected.wrapping_sub(before)
     }
 
     /// Writes one chunk if every page of it lands where the host meant it.

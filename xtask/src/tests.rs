@@ -602,7 +602,7 @@ fn stress_switch_test(c: &Ctx) -> Result<(), String> {
 /// and cases of the hostile-guest suite (guest/src/hostile_suite.rs).
 const STRESS_MIN_EXITS: i64 = 100_000;
 const STRESS_CYCLES: i64 = 1000;
-const HOSTILE_CASES: i64 = 31;
+const HOSTILE_CASES: i64 = 39;
 
 /// The stress-switch machine: with the `--guest linux` bundle as its
 /// initrd (`true`) where Debian's packages can be had, without it
@@ -842,6 +842,8 @@ fn check_hostile_suite(boot: &Boot, min_cases: i64) -> Result<(), String> {
         return Err(format!("{cases} cases, expected at least {min_cases}"));
     }
     expect_num(&f, "contained", cases)?;
+    // QEMU's `-cpu max` has AArch32 EL0: no AArch32 case may be skipped.
+    expect_num(&f, "skipped", 0)?;
     expect_num(&f, "neighbours_ok", cases)?;
     expect_num(&f, "leaks", 0)?;
     expect_num(&f, "hyp_free_after", num(&f, "hyp_free_before")?)?;
@@ -917,6 +919,59 @@ const MAX_VMS: i64 = 16;
 const MAX_VCPUS: i64 = spevisor_abi::guest::machine::MAX_VCPUS as i64;
 /// Host pages the hostile host names in its calls (`PAGES`).
 const HOSTILE_HOST_PAGES: &str = "5/5";
+
+/// The SPE model's shared area rewritten while EL2 uses it
+/// (host/src/hostile_spe.rs): each bad buffer refused with its own status,
+/// the buffers never a VM's.
+const SPE_ABUSE_REFUSALS: &[(&str, &str)] = &[
+    ("spe-buffer-over-the-area", "IN_USE"),
+    ("spe-buffer-unaligned", "UNALIGNED"),
+    ("spe-buffer-hyp-image", "HYP_OWNED"),
+    ("spe-buffer-outside-ram", "OUT_OF_BOUNDS"),
+    ("spe-buffer-empty", "INVALID_PARAMETER"),
+    ("spe-buffer-wrapping", "INVALID_PARAMETER"),
+    ("donate-spe-buffer", "ALREADY_DONATED"),
+    ("donate-trace-buffer", "ALREADY_DONATED"),
+    ("share-spe-buffer", "IN_USE"),
+];
+/// VMs the scenario runs: one beside the donation abuse, then its rounds.
+const SPE_ABUSE_VMS: i64 = 17;
+
+/// spe-abuse: every refusal by name, the guard pages around the buffers
+/// intact, records written into the buffers (the drain ran), EL2 counted
+/// repairs, every VM finished, EL2 answers, the model detached and the
+/// free pages back.
+fn check_spe_abuse(boot: &Boot) -> Result<(), String> {
+    expect_exit(boot, status::OK)?;
+    check_named_refusals(boot, SPE_ABUSE_REFUSALS)?;
+    let f = fields(&boot.output, "spe-abuse: ")?;
+    expect_num(&f, "refused", SPE_ABUSE_REFUSALS.len() as i64)?;
+    expect_eq("guards_intact", field(&f, "guards_intact")?, "4/4")?;
+    if num(&f, "bytes_in_buffers")? == 0 {
+        return Err("EL2 wrote no record into the buffers: the drain never ran".into());
+    }
+    if num(&f, "repairs")? == 0 || num(&f, "rewrites")? == 0 {
+        return Err("the area was never rewritten, or EL2 never noticed".into());
+    }
+    expect_num(&f, "vms_ok", SPE_ABUSE_VMS)?;
+    expect_eq("el2_alive", field(&f, "el2_alive")?, "true")?;
+    expect_eq("detached", field(&f, "detached")?, "true")?;
+    expect_num(&f, "hyp_free_after", num(&f, "hyp_free_before")?)?;
+    expect_num(&f, "host_free_after", num(&f, "host_free_before")?)
+}
+
+/// Each `refusal NAME: STATUS` line present with its status.
+fn check_named_refusals(boot: &Boot, want: &[(&str, &str)]) -> Result<(), String> {
+    for (what, want) in want {
+        let prefix = format!("refusal {what}: ");
+        let line = boot.output.lines().find(|l| l.starts_with(&prefix)).ok_or_else(|| format!("no {prefix:?}"))?;
+        let got = line[prefix.len()..].split_whitespace().next().unwrap_or("");
+        if got != *want {
+            return Err(format!("{what}: {got}, expected {want}"));
+        }
+    }
+    Ok(())
+}
 
 fn check_refusals(boot: &Boot) -> Result<(), String> {
     expect_exit(boot, status::OK)?;
@@ -1120,6 +1175,14 @@ struct Ctx {
 /// Linux guest test, when the machine can neither fetch nor find the
 /// Debian kernel (it says what to run).
 const SKIPPED: &str = "skipped: ";
+
+/// The spe-abuse scenario, with the profiler off: its model is the only
+/// one attached.
+fn spe_abuse_machine() -> Machine {
+    let mut m = scenario("spe-abuse");
+    m.append.push_str(" spevisor.spe=off");
+    m
+}
 
 fn scenario(name: &str) -> Machine {
     Machine { append: format!("spevisor.scenario={name}"), ..Machine::default() }
@@ -1828,6 +1891,10 @@ fn qemu_tests_main() -> Vec<(&'static str, Check)> {
             let b = boot(c, &c.image, scenario("refusals"))?;
             with_output(&b, check_refusals(&b))
         }),
+        ("hostile_host_rewrites_the_spe_model_area_while_el2_uses_it", |c| {
+            let b = boot(c, &c.image, spe_abuse_machine())?;
+            with_output(&b, check_spe_abuse(&b))
+        }),
         ("trapped_sysreg_loop_injects_undef", |c| {
             let mut m = scenario("sysreg-loop");
             m.append.push_str(" spevisor.iterations=500");
@@ -2164,9 +2231,11 @@ pub fn hostile_report(args: &[String]) -> Result<(), String> {
         "hostile guests",
         check_hostile_suite(&b, HOSTILE_CASES).and_then(|_| {
             let f = fields(&b.output, "hostile-suite: ")?;
+            let a32 = b.output.lines().filter(|l| l.starts_with("hostile-case:") && (l.contains(" name=a32-") || l.contains(" name=t32-"))).count();
             Ok(format!(
-                "{} cases run, {} contained, the neighbour VM finished {} times, {} leaks",
+                "{} cases run ({a32} of them AArch32 EL0, {} skipped), {} contained, the neighbour VM finished {} times, {} leaks",
                 num(&f, "cases")?,
+                num(&f, "skipped")?,
                 num(&f, "contained")?,
                 num(&f, "neighbours_ok")?,
                 num(&f, "leaks")?
@@ -2183,6 +2252,22 @@ pub fn hostile_report(args: &[String]) -> Result<(), String> {
                 "{} ABI abuses refused with their own status, 0 accepted; pages named intact {}; free pages back",
                 REFUSALS.len(),
                 field(&f, "pages_intact")?
+            ))
+        }),
+    );
+
+    let b = run(&image, spe_abuse_machine(), BOOT_TIMEOUT)?;
+    part(
+        "hostile host, SPE model area",
+        check_spe_abuse(&b).and_then(|_| {
+            let f = fields(&b.output, "spe-abuse: ")?;
+            Ok(format!(
+                "{} rewrites while {} VMs ran and finished, {} repairs counted by EL2, {} bad buffers refused; guard pages intact {}; free pages back",
+                num(&f, "rewrites")?,
+                num(&f, "vms_ok")?,
+                num(&f, "repairs")?,
+                num(&f, "refused")?,
+                field(&f, "guards_intact")?
             ))
         }),
     );
@@ -2531,19 +2616,38 @@ mod unit {
         let spe = CLEAN_PROFILE;
         let out = format!(
             "hostile-case: n=0 name=a contained=yes\nhostile-case: n=1 name=b contained=yes\n\
-             hostile-suite: cases=2 contained=2 neighbours_ok=2 leaks=0 hyp_free_before=3 hyp_free_after=3 host_free_before=4 host_free_after=4\n{spe}"
+             hostile-suite: cases=2 contained=2 skipped=0 neighbours_ok=2 leaks=0 hyp_free_before=3 hyp_free_after=3 host_free_before=4 host_free_after=4\n{spe}"
         );
         assert_eq!(check_hostile_suite(&b(0, &out), 2), Ok(()));
         assert!(check_hostile_suite(&b(0, &out), 3).is_err(), "too few cases");
         for (from, to) in [
             ("name=b contained=yes", "name=b contained=NO"),
             ("contained=2", "contained=1"),
+            ("skipped=0", "skipped=1"),
             ("neighbours_ok=2", "neighbours_ok=1"),
             ("leaks=0", "leaks=1"),
             ("host_free_after=4", "host_free_after=3"),
             ("hostile-case: n=1 name=b contained=yes\n", ""),
         ] {
             assert!(check_hostile_suite(&b(0, &out.replacen(from, to, 1)), 2).is_err(), "{to}");
+        }
+    }
+
+    #[test]
+    fn spe_abuse_check_wants_guards_intact_and_everything_back() {
+        let mut out: String = SPE_ABUSE_REFUSALS.iter().map(|(w, s)| format!("refusal {w}: {s} (-1)\n")).collect();
+        out += "spe-abuse: refused=9 rounds=16 rewrites=768 repairs=1311 guards_intact=4/4 bytes_in_buffers=257 vms_ok=17 el2_alive=true detached=true hyp_free_before=4096 hyp_free_after=4096 host_free_before=9 host_free_after=9\n";
+        assert_eq!(check_spe_abuse(&b(0, &out)), Ok(()));
+        for (from, to) in [
+            ("guards_intact=4/4", "guards_intact=3/4"),
+            ("bytes_in_buffers=257", "bytes_in_buffers=0"),
+            ("repairs=1311", "repairs=0"),
+            ("vms_ok=17", "vms_ok=16"),
+            ("el2_alive=true", "el2_alive=false"),
+            ("hyp_free_after=4096", "hyp_free_after=4095"),
+            ("refusal spe-buffer-unaligned: UNALIGNED", "refusal spe-buffer-unaligned: ACCEPTED"),
+        ] {
+            assert!(check_spe_abuse(&b(0, &out.replacen(from, to, 1))).is_err(), "{to}");
         }
     }
 
