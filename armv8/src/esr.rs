@@ -530,6 +530,18 @@ pub enum Direction {
     Read,
 }
 
+impl Direction {
+    /// ISS\[0\] of every trapped register access (MRS/MSR, MRC/MCR,
+    /// MRRC/MCRR, LDC/STC): 1 = read.
+    const fn of_iss(iss: u32) -> Self {
+        if bit(iss, 0) {
+            Self::Read
+        } else {
+            Self::Write
+        }
+    }
+}
+
 /// ISS of a trapped MSR/MRS/system instruction (EC 0x18).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SysRegIss(pub u32);
@@ -577,11 +589,7 @@ impl SysRegIss {
     }
     /// Direction (ISS\[0\]: 1 = read).
     pub const fn direction(self) -> Direction {
-        if bit(self.0, 0) {
-            Direction::Read
-        } else {
-            Direction::Write
-        }
+        Direction::of_iss(self.0)
     }
     /// The accessed register's encoding.
     pub const fn encoding(self) -> SysRegEnc {
@@ -800,11 +808,7 @@ impl Cp32Iss {
     }
     /// Read (MRC/MRRC/LDC) or write (MCR/MCRR/STC).
     pub const fn direction(self) -> Direction {
-        if bit(self.0, 0) {
-            Direction::Read
-        } else {
-            Direction::Write
-        }
+        Direction::of_iss(self.0)
     }
 }
 
@@ -848,11 +852,7 @@ impl Cp64Iss {
     }
     /// Read (MRC/MRRC/LDC) or write (MCR/MCRR/STC).
     pub const fn direction(self) -> Direction {
-        if bit(self.0, 0) {
-            Direction::Read
-        } else {
-            Direction::Write
-        }
+        Direction::of_iss(self.0)
     }
 }
 
@@ -876,10 +876,6 @@ impl LdcIss {
     }
     /// Read (MRC/MRRC/LDC) or write (MCR/MCRR/STC).
     pub const fn direction(self) -> Direction {
-        if bit(self.0, 0) {
-            Direction::Read
-        } else {
-            Direction::Write
-        }
+        Direction::of_iss(self.0)
     }
 }

@@ -318,6 +318,31 @@ pub trait BufferWriter {
     fn write(&mut self, pa: u64, bytes: &[u8]);
 }
 
+/// One copy of a model another exception level can rewrite at any time,
+/// for [`SpeModel::snapshot`] and [`crate::trbe::TrbeModel::snapshot`]. A
+/// plain copy (a volatile read of a whole struct is done byte by byte:
+/// thousands of instructions at every world switch); the fence keeps the
+/// compiler from reading `shared` again in place of the copy.
+///
+/// # Safety
+/// `shared` must point to a readable `T` of which any bit pattern is valid.
+pub(crate) unsafe fn snapshot_of<T>(shared: *const T) -> T {
+    // SAFETY: forwarded from the caller.
+    let v = unsafe { shared.read() };
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    v
+}
+
+/// Writes a checked copy back (the other half of [`snapshot_of`]).
+///
+/// # Safety
+/// `shared` must point to a writable `T`.
+pub(crate) unsafe fn publish_to<T>(v: T, shared: *mut T) {
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    // SAFETY: forwarded from the caller.
+    unsafe { shared.write(v) }
+}
+
 /// Where the host meant its buffer to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntendedBuffer {
@@ -708,13 +733,8 @@ impl SpeModel {
     /// `shared` must point to a readable `SpeModel` (any bit pattern is a
     /// valid one: plain integers and bytes).
     pub unsafe fn snapshot(shared: *const Self) -> Self {
-        // SAFETY: forwarded from the caller. A plain copy (a volatile read of
-        // the whole struct would be done byte by byte: thousands of
-        // instructions at every world switch); the fence keeps the compiler
-        // from reading `shared` again in place of the copy.
-        let m = unsafe { shared.read() };
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-        m
+        // SAFETY: forwarded from the caller.
+        unsafe { snapshot_of(shared) }
     }
 
     /// Writes the model back to `shared` (see [`Self::snapshot`]).
@@ -722,9 +742,8 @@ impl SpeModel {
     /// # Safety
     /// `shared` must point to a writable `SpeModel`.
     pub unsafe fn publish(self, shared: *mut Self) {
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         // SAFETY: forwarded from the caller.
-        unsafe { shared.write(self) }
+        unsafe { publish_to(self, shared) }
     }
 
     /// Replaces the intended buffer (`None`: unset), as EL2 does with the

@@ -224,11 +224,8 @@ impl TrbeModel {
     /// `shared` must point to a readable `TrbeModel` (any bit pattern is
     /// a valid one).
     pub unsafe fn snapshot(shared: *const Self) -> Self {
-        // SAFETY: forwarded from the caller; one copy, here (see
-        // `SpeModel::snapshot`).
-        let t = unsafe { shared.read() };
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-        t
+        // SAFETY: forwarded from the caller.
+        unsafe { crate::model::snapshot_of(shared) }
     }
 
     /// Writes the unit back to `shared`.
@@ -236,9 +233,8 @@ impl TrbeModel {
     /// # Safety
     /// `shared` must point to a writable `TrbeModel`.
     pub unsafe fn publish(self, shared: *mut Self) {
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         // SAFETY: forwarded from the caller.
-        unsafe { shared.write(self) }
+        unsafe { crate::model::publish_to(self, shared) }
     }
 
     /// Replaces the intended buffer (`None`: unset).
