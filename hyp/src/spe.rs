@@ -151,8 +151,18 @@ pub fn check_model_attach(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Res
 // The attached model (`Backend::Model`'s `addr`): the address
 // `SPE_MODEL_ATTACH` validated, a whole `Units` in host memory, identity
 // mapped at EL2. The host may rewrite any of it between (and, on another
-// CPU, during) EL2's uses: EL2 reads it only through one snapshot per use
-// (`SpeModel::snapshot`, `TrbeModel::snapshot`) and writes it back whole.
+// CPU, during) EL2's uses: EL2 reads it only once per use, into its own
+// working copy (`SpeModel::load`, `TrbeModel::load`: every field and the
+// pending bytes in use), and writes the result back (`store`).
+
+/// EL2's working copies of the models: each use loads the shared area
+/// into one, works on it and stores it back. Static, not on the stack, so
+/// a world switch moves only the fields and the pending bytes in use, not
+/// the models' whole pending buffers.
+#[cfg(target_arch = "aarch64")]
+static SPE_WORK: spin::Mutex<SpeModel> = spin::Mutex::new(SpeModel::new());
+#[cfg(target_arch = "aarch64")]
+static TRBE_WORK: spin::Mutex<spevisor_spe::trbe::TrbeModel> = spin::Mutex::new(spevisor_spe::trbe::TrbeModel::new());
 
 /// What `save_host_buffers` parked of the host's TRBE (model): the trace
 /// filter and the unit's limit register as the host had them.
@@ -337,8 +347,9 @@ fn unpark_models(addr: usize, spe: Option<SavedSpe>, trbe: Option<SavedTrbe>) {
 }
 
 /// The SPE model's drain (`save_host_buffers`) on the shared area at
-/// `shared`: one snapshot of every field ([`SpeModel::snapshot`]), repaired
-/// and given EL2's latched buffer, the drain on the snapshot
+/// `shared`: every field loaded once into EL2's working copy
+/// ([`SpeModel::load`]), repaired and given EL2's latched buffer, the drain
+/// on the copy
 /// ([`park_spe`]), and the result written back. The host may rewrite the
 /// area at any time: nothing EL2 checked is read again.
 ///
@@ -351,10 +362,10 @@ fn unpark_models(addr: usize, spe: Option<SavedSpe>, trbe: Option<SavedTrbe>) {
 unsafe fn park_model_spe(shared: *mut SpeModel, buf: Option<IntendedBuffer>, repairs: &mut u64) -> Option<SavedSpe> {
     let w = &mut El2Writer { buffer: buf.as_ref().map(pa_range), owner: Owner::Spe };
     // SAFETY: forwarded from the caller.
-    unsafe { park_shared(shared, buf, w, repairs) }
+    unsafe { park_shared(shared, &mut SPE_WORK.lock(), buf, w, repairs) }
 }
 
-/// [`park_spe`] on a snapshot of the model at `shared`, written back
+/// [`park_spe`] on `work`, loaded from the model at `shared` and written back
 /// after: the host's rewrites while it runs (another CPU's) change
 /// nothing EL2 uses.
 ///
@@ -362,15 +373,16 @@ unsafe fn park_model_spe(shared: *mut SpeModel, buf: Option<IntendedBuffer>, rep
 /// `shared` must point to a readable and writable `SpeModel`.
 pub unsafe fn park_shared<W: BufferWriter>(
     shared: *mut SpeModel,
+    work: &mut SpeModel,
     buf: Option<IntendedBuffer>,
     w: &mut W,
     repairs: &mut u64,
 ) -> Option<SavedSpe> {
     // SAFETY: forwarded from the caller.
-    let mut m = unsafe { SpeModel::snapshot(shared) };
-    let saved = park_spe(&mut m, buf, w, repairs);
+    unsafe { work.load(shared) };
+    let saved = park_spe(work, buf, w, repairs);
     // SAFETY: forwarded from the caller.
-    unsafe { m.publish(shared) };
+    unsafe { work.store(shared) };
     saved
 }
 
@@ -420,8 +432,9 @@ pub fn park_spe<W: BufferWriter>(
 // `hvc_host` (SPE off) registers and instructions in the switch function.
 #[inline(never)]
 unsafe fn unpark_model_spe(shared: *mut SpeModel, buf: Option<IntendedBuffer>, saved: SavedSpe) {
+    let mut m = SPE_WORK.lock();
     // SAFETY: forwarded from the caller.
-    let mut m = unsafe { SpeModel::snapshot(shared) };
+    unsafe { m.load(shared) };
     m.sanitize();
     m.set_intended(buf);
     let w = &mut El2Writer { buffer: buf.as_ref().map(pa_range), owner: Owner::Spe };
@@ -430,7 +443,7 @@ unsafe fn unpark_model_spe(shared: *mut SpeModel, buf: Option<IntendedBuffer>, s
     arch_barriers::isb();
     m.write_judged(ModelReg::PmscrEl1, saved.pmscr_el1, w);
     // SAFETY: forwarded from the caller.
-    unsafe { m.publish(shared) };
+    unsafe { m.store(shared) };
 }
 
 /// The TRBE model's drain, in the order of Linux's nVHE `debug-sr.c`
@@ -447,8 +460,9 @@ unsafe fn unpark_model_spe(shared: *mut SpeModel, buf: Option<IntendedBuffer>, s
 // `hvc_host` (SPE off) registers and instructions in the switch function.
 #[inline(never)]
 unsafe fn park_model_trbe(shared: *mut TrbeModel, buf: Option<IntendedBuffer>, repairs: &mut u64) -> Option<SavedTrbe> {
+    let mut t = TRBE_WORK.lock();
     // SAFETY: forwarded from the caller.
-    let mut t = unsafe { TrbeModel::snapshot(shared) };
+    unsafe { t.load(shared) };
     let mut repaired = t.sanitize();
     if t.intended_buffer() != buf {
         t.set_intended(buf);
@@ -458,7 +472,7 @@ unsafe fn park_model_trbe(shared: *mut TrbeModel, buf: Option<IntendedBuffer>, r
     let w = &mut El2Writer { buffer: buf.as_ref().map(pa_range), owner: Owner::Trbe };
     let saved = park_trbe(&mut t, w);
     // SAFETY: forwarded from the caller.
-    unsafe { t.publish(shared) };
+    unsafe { t.store(shared) };
     saved
 }
 
@@ -491,8 +505,9 @@ fn park_trbe<W: BufferWriter>(t: &mut TrbeModel, w: &mut W) -> Option<SavedTrbe>
 // `hvc_host` (SPE off) registers and instructions in the switch function.
 #[inline(never)]
 unsafe fn unpark_model_trbe(shared: *mut TrbeModel, buf: Option<IntendedBuffer>, saved: SavedTrbe) {
+    let mut t = TRBE_WORK.lock();
     // SAFETY: forwarded from the caller.
-    let mut t = unsafe { TrbeModel::snapshot(shared) };
+    unsafe { t.load(shared) };
     t.sanitize();
     t.set_intended(buf);
     let w = &mut El2Writer { buffer: buf.as_ref().map(pa_range), owner: Owner::Trbe };
@@ -502,7 +517,7 @@ unsafe fn unpark_model_trbe(shared: *mut TrbeModel, buf: Option<IntendedBuffer>,
     }
     t.write_judged(TrbeReg::TrfcrEl1, saved.trfcr_el1, w);
     // SAFETY: forwarded from the caller.
-    unsafe { t.publish(shared) };
+    unsafe { t.store(shared) };
 }
 
 /// The broken `switch-order-broken-trbe-late` variant's late trace drain
@@ -776,7 +791,7 @@ mod tests {
         let mut host = RacingHost { shared, raced: false, writes: Vec::new() };
         let mut repairs = 0;
         // SAFETY: the test's model.
-        let saved = unsafe { park_shared(shared, buf, &mut host, &mut repairs) };
+        let saved = unsafe { park_shared(shared, &mut SpeModel::new(), buf, &mut host, &mut repairs) };
         assert!(saved.is_some(), "the buffer was enabled");
         assert!(host.raced, "the host rewrote the area while EL2 used it");
         let buffer = Range::new(BUF, GUARD);
@@ -801,7 +816,7 @@ mod tests {
         let mut host = RacingHost { shared, raced: true, writes: Vec::new() };
         let mut repairs = 0;
         // SAFETY: the test's model.
-        unsafe { park_shared(shared, buf, &mut host, &mut repairs) };
+        unsafe { park_shared(shared, &mut SpeModel::new(), buf, &mut host, &mut repairs) };
         assert_eq!(repairs, 1);
         assert!(host.writes.is_empty(), "records aimed at the guard page are misdirected, never written");
         assert_eq!(m.stats().records_written, 0);

@@ -318,29 +318,33 @@ pub trait BufferWriter {
     fn write(&mut self, pa: u64, bytes: &[u8]);
 }
 
-/// One copy of a model another exception level can rewrite at any time,
-/// for [`SpeModel::snapshot`] and [`crate::trbe::TrbeModel::snapshot`]. A
-/// plain copy (a volatile read of a whole struct is done byte by byte:
-/// thousands of instructions at every world switch); the fence keeps the
-/// compiler from reading `shared` again in place of the copy.
+/// Copies bytes `[offset, offset + len)` of a model between shared memory
+/// and a private working copy ([`SpeModel::load`], [`SpeModel::store`] and
+/// the TRBE model's). A plain copy (a volatile read of a whole struct is
+/// done byte by byte); the fences keep the compiler from touching the
+/// source again in place of the copy.
 ///
 /// # Safety
-/// `shared` must point to a readable `T` of which any bit pattern is valid.
-pub(crate) unsafe fn snapshot_of<T>(shared: *const T) -> T {
-    // SAFETY: forwarded from the caller.
-    let v = unsafe { shared.read() };
+/// `from` and `to` point to distinct models of the same `repr(C)` type
+/// whose bytes `[offset, offset + len)` are plain integers, readable at
+/// `from` and writable at `to`.
+pub(crate) unsafe fn copy_model(from: *const u8, to: *mut u8, offset: usize, len: usize) {
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-    v
-}
-
-/// Writes a checked copy back (the other half of [`snapshot_of`]).
-///
-/// # Safety
-/// `shared` must point to a writable `T`.
-pub(crate) unsafe fn publish_to<T>(v: T, shared: *mut T) {
+    // The header (offset 0, a multiple of 8 bytes at 8-byte aligned models)
+    // word by word, inline: a few hundred bytes at every world switch, where
+    // a `memcpy` call costs about three times as much. The volatile read
+    // keeps the loop from being turned back into a `memcpy` call.
+    if offset == 0 && len.is_multiple_of(8) && (from as usize | to as usize).is_multiple_of(8) {
+        let (f, t) = (from.cast::<u64>(), to.cast::<u64>());
+        for i in 0..len / 8 {
+            // SAFETY: forwarded from the caller; aligned (checked above).
+            unsafe { t.add(i).write(f.add(i).read_volatile()) };
+        }
+    } else {
+        // SAFETY: forwarded from the caller.
+        unsafe { core::ptr::copy_nonoverlapping(from.add(offset), to.add(offset), len) };
+    }
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-    // SAFETY: forwarded from the caller.
-    unsafe { shared.write(v) }
 }
 
 /// Where the host meant its buffer to be.
@@ -430,7 +434,10 @@ pub struct ModelStats {
 }
 
 /// The SPE model. `const`-constructible so it can live in a `static`.
+/// `repr(C)`: every field is a plain integer (no padding, any bit pattern
+/// valid) and `pending` comes last ([`copy_model`]).
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct SpeModel {
     pmscr_el1: u64,
     pmscr_el2: u64,
@@ -447,9 +454,12 @@ pub struct SpeModel {
     /// level can write, so no field may have invalid bit patterns.)
     intended: IntendedBuffer,
     intended_set: u64,
-    pending: [u8; PENDING_CAPACITY],
     pending_len: usize,
     stats: ModelStats,
+    /// Last: a copy of the model to or from shared memory moves the fields
+    /// above and only the `pending_len` bytes in use of this
+    /// ([`SpeModel::load`]).
+    pending: [u8; PENDING_CAPACITY],
 }
 
 impl Default for SpeModel {
@@ -723,27 +733,49 @@ impl SpeModel {
         !ok
     }
 
-    /// A copy of the model at `shared`, every field read exactly once, for
-    /// code that uses a model another exception level can rewrite at any
-    /// time (EL2 and the host's model): it checks and uses the copy, never
-    /// the shared memory again (no double fetch), and [`Self::publish`]es
-    /// the result.
+    /// A copy of the model at `shared` on the stack ([`Self::load`] into a
+    /// fresh model): for rare uses (SPE_MODEL_ATTACH), not the world switch.
     ///
     /// # Safety
-    /// `shared` must point to a readable `SpeModel` (any bit pattern is a
-    /// valid one: plain integers and bytes).
+    /// As [`Self::load`].
     pub unsafe fn snapshot(shared: *const Self) -> Self {
+        let mut m = Self::new();
         // SAFETY: forwarded from the caller.
-        unsafe { snapshot_of(shared) }
+        unsafe { m.load(shared) };
+        m
     }
 
-    /// Writes the model back to `shared` (see [`Self::snapshot`]).
+    /// Loads the model at `shared` into `self`, every field read exactly
+    /// once, for code that uses a model another exception level can
+    /// rewrite at any time (EL2): it checks and uses this private copy,
+    /// never the shared memory again (no double fetch), and
+    /// [`Self::store`]s the result. Only the pending bytes in use move
+    /// (`pending_len`, as read, capped at the buffer).
     ///
     /// # Safety
-    /// `shared` must point to a writable `SpeModel`.
-    pub unsafe fn publish(self, shared: *mut Self) {
-        // SAFETY: forwarded from the caller.
-        unsafe { publish_to(self, shared) }
+    /// `shared` must point to a readable `SpeModel` distinct from `self`
+    /// (any bit pattern is a valid one: plain integers and bytes).
+    pub unsafe fn load(&mut self, shared: *const Self) {
+        const HEADER: usize = core::mem::offset_of!(SpeModel, pending);
+        let (from, to) = (shared.cast::<u8>(), (self as *mut Self).cast::<u8>());
+        // SAFETY: forwarded from the caller; the header once, then as many
+        // pending bytes as the length it held says (capped).
+        unsafe {
+            copy_model(from, to, 0, HEADER);
+            copy_model(from, to, HEADER, self.pending_len.min(PENDING_CAPACITY));
+        }
+    }
+
+    /// Writes the model back to `shared` (see [`Self::load`]).
+    ///
+    /// # Safety
+    /// `shared` must point to a writable `SpeModel` distinct from `self`.
+    pub unsafe fn store(&self, shared: *mut Self) {
+        const HEADER: usize = core::mem::offset_of!(SpeModel, pending);
+        let used = self.pending_len.min(PENDING_CAPACITY);
+        // SAFETY: forwarded from the caller; the header and the pending
+        // bytes in use are contiguous.
+        unsafe { copy_model((self as *const Self).cast(), shared.cast(), 0, HEADER + used) }
     }
 
     /// Replaces the intended buffer (`None`: unset), as EL2 does with the

@@ -110,8 +110,9 @@ pub struct TrbeStats {
 }
 
 /// The TRBE model. Plain integers only: it lives in memory the host can
-/// write (see `SpeModel`).
+/// write (see `SpeModel`); `repr(C)` with `pending` last, as `SpeModel`.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct TrbeModel {
     trfcr: u64,
     trblimitr: u64,
@@ -120,9 +121,10 @@ pub struct TrbeModel {
     trbsr: u64,
     intended: IntendedBuffer,
     intended_set: u64,
-    pending: [u8; TRBE_PENDING_CAPACITY],
     pending_len: usize,
     stats: TrbeStats,
+    /// Last, as in `SpeModel` ([`TrbeModel::load`]).
+    pending: [u8; TRBE_PENDING_CAPACITY],
 }
 
 impl Default for TrbeModel {
@@ -217,24 +219,43 @@ impl TrbeModel {
         self.intended_set = 1;
     }
 
-    /// A copy of the unit at `shared`, every field read once (see
-    /// [`crate::model::SpeModel::snapshot`]).
+    /// A copy of the model at `shared` on the stack ([`Self::load`] into a
+    /// fresh model): for rare uses (SPE_MODEL_ATTACH), not the world switch.
     ///
     /// # Safety
-    /// `shared` must point to a readable `TrbeModel` (any bit pattern is
-    /// a valid one).
+    /// As [`Self::load`].
     pub unsafe fn snapshot(shared: *const Self) -> Self {
+        let mut m = Self::new();
         // SAFETY: forwarded from the caller.
-        unsafe { crate::model::snapshot_of(shared) }
+        unsafe { m.load(shared) };
+        m
+    }
+
+    /// Loads the unit at `shared` into `self`, every field read once
+    /// (see [`crate::model::SpeModel::load`]).
+    ///
+    /// # Safety
+    /// `shared` must point to a readable `TrbeModel` distinct from `self`
+    /// (any bit pattern is a valid one).
+    pub unsafe fn load(&mut self, shared: *const Self) {
+        const HEADER: usize = core::mem::offset_of!(TrbeModel, pending);
+        let (from, to) = (shared.cast::<u8>(), (self as *mut Self).cast::<u8>());
+        // SAFETY: forwarded from the caller (see `SpeModel::load`).
+        unsafe {
+            crate::model::copy_model(from, to, 0, HEADER);
+            crate::model::copy_model(from, to, HEADER, self.pending_len.min(TRBE_PENDING_CAPACITY));
+        }
     }
 
     /// Writes the unit back to `shared`.
     ///
     /// # Safety
-    /// `shared` must point to a writable `TrbeModel`.
-    pub unsafe fn publish(self, shared: *mut Self) {
+    /// `shared` must point to a writable `TrbeModel` distinct from `self`.
+    pub unsafe fn store(&self, shared: *mut Self) {
+        const HEADER: usize = core::mem::offset_of!(TrbeModel, pending);
+        let used = self.pending_len.min(TRBE_PENDING_CAPACITY);
         // SAFETY: forwarded from the caller.
-        unsafe { crate::model::publish_to(self, shared) }
+        unsafe { crate::model::copy_model((self as *const Self).cast(), shared.cast(), 0, HEADER + used) }
     }
 
     /// Replaces the intended buffer (`None`: unset).
