@@ -542,6 +542,18 @@ impl Direction {
     }
 }
 
+/// ISS bits \[19:0\], the same in a trapped MSR/MRS (Op2, Op1) and a
+/// trapped MCR/MRC (Opc2, Opc1): op2\[19:17\], op1\[16:14\], CRn\[13:10\],
+/// Rt\[9:5\], CRm\[4:1\], `read`\[0\].
+const fn access_iss(op2: u8, op1: u8, crn: u8, rt: u8, crm: u8, read: u32) -> u32 {
+    (op2 as u32 & 0b111) << 17
+        | (op1 as u32 & 0b111) << 14
+        | (crn as u32 & 0xf) << 10
+        | (rt as u32 & 0x1f) << 5
+        | (crm as u32 & 0xf) << 1
+        | read
+}
+
 /// ISS of a trapped MSR/MRS/system instruction (EC 0x18).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SysRegIss(pub u32);
@@ -553,15 +565,7 @@ impl SysRegIss {
             Direction::Read => 1,
             Direction::Write => 0,
         };
-        SysRegIss(
-            (enc.op0 as u32 & 0b11) << 20
-                | (enc.op2 as u32 & 0b111) << 17
-                | (enc.op1 as u32 & 0b111) << 14
-                | (enc.crn as u32 & 0xf) << 10
-                | (rt as u32 & 0x1f) << 5
-                | (enc.crm as u32 & 0xf) << 1
-                | read,
-        )
+        SysRegIss((enc.op0 as u32 & 0b11) << 20 | access_iss(enc.op2, enc.op1, enc.crn, rt, enc.crm, read))
     }
     /// Op0 (ISS\[21:20\]).
     pub const fn op0(self) -> u8 {
@@ -775,36 +779,29 @@ impl Cp32Iss {
             Direction::Read => 1,
             Direction::Write => 0,
         };
-        Cp32Iss(
-            ISS_CV
-                | (COND_AL as u32) << ISS_COND_SHIFT
-                | (opc2 as u32 & 7) << 17
-                | (opc1 as u32 & 7) << 14
-                | (crn as u32 & 0xf) << 10
-                | (rt as u32 & 0x1f) << 5
-                | (crm as u32 & 0xf) << 1
-                | read,
-        )
+        Cp32Iss(ISS_CV | (COND_AL as u32) << ISS_COND_SHIFT | access_iss(opc2, opc1, crn, rt, crm, read))
     }
+    // Bits [19:0] are laid out as MSR/MRS's ([`access_iss`]): the
+    // accessors are SysRegIss's.
     /// Opc2.
     pub const fn opc2(self) -> u8 {
-        field(self.0, 17, 3) as u8
+        SysRegIss(self.0).op2()
     }
     /// Opc1.
     pub const fn opc1(self) -> u8 {
-        field(self.0, 14, 3) as u8
+        SysRegIss(self.0).op1()
     }
     /// CRn.
     pub const fn crn(self) -> u8 {
-        field(self.0, 10, 4) as u8
+        SysRegIss(self.0).crn()
     }
     /// The AArch32 register (0..=14; 15 = APSR_nzcv for MRC).
     pub const fn rt(self) -> u8 {
-        field(self.0, 5, 5) as u8
+        SysRegIss(self.0).rt()
     }
     /// CRm.
     pub const fn crm(self) -> u8 {
-        field(self.0, 1, 4) as u8
+        SysRegIss(self.0).crm()
     }
     /// Read (MRC/MRRC/LDC) or write (MCR/MCRR/STC).
     pub const fn direction(self) -> Direction {

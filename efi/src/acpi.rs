@@ -741,7 +741,7 @@ mod tests {
     #[test]
     fn missing_tables_and_entries_are_named() {
         let mut m = qemu_virt(1);
-        with_table(&mut m, GTDT, |t| t[..4].copy_from_slice(b"XXXX"));
+        with_table(&mut m, GTDT, |t| t[..4].copy_from_slice(b"GTDx"));
         assert_eq!(parse(&m, RSDP).unwrap_err(), AcpiError::Missing(*b"GTDT"));
         assert_eq!(AcpiError::Missing(*b"GTDT").to_string(), "no ACPI GTDT table in the XSDT");
         // No enabled CPU.
