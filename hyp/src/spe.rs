@@ -95,6 +95,16 @@ pub fn check_model_buffer(layout: &Layout, vms: &Vms, model: Range, b: IntendedB
     if !pa.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
         return Err(Status::Unaligned);
     }
+    check_host_pages(layout, vms, pa, size)?;
+    if model.overlaps(pa, size) {
+        return Err(Status::InUse);
+    }
+    Ok(Range::new(pa, pa + size))
+}
+
+/// The host's own pages, neither given to a VM nor shared with one: what
+/// the SPE models and their buffers must be (each refusal its status).
+fn check_host_pages(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Result<(), Status> {
     let hyp_owned = Range::new(layout.image.start, layout.pool.end);
     if hyp_owned.overlaps(pa, size) {
         return Err(Status::HypOwned);
@@ -105,10 +115,10 @@ pub fn check_model_buffer(layout: &Layout, vms: &Vms, model: Range, b: IntendedB
     if vms.host_range_donated(pa, size) {
         return Err(Status::AlreadyDonated);
     }
-    if vms.host_range_shared(pa, size) || model.overlaps(pa, size) {
+    if vms.host_range_shared(pa, size) {
         return Err(Status::InUse);
     }
-    Ok(Range::new(pa, pa + size))
+    Ok(())
 }
 
 /// The trace buffer and branch record units this CPU has for the host
@@ -132,19 +142,7 @@ pub fn check_model_attach(layout: &Layout, vms: &Vms, pa: u64, size: u64) -> Res
     if !pa.is_multiple_of(PAGE_SIZE) {
         return Err(Status::Unaligned);
     }
-    let hyp_owned = Range::new(layout.image.start, layout.pool.end);
-    if hyp_owned.overlaps(pa, size) {
-        return Err(Status::HypOwned);
-    }
-    if !layout.host.contains_range(pa, size) {
-        return Err(Status::OutOfBounds);
-    }
-    if vms.host_range_donated(pa, size) {
-        return Err(Status::AlreadyDonated);
-    }
-    if vms.host_range_shared(pa, size) {
-        return Err(Status::InUse);
-    }
+    check_host_pages(layout, vms, pa, size)?;
     Ok(Range::new(pa, pa + size))
 }
 
